@@ -1,0 +1,175 @@
+"""Traced Process classes: the stdlib's BaseProcess with its lifecycle recorded.
+
+Parent side: created, started (with the start method and the child's pid), terminate/kill requested, joined,
+and the exit status once the parent sees it.  Child side (``_bootstrap``): the first instruction of the child
+and its exit code.  The classes are the stdlib's Fork/Spawn/ForkServer process classes with a mixin, so the
+Popen machinery, pickling for spawn and every assertion message are the stdlib's own.
+
+Roles (main, worker, manager, ...) are set by whoever starts a process for a purpose (the Pool, a Manager)
+through ``_trace_role`` before ``start()``.
+"""
+import os
+import sys
+
+from multiprocessing import context as _std
+from multiprocessing import process as _stdprocess
+
+from .trace import recorder
+from .trace.events import Kind, StartMethod
+
+__all__ = ["Process", "current_process", "parent_process", "active_children"]
+
+current_process = _stdprocess.current_process
+parent_process = _stdprocess.parent_process
+active_children = _stdprocess.active_children
+
+_helpers_noted = set()
+
+
+def note_helper_processes():
+    """Record the pids of the stdlib's helper processes (forkserver, resource tracker) once they exist."""
+    if not recorder.ENABLED:
+        return
+    found = []
+    try:
+        from multiprocessing import forkserver
+        found.append(("forkserver", getattr(forkserver._forkserver, "_forkserver_pid", None)))
+    except Exception:
+        pass
+    try:
+        from multiprocessing import resource_tracker
+        found.append(("resource tracker", getattr(resource_tracker._resource_tracker, "_pid", None)))
+    except Exception:
+        pass
+    for role, pid in found:
+        if pid and (role, pid) not in _helpers_noted:
+            _helpers_noted.add((role, pid))
+            recorder.note_process(pid, role)
+
+
+class TracedProcessMixin:
+    """Lifecycle tracing for any BaseProcess subclass.  Keeps the stdlib's signatures and behaviour."""
+
+    _trace_role = None
+
+    def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None):
+        super().__init__(group, target, name, args, kwargs, daemon=daemon)
+        self._trace_uid = recorder.new_uid()
+        self._trace_reaped = False
+        if recorder.ENABLED:
+            recorder.register_object(self._trace_uid, "Process", self._name)
+            recorder.emit(Kind.PROC_CREATED, self._trace_uid)
+
+    def _trace_method(self):
+        if self._start_method is not None:
+            return self._start_method
+        from .context import _default_context
+        return _default_context.get_start_method()
+
+    def start(self):
+        # Remember the start method the parent resolved, so the child forces the same default.
+        self._core_start_method = self._trace_method()
+        t0 = recorder.now()
+        super().start()
+        if recorder.ENABLED:
+            uid = getattr(self, "_trace_uid", 0)
+            recorder.write_note({"t": "spawned", "uid": uid, "pid": self.pid, "name": self._name,
+                                 "role": self._trace_role or "process", "method": self._core_start_method,
+                                 "daemon": bool(self.daemon)})
+            recorder.emit(Kind.PROC_START, uid, self.pid, StartMethod.of(self._core_start_method),
+                          min((recorder.now() - t0) // 1000, 2**31 - 1))
+            note_helper_processes()
+
+    def _trace_reap(self):
+        """Record the exit status the first time the parent sees it."""
+        if self._trace_reaped or not recorder.ENABLED or self._popen is None:
+            return
+        code = self._popen.returncode
+        if code is not None:
+            self._trace_reaped = True
+            recorder.emit(Kind.PROC_REAPED, getattr(self, "_trace_uid", 0), self._popen.pid, code)
+
+    def terminate(self):
+        if recorder.ENABLED and self._popen is not None:
+            recorder.emit(Kind.PROC_TERMINATE, getattr(self, "_trace_uid", 0), self._popen.pid)
+        super().terminate()
+
+    def kill(self):
+        if recorder.ENABLED and self._popen is not None:
+            recorder.emit(Kind.PROC_KILL, getattr(self, "_trace_uid", 0), self._popen.pid)
+        super().kill()
+
+    def join(self, timeout=None):
+        if not recorder.ENABLED:
+            return super().join(timeout)
+        t0 = recorder.now()
+        super().join(timeout)
+        ended = self._popen.returncode is not None
+        recorder.emit(Kind.PROC_JOIN, getattr(self, "_trace_uid", 0), recorder.now() - t0, int(ended),
+                      int(timeout is not None and not ended))
+        self._trace_reap()
+
+    def is_alive(self):
+        alive = super().is_alive()
+        if not alive:
+            self._trace_reap()
+        return alive
+
+    @property
+    def exitcode(self):
+        code = super().exitcode
+        if code is not None:
+            self._trace_reap()
+        return code
+
+    def close(self):
+        if self._popen is not None and self._popen.poll() is not None:
+            self._trace_reap()
+        super().close()
+
+    def _bootstrap(self, parent_sentinel=None):
+        from . import context
+        method = getattr(self, "_core_start_method", None)
+        if method in context._concrete_contexts:
+            context._force_start_method(method)
+        if recorder.ENABLED:
+            recorder.set_role(self._trace_role or "process", name=self._name)
+            recorder.emit(Kind.PROC_BOOT, getattr(self, "_trace_uid", 0), self._parent_pid)
+        code = super()._bootstrap(parent_sentinel)
+        if recorder.ENABLED:
+            recorder.emit(Kind.PROC_EXIT, getattr(self, "_trace_uid", 0), code)
+            recorder.close_rings()
+        return code
+
+
+class Process(TracedProcessMixin, _stdprocess.BaseProcess):
+    """core's default Process: the start method is core's default context's."""
+
+    _start_method = None
+
+    @staticmethod
+    def _Popen(process_obj):
+        from .context import _default_context
+        return _default_context.get_context().Process._Popen(process_obj)
+
+    @staticmethod
+    def _after_fork():
+        from .context import _default_context
+        return _default_context.get_context().Process._after_fork()
+
+
+if sys.platform != "win32":
+
+    class ForkProcess(TracedProcessMixin, _std.ForkProcess):
+        _start_method = "fork"
+
+    class SpawnProcess(TracedProcessMixin, _std.SpawnProcess):
+        _start_method = "spawn"
+
+    class ForkServerProcess(TracedProcessMixin, _std.ForkServerProcess):
+        _start_method = "forkserver"
+
+else:
+
+    class SpawnProcess(TracedProcessMixin, _std.SpawnProcess):
+        _start_method = "spawn"

@@ -1,0 +1,161 @@
+"""Traced queues: the stdlib's Queue, JoinableQueue and SimpleQueue with puts, gets and payloads recorded.
+
+* ``put`` records how long the caller was blocked (a bounded queue that is full blocks) and the depth after;
+* the feeder thread records each pickled payload's size as it writes it to the pipe;
+* ``get`` records the time blocked, the payload size and the depth after;
+* JoinableQueue adds ``task_done`` (with the unfinished count) and ``join`` (with the time blocked).
+
+The queues' own locks and semaphores are untraced stdlib objects: the trace shows the queue operations a
+program performs, not the stdlib's plumbing.  Pickling keeps each queue's uid and name.
+"""
+from queue import Empty, Full
+
+from multiprocessing import queues as _std
+from multiprocessing.reduction import ForkingPickler
+
+from .synchronize import _init_trace, _std_context
+from .trace import recorder
+from .trace.events import Kind
+
+__all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
+
+
+def _depth(q):
+    try:
+        return q._maxsize - q._sem._semlock._get_value()
+    except (NotImplementedError, AttributeError):
+        return -1
+
+
+class Queue(_std.Queue):
+
+    _trace_kind = "Queue"
+
+    def __init__(self, maxsize=0, *, ctx, name=None):
+        _init_trace(self, self._trace_kind, name)
+        self._trace_nbytes = 0
+        super().__init__(maxsize, ctx=_std_context(ctx))
+
+    @property
+    def name(self):
+        return self._trace_name
+
+    def __getstate__(self):
+        return super().__getstate__() + (self._trace_uid, self._trace_name)
+
+    def __setstate__(self, state):
+        self._trace_uid, self._trace_name = state[-2:]
+        self._trace_nbytes = 0
+        super().__setstate__(state[:-2])
+
+    def _reset(self, after_fork=False):
+        super()._reset(after_fork)
+        if recorder.ENABLED:
+            uid = self._trace_uid
+            send_bytes = self._send_bytes
+            recv_bytes = self._recv_bytes
+
+            def traced_send_bytes(buf, *args):
+                send_bytes(buf, *args)
+                recorder.emit(Kind.QUEUE_SEND, uid, len(buf))
+
+            def traced_recv_bytes(*args):
+                res = recv_bytes(*args)
+                self._trace_nbytes = len(res)
+                return res
+
+            self._send_bytes = traced_send_bytes
+            self._recv_bytes = traced_recv_bytes
+
+    def put(self, obj, block=True, timeout=None):
+        if not recorder.ENABLED:
+            return super().put(obj, block, timeout)
+        t0 = recorder.now()
+        try:
+            super().put(obj, block, timeout)
+        except Full:
+            recorder.emit(Kind.QUEUE_FULL, self._trace_uid, recorder.now() - t0)
+            raise
+        recorder.emit(Kind.QUEUE_PUT, self._trace_uid, recorder.now() - t0, _depth(self))
+
+    def get(self, block=True, timeout=None):
+        if not recorder.ENABLED:
+            return super().get(block, timeout)
+        t0 = recorder.now()
+        try:
+            obj = super().get(block, timeout)
+        except Empty:
+            recorder.emit(Kind.QUEUE_EMPTY, self._trace_uid, recorder.now() - t0)
+            raise
+        recorder.emit(Kind.QUEUE_GET, self._trace_uid, recorder.now() - t0, self._trace_nbytes, _depth(self))
+        return obj
+
+
+class JoinableQueue(Queue, _std.JoinableQueue):
+
+    _trace_kind = "JoinableQueue"
+
+    def __init__(self, maxsize=0, *, ctx, name=None):
+        _init_trace(self, self._trace_kind, name)
+        self._trace_nbytes = 0
+        _std.JoinableQueue.__init__(self, maxsize, ctx=_std_context(ctx))
+
+    def task_done(self):
+        super().task_done()
+        if recorder.ENABLED:
+            try:
+                left = self._unfinished_tasks._semlock._get_value()
+            except NotImplementedError:
+                left = -1
+            recorder.emit(Kind.QUEUE_TASK_DONE, self._trace_uid, left)
+
+    def join(self):
+        if not recorder.ENABLED:
+            return super().join()
+        t0 = recorder.now()
+        recorder.emit_at(t0, Kind.QUEUE_JOIN_WAIT, self._trace_uid)
+        super().join()
+        recorder.emit(Kind.QUEUE_JOIN, self._trace_uid, recorder.now() - t0)
+
+
+class SimpleQueue(_std.SimpleQueue):
+
+    def __init__(self, *, ctx, name=None):
+        _init_trace(self, "SimpleQueue", name)
+        super().__init__(ctx=_std_context(ctx))
+
+    @property
+    def name(self):
+        return self._trace_name
+
+    def __getstate__(self):
+        return super().__getstate__() + (self._trace_uid, self._trace_name)
+
+    def __setstate__(self, state):
+        self._trace_uid, self._trace_name = state[-2:]
+        super().__setstate__(state[:-2])
+
+    def get(self):
+        if not recorder.ENABLED:
+            return super().get()
+        t0 = recorder.now()
+        with self._rlock:
+            res = self._reader.recv_bytes()
+        recorder.emit(Kind.QUEUE_GET, self._trace_uid, recorder.now() - t0, len(res), -1)
+        # unserialize the data after having released the lock
+        return ForkingPickler.loads(res)
+
+    def put(self, obj):
+        if not recorder.ENABLED:
+            return super().put(obj)
+        t0 = recorder.now()
+        obj = ForkingPickler.dumps(obj)
+        if self._wlock is None:
+            self._writer.send_bytes(obj)
+        else:
+            with self._wlock:
+                self._writer.send_bytes(obj)
+        recorder.emit(Kind.QUEUE_PUT, self._trace_uid, recorder.now() - t0, -1)
+        recorder.emit(Kind.QUEUE_SEND, self._trace_uid, len(obj))
+
+

@@ -1,0 +1,287 @@
+"""Traced synchronisation primitives: the stdlib's classes, with every acquire, release, wait and notify
+recorded.
+
+Each class subclasses its ``multiprocessing.synchronize`` twin, so semantics, exceptions and pickling rules
+(shareable only while spawning) are the stdlib's.  What changes:
+
+* ``_make_methods`` binds traced ``acquire``/``release`` when tracing is on, and the stdlib's C methods
+  directly when it is off (the CPython way: with nothing to record, the lock is the stdlib's lock);
+* an uncontended acquire records one event (ACQ_OK, wait 0); a contended one records the request first, so
+  a live view can show who is waiting now;
+* every object has a stable ``uid`` and a name (``Lock(name="db")`` or ``Lock#3``) that survive pickling;
+* internal helpers (a Condition's semaphores, an Event's condition) are untraced stdlib objects, so the
+  trace shows what the program did, not how the stdlib implements it.
+"""
+import sys
+import threading
+
+from multiprocessing import synchronize as _std
+
+from .trace import recorder
+from .trace.events import Kind
+
+__all__ = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"]
+
+_NO_TIMEOUT = -1
+
+
+def _timeout_ns(timeout):
+    return _NO_TIMEOUT if timeout is None else int(max(timeout, 0) * 1e9)
+
+
+def _std_context(ctx):
+    """The stdlib context behind ``ctx`` (core's contexts carry it as ``_stdlib``), for untraced internals."""
+    if ctx is None:
+        from .context import _default_context
+        ctx = _default_context.get_context()
+    return getattr(ctx, "_stdlib", ctx)
+
+
+def _init_trace(obj, kind, name):
+    obj._trace_uid = recorder.new_uid()
+    obj._trace_name = name or recorder.default_name(kind)
+    if recorder.ENABLED:
+        recorder.register_object(obj._trace_uid, kind, obj._trace_name)
+
+
+class _TracedSemLock(_std.SemLock):
+    """Shared machinery of the four SemLock-based primitives."""
+
+    _trace_kind = "SemLock"
+    _has_value = False       # record the semaphore value after each change
+    _recursive = False
+
+    def __init__(self, kind, value, maxvalue, *, ctx, name=None):
+        _init_trace(self, self._trace_kind, name)
+        self._trace_t_acq = 0
+        _std.SemLock.__init__(self, kind, value, maxvalue, ctx=ctx)
+
+    @property
+    def name(self):
+        """The name shown in the trace (``Lock#3`` unless given)."""
+        return self._trace_name
+
+    def _make_methods(self):
+        sl = self._semlock
+        if recorder.ENABLED and getattr(self, "_trace_uid", 0):
+            self._sl_acquire = sl.acquire
+            self._sl_release = sl.release
+            self._sl_value = sl._get_value if self._has_value and sys.platform != "darwin" else None
+            self._sl_count = sl._count if self._recursive else None
+            self.acquire = self._traced_acquire
+            self.release = self._traced_release
+        else:
+            self.acquire = sl.acquire
+            self.release = sl.release
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *args):
+        return self.release()
+
+    def __getstate__(self):
+        return (_std.SemLock.__getstate__(self), self._trace_uid, self._trace_name)
+
+    def __setstate__(self, state):
+        inner, self._trace_uid, self._trace_name = state
+        self._trace_t_acq = 0
+        _std.SemLock.__setstate__(self, inner)
+
+    def _traced_acquire(self, block=True, timeout=None):
+        emit_at = recorder.emit_at
+        uid = self._trace_uid
+        t0 = recorder.now()
+        if self._sl_acquire(False):
+            self._trace_t_acq = t0
+            emit_at(t0, Kind.ACQ_OK, uid, 0, self._sl_value() if self._sl_value else -1,
+                    self._sl_count() if self._sl_count else 1)
+            return True
+        if not block:
+            emit_at(t0, Kind.ACQ_TIMEOUT, uid, 0)
+            return False
+        emit_at(t0, Kind.ACQ_REQUEST, uid, _timeout_ns(timeout))
+        ok = self._sl_acquire(True, timeout)
+        t1 = recorder.now()
+        if ok:
+            self._trace_t_acq = t1
+            emit_at(t1, Kind.ACQ_OK, uid, t1 - t0, self._sl_value() if self._sl_value else -1,
+                    self._sl_count() if self._sl_count else 1)
+        else:
+            emit_at(t1, Kind.ACQ_TIMEOUT, uid, t1 - t0)
+        return ok
+
+    def _traced_release(self):
+        try:
+            self._sl_release()
+        except (ValueError, AssertionError):
+            recorder.emit(Kind.RELEASE_ERROR, self._trace_uid, 0, self._sl_value() if self._sl_value else -1)
+            raise
+        t = recorder.now()
+        hold = t - self._trace_t_acq if self._trace_t_acq and not self._has_value else -1
+        recorder.emit_at(t, Kind.RELEASE, self._trace_uid, hold,
+                         self._sl_value() if self._sl_value else -1,
+                         self._sl_count() if self._sl_count else 0)
+
+
+class Semaphore(_TracedSemLock, _std.Semaphore):
+    _trace_kind = "Semaphore"
+    _has_value = True
+
+    def __init__(self, value=1, *, ctx, name=None):
+        _TracedSemLock.__init__(self, _std.SEMAPHORE, value, _std.SEM_VALUE_MAX, ctx=ctx, name=name)
+
+
+class BoundedSemaphore(_TracedSemLock, _std.BoundedSemaphore):
+    _trace_kind = "BoundedSemaphore"
+    _has_value = True
+
+    def __init__(self, value=1, *, ctx, name=None):
+        _TracedSemLock.__init__(self, _std.SEMAPHORE, value, value, ctx=ctx, name=name)
+
+
+class Lock(_TracedSemLock, _std.Lock):
+    _trace_kind = "Lock"
+
+    def __init__(self, *, ctx, name=None):
+        _TracedSemLock.__init__(self, _std.SEMAPHORE, 1, 1, ctx=ctx, name=name)
+
+
+class RLock(_TracedSemLock, _std.RLock):
+    _trace_kind = "RLock"
+    _recursive = True
+
+    def __init__(self, *, ctx, name=None):
+        _TracedSemLock.__init__(self, _std.RECURSIVE_MUTEX, 1, 1, ctx=ctx, name=name)
+
+
+class Condition(_std.Condition):
+    """Condition variable; its lock is a traced RLock (or the lock you pass), its internals are not."""
+
+    def __init__(self, lock=None, *, ctx, name=None):
+        _init_trace(self, "Condition", name)
+        self._lock = lock or RLock(ctx=ctx, name=self._trace_name + ".lock")
+        std = _std_context(ctx)
+        self._sleeping_count = std.Semaphore(0)
+        self._woken_count = std.Semaphore(0)
+        self._wait_semaphore = std.Semaphore(0)
+        self._make_methods()
+
+    @property
+    def name(self):
+        return self._trace_name
+
+    def __getstate__(self):
+        return (super().__getstate__(), self._trace_uid, self._trace_name)
+
+    def __setstate__(self, state):
+        inner, self._trace_uid, self._trace_name = state
+        super().__setstate__(inner)
+
+    def wait(self, timeout=None):
+        if not recorder.ENABLED:
+            return super().wait(timeout)
+        t0 = recorder.now()
+        recorder.emit_at(t0, Kind.COND_WAIT, self._trace_uid, _timeout_ns(timeout))
+        ok = super().wait(timeout)
+        recorder.emit(Kind.COND_WOKEN, self._trace_uid, recorder.now() - t0, int(bool(ok)))
+        return ok
+
+    def notify(self, n=1):
+        if recorder.ENABLED:
+            recorder.emit(Kind.COND_NOTIFY, self._trace_uid, -1 if n >= sys.maxsize else n)
+        return super().notify(n)
+
+
+class Event(_std.Event):
+    """Event whose set, clear and waits are recorded; its condition and flag are untraced internals."""
+
+    def __init__(self, *, ctx, name=None):
+        _init_trace(self, "Event", name)
+        std = _std_context(ctx)
+        self._cond = std.Condition(std.Lock())
+        self._flag = std.Semaphore(0)
+
+    @property
+    def name(self):
+        return self._trace_name
+
+    def set(self):
+        super().set()
+        if recorder.ENABLED:
+            recorder.emit(Kind.EVENT_SET, self._trace_uid)
+
+    def clear(self):
+        super().clear()
+        if recorder.ENABLED:
+            recorder.emit(Kind.EVENT_CLEAR, self._trace_uid)
+
+    def wait(self, timeout=None):
+        if not recorder.ENABLED:
+            return super().wait(timeout)
+        t0 = recorder.now()
+        recorder.emit_at(t0, Kind.EVENT_WAIT, self._trace_uid, _timeout_ns(timeout))
+        flag = super().wait(timeout)
+        recorder.emit(Kind.EVENT_WAIT_END, self._trace_uid, recorder.now() - t0, int(flag))
+        return flag
+
+
+class Barrier(_std.Barrier):
+    """Barrier whose arrivals, passes (with the generation), breaks, aborts and resets are recorded."""
+
+    def __init__(self, parties, action=None, timeout=None, *, ctx, name=None):
+        import struct
+        from multiprocessing.heap import BufferWrapper
+        _init_trace(self, "Barrier", name)
+        wrapper = BufferWrapper(struct.calcsize('i') * 3)    # state, count, and our generation counter
+        cond = _std_context(ctx).Condition()
+        self.__setstate__((parties, action, timeout, cond, wrapper, self._trace_uid, self._trace_name))
+        self._state = 0
+        self._count = 0
+        self._array[2] = 0
+
+    @property
+    def name(self):
+        return self._trace_name
+
+    def __setstate__(self, state):
+        self._trace_uid, self._trace_name = state[5], state[6]
+        super().__setstate__(state[:5])
+
+    def __getstate__(self):
+        return super().__getstate__() + (self._trace_uid, self._trace_name)
+
+    @property
+    def generation(self):
+        """How many times the barrier has released its parties."""
+        return self._array[2]
+
+    def _release(self):
+        self._array[2] += 1
+        return super()._release()
+
+    def wait(self, timeout=None):
+        if not recorder.ENABLED:
+            return super().wait(timeout)
+        uid = self._trace_uid
+        t0 = recorder.now()
+        with self._cond:            # an RLock: super().wait() takes it again and its waits release it fully
+            gen = self._array[2]
+            recorder.emit_at(t0, Kind.BARRIER_ARRIVE, uid, self._parties, gen, self._count)
+            try:
+                index = super().wait(timeout)
+            except threading.BrokenBarrierError:
+                recorder.emit(Kind.BARRIER_BROKEN, uid, recorder.now() - t0, gen)
+                raise
+        recorder.emit(Kind.BARRIER_PASS, uid, recorder.now() - t0, gen, index)
+        return index
+
+    def abort(self):
+        if recorder.ENABLED:
+            recorder.emit(Kind.BARRIER_ABORT, self._trace_uid)
+        return super().abort()
+
+    def reset(self):
+        if recorder.ENABLED:
+            recorder.emit(Kind.BARRIER_RESET, self._trace_uid)
+        return super().reset()

@@ -1,0 +1,292 @@
+"""Run files: one SQLite database (WAL) per run, written while the run goes and readable at any time.
+
+Why SQLite: a run must survive a crash of anything (GUI, workload, the runner itself) with what was recorded
+so far, be readable while it is written (the GUI tails it live), and answer queries for the history.  WAL
+gives one writer and many readers without blocking; each poll of the collector is one short transaction.
+
+Events are stored in chunks: a BLOB of ``EVENT_DTYPE`` records per collector batch, so writing costs one
+INSERT per batch instead of one per event.  Registrations (processes, objects, strings), resource samples
+and log lines are JSON rows.
+
+``RunWriter`` writes (one per run, thread-safe); ``RunFile`` reads, also from a file another process is
+writing, and tolerates corrupt or truncated files: it returns what is valid and says what was not.
+
+No Qt here.
+"""
+import json
+import os
+import sqlite3
+import threading
+import time
+
+import numpy as np
+
+from .arrays import EVENT_DTYPE
+
+FORMAT_NAME = "mpgui-run"
+FORMAT_VERSION = 1
+RUN_SUFFIX = ".mpgrun"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS regs(id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, n INTEGER NOT NULL, t0 INTEGER NOT NULL,
+                                  t1 INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS samples(id INTEGER PRIMARY KEY, t INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS drops(ring TEXT PRIMARY KEY, dropped INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS log(id INTEGER PRIMARY KEY, t INTEGER NOT NULL, kind TEXT NOT NULL,
+                               text TEXT NOT NULL);
+"""
+
+
+class RunFileError(Exception):
+    """A run file that cannot be read at all; the message says what to do."""
+
+
+class RunWriter:
+    """Appends to a run file.  Every method commits, so a crash loses at most the batch being written."""
+
+    def __init__(self, path, meta=None):
+        self.path = os.fspath(path)
+        d = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(d, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self.events_written = 0
+        self.dropped = 0
+        self._drops = {}
+        base = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "status": "running",
+                "created_wall": time.time(), "created_perf": time.perf_counter_ns()}
+        base.update(meta or {})
+        self.set_meta(**base)
+
+    # -- writing -----------------------------------------------------------------------------------------------
+    def set_meta(self, **items):
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
+                                 [(k, json.dumps(v)) for k, v in items.items()])
+            self._db.execute("COMMIT")
+
+    def add_batch(self, batch):
+        """Store one collector ``Batch``: events as one chunk, registrations, drop totals."""
+        ev = batch.events
+        with self._lock:
+            self._db.execute("BEGIN")
+            if len(ev):
+                self._db.execute("INSERT INTO chunks(n, t0, t1, data) VALUES(?, ?, ?, ?)",
+                                 (len(ev), int(ev["t"].min()), int(ev["t"].max()), memoryview(ev).cast("B")))
+                self.events_written += len(ev)
+            if batch.metas:
+                self._db.executemany("INSERT INTO regs(body) VALUES(?)",
+                                     [(json.dumps(m, separators=(",", ":")),) for m in batch.metas])
+            if batch.drops:
+                self._db.executemany("INSERT OR REPLACE INTO drops(ring, dropped) VALUES(?, ?)",
+                                     list(batch.drops.items()))
+                self._drops.update(batch.drops)
+                self.dropped = sum(self._drops.values())
+            self._db.execute("COMMIT")
+
+    def add_samples(self, samples):
+        """``samples``: list of (t_perf_ns, dict) from the resource monitor."""
+        if not samples:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO samples(t, body) VALUES(?, ?)",
+                                 [(t, json.dumps(s, separators=(",", ":"))) for t, s in samples])
+            self._db.execute("COMMIT")
+
+    def add_log(self, kind, text, t=None):
+        with self._lock:
+            self._db.execute("INSERT INTO log(t, kind, text) VALUES(?, ?, ?)",
+                             (t if t is not None else time.perf_counter_ns(), kind, text))
+
+    def close(self):
+        with self._lock:
+            if self._db is not None:
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:
+                    pass
+                self._db.close()
+                self._db = None
+
+
+class RunFile:
+    """Reads a run file, finished or still being written.
+
+    ``read_new()`` returns what was added since the last call (the GUI tails a live run with it);
+    ``read_all()`` everything.  Damaged chunks are skipped and described in ``problems``.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise RunFileError("Run file %s does not exist: check the path, or list runs with "
+                               "'main.py runs'." % self.path)
+        with open(self.path, "rb") as f:
+            head = f.read(16)
+        if head and not head.startswith(b"SQLite format 3"):
+            raise RunFileError("%s is not an mpgui run file (it is not an SQLite database): open a "
+                               ".mpgrun file written by 'main.py run' or 'main.py trace'." % self.path)
+        try:
+            self._db = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, check_same_thread=False)
+            self._db.execute("PRAGMA query_only=1")
+            self._meta = self._read_meta()
+        except sqlite3.DatabaseError as e:
+            raise RunFileError("%s cannot be read as a run file (%s): it is damaged beyond recovery; "
+                               "record the run again." % (self.path, e)) from None
+        if self._meta.get("format") != FORMAT_NAME:
+            raise RunFileError("%s is an SQLite database but not an mpgui run file: open a .mpgrun file "
+                               "written by 'main.py run' or 'main.py trace'." % self.path)
+        self.problems = []
+        self._cursor = {"chunks": 0, "regs": 0, "samples": 0, "log": 0}
+        self._lock = threading.Lock()
+
+    def _read_meta(self):
+        out = {}
+        for k, v in self._db.execute("SELECT key, value FROM meta"):
+            try:
+                out[k] = json.loads(v)
+            except ValueError:
+                out[k] = v
+        return out
+
+    def meta(self, refresh=True):
+        if refresh:
+            try:
+                self._meta = self._read_meta()
+            except sqlite3.DatabaseError as e:
+                self._problem("run metadata unreadable (%s)" % e)
+        return dict(self._meta)
+
+    def _problem(self, text):
+        if text not in self.problems:
+            self.problems.append(text)
+
+    # -- reading rows, one at a time on damage --------------------------------------------------------------
+    def _rows(self, table, cols, after):
+        """Rows of ``table`` with id > after, in id order.  On damage, fall back to row-by-row and skip."""
+        q = "SELECT id, %s FROM %s WHERE id > ? ORDER BY id" % (cols, table)
+        try:
+            return self._db.execute(q, (after,)).fetchall()
+        except sqlite3.DatabaseError as e:
+            first_err = e
+        rows = []
+        try:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM %s WHERE id > ? ORDER BY id" % table,
+                                                  (after,))]
+        except sqlite3.DatabaseError:
+            ids = []
+            # The index itself is damaged: probe ids upward until a long run of misses.
+            misses, i = 0, after + 1
+            while misses < 1000:
+                try:
+                    r = self._db.execute("SELECT id FROM %s WHERE id = ?" % table, (i,)).fetchone()
+                except sqlite3.DatabaseError:
+                    r = None
+                if r is None:
+                    misses += 1
+                else:
+                    misses = 0
+                    ids.append(i)
+                i += 1
+        bad = 0
+        for i in ids:
+            try:
+                r = self._db.execute("SELECT id, %s FROM %s WHERE id = ?" % (cols, table), (i,)).fetchone()
+            except sqlite3.DatabaseError:
+                bad += 1
+                continue
+            if r is not None:
+                rows.append(r)
+        self._problem("%s: %d damaged row(s) skipped (%s)" % (table, max(bad, 1), first_err))
+        return rows
+
+    def read_new(self):
+        """Everything added since the last call: (events ndarray, registrations, samples, log rows)."""
+        with self._lock:
+            cur = self._cursor
+            parts = []
+            for cid, n, data in self._rows("chunks", "n, data", cur["chunks"]):
+                cur["chunks"] = cid
+                if data is None or len(data) != n * EVENT_DTYPE.itemsize:
+                    self._problem("event chunk %d is truncated (%s of %d bytes); its events are skipped"
+                                  % (cid, len(data) if data is not None else 0, n * EVENT_DTYPE.itemsize))
+                    continue
+                parts.append(np.frombuffer(data, dtype=EVENT_DTYPE))
+            events = np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE)
+            regs = []
+            for rid, body in self._rows("regs", "body", cur["regs"]):
+                cur["regs"] = rid
+                try:
+                    regs.append(json.loads(body))
+                except ValueError:
+                    self._problem("registration %d is not valid JSON; skipped" % rid)
+            samples = []
+            for sid, t, body in self._rows("samples", "t, body", cur["samples"]):
+                cur["samples"] = sid
+                try:
+                    samples.append((t, json.loads(body)))
+                except ValueError:
+                    self._problem("resource sample %d is not valid JSON; skipped" % sid)
+            logs = []
+            for lid, t, kind, text in self._rows("log", "t, kind, text", cur["log"]):
+                cur["log"] = lid
+                logs.append((t, kind, text))
+            return events, regs, samples, logs
+
+    def read_all(self):
+        """The whole run from the start (resets the ``read_new`` cursor)."""
+        with self._lock:
+            self._cursor = {"chunks": 0, "regs": 0, "samples": 0, "log": 0}
+        return self.read_new()
+
+    def dropped(self):
+        try:
+            return int(self._db.execute("SELECT COALESCE(SUM(dropped), 0) FROM drops").fetchone()[0])
+        except sqlite3.DatabaseError as e:
+            self._problem("drop counts unreadable (%s)" % e)
+            return 0
+
+    def model(self):
+        """A ``RunModel`` of the whole run (processes, tasks, sync intervals, messages, counters)."""
+        from .model import RunModel
+        m = RunModel()
+        events, regs, samples, logs = self.read_all()
+        m.ingest(events, regs, samples, logs)
+        m.set_meta(self.meta())
+        m.dropped = self.dropped()
+        return m
+
+    # The query API a user reaches for first; each returns plain Python rows or numpy arrays.
+    def processes(self):
+        return self.model().processes_table()
+
+    def sync_intervals(self):
+        return self.model().sync_intervals()
+
+    def messages(self):
+        return self.model().messages()
+
+    def counters(self):
+        return self.model().counters()
+
+    def tasks(self):
+        return self.model().tasks()
+
+    def close(self):
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
