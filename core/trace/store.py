@@ -90,6 +90,14 @@ class RunWriter:
                 self.dropped = sum(self._drops.values())
             self._db.execute("COMMIT")
 
+    def add_registrations(self, records):
+        """Registrations from the runner itself (the program's exit, notes): same table as the processes'."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO regs(body) VALUES(?)",
+                                 [(json.dumps(m, separators=(",", ":")),) for m in records])
+            self._db.execute("COMMIT")
+
     def add_samples(self, samples):
         """``samples``: list of (t_perf_ns, dict) from the resource monitor."""
         if not samples:

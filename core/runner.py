@@ -1,0 +1,316 @@
+"""Runs one traced program (a scenario's main process, or a user's script) and records it into a run file.
+
+    runner (this process)                       traced program: its own session / process group
+      collector thread --- drains rings --->      main  --start method-->  workers, manager, forkserver...
+      monitor thread   --- psutil 10 Hz --->      (every process writes its events into the trace dir)
+      output threads   --- stdout/stderr -->
+           \\-> RunWriter (SQLite WAL run file)  <- the GUI tails this file while it is written
+           \\-> RunHistory (one row per run)
+
+The program runs in a process tree of its own (never inside the GUI, never inside this process: the runner
+has threads, and forking a threaded process is the deadlock the notes warn about).  ``cancel()`` (Stop,
+Ctrl+C, SIGTERM to the runner) ends the whole tree within 2 seconds: SIGTERM, then SIGKILL for what is left,
+the stdlib's resource tracker last so it can release semaphores; shared-memory segments the program created
+and did not unlink are unlinked; the run file keeps everything recorded and is marked ``cancelled``.
+
+No Qt here.
+"""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import psutil
+
+from .history import RunHistory, machine_facts
+from .monitor import ResourceMonitor
+from .trace import recorder
+from .trace.collector import Collector, make_trace_dir
+from .trace.events import Kind
+from .trace.store import RunWriter
+
+#: How long processes get to end after SIGTERM before SIGKILL.
+TERM_GRACE = 0.8
+#: After the main process ends, how long its children get to end on their own before they are killed.
+ORPHAN_GRACE = 1.0
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def child_env(trace_dir, extra=None):
+    env = dict(os.environ)
+    env[recorder.TRACE_ENV] = trace_dir
+    paths = [ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if extra:
+        env.update(extra)
+    return env
+
+
+class _RunSink:
+    """Receives collector batches: stores them, and watches for what the runner itself needs."""
+
+    def __init__(self, writer, listener=None):
+        self.writer = writer
+        self.listener = listener
+        self.notes = []               # registrations of kind result/error/progress from the program
+        self.shm_created = {}         # uid -> segment name
+        self.helpers = {}             # pid -> role (forkserver, resource tracker)
+        self.events = 0
+        self.progress = None
+
+    def __call__(self, batch):
+        self.writer.add_batch(batch)
+        self.events += len(batch.events)
+        for m in batch.metas:
+            t = m.get("t")
+            if t == "obj" and m.get("kind") == "SharedMemory" and m.get("created"):
+                self.shm_created[m["uid"]] = m["name"]
+            elif t == "extproc":
+                self.helpers[m["pid"]] = m.get("role")
+            elif t in ("result", "error"):
+                self.notes.append(m)
+        ev = batch.events
+        if len(ev):
+            unl = ev[ev["kind"] == Kind.SHM_UNLINK]
+            for uid in unl["uid"].tolist():
+                self.shm_created.pop(uid, None)
+            prog = ev[ev["kind"] == Kind.PROGRESS]
+            if len(prog):
+                last = prog[-1]
+                self.progress = (int(last["a"]), int(last["b"]))
+        if self.listener is not None:
+            self.listener(batch)
+
+
+def unlink_segment(name):
+    """Remove a POSIX shared-memory segment by name (no-op where segments die with their handles)."""
+    if os.name != "posix":
+        return False
+    try:
+        import _posixshmem
+        _posixshmem.shm_unlink(name if name.startswith("/") else "/" + name)
+        return True
+    except (OSError, ImportError):
+        return False
+
+
+def _group_members(pgid):
+    out = []
+    if pgid is None or os.name != "posix":
+        return out
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.pid != os.getpid():
+                out.append(p)
+        except (OSError, psutil.Error):
+            pass
+    return out
+
+
+def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
+    """End ``root_pid``, its descendants and its process group: SIGTERM, then SIGKILL after ``grace``.
+    Processes named in ``spare_roles`` (pid -> role, e.g. the resource tracker) go last, so they can clean up.
+    Returns the pids that were still alive and had to be signalled."""
+    procs = {}
+    try:
+        root = psutil.Process(root_pid)
+        procs[root.pid] = root
+        for c in root.children(recursive=True):
+            procs[c.pid] = c
+    except psutil.Error:
+        pass
+    for p in _group_members(pgid):
+        procs.setdefault(p.pid, p)
+    procs.pop(os.getpid(), None)
+    spare = {pid: p for pid, p in procs.items() if spare_roles and pid in spare_roles}
+    first = [p for pid, p in procs.items() if pid not in spare]
+    for p in first:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(first, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+    if spare:
+        # The resource tracker exits by itself once every process holding its pipe is gone.
+        _, left = psutil.wait_procs(list(spare.values()), timeout=0.5)
+        for p in left:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(left, timeout=grace)
+    return list(procs)
+
+
+class TracedRun:
+    """One traced program run.  ``start()``, then ``wait()``; ``cancel()`` from any thread."""
+
+    def __init__(self, argv, out_path, *, kind="trace", meta=None, history=None, env=None, cwd=None,
+                 echo_output=True, listener=None, title=None, scenario=None, params=None, start_method=None):
+        self.argv = list(argv)
+        self.out_path = os.path.abspath(out_path)
+        self.kind = kind
+        self.run_id = uuid.uuid4().hex[:12]
+        self.history = history
+        self.extra_env = env
+        self.cwd = cwd
+        self.echo_output = echo_output
+        self.title = title
+        self.scenario = scenario
+        self.params = params or {}
+        self.start_method = start_method
+        self._cancel = threading.Event()
+        self.status = "created"
+        self.exit_code = None
+        self.proc = None
+        self.started_at = None
+        base = {"run_id": self.run_id, "kind": kind, "command": self.argv, "title": title, "scenario": scenario,
+                "params": self.params, "start_method": start_method, "machine": machine_facts(),
+                "started_wall": time.time(), "runner_pid": os.getpid()}
+        base.update(meta or {})
+        self.writer = RunWriter(self.out_path, base)
+        self.sink = _RunSink(self.writer, listener)
+        self.trace_dir = make_trace_dir()
+        self.collector = Collector(self.trace_dir, self.sink)
+        self.monitor = None
+        self._out_threads = []
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def start(self):
+        if self.history is not None:
+            self.history.begin(self.run_id, self.out_path, self.kind, self.scenario, self.title, self.params,
+                               self.start_method)
+        self.collector.start()
+        kwargs = {}
+        if os.name == "posix":
+            kwargs["start_new_session"] = True
+        else:
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        self.started_at = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(self.argv, env=child_env(self.trace_dir, self.extra_env), cwd=self.cwd,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, **kwargs)
+        except OSError as e:
+            self.writer.add_log("error", "could not start %s: %s" % (self.argv[0], e))
+            self._finish("failed", 127)
+            raise
+        self.status = "running"
+        self.writer.set_meta(program_pid=self.proc.pid)
+        for stream, label in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
+            t = threading.Thread(target=self._pump, args=(stream, label), daemon=True, name="mpgui-" + label)
+            t.start()
+            self._out_threads.append(t)
+        self.monitor = ResourceMonitor(self.proc.pid, self.writer.add_samples,
+                                       exclude={os.getpid()}).start()
+        return self
+
+    def _pump(self, stream, label):
+        out = sys.stdout if label == "stdout" else sys.stderr
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            try:
+                self.writer.add_log(label, line)
+            except Exception:
+                pass
+            if self.echo_output:
+                try:
+                    out.write(line + "\n")
+                    out.flush()
+                except (OSError, ValueError):
+                    pass
+        stream.close()
+
+    def cancel(self):
+        """Ask the run to stop; ``wait()`` ends the tree and returns ``cancelled``."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self):
+        return self._cancel.is_set()
+
+    def wait(self, poll=0.05, on_tick=None):
+        """Wait for the program to end (or for ``cancel``); finalize the run; return the status."""
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                break
+            if self._cancel.is_set():
+                break
+            if on_tick is not None:
+                on_tick(self)
+            self._cancel.wait(poll)
+        pgid = self.proc.pid if os.name == "posix" else None
+        if self._cancel.is_set() and self.proc.poll() is None:
+            kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
+            status = "cancelled"
+        else:
+            status = None
+        code = self.proc.wait()
+        self._main_ended = time.perf_counter_ns()
+        # Orphans (workers of a main process that died, daemon leftovers): a moment to end, then killed.
+        deadline = time.monotonic() + ORPHAN_GRACE
+        while _group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _group_members(pgid):
+            kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
+        if status is None:
+            status = "cancelled" if self._cancel.is_set() else ("done" if code == 0 else "failed")
+        for t in self._out_threads:
+            t.join(timeout=2.0)
+        self._finish(status, code)
+        return status
+
+    def _finish(self, status, code):
+        if self.monitor is not None:
+            self.monitor.stop()
+        self.collector.stop()
+        if self.proc is not None and code is not None:
+            self.writer.add_registrations([{"t": "exit", "pid": self.proc.pid, "exitcode": code,
+                                            "time": getattr(self, "_main_ended", time.perf_counter_ns())}])
+        leaked = [name for name in self.sink.shm_created.values() if unlink_segment(name)]
+        if leaked:
+            self.writer.add_log("cleanup", "unlinked shared memory left by the program: %s" % ", ".join(leaked))
+        self.status = status
+        self.exit_code = code
+        result = next((n for n in reversed(self.sink.notes) if n.get("t") == "result"), None)
+        error = next((n for n in reversed(self.sink.notes) if n.get("t") == "error"), None)
+        lesson = result.get("lesson") if result else None
+        self.writer.set_meta(status=status, exit_code=code, ended_wall=time.time(), ended_perf=time.perf_counter_ns(),
+                             dropped=self.writer.dropped, events=self.writer.events_written, lesson=lesson,
+                             result=result, error=error.get("message") if error else None)
+        self.writer.close()
+        if self.history is not None:
+            self.history.finish(self.run_id, status, lesson, self.writer.events_written, self.writer.dropped, code)
+
+    @property
+    def result(self):
+        return next((n for n in reversed(self.sink.notes) if n.get("t") == "result"), None)
+
+    @property
+    def error(self):
+        e = next((n for n in reversed(self.sink.notes) if n.get("t") == "error"), None)
+        return e.get("message") if e else None
+
+
+def install_cancel_handlers(run):
+    """SIGTERM and SIGINT (Ctrl+C) to the runner cancel the run cleanly instead of killing the runner."""
+    def handler(signum, frame):
+        run.cancel()
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
+        if sig is not None:
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError):
+                pass

@@ -1,0 +1,731 @@
+"""From events to tables: what the GUI, the exports and the summaries show.
+
+``RunModel.ingest(events, registrations, samples, logs)`` takes batches (live or from a run file, in any
+order across processes) and keeps:
+
+* ``procs``: one ``ProcInfo`` per process (role, start method, created / started / first instruction /
+  exit times, exit code or signal, latest CPU%, RSS, threads);
+* ``spans``: finished intervals (lock waits and holds, condition/event/barrier waits, blocked queue and pipe
+  operations, manager calls, joins) in a growable numpy table, plus the ones still open;
+* ``tasks``: pool tasks (queued, sent to a worker, started, ended, outcome, result consumed);
+* ``messages``: every put/get/send/recv with its size and time blocked;
+* ``counters``: time series (semaphore values, queue depths, barrier waiting, CPU per core, CPU%/RSS per
+  process, free-form counters);
+* ``objects`` and ``strings`` from registrations, marks, progress and log lines.
+
+Ingestion is a Python loop over ``tolist()`` rows with a dispatch table: about 1 us per event.  Arrays are
+built on demand (``spans_array()``, ``tasks_array()``...) so views get numpy, never per-event objects.
+
+No Qt here: the GUI runs this in a worker thread.
+"""
+import enum
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .arrays import EVENT_DTYPE
+from .events import Kind, Outcome, StartMethod, WorkerExit
+
+
+class Span(enum.IntEnum):
+    LOCK_WAIT = 1
+    LOCK_HOLD = 2
+    COND_WAIT = 3
+    EVENT_WAIT = 4
+    BARRIER_WAIT = 5
+    QUEUE_PUT = 6       # blocked in put (bounded queue full)
+    QUEUE_GET = 7       # blocked in get (queue empty)
+    QUEUE_JOIN = 8
+    PIPE_RECV = 9       # blocked in recv
+    PIPE_SEND = 10      # blocked in send (pipe full)
+    MANAGER_CALL = 11
+    PROC_JOIN = 12
+
+
+class SpanEnd(enum.IntEnum):
+    OK = 0
+    TIMEOUT = 1
+    OPEN = 2
+    BROKEN = 3
+
+
+SPAN_DTYPE = np.dtype([("uid", "<u8"), ("pid", "<i4"), ("tid", "<i4"), ("kind", "<i2"), ("end", "<i2"),
+                       ("t0", "<i8"), ("t1", "<i8"), ("value", "<i8")])
+TASK_DTYPE = np.dtype([("pool", "<u8"), ("job", "<i8"), ("index", "<i8"), ("worker", "<i4"),
+                       ("outcome", "<i2"), ("method", "<i2"), ("queued", "<i8"), ("sent", "<i8"),
+                       ("start", "<i8"), ("end", "<i8"), ("used", "<i8")])
+MESSAGE_DTYPE = np.dtype([("uid", "<u8"), ("pid", "<i4"), ("tid", "<i4"), ("kind", "<i2"), ("t", "<i8"),
+                          ("nbytes", "<i8"), ("blocked", "<i8"), ("depth", "<i8")])
+
+#: Blocking shorter than this in a queue or pipe operation is not worth a span (it is in ``messages``).
+MIN_BLOCKED_NS = 50_000
+
+NO_TIME = -1
+_OUTCOME_PENDING = -1
+
+
+class Table:
+    """An append-only numpy structured table that grows by doubling."""
+
+    def __init__(self, dtype, capacity=1024):
+        self.dtype = dtype
+        self._a = np.zeros(capacity, dtype=dtype)
+        self.n = 0
+        self.version = 0
+
+    def append(self, row):
+        if self.n == len(self._a):
+            self._a = np.concatenate((self._a, np.zeros(len(self._a), dtype=self.dtype)))
+        self._a[self.n] = row
+        self.n += 1
+        self.version += 1
+
+    def extend(self, rows):
+        if not rows:
+            return
+        need = self.n + len(rows)
+        if need > len(self._a):
+            cap = max(need, 2 * len(self._a))
+            grown = np.zeros(cap, dtype=self.dtype)
+            grown[:self.n] = self._a[:self.n]
+            self._a = grown
+        self._a[self.n:need] = rows
+        self.n = need
+        self.version += 1
+
+    def view(self):
+        """The rows so far (a view: copy it before keeping it across ingests)."""
+        return self._a[:self.n]
+
+    def __len__(self):
+        return self.n
+
+
+@dataclass
+class ProcInfo:
+    pid: int
+    ppid: int = 0
+    role: str = "process"
+    name: str = ""
+    method: str = ""
+    daemon: bool = False
+    created: int = NO_TIME      # Process() in the parent
+    started: int = NO_TIME      # start() returned in the parent
+    booted: int = NO_TIME       # first instruction in the child
+    exited: int = NO_TIME
+    exitcode: object = None     # int; negative: killed by signal -exitcode
+    first: int = NO_TIME        # first event or sample seen
+    last: int = NO_TIME         # last event or sample seen
+    cpu: float = 0.0
+    rss: int = 0
+    threads: int = 0
+    status: str = ""
+    traced: bool = False
+    uid: int = 0                # the Process object's uid in the parent
+    start_us: int = 0           # time inside start() in the parent, in us
+    events: int = 0
+
+    @property
+    def state(self):
+        if self.exitcode is not None or self.exited != NO_TIME:
+            return "exited"
+        if self.status == "gone":
+            return "gone"
+        return "running" if self.first != NO_TIME else "starting"
+
+    @property
+    def start_called(self):
+        """When start() was called in the parent (ns), or NO_TIME."""
+        return self.started - self.start_us * 1000 if self.started != NO_TIME else NO_TIME
+
+    @property
+    def start_latency(self):
+        """ns from start() being called to the child's first instruction (None if unknown)."""
+        if self.start_called == NO_TIME or self.booted == NO_TIME:
+            return None
+        return self.booted - self.start_called
+
+    def exit_text(self):
+        code = self.exitcode
+        if code is None:
+            return ""
+        if code < 0:
+            import signal
+            try:
+                return "killed by %s" % signal.Signals(-code).name
+            except ValueError:
+                return "killed by signal %d" % -code
+        return "exit %d" % code
+
+
+@dataclass
+class TaskRow:
+    pool: int
+    job: int
+    index: int
+    worker: int = 0
+    outcome: int = _OUTCOME_PENDING
+    method: int = 0
+    queued: int = NO_TIME
+    sent: int = NO_TIME
+    start: int = NO_TIME
+    end: int = NO_TIME
+    used: int = NO_TIME
+
+    def as_tuple(self):
+        return (self.pool, self.job, self.index, self.worker, self.outcome, self.method, self.queued, self.sent,
+                self.start, self.end, self.used)
+
+
+@dataclass
+class Series:
+    """One counter's samples: times and values (lists; ``arrays()`` gives numpy)."""
+    name: str
+    unit: str = ""
+    t: list = field(default_factory=list)
+    v: list = field(default_factory=list)
+
+    def add(self, t, v):
+        self.t.append(t)
+        self.v.append(v)
+
+    def arrays(self):
+        return np.asarray(self.t, dtype=np.int64), np.asarray(self.v, dtype=np.float64)
+
+
+class RunModel:
+    """Everything derived from one run's events.  Feed it with ``ingest``; read tables and arrays."""
+
+    def __init__(self):
+        self.meta = {}
+        self.procs = {}                 # pid -> ProcInfo
+        self.proc_uids = {}             # Process object uid -> child pid
+        self.objects = {}               # uid -> registration dict (kind, name, ...)
+        self.strings = {}               # string id -> text
+        self.spans = Table(SPAN_DTYPE)
+        self.open_spans = {}            # key -> (uid, pid, tid, kind, t0, value)
+        self.tasks = {}                 # (pool, job, index) -> TaskRow
+        self.task_version = 0
+        self.jobs = {}                  # (pool, job) -> dict(method, total, submitted, done, failed)
+        self.chunks = {}                # (pool, job, first) -> (size, worker pid)
+        self.messages = Table(MESSAGE_DTYPE)
+        self.series = {}                # key -> Series (counters over time)
+        self.marks = []                 # (t, pid, label, value)
+        self.progress = {}              # label -> (t, done, total)
+        self.logs = []                  # (t, kind, text)
+        self.cpu_cores = []             # list of Series, one per core
+        self.cpu_total = Series("CPU total", "%")
+        self.t_first = None
+        self.t_last = None
+        self.events_seen = 0
+        self.dropped = 0
+        self._holds = defaultdict(list)     # (uid, pid, tid) -> stack of (t_acquired, depth)
+        self._barrier_waiting = defaultdict(int)
+        self._dispatch = self._make_dispatch()
+        self.version = 0
+
+    # ------------------------------------------------------------------------------------------------------
+    def set_meta(self, meta):
+        self.meta = dict(meta)
+        if self.t_first is None and meta.get("created_perf"):
+            self.t_first = int(meta["created_perf"])
+
+    @property
+    def t0(self):
+        """The run's time origin (ns, perf_counter clock)."""
+        start = self.meta.get("created_perf")
+        if start:
+            return int(start) if self.t_first is None else min(int(start), self.t_first)
+        return self.t_first or 0
+
+    def name_of(self, uid):
+        o = self.objects.get(uid)
+        if o is not None:
+            return o.get("name") or "#%x" % uid
+        return "#%x" % uid
+
+    def kind_of(self, uid):
+        o = self.objects.get(uid)
+        return o.get("kind", "") if o is not None else ""
+
+    def proc(self, pid):
+        p = self.procs.get(pid)
+        if p is None:
+            p = self.procs[pid] = ProcInfo(pid)
+        return p
+
+    # ------------------------------------------------------------------------------------------------------
+    def ingest(self, events=None, regs=(), samples=(), logs=()):
+        """Take one batch.  Registrations first, so events can be named; events in time order."""
+        for r in regs:
+            self._registration(r)
+        if events is not None and len(events):
+            if events.dtype != EVENT_DTYPE:
+                events = events.astype(EVENT_DTYPE)
+            order = np.argsort(events["t"], kind="stable")
+            events = events[order]
+            t_lo, t_hi = int(events["t"][0]), int(events["t"][-1])
+            self.t_first = t_lo if self.t_first is None else min(self.t_first, t_lo)
+            self.t_last = t_hi if self.t_last is None else max(self.t_last, t_hi)
+            self.events_seen += len(events)
+            dispatch = self._dispatch
+            procs = self.procs
+            for row in events.tolist():
+                t, uid, a, b, kind, c, pid, tid = row
+                p = procs.get(pid)
+                if p is None:
+                    p = self.proc(pid)
+                if p.first == NO_TIME:
+                    p.first = t
+                    p.traced = True
+                p.last = t
+                p.events += 1
+                fn = dispatch.get(kind)
+                if fn is not None:
+                    fn(t, uid, a, b, c, pid, tid)
+        for t, s in samples:
+            self._sample(t, s)
+        for item in logs:
+            self.logs.append(tuple(item))
+        self.version += 1
+
+    # -- registrations --------------------------------------------------------------------------------------
+    def _registration(self, r):
+        kind = r.get("t")
+        if kind == "proc":
+            p = self.proc(r["pid"])
+            if not p.ppid:
+                p.ppid = r.get("ppid", 0)
+            p.role = r.get("role") or p.role
+            p.name = r.get("name") or p.name
+            p.traced = True
+        elif kind == "role":
+            p = self.proc(r["pid"])
+            p.role = r.get("role") or p.role
+            if r.get("name"):
+                p.name = r["name"]
+        elif kind == "spawned":
+            p = self.proc(r["pid"])
+            p.name = r.get("name") or p.name
+            p.role = r.get("role") or p.role
+            p.method = r.get("method") or p.method
+            p.daemon = bool(r.get("daemon"))
+            p.uid = r.get("uid", 0)
+            self.proc_uids[p.uid] = p.pid
+            parent = r.get("parent")
+            if parent:
+                p.ppid = parent
+        elif kind == "extproc":
+            p = self.proc(r["pid"])
+            p.role = r.get("role") or p.role
+            p.name = r.get("name") or p.role
+            p.ppid = p.ppid or r.get("ppid", 0)
+        elif kind == "exit":                  # the runner saw the program's main process end
+            p = self.proc(r["pid"])
+            p.exitcode = r.get("exitcode")
+            if r.get("time"):
+                p.exited = r["time"]
+        elif kind == "obj":
+            self.objects[r["uid"]] = r
+        elif kind == "str":
+            self.strings[r["id"]] = r["s"]
+
+    # -- events -----------------------------------------------------------------------------------------------
+    def _make_dispatch(self):
+        K = Kind
+        return {
+            K.PROC_CREATED: self._proc_created, K.PROC_START: self._proc_start, K.PROC_BOOT: self._proc_boot,
+            K.PROC_EXIT: self._proc_exit, K.PROC_REAPED: self._proc_reaped, K.PROC_JOIN: self._proc_join,
+            K.ACQ_REQUEST: self._acq_request, K.ACQ_OK: self._acq_ok, K.ACQ_TIMEOUT: self._acq_timeout,
+            K.RELEASE: self._release,
+            K.COND_WAIT: self._open(Span.COND_WAIT), K.COND_WOKEN: self._close(Span.COND_WAIT, timeout_if_b0=True),
+            K.EVENT_WAIT: self._open(Span.EVENT_WAIT),
+            K.EVENT_WAIT_END: self._close(Span.EVENT_WAIT, timeout_if_b0=True),
+            K.BARRIER_ARRIVE: self._barrier_arrive, K.BARRIER_PASS: self._barrier_pass,
+            K.BARRIER_BROKEN: self._barrier_broken,
+            K.QUEUE_PUT: self._queue_put, K.QUEUE_GET: self._queue_get, K.QUEUE_SEND: self._queue_send,
+            K.QUEUE_FULL: self._queue_gave_up(Span.QUEUE_PUT), K.QUEUE_EMPTY: self._queue_gave_up(Span.QUEUE_GET),
+            K.QUEUE_TASK_DONE: self._queue_task_done,
+            K.QUEUE_JOIN_WAIT: self._open(Span.QUEUE_JOIN), K.QUEUE_JOIN: self._close(Span.QUEUE_JOIN),
+            K.PIPE_SEND: self._pipe_send, K.PIPE_RECV: self._pipe_recv,
+            K.IPC_SEND: self._ipc(Kind.IPC_SEND), K.IPC_RECV: self._ipc(Kind.IPC_RECV),
+            K.MANAGER_CALL: self._manager_call,
+            K.POOL_JOB: self._pool_job, K.POOL_CHUNK_QUEUED: self._chunk_queued, K.POOL_CHUNK_SENT: self._chunk_sent,
+            K.POOL_TASK_T0: self._task_t0, K.POOL_TASK: self._task_end, K.POOL_TASK_LOST: self._task_lost,
+            K.POOL_RESULT_USED: self._result_used, K.POOL_JOB_DONE: self._job_done,
+            K.POOL_WORKER_EXIT: self._worker_exit,
+            K.MARK: self._mark, K.COUNTER: self._counter, K.PROGRESS: self._progress, K.PHASE: self._phase,
+        }
+
+    def _series(self, key, name, unit=""):
+        s = self.series.get(key)
+        if s is None:
+            s = self.series[key] = Series(name, unit)
+        return s
+
+    def _span(self, uid, pid, tid, kind, t0, t1, end=SpanEnd.OK, value=0):
+        self.spans.append((uid, pid, tid, kind, end, t0, t1, value))
+
+    # processes
+    def _proc_created(self, t, uid, a, b, c, pid, tid):
+        child = self.proc_uids.get(uid)
+        if child is not None:
+            self.procs[child].created = t
+        else:
+            self._pending_created = getattr(self, "_pending_created", {})
+            self._pending_created[uid] = t
+
+    def _proc_start(self, t, uid, a, b, c, pid, tid):
+        p = self.proc(a)
+        p.started = t
+        p.start_us = c
+        p.uid = uid
+        if not p.ppid or p.ppid != pid:
+            p.ppid = pid
+        self.proc_uids[uid] = a
+        if not p.method:
+            p.method = StartMethod(b).name.lower() if b in StartMethod._value2member_map_ else ""
+        pending = getattr(self, "_pending_created", None)
+        if pending and uid in pending:
+            p.created = pending.pop(uid)
+
+    def _proc_boot(self, t, uid, a, b, c, pid, tid):
+        p = self.proc(pid)
+        p.booted = t
+        if uid:
+            self.proc_uids.setdefault(uid, pid)
+
+    def _proc_exit(self, t, uid, a, b, c, pid, tid):
+        p = self.proc(pid)
+        p.exited = t
+        if p.exitcode is None:
+            p.exitcode = a
+
+    def _proc_reaped(self, t, uid, a, b, c, pid, tid):
+        p = self.proc(a)
+        p.exitcode = b
+        if p.exited == NO_TIME or b < 0:
+            p.exited = max(t, p.last) if b >= 0 else (p.last if p.last != NO_TIME else t)
+
+    def _proc_join(self, t, uid, a, b, c, pid, tid):
+        if a >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.PROC_JOIN, t - a, t, SpanEnd.TIMEOUT if c else SpanEnd.OK)
+
+    # locks
+    def _acq_request(self, t, uid, a, b, c, pid, tid):
+        self.open_spans[(Span.LOCK_WAIT, uid, pid, tid)] = (t, 0)
+
+    def _acq_ok(self, t, uid, a, b, c, pid, tid):
+        if a > 0:
+            self.open_spans.pop((Span.LOCK_WAIT, uid, pid, tid), None)
+            self._span(uid, pid, tid, Span.LOCK_WAIT, t - a, t)
+        stack = self._holds[(uid, pid, tid)]
+        if not stack or c <= 1:
+            stack.append(t)
+            self.open_spans[(Span.LOCK_HOLD, uid, pid, tid, len(stack))] = (t, 0)
+        if b >= 0:
+            self._series(("value", uid), self.name_of(uid)).add(t, b)
+
+    def _acq_timeout(self, t, uid, a, b, c, pid, tid):
+        self.open_spans.pop((Span.LOCK_WAIT, uid, pid, tid), None)
+        if a > 0:
+            self._span(uid, pid, tid, Span.LOCK_WAIT, t - a, t, SpanEnd.TIMEOUT)
+
+    def _release(self, t, uid, a, b, c, pid, tid):
+        if b >= 0:
+            self._series(("value", uid), self.name_of(uid)).add(t, b)
+        if c > 0:                     # an RLock still held at depth c
+            return
+        key = (uid, pid, tid)
+        stack = self._holds.get(key)
+        if stack:
+            t_acq = stack.pop()
+            self.open_spans.pop((Span.LOCK_HOLD, uid, pid, tid, len(stack) + 1), None)
+            self._span(uid, pid, tid, Span.LOCK_HOLD, t_acq, t)
+        elif a > 0:                   # released by the thread that acquired, but the acquire was not seen
+            self._span(uid, pid, tid, Span.LOCK_HOLD, t - a, t)
+
+    # generic waits
+    def _open(self, kind):
+        def fn(t, uid, a, b, c, pid, tid):
+            self.open_spans[(kind, uid, pid, tid)] = (t, 0)
+        return fn
+
+    def _close(self, kind, timeout_if_b0=False):
+        def fn(t, uid, a, b, c, pid, tid):
+            opened = self.open_spans.pop((kind, uid, pid, tid), None)
+            t0 = opened[0] if opened else t - a
+            end = SpanEnd.TIMEOUT if (timeout_if_b0 and not b) else SpanEnd.OK
+            self._span(uid, pid, tid, kind, t0, t, end)
+        return fn
+
+    # barrier
+    def _barrier_arrive(self, t, uid, a, b, c, pid, tid):
+        self.open_spans[(Span.BARRIER_WAIT, uid, pid, tid)] = (t, b)
+        self._barrier_waiting[uid] += 1
+        self._series(("waiting", uid), self.name_of(uid) + " waiting").add(t, self._barrier_waiting[uid])
+
+    def _barrier_pass(self, t, uid, a, b, c, pid, tid):
+        opened = self.open_spans.pop((Span.BARRIER_WAIT, uid, pid, tid), None)
+        self._span(uid, pid, tid, Span.BARRIER_WAIT, opened[0] if opened else t - a, t, SpanEnd.OK, b)
+        self._barrier_waiting[uid] = max(0, self._barrier_waiting[uid] - 1)
+        self._series(("waiting", uid), self.name_of(uid) + " waiting").add(t, self._barrier_waiting[uid])
+
+    def _barrier_broken(self, t, uid, a, b, c, pid, tid):
+        opened = self.open_spans.pop((Span.BARRIER_WAIT, uid, pid, tid), None)
+        self._span(uid, pid, tid, Span.BARRIER_WAIT, opened[0] if opened else t - a, t, SpanEnd.BROKEN, b)
+        self._barrier_waiting[uid] = max(0, self._barrier_waiting[uid] - 1)
+        self._series(("waiting", uid), self.name_of(uid) + " waiting").add(t, self._barrier_waiting[uid])
+
+    # queues, pipes, ipc, manager
+    def _queue_put(self, t, uid, a, b, c, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.QUEUE_PUT, t, -1, a, b))
+        if a >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.QUEUE_PUT, t - a, t)
+        if b >= 0:
+            self._series(("depth", uid), self.name_of(uid) + " depth").add(t, b)
+
+    def _queue_send(self, t, uid, a, b, c, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.QUEUE_SEND, t, a, 0, -1))
+
+    def _queue_get(self, t, uid, a, b, c, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.QUEUE_GET, t, b, a, c))
+        if a >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.QUEUE_GET, t - a, t)
+        if c >= 0:
+            self._series(("depth", uid), self.name_of(uid) + " depth").add(t, c)
+
+    def _queue_gave_up(self, kind):
+        def fn(t, uid, a, b, c, pid, tid):
+            if a >= MIN_BLOCKED_NS:
+                self._span(uid, pid, tid, kind, t - a, t, SpanEnd.TIMEOUT)
+        return fn
+
+    def _queue_task_done(self, t, uid, a, b, c, pid, tid):
+        if a >= 0:
+            self._series(("unfinished", uid), self.name_of(uid) + " unfinished").add(t, a)
+
+    def _pipe_send(self, t, uid, a, b, c, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.PIPE_SEND, t, a, b, -1))
+        if b >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.PIPE_SEND, t - b, t, SpanEnd.OK, a)
+
+    def _pipe_recv(self, t, uid, a, b, c, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.PIPE_RECV, t, a, b, -1))
+        if b >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.PIPE_RECV, t - b, t, SpanEnd.OK, a)
+
+    def _ipc(self, kind):
+        def fn(t, uid, a, b, c, pid, tid):
+            self.messages.append((uid, pid, tid, kind, t, a, 0, b))
+        return fn
+
+    def _manager_call(self, t, uid, a, b, c, pid, tid):
+        self._span(uid, pid, tid, Span.MANAGER_CALL, t - a, t, SpanEnd.BROKEN if c else SpanEnd.OK, b)
+
+    # pool
+    def _task(self, pool, job, index):
+        key = (pool, job, index)
+        row = self.tasks.get(key)
+        if row is None:
+            row = self.tasks[key] = TaskRow(pool, job, index)
+            j = self.jobs.get((pool, job))
+            if j is not None:
+                row.method = j["method"]
+        return row
+
+    def _pool_job(self, t, uid, a, b, c, pid, tid):
+        self.jobs[(uid, a)] = {"method": c, "total": b, "submitted": t, "done": 0, "failed": 0, "ended": NO_TIME,
+                               "pid": pid}
+
+    def _chunk_queued(self, t, uid, a, b, c, pid, tid):
+        for i in range(b, b + max(c, 1)):
+            row = self._task(uid, a, i)
+            row.queued = t
+        self.chunks[(uid, a, b)] = (max(c, 1), 0)
+        self.task_version += 1
+
+    def _chunk_sent(self, t, uid, a, b, c, pid, tid):
+        size, _ = self.chunks.get((uid, a, b), (1, 0))
+        self.chunks[(uid, a, b)] = (size, c)
+        for i in range(b, b + size):
+            row = self._task(uid, a, i)
+            row.sent = t
+            row.worker = c
+        self.task_version += 1
+
+    def _task_t0(self, t, uid, a, b, c, pid, tid):
+        row = self._task(uid, a, b)
+        row.start = t
+        row.worker = pid
+        self.task_version += 1
+
+    def _task_end(self, t, uid, a, b, c, pid, tid):
+        row = self._task(uid, a, b)
+        row.end = t
+        row.worker = pid
+        row.outcome = c
+        j = self.jobs.get((uid, a))
+        if j is not None:
+            j["done"] += 1
+            if c != Outcome.OK:
+                j["failed"] += 1
+        self.task_version += 1
+
+    def _task_lost(self, t, uid, a, b, c, pid, tid):
+        row = self._task(uid, a, b)
+        row.end = t
+        row.outcome = c
+        if row.start == NO_TIME:
+            row.start = row.sent if row.sent != NO_TIME else t
+        j = self.jobs.get((uid, a))
+        if j is not None:
+            j["done"] += 1
+            j["failed"] += 1
+        self.task_version += 1
+
+    def _result_used(self, t, uid, a, b, c, pid, tid):
+        if b >= 0:
+            self._task(uid, a, b).used = t
+        else:
+            for (pool, job, _i), row in self.tasks.items():
+                if pool == uid and job == a and row.used == NO_TIME:
+                    row.used = t
+        self.task_version += 1
+
+    def _job_done(self, t, uid, a, b, c, pid, tid):
+        j = self.jobs.get((uid, a))
+        if j is not None:
+            j["ended"] = t
+
+    def _worker_exit(self, t, uid, a, b, c, pid, tid):
+        p = self.proc(a)
+        if p.exitcode is None:
+            p.exitcode = b
+        if p.exited == NO_TIME:
+            p.exited = t
+        p.status = WorkerExit(c).name.lower() if c in WorkerExit._value2member_map_ else p.status
+
+    # free-form
+    def _mark(self, t, uid, a, b, c, pid, tid):
+        self.marks.append((t, pid, self.strings.get(a, str(a)), b))
+
+    def _phase(self, t, uid, a, b, c, pid, tid):
+        self.marks.append((t, pid, self.strings.get(a, str(a)), None))
+
+    def _counter(self, t, uid, a, b, c, pid, tid):
+        self._series(("counter", b), self.strings.get(b, "counter %d" % b)).add(t, a)
+
+    def _progress(self, t, uid, a, b, c, pid, tid):
+        self.progress[self.strings.get(c, "progress")] = (t, a, b)
+
+    # samples from the resource monitor
+    def _sample(self, t, s):
+        if self.t_first is None or t < self.t_first:
+            self.t_first = t
+        self.t_last = t if self.t_last is None else max(self.t_last, t)
+        cores = s.get("cores")
+        if cores is not None:
+            while len(self.cpu_cores) < len(cores):
+                self.cpu_cores.append(Series("CPU %d" % len(self.cpu_cores), "%"))
+            for series, v in zip(self.cpu_cores, cores):
+                series.add(t, v)
+            self.cpu_total.add(t, sum(cores) / max(1, len(cores)))
+        for pr in s.get("procs", ()):
+            pid = pr["pid"]
+            p = self.procs.get(pid)
+            if p is None:
+                p = self.proc(pid)
+                p.ppid = pr.get("ppid", 0)
+                p.name = pr.get("name", "")
+                p.role = pr.get("role", "other")
+            if p.first == NO_TIME:
+                p.first = t
+            p.last = max(p.last, t)
+            p.cpu = pr.get("cpu", 0.0)
+            p.rss = pr.get("rss", 0)
+            p.threads = pr.get("threads", 0)
+            p.status = pr.get("status", p.status)
+            self._series(("cpu", pid), "CPU %d" % pid, "%").add(t, p.cpu)
+            self._series(("rss", pid), "RSS %d" % pid, "B").add(t, p.rss)
+        for pid in s.get("gone", ()):
+            p = self.procs.get(pid)
+            if p is not None:
+                if p.exited == NO_TIME:
+                    p.exited = t
+                p.status = "gone"
+
+    # ------------------------------------------------------------------------------------------------------
+    # Tables for views and exports
+    # ------------------------------------------------------------------------------------------------------
+    def spans_array(self, include_open=True, now=None):
+        """Finished spans plus (optionally) the open ones cut at ``now`` (default: the last time seen)."""
+        done = self.spans.view()
+        if not include_open or not self.open_spans:
+            return done.copy()
+        now = self.t_last if now is None else now
+        rows = []
+        for key, (t0, value) in self.open_spans.items():
+            kind, uid, pid, tid = key[:4]
+            rows.append((uid, pid, tid, kind, SpanEnd.OPEN, t0, max(now or t0, t0), value))
+        return np.concatenate((done, np.array(rows, dtype=SPAN_DTYPE)))
+
+    def tasks_array(self):
+        rows = [r.as_tuple() for r in self.tasks.values()]
+        return np.array(rows, dtype=TASK_DTYPE) if rows else np.zeros(0, TASK_DTYPE)
+
+    def messages_array(self):
+        return self.messages.view().copy()
+
+    def processes_table(self):
+        """Processes sorted main first, then by role and creation."""
+        order = {"main": 0, "manager": 2, "worker": 3, "process": 4, "forkserver": 5, "resource tracker": 6}
+        return sorted(self.procs.values(), key=lambda p: (order.get(p.role, 7), p.created if p.created >= 0
+                                                          else (p.first if p.first >= 0 else 1 << 62), p.pid))
+
+    def sync_intervals(self):
+        """Lock/semaphore/condition/event/barrier spans as dict rows (the run-file API)."""
+        out = []
+        for r in self.spans_array(include_open=True):
+            out.append({"object": self.name_of(int(r["uid"])), "kind": Span(int(r["kind"])).name.lower(),
+                        "pid": int(r["pid"]), "tid": int(r["tid"]), "start_ns": int(r["t0"]),
+                        "end_ns": int(r["t1"]), "outcome": SpanEnd(int(r["end"])).name.lower(),
+                        "value": int(r["value"])})
+        return out
+
+    def counters(self):
+        """{name: (times ns, values)} for every counter series."""
+        out = {}
+        for s in list(self.series.values()) + self.cpu_cores + ([self.cpu_total] if self.cpu_total.t else []):
+            out[s.name] = s.arrays()
+        return out
+
+    def contention(self):
+        """Per lock-like object: acquisitions, contended ones, total/max wait and hold, timeouts."""
+        spans = self.spans.view()
+        out = {}
+        for kind, key_w, key_h in ((Span.LOCK_WAIT, "wait", None), (Span.LOCK_HOLD, None, "hold")):
+            sel = spans[spans["kind"] == kind]
+            for uid in np.unique(sel["uid"]):
+                rows = sel[sel["uid"] == uid]
+                d = out.setdefault(int(uid), {"name": self.name_of(int(uid)), "kind": self.kind_of(int(uid)),
+                                              "acquired": 0, "contended": 0, "timeouts": 0,
+                                              "wait_total_ns": 0, "wait_max_ns": 0, "hold_total_ns": 0,
+                                              "hold_max_ns": 0})
+                dur = rows["t1"] - rows["t0"]
+                if key_w:
+                    d["contended"] = int((rows["end"] == SpanEnd.OK).sum())
+                    d["timeouts"] = int((rows["end"] == SpanEnd.TIMEOUT).sum())
+                    d["wait_total_ns"] = int(dur.sum())
+                    d["wait_max_ns"] = int(dur.max()) if len(dur) else 0
+                else:
+                    d["acquired"] = len(rows)
+                    d["hold_total_ns"] = int(dur.sum())
+                    d["hold_max_ns"] = int(dur.max()) if len(dur) else 0
+        return sorted(out.values(), key=lambda d: -d["wait_total_ns"])
+
+    def summary(self):
+        return {"processes": len(self.procs), "events": self.events_seen, "dropped": self.dropped,
+                "tasks": len(self.tasks), "spans": len(self.spans), "messages": len(self.messages),
+                "duration_s": ((self.t_last or 0) - self.t0) / 1e9 if self.t_last else 0.0}

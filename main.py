@@ -1,0 +1,22 @@
+"""mpgui entry point: ``python main.py`` opens the app; ``python main.py COMMAND ...`` runs the command line.
+
+``freeze_support()`` comes first under the main guard: in the packaged Windows app, the same executable is
+started again as every spawned worker, and freeze_support turns those starts into workers instead of new
+copies of the app.
+"""
+import sys
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("gui", "open"):
+        from mpgui.app import main as gui_main
+        return gui_main(argv[1:])
+    from core.cli import main as cli_main
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    import core
+    core.freeze_support()
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Shared fixtures: start methods, leak checks, and a traced-run harness.
+
+Every test is checked for leaks: no child process may outlive it (the stdlib's long-lived helpers, the
+forkserver and the resource tracker, excepted) and no shared-memory segment or named semaphore it created
+may be left in /dev/shm.
+"""
+import multiprocessing
+import os
+import sys
+import time
+
+import psutil
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+START_METHODS = multiprocessing.get_all_start_methods()
+
+
+def pytest_configure(config):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Children started with spawn/forkserver must import core and the tests' helper modules.
+    paths = [ROOT, os.path.join(ROOT, "tests")]
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
+
+
+@pytest.fixture(params=START_METHODS)
+def start_method(request):
+    """Each test using this runs once per start method the platform has."""
+    return request.param
+
+
+def _helper_pids():
+    """Long-lived stdlib helpers that legitimately outlive a test: the forkserver and resource tracker."""
+    pids = set()
+    try:
+        from multiprocessing import forkserver, resource_tracker
+        pids.add(getattr(forkserver._forkserver, "_forkserver_pid", None))
+        pids.add(getattr(resource_tracker._resource_tracker, "_pid", None))
+    except Exception:
+        pass
+    return {p for p in pids if p}
+
+
+def _shm_names():
+    try:
+        return {n for n in os.listdir("/dev/shm") if n.startswith(("psm_", "sem.mp-", "wnsm_"))}
+    except OSError:
+        return set()
+
+
+def _children():
+    me = psutil.Process()
+    helpers = _helper_pids()
+    out = []
+    for c in me.children(recursive=True):     # the forkserver's children are ours too
+        try:
+            if c.pid not in helpers and c.status() != psutil.STATUS_ZOMBIE:
+                out.append(c)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request):
+    """Fail a test that leaves a child process or a shared-memory segment behind."""
+    shm_before = _shm_names()
+    yield
+    deadline = time.monotonic() + 5.0
+    left = _children()
+    while left and time.monotonic() < deadline:
+        multiprocessing.active_children()       # reaps finished stdlib children
+        time.sleep(0.05)
+        left = _children()
+    leaked_shm = set()
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        leaked_shm = _shm_names() - shm_before
+        if not leaked_shm:
+            break
+        time.sleep(0.05)
+    problems = []
+    if left:
+        desc = []
+        for c in left:
+            try:
+                desc.append("%d %s" % (c.pid, " ".join(c.cmdline())[:120]))
+            except psutil.Error:
+                desc.append(str(c.pid))
+            try:
+                c.kill()
+            except psutil.Error:
+                pass
+        problems.append("child processes left behind: %s" % "; ".join(desc))
+    if leaked_shm:
+        for n in leaked_shm:
+            try:
+                os.unlink(os.path.join("/dev/shm", n))
+            except OSError:
+                pass
+        problems.append("shared memory left behind: %s" % sorted(leaked_shm))
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
