@@ -127,6 +127,13 @@ class TracedProcessMixin:
             self._trace_reap()
         super().close()
 
+    def __reduce_ex__(self, protocol):
+        # Unpickled in a spawn/forkserver child: the rebuild runs before the state (the target's arguments)
+        # is unpickled, so tracing is on in the child before any lock or queue in the arguments is rebuilt,
+        # even when the child inherited a stale environment (a forkserver started before tracing was).
+        return (_rebuild_process, (type(self), recorder.trace_dir if recorder.ENABLED else None),
+                self.__dict__)
+
     def _bootstrap(self, parent_sentinel=None):
         from . import context
         method = getattr(self, "_core_start_method", None)
@@ -140,6 +147,15 @@ class TracedProcessMixin:
             recorder.emit(Kind.PROC_EXIT, getattr(self, "_trace_uid", 0), code)
             recorder.close_rings()
         return code
+
+
+def _rebuild_process(cls, trace_dir):
+    """The child follows its parent: traced into the parent's trace directory, or not traced at all."""
+    if trace_dir and recorder.trace_dir != trace_dir and os.path.isdir(trace_dir):
+        recorder.enable(trace_dir)
+    elif not trace_dir and recorder.ENABLED:
+        recorder.disable()
+    return cls.__new__(cls)
 
 
 class Process(TracedProcessMixin, _stdprocess.BaseProcess):

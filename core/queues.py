@@ -33,7 +33,7 @@ class Queue(_std.Queue):
 
     def __init__(self, maxsize=0, *, ctx, name=None):
         _init_trace(self, self._trace_kind, name)
-        self._trace_nbytes = 0
+        self._trace_nbytes = [0]
         super().__init__(maxsize, ctx=_std_context(ctx))
 
     @property
@@ -45,15 +45,17 @@ class Queue(_std.Queue):
 
     def __setstate__(self, state):
         self._trace_uid, self._trace_name = state[-2:]
-        self._trace_nbytes = 0
+        self._trace_nbytes = [0]
         super().__setstate__(state[:-2])
 
     def _reset(self, after_fork=False):
         super()._reset(after_fork)
         if recorder.ENABLED:
+            # Closures over the pipe ends and a size cell, not over self: no reference cycle.
             uid = self._trace_uid
             send_bytes = self._send_bytes
             recv_bytes = self._recv_bytes
+            last_size = self._trace_nbytes = [0]
 
             def traced_send_bytes(buf, *args):
                 send_bytes(buf, *args)
@@ -61,7 +63,7 @@ class Queue(_std.Queue):
 
             def traced_recv_bytes(*args):
                 res = recv_bytes(*args)
-                self._trace_nbytes = len(res)
+                last_size[0] = len(res)
                 return res
 
             self._send_bytes = traced_send_bytes
@@ -87,7 +89,7 @@ class Queue(_std.Queue):
         except Empty:
             recorder.emit(Kind.QUEUE_EMPTY, self._trace_uid, recorder.now() - t0)
             raise
-        recorder.emit(Kind.QUEUE_GET, self._trace_uid, recorder.now() - t0, self._trace_nbytes, _depth(self))
+        recorder.emit(Kind.QUEUE_GET, self._trace_uid, recorder.now() - t0, self._trace_nbytes[0], _depth(self))
         return obj
 
 
@@ -97,7 +99,7 @@ class JoinableQueue(Queue, _std.JoinableQueue):
 
     def __init__(self, maxsize=0, *, ctx, name=None):
         _init_trace(self, self._trace_kind, name)
-        self._trace_nbytes = 0
+        self._trace_nbytes = [0]
         _std.JoinableQueue.__init__(self, maxsize, ctx=_std_context(ctx))
 
     def task_done(self):

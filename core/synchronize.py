@@ -23,6 +23,14 @@ from .trace.events import Kind
 __all__ = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"]
 
 _NO_TIMEOUT = -1
+# Plain ints for the hot path (an IntEnum member costs a lookup and an __index__ call per use).
+_ACQ_REQUEST = int(Kind.ACQ_REQUEST)
+_ACQ_OK = int(Kind.ACQ_OK)
+_ACQ_TIMEOUT = int(Kind.ACQ_TIMEOUT)
+_RELEASE = int(Kind.RELEASE)
+_now = recorder.now
+# Traced methods are bound only while tracing is on, so they call the recording function directly.
+_emit_at = recorder._emit_at_on
 
 
 def _timeout_ns(timeout):
@@ -44,6 +52,49 @@ def _init_trace(obj, kind, name):
         recorder.register_object(obj._trace_uid, kind, obj._trace_name)
 
 
+def _traced_methods(uid, semlock, value, count):
+    """Traced acquire/release for one SemLock, as closures over the C object and the uid only: binding
+    methods of the Python wrapper instead would make a reference cycle, and the stdlib relies on prompt
+    garbage collection to unlink named semaphores (spawn, forkserver)."""
+    sl_acquire = semlock.acquire
+    sl_release = semlock.release
+    acquired_at = [0]           # when this process last acquired it (for a lock: the one holder)
+
+    def acquire(block=True, timeout=None):
+        t0 = _now()
+        if sl_acquire(False):
+            acquired_at[0] = t0
+            _emit_at(t0, _ACQ_OK, uid, 0, -1 if value is None else value(), 1 if count is None else count())
+            return True
+        if not block:
+            _emit_at(t0, _ACQ_TIMEOUT, uid, 0)
+            return False
+        _emit_at(t0, _ACQ_REQUEST, uid, _timeout_ns(timeout))
+        ok = sl_acquire(True, timeout)
+        t1 = _now()
+        if ok:
+            acquired_at[0] = t1
+            _emit_at(t1, _ACQ_OK, uid, t1 - t0, -1 if value is None else value(), 1 if count is None else count())
+        else:
+            _emit_at(t1, _ACQ_TIMEOUT, uid, t1 - t0)
+        return ok
+
+    def release():
+        try:
+            sl_release()
+        except (ValueError, AssertionError):
+            recorder.emit(Kind.RELEASE_ERROR, uid, 0, -1 if value is None else value())
+            raise
+        t = _now()
+        if value is None:       # a lock: one holder, so the hold time is known here
+            t_acq = acquired_at[0]
+            _emit_at(t, _RELEASE, uid, t - t_acq if t_acq else -1, -1, 0 if count is None else count())
+        else:                   # a semaphore: holders overlap; the model pairs acquire and release
+            _emit_at(t, _RELEASE, uid, -1, value(), 0)
+
+    return acquire, release
+
+
 class _TracedSemLock(_std.SemLock):
     """Shared machinery of the four SemLock-based primitives."""
 
@@ -53,7 +104,6 @@ class _TracedSemLock(_std.SemLock):
 
     def __init__(self, kind, value, maxvalue, *, ctx, name=None):
         _init_trace(self, self._trace_kind, name)
-        self._trace_t_acq = 0
         _std.SemLock.__init__(self, kind, value, maxvalue, ctx=ctx)
 
     @property
@@ -64,12 +114,9 @@ class _TracedSemLock(_std.SemLock):
     def _make_methods(self):
         sl = self._semlock
         if recorder.ENABLED and getattr(self, "_trace_uid", 0):
-            self._sl_acquire = sl.acquire
-            self._sl_release = sl.release
-            self._sl_value = sl._get_value if self._has_value and sys.platform != "darwin" else None
-            self._sl_count = sl._count if self._recursive else None
-            self.acquire = self._traced_acquire
-            self.release = self._traced_release
+            value = sl._get_value if self._has_value and sys.platform != "darwin" else None
+            self.acquire, self.release = _traced_methods(self._trace_uid, sl, value,
+                                                         sl._count if self._recursive else None)
         else:
             self.acquire = sl.acquire
             self.release = sl.release
@@ -85,44 +132,7 @@ class _TracedSemLock(_std.SemLock):
 
     def __setstate__(self, state):
         inner, self._trace_uid, self._trace_name = state
-        self._trace_t_acq = 0
         _std.SemLock.__setstate__(self, inner)
-
-    def _traced_acquire(self, block=True, timeout=None):
-        emit_at = recorder.emit_at
-        uid = self._trace_uid
-        t0 = recorder.now()
-        if self._sl_acquire(False):
-            self._trace_t_acq = t0
-            emit_at(t0, Kind.ACQ_OK, uid, 0, self._sl_value() if self._sl_value else -1,
-                    self._sl_count() if self._sl_count else 1)
-            return True
-        if not block:
-            emit_at(t0, Kind.ACQ_TIMEOUT, uid, 0)
-            return False
-        emit_at(t0, Kind.ACQ_REQUEST, uid, _timeout_ns(timeout))
-        ok = self._sl_acquire(True, timeout)
-        t1 = recorder.now()
-        if ok:
-            self._trace_t_acq = t1
-            emit_at(t1, Kind.ACQ_OK, uid, t1 - t0, self._sl_value() if self._sl_value else -1,
-                    self._sl_count() if self._sl_count else 1)
-        else:
-            emit_at(t1, Kind.ACQ_TIMEOUT, uid, t1 - t0)
-        return ok
-
-    def _traced_release(self):
-        try:
-            self._sl_release()
-        except (ValueError, AssertionError):
-            recorder.emit(Kind.RELEASE_ERROR, self._trace_uid, 0, self._sl_value() if self._sl_value else -1)
-            raise
-        t = recorder.now()
-        hold = t - self._trace_t_acq if self._trace_t_acq and not self._has_value else -1
-        recorder.emit_at(t, Kind.RELEASE, self._trace_uid, hold,
-                         self._sl_value() if self._sl_value else -1,
-                         self._sl_count() if self._sl_count else 0)
-
 
 class Semaphore(_TracedSemLock, _std.Semaphore):
     _trace_kind = "Semaphore"

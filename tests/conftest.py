@@ -4,6 +4,7 @@ Every test is checked for leaks: no child process may outlive it (the stdlib's l
 forkserver and the resource tracker, excepted) and no shared-memory segment or named semaphore it created
 may be left in /dev/shm.
 """
+import gc
 import multiprocessing
 import os
 import sys
@@ -76,6 +77,7 @@ def no_leaks(request):
         multiprocessing.active_children()       # reaps finished stdlib children
         time.sleep(0.05)
         left = _children()
+    gc.collect()        # the stdlib unlinks named semaphores when their objects are collected
     leaked_shm = set()
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
@@ -105,3 +107,54 @@ def no_leaks(request):
         problems.append("shared memory left behind: %s" % sorted(leaked_shm))
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
+
+
+class TraceSession:
+    """Tracing switched on for this test's process and its children, collected into memory."""
+
+    def __init__(self):
+        from core.trace import collector, recorder
+        self._recorder = recorder
+        self.dir = collector.make_trace_dir()
+        self.batches = []
+        self._env = os.environ.get(recorder.TRACE_ENV)
+        recorder.enable(self.dir)
+        self.collector = collector.Collector(self.dir, self.batches.append).start()
+        self._stopped = False
+
+    def stop(self):
+        """Stop collecting (drains everything) and switch tracing off; returns the RunModel."""
+        if not self._stopped:
+            self._stopped = True
+            self._recorder.disable()
+            if self._env is not None:
+                os.environ[self._recorder.TRACE_ENV] = self._env
+            self.collector.stop()
+        return self.model()
+
+    def model(self):
+        import numpy as np
+        from core.trace.arrays import EVENT_DTYPE
+        from core.trace.model import RunModel
+        m = RunModel()
+        events = [b.events for b in self.batches if len(b.events)]
+        m.ingest(np.concatenate(events) if events else np.zeros(0, EVENT_DTYPE),
+                 [r for b in self.batches for r in b.metas])
+        m.dropped = self.collector.dropped_total
+        return m
+
+    def events(self):
+        import numpy as np
+        from core.trace.arrays import EVENT_DTYPE
+        events = [b.events for b in self.batches if len(b.events)]
+        return np.concatenate(events) if events else np.zeros(0, EVENT_DTYPE)
+
+
+@pytest.fixture
+def trace_session():
+    """A TraceSession for the test; ``trace_session.stop()`` returns the model (teardown stops it anyway)."""
+    session = TraceSession()
+    try:
+        yield session
+    finally:
+        session.stop()

@@ -15,8 +15,7 @@ stored in run files: the same bytes, no conversion.  Nothing here imports Qt or 
 """
 import enum
 
-BODY_FORMAT = "<qQqqIi"
-BODY_SIZE = 40
+RECORD_FORMAT = "<qQqqIiQ"
 RECORD_SIZE = 48
 # numpy views of the same layouts (``RECORD_FIELDS`` in a ring, ``EVENT_FIELDS`` in a run file) are built in
 # ``arrays``: this module is imported by every traced process and must not pull numpy in.

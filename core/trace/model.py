@@ -122,6 +122,7 @@ class ProcInfo:
     threads: int = 0
     status: str = ""
     traced: bool = False
+    role_declared: bool = False   # the process said what it is (beats what its parent said)
     uid: int = 0                # the Process object's uid in the parent
     start_us: int = 0           # time inside start() in the parent, in us
     events: int = 0
@@ -293,22 +294,26 @@ class RunModel:
     # -- registrations --------------------------------------------------------------------------------------
     def _registration(self, r):
         kind = r.get("t")
-        if kind == "proc":
+        if kind == "proc":                    # the process about itself: authoritative
             p = self.proc(r["pid"])
             if not p.ppid:
                 p.ppid = r.get("ppid", 0)
-            p.role = r.get("role") or p.role
+            if not p.role_declared or r.get("role") != "process":
+                p.role = r.get("role") or p.role
+            p.role_declared = True
             p.name = r.get("name") or p.name
             p.traced = True
         elif kind == "role":
             p = self.proc(r["pid"])
             p.role = r.get("role") or p.role
+            p.role_declared = True
             if r.get("name"):
                 p.name = r["name"]
-        elif kind == "spawned":
+        elif kind == "spawned":               # the parent about its child
             p = self.proc(r["pid"])
             p.name = r.get("name") or p.name
-            p.role = r.get("role") or p.role
+            if not p.role_declared:
+                p.role = r.get("role") or p.role
             p.method = r.get("method") or p.method
             p.daemon = bool(r.get("daemon"))
             p.uid = r.get("uid", 0)

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-from .events import BODY_FORMAT, BODY_SIZE, RECORD_SIZE
+from .events import RECORD_FORMAT, RECORD_SIZE
 
 TRACE_ENV = "MPGUI_TRACE_DIR"
 RING_ENV = "MPGUI_TRACE_RING"
@@ -40,10 +40,10 @@ OFF_READ_IDX = 40
 OFF_DROPPED = 48
 OFF_CLOSED = 56
 
-# A record is written in two stores: the body first, then its sequence number.  The collector reads the
-# sequence numbers before it copies bodies, so a sequence number it sees always covers a finished body.
-_pack_body = struct.Struct(BODY_FORMAT).pack_into
-_pack_seq = struct.Struct("<Q").pack_into
+# One pack_into per record.  struct zeroes the record first and then writes the fields in order, so the
+# sequence number (the last field) is stored last: the collector, which reads sequence numbers before it
+# copies records, never takes a record whose sequence number it sees before the rest of it.
+_pack = struct.Struct(RECORD_FORMAT).pack_into
 _u64 = struct.Struct("<Q")
 _now = time.perf_counter_ns
 
@@ -118,9 +118,7 @@ def _emit_on(kind, uid, a=0, b=0, c=0):
     h = r.head
     if h >= r.limit and not r.make_room():
         return
-    off = HEADER_SIZE + (h & r.mask) * RECORD_SIZE
-    _pack_body(r.mm, off, _now(), uid, a, b, kind, c)
-    _pack_seq(r.mm, off + BODY_SIZE, h + 1)
+    _pack(r.mm, HEADER_SIZE + (h & r.mask) * RECORD_SIZE, _now(), uid, a, b, kind, c, h + 1)
     r.head = h + 1
 
 
@@ -135,9 +133,7 @@ def _emit_at_on(t, kind, uid, a=0, b=0, c=0):
     h = r.head
     if h >= r.limit and not r.make_room():
         return
-    off = HEADER_SIZE + (h & r.mask) * RECORD_SIZE
-    _pack_body(r.mm, off, t, uid, a, b, kind, c)
-    _pack_seq(r.mm, off + BODY_SIZE, h + 1)
+    _pack(r.mm, HEADER_SIZE + (h & r.mask) * RECORD_SIZE, t, uid, a, b, kind, c, h + 1)
     r.head = h + 1
 
 
