@@ -30,7 +30,7 @@ from .monitor import ResourceMonitor
 from .trace import recorder
 from .trace.collector import Collector, make_trace_dir
 from .trace.events import Kind
-from .trace.store import RunWriter
+from .trace.store import BackgroundWriter, RunWriter
 
 #: How long processes get to end after SIGTERM before SIGKILL.
 TERM_GRACE = 0.8
@@ -51,11 +51,10 @@ def child_env(trace_dir, extra=None):
     return env
 
 
-class _RunSink:
-    """Receives collector batches: stores them, and watches for what the runner itself needs."""
+class _RunObserver:
+    """Sees every batch after it was stored, and keeps what the runner itself needs."""
 
-    def __init__(self, writer, listener=None):
-        self.writer = writer
+    def __init__(self, listener=None):
         self.listener = listener
         self.notes = []               # registrations of kind result/error/progress from the program
         self.shm_created = {}         # uid -> segment name
@@ -64,7 +63,6 @@ class _RunSink:
         self.progress = None
 
     def __call__(self, batch):
-        self.writer.add_batch(batch)
         self.events += len(batch.events)
         for m in batch.metas:
             t = m.get("t")
@@ -180,9 +178,10 @@ class TracedRun:
                 "started_wall": time.time(), "runner_pid": os.getpid()}
         base.update(meta or {})
         self.writer = RunWriter(self.out_path, base)
-        self.sink = _RunSink(self.writer, listener)
+        self.sink = _RunObserver(listener)
+        self.store = BackgroundWriter(self.writer, listener=self.sink)
         self.trace_dir = make_trace_dir()
-        self.collector = Collector(self.trace_dir, self.sink)
+        self.collector = Collector(self.trace_dir, self.store)
         self.monitor = None
         self._out_threads = []
 
@@ -276,6 +275,7 @@ class TracedRun:
         if self.monitor is not None:
             self.monitor.stop()
         self.collector.stop()
+        self.store.close()
         if self.proc is not None and code is not None:
             self.writer.add_registrations([{"t": "exit", "pid": self.proc.pid, "exitcode": code,
                                             "time": getattr(self, "_main_ended", time.perf_counter_ns())}])

@@ -18,10 +18,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 START_METHODS = multiprocessing.get_all_start_methods()
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")     # no screen needed, before any Qt import
 
 
 def pytest_configure(config):
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     # Children started with spawn/forkserver must import core and the tests' helper modules.
     paths = [ROOT, os.path.join(ROOT, "tests")]
     old = os.environ.get("PYTHONPATH")
