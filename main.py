@@ -12,6 +12,9 @@ def main(argv=None):
     if not argv or argv[0] in ("gui", "open"):
         from mpgui.app import main as gui_main
         return gui_main(argv[1:])
+    if argv[0] == "_scenario-host":           # a scenario's main process, started by the runner
+        from core.scenario_host import main as host_main
+        return host_main(argv[1:])
     from core.cli import main as cli_main
     return cli_main(argv)
 

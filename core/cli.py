@@ -73,7 +73,7 @@ class ProgressBar:
         if total and total > 0:
             frac = min(1.0, done / total)
             bar = "#" * int(frac * self.width)
-            text = "[%-*s] %d/%d  %.1f s" % (self.width, bar, self.width, done, total, elapsed)
+            text = "[%-*s] %d/%d  %.1f s" % (self.width, bar, done, total, elapsed)
         else:
             text = "running  %.1f s" % elapsed
         if text == self.last:

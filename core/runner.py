@@ -155,7 +155,7 @@ class TracedRun:
     """One traced program run.  ``start()``, then ``wait()``; ``cancel()`` from any thread."""
 
     def __init__(self, argv, out_path, *, kind="trace", meta=None, history=None, env=None, cwd=None,
-                 echo_output=True, listener=None, title=None, scenario=None, params=None, start_method=None):
+                 echo_output=("stdout", "stderr"), listener=None, title=None, scenario=None, params=None, start_method=None):
         self.argv = list(argv)
         self.out_path = os.path.abspath(out_path)
         self.kind = kind
@@ -163,7 +163,8 @@ class TracedRun:
         self.history = history
         self.extra_env = env
         self.cwd = cwd
-        self.echo_output = echo_output
+        # which of the program's streams to pass through to ours (they are always kept in the run file)
+        self.echo_output = (("stdout", "stderr") if echo_output is True else tuple(echo_output or ()))
         self.title = title
         self.scenario = scenario
         self.params = params or {}
@@ -223,7 +224,7 @@ class TracedRun:
                 self.writer.add_log(label, line)
             except Exception:
                 pass
-            if self.echo_output:
+            if label in self.echo_output:
                 try:
                     out.write(line + "\n")
                     out.flush()
@@ -241,17 +242,26 @@ class TracedRun:
 
     def wait(self, poll=0.05, on_tick=None):
         """Wait for the program to end (or for ``cancel``); finalize the run; return the status."""
-        while True:
-            code = self.proc.poll()
-            if code is not None:
-                break
-            if self._cancel.is_set():
-                break
-            if on_tick is not None:
-                on_tick(self)
-            self._cancel.wait(poll)
+        try:
+            while True:
+                code = self.proc.poll()
+                if code is not None:
+                    break
+                if self._cancel.is_set():
+                    break
+                if on_tick is not None:
+                    on_tick(self)
+                self._cancel.wait(poll)
+        except BaseException:
+            # Whatever went wrong here (a bug in on_tick, KeyboardInterrupt), the tree must not outlive us.
+            self._cancel.set()
+            self._end(cancelled=True)
+            raise
+        return self._end(self._cancel.is_set())
+
+    def _end(self, cancelled):
         pgid = self.proc.pid if os.name == "posix" else None
-        if self._cancel.is_set() and self.proc.poll() is None:
+        if cancelled and self.proc.poll() is None:
             kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
             status = "cancelled"
         else:

@@ -112,7 +112,7 @@ class Kind(enum.IntEnum):
     # -- free-form ------------------------------------------------------------------------------------------
     MARK = 120            # a=string id of a label, b=value
     COUNTER = 121         # a=value, b=string id of the counter's name
-    PROGRESS = 122        # a=done, b=total, c=string id of what
+    PROGRESS = 122        # uid=string id of what progresses, a=done, b=total (-1 unknown)
     PHASE = 123           # a scenario phase began: a=string id of its label
 
 

@@ -623,7 +623,7 @@ class RunModel:
         self._series(("counter", b), self.strings.get(b, "counter %d" % b)).add(t, a)
 
     def _progress(self, t, uid, a, b, c, pid, tid):
-        self.progress[self.strings.get(c, "progress")] = (t, a, b)
+        self.progress[self.strings.get(uid, "progress")] = (t, a, b)
 
     # samples from the resource monitor
     def _sample(self, t, s):

@@ -1,0 +1,153 @@
+"""Scenario commands of the command line: ``scenarios``, ``run``, ``runs`` (added to core.cli's parser).
+
+``run`` validates everything before anything starts (exit code 2 and one sentence on bad input), then runs
+the scenario in its own traced process tree with a progress bar, and ends with the lesson and a summary.
+No Qt here.
+"""
+import json
+import os
+import sys
+import time
+
+from .cli import EXIT_FAILED, EXIT_OK, ProgressBar, UsageError, format_table, summary_text
+from .scenario_host import HOST_COMMAND
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def self_command(*args):
+    """The command line that starts this program again with ``args`` (the frozen app is its own exe)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable] + list(args)
+    return [sys.executable, os.path.join(ROOT, "main.py")] + list(args)
+
+
+def parse_sets(items):
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; UsageError for an item without ``=``."""
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise UsageError("--set takes name=value, not %r: for example --set processes=4." % item)
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def prepare(name, method=None, values=None):
+    """(scenario, typed params, start method), or UsageError with one sentence.  Nothing is started."""
+    from .scenarios import ParamError, get
+    try:
+        scenario = get(name)
+        params = scenario.validate(values or {})
+        method = scenario.check_method(method)
+    except ParamError as e:
+        raise UsageError(str(e)) from None
+    return scenario, params, method
+
+
+def scenario_command(scenario, params, method):
+    return self_command(HOST_COMMAND, scenario.name, "--start-method", method, "--params",
+                        json.dumps(params, sort_keys=True))
+
+
+def start_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None):
+    """Create and start a TracedRun of a scenario (also used by tests and by embedding code)."""
+    from .history import RunHistory
+    from .runner import TracedRun
+    history = RunHistory(home)
+    out = out or history.new_run_path(scenario.name)
+    run = TracedRun(scenario_command(scenario, params, method), out, kind="scenario", history=history,
+                    title=scenario.title, scenario=scenario.name, params=params, start_method=method,
+                    echo_output=echo_output, listener=listener)
+    return run.start()
+
+
+def cmd_run(args):
+    from .runner import install_cancel_handlers
+    from .trace.store import RunFile
+    scenario, params, method = prepare(args.scenario, args.start_method, parse_sets(args.set))
+    print("%s  (start method %s)" % (scenario.title, method), file=sys.stderr)
+    run = start_run(scenario, params, method, out=args.out, home=args.home,
+                    echo_output=() if args.quiet else ("stdout",))
+    install_cancel_handlers(run)
+    bar = ProgressBar() if not args.quiet else None
+    t0 = time.monotonic()
+
+    def tick(r):
+        if bar is not None:
+            done, total = r.sink.progress or (0, 0)
+            bar.update(done, total, time.monotonic() - t0)
+
+    status = run.wait(on_tick=tick)
+    if bar is not None:
+        bar.close()
+    result = run.result
+    if result:
+        print()
+        print(result["lesson"])
+        if result.get("rows"):
+            print()
+            print(format_table(result["headers"], result["rows"]))
+    if run.error:
+        print("mpgui: %s" % run.error, file=sys.stderr)
+    if not args.quiet:
+        with RunFile(run.out_path) as rf:
+            print()
+            print(summary_text(rf.model(), status))
+    print("run file: %s" % run.out_path)
+    if status == "cancelled":
+        print("mpgui: run cancelled; the run file keeps everything recorded so far.", file=sys.stderr)
+        return 130
+    if status != "done":
+        if not run.error:
+            print("mpgui: the scenario's main process ended with exit code %s; its output is in the run file."
+                  % run.exit_code, file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_scenarios(args):
+    from .scenarios import catalog
+    for sc in catalog().values():
+        methods = ", ".join(sc.available_methods())
+        print("%s — %s" % (sc.name, sc.title))
+        print("    %s" % sc.description)
+        print("    lesson: %s" % sc.lesson)
+        print("    start methods: %s" % methods)
+        for p in sc.params:
+            print("    --set %s=%s    (%s; %s)" % (p.name, str(p.default).lower() if p.type == "bool" else p.default,
+                                                  p.describe(), p.help))
+        print()
+    return EXIT_OK
+
+
+def cmd_runs(args):
+    from .history import RunHistory
+    runs = RunHistory(args.home).list(limit=args.limit)
+    if not runs:
+        print("No runs yet: start one with 'main.py run SCENARIO' or 'main.py trace SCRIPT'.")
+        return EXIT_OK
+    rows = []
+    for r in runs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])) if r["started"] else "-"
+        dur = "%.1f s" % (r["ended"] - r["started"]) if r["ended"] and r["started"] else "-"
+        lesson = (r["lesson"] or "")
+        rows.append((r["id"], when, r["scenario"] or r["title"] or r["kind"], r["start_method"] or "-", r["status"],
+                     dur, r["events"], lesson[:60] + ("…" if len(lesson) > 60 else "")))
+    print(format_table(["id", "started", "what", "method", "status", "took", "events", "lesson"], rows))
+    return EXIT_OK
+
+
+def add_commands(sub):
+    r = sub.add_parser("run", help="run a scenario headless, with a progress bar, then its lesson")
+    r.add_argument("scenario", metavar="SCENARIO")
+    r.add_argument("--start-method", dest="start_method", help="fork, spawn or forkserver (what the platform has)")
+    r.add_argument("--set", action="append", metavar="NAME=VALUE", help="a parameter (repeatable)")
+    r.add_argument("--out", help="run file to write (default: a new file in the run history)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar, no scenario output")
+    r.set_defaults(func=cmd_run)
+    s = sub.add_parser("scenarios", help="the scenario catalog, with each scenario's parameters")
+    s.set_defaults(func=cmd_scenarios)
+    h = sub.add_parser("runs", help="the run history")
+    h.add_argument("--limit", type=int, default=30)
+    h.set_defaults(func=cmd_runs)
