@@ -199,8 +199,10 @@ class TracedRun:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         self.started_at = time.monotonic()
         try:
+            # stdin: a pipe nobody writes to.  A scenario host watches it: EOF means this runner is gone.
             self.proc = subprocess.Popen(self.argv, env=child_env(self.trace_dir, self.extra_env), cwd=self.cwd,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stdin=subprocess.PIPE if self.kind == "scenario" else subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, **kwargs)
         except OSError as e:
             self.writer.add_log("error", "could not start %s: %s" % (self.argv[0], e))
@@ -267,6 +269,8 @@ class TracedRun:
         else:
             status = None
         code = self.proc.wait()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
         self._main_ended = time.perf_counter_ns()
         # Orphans (workers of a main process that died, daemon leftovers): a moment to end, then killed.
         deadline = time.monotonic() + ORPHAN_GRACE

@@ -1,0 +1,179 @@
+"""The runner and the scenario command line: cancel leaves nothing behind, the history survives a killed
+runner, and bad input is refused with one sentence before anything starts."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from core.scenario_cli import prepare, start_run
+from core.scenarios import ParamError, catalog, get
+from core.trace.store import RunFile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAIN = os.path.join(ROOT, "main.py")
+LONG = {"processes": "2", "increments": "1000000", "hold_ms": "1"}     # runs for minutes unless cancelled
+
+
+def cli(args, home, **kw):
+    env = dict(os.environ, MPGUI_HOME=str(home))
+    return subprocess.Popen([sys.executable, MAIN] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+def wait_for(cond, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def tree_of_host(pid):
+    try:
+        return [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _has_workers(run):
+    return len(tree_of_host(run.proc.pid)) >= 3
+
+
+def test_cancel_ends_the_tree_and_keeps_the_recording(tmp_path):
+    scenario, params, method = prepare("lock_contention", None, LONG)
+    out = tmp_path / "c.mpgrun"
+    run = start_run(scenario, params, method, out=str(out), home=str(tmp_path / "home"), echo_output=())
+    try:
+        wait_for(lambda: _has_workers(run) and run.sink.events > 1000, what="workers recording")
+        pids = tree_of_host(run.proc.pid)
+        t0 = time.monotonic()
+        run.cancel()
+        status = run.wait()
+        took = time.monotonic() - t0
+    finally:
+        if run.status == "running":
+            run.cancel()
+            run.wait()
+    assert status == "cancelled"
+    assert took < 2.5, "cancel took %.1f s" % took
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    with RunFile(out) as rf:
+        meta = rf.meta()
+        model = rf.model()
+    assert meta["status"] == "cancelled"
+    assert model.events_seen >= 1000
+    assert any(p.name.startswith("incrementer") for p in model.procs.values())
+
+
+def test_sigterm_to_the_cli_runner_cancels(tmp_path):
+    out = tmp_path / "s.mpgrun"
+    p = cli(["run", "lock_contention", "--set", "processes=2", "--set", "increments=1000000", "--set", "hold_ms=1", "--out", str(out),
+             "--quiet"], tmp_path)
+    try:
+        wait_for(lambda: out.exists() and len(psutil.Process(p.pid).children(recursive=True)) >= 3,
+                 what="the scenario running")
+        host_tree = [c.pid for c in psutil.Process(p.pid).children(recursive=True)]
+        time.sleep(0.3)
+        p.send_signal(signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, stderr
+    assert "cancelled" in stderr and "Traceback" not in stderr
+    wait_for(lambda: not [x for x in host_tree if psutil.pid_exists(x)
+                          and psutil.Process(x).status() != psutil.STATUS_ZOMBIE], 3, "the tree to end")
+    with RunFile(out) as rf:
+        assert rf.meta()["status"] == "cancelled"
+        assert rf.model().events_seen > 0
+
+
+def test_history_survives_a_killed_runner(tmp_path):
+    out = tmp_path / "k.mpgrun"
+    p = cli(["run", "lock_contention", "--set", "processes=2", "--set", "increments=1000000", "--set", "hold_ms=1", "--out", str(out),
+             "--quiet"], tmp_path)
+    try:
+        wait_for(lambda: out.exists() and len(psutil.Process(p.pid).children(recursive=True)) >= 3,
+                 what="the scenario running")
+        host_tree = [c.pid for c in psutil.Process(p.pid).children(recursive=True)]
+        time.sleep(0.5)                       # let the collector store some batches
+        p.kill()
+        p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    # The scenario's tree notices its runner is gone and ends itself.
+    wait_for(lambda: not [x for x in host_tree if psutil.pid_exists(x)
+                          and psutil.Process(x).status() != psutil.STATUS_ZOMBIE], 10, "the orphaned tree to end")
+    r = subprocess.run([sys.executable, MAIN, "runs"], env=dict(os.environ, MPGUI_HOME=str(tmp_path)),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert "lock_contention" in r.stdout and "interrupted" in r.stdout
+    with RunFile(out) as rf:                  # what was recorded before the kill is readable
+        assert rf.model().events_seen > 0
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "lock_contension"], "Did you mean 'lock_contention'"),
+    (["run", "lock_contention", "--set", "procs=3"], "did you mean 'processes'"),
+    (["run", "lock_contention", "--set", "processes=many"], "must be a whole number"),
+    (["run", "lock_contention", "--set", "processes=100000"], "must be at most"),
+    (["run", "lock_contention", "--set", "hold_ms=-1"], "must be at least"),
+    (["run", "lock_contention", "--set", "mode=sometimes"], "must be one of"),
+    (["run", "lock_contention", "--set", "processes"], "--set takes name=value"),
+    (["run", "lock_contention", "--start-method", "teleport"], "no 'teleport' start method"),
+])
+def test_bad_input_is_one_sentence_and_starts_nothing(tmp_path, args, needle):
+    p = cli(args, tmp_path)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 2
+    assert needle in stderr
+    assert "Traceback" not in stderr and stderr.strip().count("\n") == 0
+    assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+
+
+def test_scenarios_lists_every_scenario_and_parameter(tmp_path):
+    p = cli(["scenarios"], tmp_path)
+    stdout, _ = p.communicate(timeout=60)
+    assert p.returncode == 0
+    for sc in catalog().values():
+        assert sc.name in stdout
+        for prm in sc.params:
+            assert "--set %s=" % prm.name in stdout
+
+
+_texts = st.one_of(st.text(max_size=12), st.integers(-10**9, 10**9).map(str),
+                   st.floats(allow_nan=True, allow_infinity=True).map(repr), st.sampled_from(["true", "no", ""]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_parameter_validation_fuzz(data):
+    """Any text for any parameter either parses to a value inside the schema, or is refused in one sentence."""
+    sc = data.draw(st.sampled_from(list(catalog().values())))
+    prm = data.draw(st.sampled_from(sc.params))
+    raw = data.draw(_texts)
+    try:
+        value = sc.validate({prm.name: raw})[prm.name]
+    except ParamError as e:
+        msg = str(e)
+        assert "\n" not in msg and msg.endswith((".", "?")) and prm.name in msg
+        return
+    if prm.type in ("int", "float"):
+        assert prm.min <= value <= prm.max
+        assert isinstance(value, int if prm.type == "int" else float)
+    elif prm.type == "choice":
+        assert value in prm.choices
+    else:
+        assert isinstance(value, bool)
+
+
+def test_unknown_scenario_suggests_close_names():
+    with pytest.raises(ParamError, match="pool_methods"):
+        get("pool_method")
