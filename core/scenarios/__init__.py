@@ -11,6 +11,7 @@ from .base import MAX_PROCESSES, Param, ParamError, Reporter, Result, Scenario, 
 MODULES = (
     "pool_methods",
     "lock_contention",
+    "threads_vs_processes",
 )
 
 _catalog = None

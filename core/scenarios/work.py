@@ -30,3 +30,37 @@ def timed_task_args(args):
 
 def noop(x):
     return x
+
+
+def burn(iterations):
+    """CPU-bound work of a fixed size (not a fixed time): ``iterations`` additions in pure Python.  Threads
+    sharing the GIL take turns on it, so unlike ``spin`` it shows that threads do not compute in parallel."""
+    x = 0
+    for i in range(iterations):
+        x += i
+    return x
+
+
+def burn_rate(sample=200_000, repeat=3):
+    """Iterations of ``burn`` per second on this machine (the best of ``repeat`` short samples)."""
+    best = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        burn(sample)
+        dt = time.perf_counter() - t0
+        best = dt if best is None else min(best, dt)
+    return sample / max(best, 1e-9)
+
+
+def signal_ready(queue):
+    """A Pool initializer: tell the parent this worker is up (puts its pid on ``queue``)."""
+    queue.put(os.getpid())
+
+
+def wait_until_ready(queue, n, timeout=60.0):
+    """Wait for ``n`` ``signal_ready`` messages; the pids of the workers that are up."""
+    deadline = time.monotonic() + timeout
+    pids = []
+    while len(pids) < n:
+        pids.append(queue.get(timeout=max(0.01, deadline - time.monotonic())))
+    return pids
