@@ -12,6 +12,7 @@ MODULES = (
     "pool_methods",
     "lock_contention",
     "threads_vs_processes",
+    "start_cost",
 )
 
 _catalog = None
