@@ -1,0 +1,56 @@
+"""The synchronisation and IPC scenarios, run headless with small parameters under each start method: each
+must finish, its figures must make its lesson true, and the trace must hold what the lesson needs."""
+import numpy as np
+
+from core.trace.events import IpcKind, Kind
+from core.trace.model import Span, SpanEnd
+from core.trace.store import RunFile
+
+from scenario_testing import run_scenario
+
+
+def raw_events(r):
+    """Every event of the run (the model keeps derived tables only)."""
+    with RunFile(r.run.out_path) as rf:
+        return rf.read_all()[0]
+
+
+def uids_named(r, name):
+    return [uid for uid, o in r.model.objects.items() if o.get("name") == name]
+
+
+def pids_named(r, prefix):
+    return {p.pid for p in r.model.procs.values() if p.name.startswith(prefix)}
+
+
+def spans_of(r, uids, kind):
+    s = r.model.spans_array()
+    return s[np.isin(s["uid"], uids) & (s["kind"] == kind)]
+
+
+def events_of(ev, uids, kind):
+    return ev[np.isin(ev["uid"], uids) & (ev["kind"] == kind)]
+
+
+def test_rlock_reenters_where_lock_deadlocks(tmp_path, start_method):
+    r = run_scenario("rlock", start_method, {"processes": 2, "depth": 12, "rounds": 20, "hold_ms": 0.5,
+                                             "timeout": 0.3}, tmp_path)
+    assert r.status == "done", r.error
+    f = r.figures
+    assert f["rlock"]["depth_reached"] == 12 and f["rlock"]["rounds"] == 40
+    assert f["lock"]["depth_reached"] == 1 and f["lock"]["timed_out"]
+    assert f["lock"]["waited_s"] >= 0.25
+    assert "stopped at depth 1" in r.lesson and "depth 12 of 12" in r.lesson
+    # the trace: every RLock acquire with its depth, and one hold per descent (not per level)
+    rl = uids_named(r, "recursive rlock")
+    ev = raw_events(r)
+    depths = events_of(ev, rl, Kind.ACQ_OK)["c"]
+    assert len(depths) == 40 * 12 and depths.max() == 12
+    holds = spans_of(r, rl, Span.LOCK_HOLD)
+    assert len(holds) == 40 and set(holds["pid"].tolist()) == pids_named(r, "rlock-recurser")
+    # the plain Lock: one hold, and a wait by its holder that timed out
+    lk = uids_named(r, "plain lock")
+    waits = spans_of(r, lk, Span.LOCK_WAIT)
+    assert len(waits) == 1 and waits["end"][0] == SpanEnd.TIMEOUT
+    assert waits["pid"][0] in pids_named(r, "lock-recurser")
+    assert (waits["t1"] - waits["t0"])[0] >= 0.25e9
