@@ -14,6 +14,7 @@ MODULES = (
     "threads_vs_processes",
     "start_cost",
     "rlock",
+    "semaphore",
 )
 
 _catalog = None

@@ -54,3 +54,29 @@ def test_rlock_reenters_where_lock_deadlocks(tmp_path, start_method):
     assert len(waits) == 1 and waits["end"][0] == SpanEnd.TIMEOUT
     assert waits["pid"][0] in pids_named(r, "lock-recurser")
     assert (waits["t1"] - waits["t0"])[0] >= 0.25e9
+
+
+def test_semaphore_admits_k_and_bounded_refuses_over_release(tmp_path, start_method):
+    r = run_scenario("semaphore", start_method, {"processes": 3, "slots": 2, "rounds": 4, "hold_ms": 20,
+                                                 "extra": 2}, tmp_path)
+    assert r.status == "done", r.error
+    f, g = r.figures["semaphore"], r.figures["over_release"]
+    assert f["acquisitions"] == 12 and f["holding_after"] == 0
+    assert f["max_counter"] == 2 and f["max_timestamps"] == 2          # k, never more
+    assert g["bounded_errors"] == 2 and "ValueError" in g["bounded_message"] and g["bounded_acquires"] == 2
+    assert g["plain_errors"] == 0 and g["plain_acquires"] == 4
+    assert "raised ValueError 2 times" in r.lesson and "allowed 4 acquires" in r.lesson
+    # the semaphore's value, recorded at every acquire and release, went down to 0 and never above k
+    slots = uids_named(r, "resource slots")
+    [series] = [s for key, s in r.model.series.items() if key[0] == "value" and key[1] in slots]
+    _, values = series.arrays()
+    assert values.min() == 0 and values.max() <= 2
+    assert len(spans_of(r, slots, Span.LOCK_HOLD)) == 12
+    waits = spans_of(r, slots, Span.LOCK_WAIT)
+    assert len(waits) > 0 and set(waits["pid"].tolist()) <= pids_named(r, "slot-user")
+    # the refused releases are recorded in the over-releaser; the plain semaphore's value grew to k + extra
+    ev = raw_events(r)
+    errors = events_of(ev, uids_named(r, "bounded slots"), Kind.RELEASE_ERROR)
+    assert len(errors) == 2 and set(errors["pid"].tolist()) == pids_named(r, "over-releaser")
+    plain = uids_named(r, "plain slots")
+    assert events_of(ev, plain, Kind.RELEASE)["b"].max() == 4
