@@ -13,6 +13,7 @@ MODULES = (
     "lock_contention",
     "threads_vs_processes",
     "start_cost",
+    "start_methods",
     "rlock",
     "semaphore",
 )

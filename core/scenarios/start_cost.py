@@ -22,7 +22,7 @@ import time
 import core
 
 from .base import Param, Result, Scenario, processes_param
-from .work import spin
+from .work import burn, burn_rate
 
 ALL_METHODS = tuple(core.get_all_start_methods())
 
@@ -35,10 +35,10 @@ def methods_to_run(choice, ctx):
     return (choice,)
 
 
-def preload_forkserver(methods, preload):
-    """Have the forkserver's server import this module (and ``__main__``) before it forks children."""
+def preload_forkserver(methods, preload, module=__name__):
+    """Have the forkserver's server import ``module`` (and ``__main__``) before it forks children."""
     if preload and "forkserver" in methods and not forkserver_running():
-        core.get_context("forkserver").set_forkserver_preload(["__main__", __name__])
+        core.get_context("forkserver").set_forkserver_preload(["__main__", module])
 
 
 def forkserver_running():
@@ -46,20 +46,20 @@ def forkserver_running():
     return bool(getattr(forkserver._forkserver, "_forkserver_pid", None))
 
 
-def tiny_task(conn, seconds):
-    """The target: note when it began, burn ``seconds`` of CPU, send both times back."""
+def tiny_task(conn, iterations):
+    """The target: note when it began, do a fixed amount of CPU work, send both times back."""
     began = time.perf_counter()
-    spin(seconds)
+    burn(iterations)
     conn.send((began, time.perf_counter()))
     conn.close()
 
 
-def start_batch(mctx, method, n, seconds, report, done, total):
+def start_batch(mctx, method, n, iterations, report, done, total):
     """Start ``n`` processes at once, each running tiny_task; per-process latencies (s) and the total (s)."""
     procs, ends, called = [], [], []
     for i in range(n):
         r, w = mctx.Pipe(duplex=False, name="%s times %d" % (method, i))
-        procs.append(mctx.Process(target=tiny_task, args=(w, seconds), name="%s-start-%d" % (method, i)))
+        procs.append(mctx.Process(target=tiny_task, args=(w, iterations), name="%s-start-%d" % (method, i)))
         ends.append((r, w))
     t0 = time.perf_counter()
     for p, (r, w) in zip(procs, ends):
@@ -85,9 +85,10 @@ def run(ctx, p, report):
     preload_forkserver(methods, p["preload"])
 
     report.phase("in the main process")
+    iterations = int(burn_rate() * seconds)
     t0 = time.perf_counter()
     for _ in range(n):
-        spin(seconds)
+        burn(iterations)
         done[0] += 1
         report.progress(done[0], total)
     serial_s = time.perf_counter() - t0
@@ -99,7 +100,7 @@ def run(ctx, p, report):
         report.phase(m)
         mctx = core.get_context(m)
         server_was_up = m != "forkserver" or forkserver_running()
-        lat, total_s = start_batch(mctx, m, n, seconds, report, done, total)
+        lat, total_s = start_batch(mctx, m, n, iterations, report, done, total)
         med = statistics.median(lat)
         f = figures[m] = {"latency_median_ms": med * 1e3, "latency_first_ms": lat[0] * 1e3,
                           "latency_max_ms": max(lat) * 1e3, "latencies_ms": [x * 1e3 for x in lat],

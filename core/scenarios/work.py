@@ -41,7 +41,7 @@ def burn(iterations):
     return x
 
 
-def burn_rate(sample=200_000, repeat=3):
+def burn_rate(sample=1_000_000, repeat=3):
     """Iterations of ``burn`` per second on this machine (the best of ``repeat`` short samples)."""
     best = None
     for _ in range(repeat):
