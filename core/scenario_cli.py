@@ -4,6 +4,7 @@
 the scenario in its own traced process tree with a progress bar, and ends with the lesson and a summary.
 No Qt here.
 """
+import argparse
 import json
 import os
 import sys
@@ -62,6 +63,20 @@ def start_run(scenario, params, method, out=None, home=None, echo_output=True, l
     return run.start()
 
 
+def _cancel_on_stdin(run):
+    """For a GUI driving this runner: a line 'cancel' on stdin, or stdin closing (the GUI is gone),
+    cancels the run.  Works the same on every platform, unlike signals."""
+    import threading
+
+    def watch():
+        for line in sys.stdin:
+            if line.strip() == "cancel":
+                break
+        run.cancel()
+
+    threading.Thread(target=watch, name="mpgui-control", daemon=True).start()
+
+
 def cmd_run(args):
     from .runner import install_cancel_handlers
     from .trace.store import RunFile
@@ -70,6 +85,8 @@ def cmd_run(args):
     run = start_run(scenario, params, method, out=args.out, home=args.home,
                     echo_output=() if args.quiet else ("stdout",))
     install_cancel_handlers(run)
+    if args.control_stdin:
+        _cancel_on_stdin(run)
     bar = ProgressBar() if not args.quiet else None
     t0 = time.monotonic()
 
@@ -145,6 +162,7 @@ def add_commands(sub):
     r.add_argument("--set", action="append", metavar="NAME=VALUE", help="a parameter (repeatable)")
     r.add_argument("--out", help="run file to write (default: a new file in the run history)")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no scenario output")
+    r.add_argument("--control-stdin", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("scenarios", help="the scenario catalog, with each scenario's parameters")
     s.set_defaults(func=cmd_scenarios)

@@ -82,7 +82,7 @@ class Table:
         self.version += 1
 
     def extend(self, rows):
-        if not rows:
+        if not len(rows):
             return
         need = self.n + len(rows)
         if need > len(self._a):
@@ -161,25 +161,6 @@ class ProcInfo:
 
 
 @dataclass
-class TaskRow:
-    pool: int
-    job: int
-    index: int
-    worker: int = 0
-    outcome: int = _OUTCOME_PENDING
-    method: int = 0
-    queued: int = NO_TIME
-    sent: int = NO_TIME
-    start: int = NO_TIME
-    end: int = NO_TIME
-    used: int = NO_TIME
-
-    def as_tuple(self):
-        return (self.pool, self.job, self.index, self.worker, self.outcome, self.method, self.queued, self.sent,
-                self.start, self.end, self.used)
-
-
-@dataclass
 class Series:
     """One counter's samples: times and values (lists; ``arrays()`` gives numpy)."""
     name: str
@@ -198,7 +179,12 @@ class Series:
 class RunModel:
     """Everything derived from one run's events.  Feed it with ``ingest``; read tables and arrays."""
 
-    def __init__(self):
+    def __init__(self, keep_events=False):
+        import threading
+        #: Held while ingesting: a reader in another thread (the GUI) takes it to copy what it draws.
+        self.lock = threading.RLock()
+        #: All events, in time order per batch (for an event log); only if ``keep_events``.
+        self.events = Table(EVENT_DTYPE) if keep_events else None
         self.meta = {}
         self.procs = {}                 # pid -> ProcInfo
         self.proc_uids = {}             # Process object uid -> child pid
@@ -206,8 +192,8 @@ class RunModel:
         self.strings = {}               # string id -> text
         self.spans = Table(SPAN_DTYPE)
         self.open_spans = {}            # key -> (uid, pid, tid, kind, t0, value)
-        self.tasks = {}                 # (pool, job, index) -> TaskRow
-        self.task_version = 0
+        self.tasks = Table(TASK_DTYPE)  # one row per pool task, updated in place as the task progresses
+        self.task_rows = {}             # (pool, job, index) -> row in ``tasks``
         self.jobs = {}                  # (pool, job) -> dict(method, total, submitted, done, failed)
         self.chunks = {}                # (pool, job, first) -> (size, worker pid)
         self.messages = Table(MESSAGE_DTYPE)
@@ -259,6 +245,10 @@ class RunModel:
     # ------------------------------------------------------------------------------------------------------
     def ingest(self, events=None, regs=(), samples=(), logs=()):
         """Take one batch.  Registrations first, so events can be named; events in time order."""
+        with self.lock:
+            self._ingest(events, regs, samples, logs)
+
+    def _ingest(self, events, regs, samples, logs):
         for r in regs:
             self._registration(r)
         if events is not None and len(events):
@@ -266,6 +256,8 @@ class RunModel:
                 events = events.astype(EVENT_DTYPE)
             order = np.argsort(events["t"], kind="stable")
             events = events[order]
+            if self.events is not None:
+                self.events.extend(events)
             t_lo, t_hi = int(events["t"][0]), int(events["t"][-1])
             self.t_first = t_lo if self.t_first is None else min(self.t_first, t_lo)
             self.t_last = t_hi if self.t_last is None else max(self.t_last, t_hi)
@@ -529,16 +521,22 @@ class RunModel:
     def _manager_call(self, t, uid, a, b, c, pid, tid):
         self._span(uid, pid, tid, Span.MANAGER_CALL, t - a, t, SpanEnd.BROKEN if c else SpanEnd.OK, b)
 
-    # pool
+    # pool: tasks live in a numpy table; these handlers fill in their columns as the events arrive
     def _task(self, pool, job, index):
         key = (pool, job, index)
-        row = self.tasks.get(key)
-        if row is None:
-            row = self.tasks[key] = TaskRow(pool, job, index)
+        i = self.task_rows.get(key)
+        if i is None:
             j = self.jobs.get((pool, job))
-            if j is not None:
-                row.method = j["method"]
-        return row
+            i = self.task_rows[key] = self.tasks.n
+            self.tasks.append((pool, job, index, 0, _OUTCOME_PENDING, j["method"] if j else 0,
+                               NO_TIME, NO_TIME, NO_TIME, NO_TIME, NO_TIME))
+        return i
+
+    def _set_task(self, i, **cols):
+        a = self.tasks._a
+        for name, value in cols.items():
+            a[name][i] = value
+        self.tasks.version += 1
 
     def _pool_job(self, t, uid, a, b, c, pid, tid):
         self.jobs[(uid, a)] = {"method": c, "total": b, "submitted": t, "done": 0, "failed": 0, "ended": NO_TIME,
@@ -546,58 +544,44 @@ class RunModel:
 
     def _chunk_queued(self, t, uid, a, b, c, pid, tid):
         for i in range(b, b + max(c, 1)):
-            row = self._task(uid, a, i)
-            row.queued = t
+            self._set_task(self._task(uid, a, i), queued=t)
         self.chunks[(uid, a, b)] = (max(c, 1), 0)
-        self.task_version += 1
 
     def _chunk_sent(self, t, uid, a, b, c, pid, tid):
         size, _ = self.chunks.get((uid, a, b), (1, 0))
         self.chunks[(uid, a, b)] = (size, c)
         for i in range(b, b + size):
-            row = self._task(uid, a, i)
-            row.sent = t
-            row.worker = c
-        self.task_version += 1
+            self._set_task(self._task(uid, a, i), sent=t, worker=c)
 
     def _task_t0(self, t, uid, a, b, c, pid, tid):
-        row = self._task(uid, a, b)
-        row.start = t
-        row.worker = pid
-        self.task_version += 1
+        self._set_task(self._task(uid, a, b), start=t, worker=pid)
 
     def _task_end(self, t, uid, a, b, c, pid, tid):
-        row = self._task(uid, a, b)
-        row.end = t
-        row.worker = pid
-        row.outcome = c
+        self._set_task(self._task(uid, a, b), end=t, worker=pid, outcome=c)
         j = self.jobs.get((uid, a))
         if j is not None:
             j["done"] += 1
             if c != Outcome.OK:
                 j["failed"] += 1
-        self.task_version += 1
 
     def _task_lost(self, t, uid, a, b, c, pid, tid):
-        row = self._task(uid, a, b)
-        row.end = t
-        row.outcome = c
-        if row.start == NO_TIME:
-            row.start = row.sent if row.sent != NO_TIME else t
+        i = self._task(uid, a, b)
+        row = self.tasks._a[i]
+        start = row["start"] if row["start"] != NO_TIME else (row["sent"] if row["sent"] != NO_TIME else t)
+        self._set_task(i, end=t, outcome=c, start=start)
         j = self.jobs.get((uid, a))
         if j is not None:
             j["done"] += 1
             j["failed"] += 1
-        self.task_version += 1
 
     def _result_used(self, t, uid, a, b, c, pid, tid):
         if b >= 0:
-            self._task(uid, a, b).used = t
-        else:
-            for (pool, job, _i), row in self.tasks.items():
-                if pool == uid and job == a and row.used == NO_TIME:
-                    row.used = t
-        self.task_version += 1
+            self._set_task(self._task(uid, a, b), used=t)
+            return
+        tab = self.tasks.view()
+        sel = (tab["pool"] == uid) & (tab["job"] == a) & (tab["used"] == NO_TIME)
+        tab["used"][sel] = t
+        self.tasks.version += 1
 
     def _job_done(self, t, uid, a, b, c, pid, tid):
         j = self.jobs.get((uid, a))
@@ -677,8 +661,7 @@ class RunModel:
         return np.concatenate((done, np.array(rows, dtype=SPAN_DTYPE)))
 
     def tasks_array(self):
-        rows = [r.as_tuple() for r in self.tasks.values()]
-        return np.array(rows, dtype=TASK_DTYPE) if rows else np.zeros(0, TASK_DTYPE)
+        return self.tasks.view().copy()
 
     def messages_array(self):
         return self.messages.view().copy()

@@ -1,0 +1,217 @@
+"""The event log: every recorded event, filterable by process, object and kind.
+
+A virtual table over the model's event array (a million rows cost nothing until they are scrolled to);
+filters are numpy masks, recomputed when the filters or the data change.
+"""
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from core.trace.events import Kind, Outcome, StartMethod
+
+COLUMNS = ("Time", "PID", "Thread", "Event", "Object", "Details")
+
+
+def _ms(ns):
+    return "%.3f ms" % (ns / 1e6)
+
+
+def describe(kind, a, b, c, strings):
+    """A short human description of an event's payload."""
+    K = Kind
+    if kind in (K.ACQ_OK,):
+        return "waited %s" % _ms(a) + ("" if b < 0 else ", value now %d" % b) + ("" if c <= 1 else ", depth %d" % c)
+    if kind == K.RELEASE:
+        return ("held %s" % _ms(a) if a >= 0 else "released") + ("" if b < 0 else ", value now %d" % b)
+    if kind == K.ACQ_TIMEOUT:
+        return "gave up after %s" % _ms(a)
+    if kind == K.ACQ_REQUEST:
+        return "must wait" + ("" if a < 0 else " (timeout %s)" % _ms(a))
+    if kind in (K.QUEUE_PUT,):
+        return "blocked %s, depth %s" % (_ms(a), b if b >= 0 else "?")
+    if kind == K.QUEUE_GET:
+        return "blocked %s, %d bytes, depth %s" % (_ms(a), b, c if c >= 0 else "?")
+    if kind == K.QUEUE_SEND:
+        return "%d bytes written by the feeder thread" % a
+    if kind in (K.PIPE_SEND, K.PIPE_RECV):
+        return "%d bytes, %s" % (a, _ms(b))
+    if kind in (K.IPC_SEND, K.IPC_RECV):
+        return "%d bytes" % a
+    if kind == K.PROC_START:
+        return "child pid %d, %s, start() took %.1f ms" % (a, StartMethod(b).name.lower() if b in
+                                                           StartMethod._value2member_map_ else "?", c / 1000)
+    if kind in (K.PROC_REAPED,):
+        return "pid %d ended: %d" % (a, b)
+    if kind == K.PROC_EXIT:
+        return "exit code %d" % a
+    if kind == K.PROC_JOIN:
+        return "waited %s%s" % (_ms(a), "" if b else " (still running)")
+    if kind in (K.PROC_TERMINATE, K.PROC_KILL):
+        return "pid %d" % a
+    if kind == K.MANAGER_CALL:
+        return "%s() %s%s" % (strings.get(b, "?"), _ms(a), " raised" if c else "")
+    if kind in (K.POOL_TASK, K.POOL_TASK_LOST):
+        return "job %d task %d: %s" % (a, b, Outcome(c).name.lower() if c in Outcome._value2member_map_ else c)
+    if kind == K.POOL_TASK_T0:
+        return "job %d task %d started" % (a, b)
+    if kind in (K.POOL_CHUNK_QUEUED,):
+        return "job %d tasks %d..%d queued" % (a, b, b + max(c, 1) - 1)
+    if kind == K.POOL_CHUNK_SENT:
+        return "job %d chunk from task %d sent to pid %d" % (a, b, c)
+    if kind == K.POOL_RESULT_USED:
+        return "job %d %s used" % (a, "all results" if b < 0 else "task %d result" % b)
+    if kind in (K.BARRIER_ARRIVE,):
+        return "generation %d, arrival %d of %d" % (b, c + 1, a)
+    if kind == K.BARRIER_PASS:
+        return "waited %s, generation %d, index %d" % (_ms(a), b, c)
+    if kind in (K.COND_WOKEN, K.EVENT_WAIT_END):
+        return "after %s: %s" % (_ms(a), "yes" if b else "timed out")
+    if kind in (K.MARK, K.PHASE):
+        return strings.get(a, "")
+    if kind == K.PROGRESS:
+        return "%d / %d" % (a, b)
+    if kind == K.COUNTER:
+        return "%s = %d" % (strings.get(b, "?"), a)
+    if kind in (K.SIGNAL_SEND,):
+        return "signal %d to pid %d" % (a, b)
+    if kind == K.SIGNAL_RECV:
+        return "signal %d" % a
+    return "a=%d b=%d c=%d" % (a, b, c) if (a or b or c) else ""
+
+
+class EventModel(QtCore.QAbstractTableModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.events = None
+        self.rows = np.zeros(0, np.int64)
+        self.t0 = 0
+        self.names = {}
+        self.strings = {}
+        self.procnames = {}
+
+    def set_rows(self, events, rows, t0, names, strings, procnames):
+        self.beginResetModel()
+        self.events, self.rows, self.t0 = events, rows, t0
+        self.names, self.strings, self.procnames = names, strings, procnames
+        self.endResetModel()
+
+    def rowCount(self, parent=QtCore.QModelIndex()):
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QtCore.QModelIndex()):
+        return len(COLUMNS)
+
+    def headerData(self, section, orientation, role=QtCore.Qt.DisplayRole):
+        if role == QtCore.Qt.DisplayRole and orientation == QtCore.Qt.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index, role=QtCore.Qt.DisplayRole):
+        if role not in (QtCore.Qt.DisplayRole, QtCore.Qt.ToolTipRole) or not index.isValid():
+            return None
+        t, uid, a, b, kind, c, pid, tid = self.events[self.rows[index.row()]].tolist()
+        col = index.column()
+        if col == 0:
+            return "%.6f" % ((t - self.t0) / 1e9)
+        if col == 1:
+            return "%d %s" % (pid, self.procnames.get(pid, ""))
+        if col == 2:
+            return str(tid)
+        if col == 3:
+            return Kind(kind).name.lower().replace("_", " ") if kind in Kind._value2member_map_ else str(kind)
+        if col == 4:
+            return self.names.get(uid, "") if uid else ""
+        return describe(kind, a, b, c, self.strings)
+
+
+class EventLogView(QtWidgets.QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        bar = QtWidgets.QHBoxLayout()
+        bar.setContentsMargins(6, 2, 6, 0)
+        self.proc_box = QtWidgets.QComboBox()
+        self.obj_box = QtWidgets.QComboBox()
+        self.kind_box = QtWidgets.QComboBox()
+        for label, box in (("Process", self.proc_box), ("Object", self.obj_box), ("Event", self.kind_box)):
+            bar.addWidget(QtWidgets.QLabel(label))
+            box.setMinimumContentsLength(14)
+            box.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            box.currentIndexChanged.connect(self._filter_changed)
+            bar.addWidget(box)
+        self.count = QtWidgets.QLabel()
+        self.count.setObjectName("muted")
+        bar.addStretch(1)
+        bar.addWidget(self.count)
+        lay.addLayout(bar)
+        self.model = EventModel(self)
+        self.table = QtWidgets.QTableView()
+        self.table.setObjectName("eventTable")
+        self.table.setModel(self.model)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setAlternatingRowColors(True)
+        lay.addWidget(self.table)
+        self._source = None
+        self._n = -1
+        self._filters = (None, None, None)
+        self._choices = (set(), set(), set())
+
+    def _fill(self, box, items, current):
+        box.blockSignals(True)
+        box.clear()
+        box.addItem("all", None)
+        for value, label in items:
+            box.addItem(label, value)
+        idx = box.findData(current) if current is not None else 0
+        box.setCurrentIndex(max(idx, 0))
+        box.blockSignals(False)
+
+    def _filter_changed(self, *_):
+        self._filters = (self.proc_box.currentData(), self.obj_box.currentData(), self.kind_box.currentData())
+        self._n = -1
+        self.refresh(self._source)
+
+    def refresh(self, model):
+        """Re-filter if the model gained events (call when the tab is visible)."""
+        self._source = model
+        if model is None or model.events is None:
+            self.model.set_rows(None, np.zeros(0, np.int64), 0, {}, {}, {})
+            self.count.setText("")
+            return
+        with model.lock:
+            ev = model.events.view()
+            n = len(ev)
+            if n == self._n:
+                return
+            names = {uid: o.get("name", "") for uid, o in model.objects.items()}
+            strings = dict(model.strings)
+            procnames = {p.pid: p.name for p in model.procs.values()}
+            t0 = model.t0
+        self._n = n
+        pids = set(np.unique(ev["pid"]).tolist()) if n else set()
+        uids = set(np.unique(ev["uid"]).tolist()) & set(names) if n else set()
+        kinds = set(np.unique(ev["kind"]).tolist()) if n else set()
+        if pids != self._choices[0]:
+            self._fill(self.proc_box, [(p, "%d %s" % (p, procnames.get(p, ""))) for p in sorted(pids)], self._filters[0])
+        if uids != self._choices[1]:
+            self._fill(self.obj_box, sorted(((u, names[u]) for u in uids), key=lambda x: x[1]), self._filters[1])
+        if kinds != self._choices[2]:
+            self._fill(self.kind_box, [(k, Kind(k).name.lower().replace("_", " ")) for k in sorted(kinds)
+                                       if k in Kind._value2member_map_], self._filters[2])
+        self._choices = (pids, uids, kinds)
+        mask = np.ones(n, bool)
+        pid, uid, kind = self._filters
+        if pid is not None:
+            mask &= ev["pid"] == pid
+        if uid is not None:
+            mask &= ev["uid"] == uid
+        if kind is not None:
+            mask &= ev["kind"] == kind
+        rows = np.nonzero(mask)[0]
+        at_end = self.table.verticalScrollBar().value() >= self.table.verticalScrollBar().maximum() - 2
+        self.model.set_rows(ev, rows, t0, names, strings, procnames)
+        self.count.setText("%d of %d events" % (len(rows), n))
+        if at_end:
+            self.table.scrollToBottom()

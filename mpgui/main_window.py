@@ -1,0 +1,337 @@
+"""The main window: launcher and run history on the left, the timeline in the middle, CPU, processes,
+objects, events and the run's output below, and a status bar with events recorded, dropped and elapsed time.
+
+It owns at most one RunSource (a live run or a saved one) and refreshes the views from its latest snapshot
+on a timer (30 Hz at most), never per event.  Exports run in a thread pool.
+"""
+import os
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from core.scenarios import catalog
+from core.trace.export import write_chrome, write_csv
+from core.trace.store import RunFile
+
+from . import theme
+from .cpu_view import CpuView
+from .events_view import EventLogView
+from .launcher import LauncherPanel
+from .objects_view import ObjectsView
+from .process_view import ProcessView
+from .runs_view import RunsView
+from .runsource import RunSource
+from .timeline import TimelineView
+
+REFRESH_MS = 33
+FINAL_STATES = ("done", "failed", "cancelled", "interrupted", "error")
+
+
+class _Job(QtCore.QRunnable):
+    """Runs ``fn`` in the thread pool and reports through ``done(message)`` on the Qt thread."""
+
+    class Signals(QtCore.QObject):
+        done = QtCore.Signal(str)
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.signals = _Job.Signals()
+
+    def run(self):
+        try:
+            msg = self.fn()
+        except Exception as e:
+            msg = "Export failed: %s" % e
+        self.signals.done.emit(msg)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self, home=None, settings=None):
+        super().__init__()
+        self.home = home
+        self.settings = settings or QtCore.QSettings("mpgui", "mpgui")
+        self.source = None
+        self._shown_version = None
+        self._jobs = []
+        self.setWindowTitle("mpgui — multiprocessing lab")
+        self.resize(1400, 880)
+
+        # left: launcher and history
+        self.launcher = LauncherPanel(self.settings)
+        self.launcher.sigRun.connect(self.start_run)
+        self.launcher.sigStop.connect(self.stop_run)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(self.launcher)
+        scroll.setWidgetResizable(True)
+        self.launcher_dock = QtWidgets.QDockWidget("Launcher")
+        self.launcher_dock.setObjectName("launcherDock")
+        self.launcher_dock.setWidget(scroll)
+        self.addDockWidget(QtCore.Qt.LeftDockWidgetArea, self.launcher_dock)
+        self.runs = RunsView(home)
+        self.runs.sigOpen.connect(self.open_run)
+        self.runs_dock = QtWidgets.QDockWidget("Runs")
+        self.runs_dock.setObjectName("runsDock")
+        self.runs_dock.setWidget(self.runs)
+        self.addDockWidget(QtCore.Qt.LeftDockWidgetArea, self.runs_dock)
+
+        # centre: timeline over tabs
+        self.timeline = TimelineView()
+        self.cpu = CpuView()
+        self.processes = ProcessView()
+        self.processes.sigMessage.connect(self.status_message)
+        self.objects = ObjectsView()
+        self.events = EventLogView()
+        self.output = QtWidgets.QPlainTextEdit()
+        self.output.setObjectName("runOutput")
+        self.output.setReadOnly(True)
+        self.output.setMaximumBlockCount(20000)
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.setObjectName("bottomTabs")
+        self.tabs.addTab(self.cpu, "CPU")
+        self.tabs.addTab(self.processes, "Processes")
+        self.tabs.addTab(self.objects, "Locks && objects")
+        self.tabs.addTab(self.events, "Events")
+        self.tabs.addTab(self.output, "Output")
+        self.tabs.currentChanged.connect(lambda *_: self._refresh(force=True))
+        self.split = QtWidgets.QSplitter(QtCore.Qt.Vertical)
+        self.split.setObjectName("mainSplit")
+        self.split.addWidget(self.timeline)
+        self.split.addWidget(self.tabs)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 2)
+        self.setCentralWidget(self.split)
+
+        # status bar
+        sb = self.statusBar()
+        self.state_label = QtWidgets.QLabel("ready")
+        self.events_label = QtWidgets.QLabel("events: 0")
+        self.dropped_label = QtWidgets.QLabel("dropped: 0")
+        self.elapsed_label = QtWidgets.QLabel("elapsed: 0.0 s")
+        for w in (self.state_label, self.events_label, self.dropped_label, self.elapsed_label):
+            w.setContentsMargins(8, 0, 8, 0)
+            sb.addPermanentWidget(w)
+
+        self._make_menus()
+        self.resizeDocks([self.launcher_dock, self.runs_dock], [640, 240], QtCore.Qt.Vertical)
+        self.resizeDocks([self.launcher_dock], [420], QtCore.Qt.Horizontal)
+        self._restore()
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self._refresh)
+        self.timer.start()
+        self.runs.refresh()
+
+    # -- menus ----------------------------------------------------------------------------------------------
+    def _make_menus(self):
+        m = self.menuBar().addMenu("&File")
+        a = m.addAction("&Open run file…", self.choose_run_file)
+        a.setShortcut(QtGui.QKeySequence.Open)
+        exp = m.addMenu("&Export")
+        exp.addAction("Timeline as PNG…", lambda: self.export_png(self.timeline.plot, "timeline"))
+        exp.addAction("CPU plot as PNG…", lambda: self.export_png(self.cpu.plot, "cpu"))
+        exp.addAction("Tables as CSV…", self.export_csv)
+        exp.addAction("Perfetto / Chrome trace JSON…", self.export_chrome)
+        m.addSeparator()
+        q = m.addAction("&Quit", self.close)
+        q.setShortcut(QtGui.QKeySequence.Quit)
+        v = self.menuBar().addMenu("&View")
+        v.addAction(self.launcher_dock.toggleViewAction())
+        v.addAction(self.runs_dock.toggleViewAction())
+        v.addAction("Fit timeline", self.timeline.fit)
+        h = self.menuBar().addMenu("&Help")
+        h.addAction("About mpgui", self._about)
+
+    def _about(self):
+        QtWidgets.QMessageBox.about(self, "About mpgui", "mpgui — a desktop lab for Python multiprocessing.\n\n"
+                                    "%d scenarios; runs are traced by core, a drop-in for multiprocessing."
+                                    % len(catalog()))
+
+    # -- settings ----------------------------------------------------------------------------------------------
+    def _restore(self):
+        geo = self.settings.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        split = self.settings.value("window/split")
+        if split is not None:
+            self.split.restoreState(split)
+        tab = self.settings.value("window/tab")
+        if tab is not None:
+            self.tabs.setCurrentIndex(int(tab))
+
+    def _save(self):
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/split", self.split.saveState())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.settings.sync()
+
+    def closeEvent(self, ev):
+        self._save()
+        self.timer.stop()
+        if self.source is not None:
+            self.source.close(wait=True)
+        QtCore.QThreadPool.globalInstance().waitForDone(10000)
+        super().closeEvent(ev)
+
+    # -- runs -------------------------------------------------------------------------------------------------
+    def _replace_source(self, source):
+        if self.source is not None:
+            self.source.close(wait=True)
+            self.source.deleteLater()
+        self.source = source
+        self._shown_version = None
+        self.timeline.clear()
+        self.output.clear()
+        self.launcher.show_lesson("")
+        source.sigStateChanged.connect(self._state_changed)
+        source.sigMessage.connect(self.status_message)
+
+    def start_run(self, scenario, params, method):
+        if self.source is not None and self.source.running:
+            return
+        src = RunSource.start_scenario(scenario, params, method, home=self.home, parent=self)
+        self._replace_source(src)
+        self.launcher.set_running(True)
+        self.timeline.set_follow(True)
+        self.state_label.setText("starting %s (%s)" % (scenario.name, method))
+
+    def stop_run(self):
+        if self.source is not None and self.source.running:
+            self.source.stop()
+            self.state_label.setText("stopping…")
+
+    def open_run(self, path):
+        if self.source is not None and self.source.running:
+            QtWidgets.QMessageBox.information(self, "A run is in progress",
+                                              "Stop the current run before opening another one.")
+            return
+        if not os.path.exists(path):
+            self.status_message("Run file %s no longer exists." % path)
+            return
+        self._replace_source(RunSource.open_file(path, parent=self))
+        self.state_label.setText("loading %s" % os.path.basename(path))
+
+    def choose_run_file(self):
+        start = self.settings.value("dirs/runs") or ""
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open run file", start, "mpgui runs (*.mpgrun)")
+        if path:
+            self.settings.setValue("dirs/runs", os.path.dirname(path))
+            self.open_run(path)
+
+    def _state_changed(self, state):
+        src = self.source
+        if src is None:
+            return
+        self.state_label.setText(state)
+        if state in FINAL_STATES:
+            self.launcher.set_running(False)
+            self._refresh(force=True)
+            snap = src.snapshot
+            meta = snap.meta if snap is not None else {}
+            result = meta.get("result") or {}
+            if result.get("lesson"):
+                self.launcher.show_lesson(result["lesson"])
+            elif meta.get("error") or src.error:
+                self.launcher.show_lesson(meta.get("error") or src.error, error=True)
+            elif state == "cancelled":
+                self.launcher.show_lesson("Stopped. Everything recorded until then is kept.")
+            if src.problems:
+                self.status_message("This run file is damaged; showing what was valid. Skipped: %s"
+                                    % "; ".join(src.problems))
+            self.runs.refresh()
+            if not src.live:
+                self.timeline.fit()
+
+    # -- refresh (timer) ----------------------------------------------------------------------------------------
+    def _refresh(self, force=False):
+        src = self.source
+        if src is None:
+            return
+        snap = src.snapshot
+        if snap is None:
+            self.launcher.set_progress(0, 0, 0.0, src.state)
+            return
+        if snap.version != self._shown_version or force:
+            self._shown_version = snap.version
+            self.timeline.set_data(snap.timeline)
+            tab = self.tabs.currentWidget()
+            self.processes.set_procs(snap.procs, src.running)
+            self.cpu.show_run(snap)
+            if tab is self.objects:
+                self.objects.set_rows(snap.contention)
+            if tab is self.events:
+                self.events.refresh(src.model)
+            if tab is self.output:
+                self._show_output(snap)
+            self.events_label.setText("events: %d" % snap.events)
+            self.dropped_label.setText("dropped: %d" % snap.dropped)
+            self.dropped_label.setStyleSheet("color: %s;" % theme.ERROR_TEXT if snap.dropped else "")
+            self.elapsed_label.setText("elapsed: %.1f s" % snap.elapsed)
+        done, total = snap.progress or (0, 0)
+        self.launcher.set_progress(done, total, snap.elapsed, src.state)
+
+    def _show_output(self, snap):
+        lines = ["[%s] %s" % (kind, text) for t, kind, text in snap.logs]
+        if self.output.blockCount() - 1 != len(lines):
+            self.output.setPlainText("\n".join(lines))
+            self.output.moveCursor(QtGui.QTextCursor.End)
+
+    def status_message(self, text):
+        self.statusBar().showMessage(text, 10000)
+
+    # -- exports ------------------------------------------------------------------------------------------------
+    def _ask_path(self, title, suggestion, filt, directory=False):
+        start = os.path.join(self.settings.value("dirs/export") or os.path.expanduser("~"), suggestion)
+        if directory:
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, title, os.path.dirname(start))
+        else:
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, start, filt)
+        if path:
+            self.settings.setValue("dirs/export", os.path.dirname(path) if not directory else path)
+        return path
+
+    def _run_path(self):
+        if self.source is None:
+            self.status_message("Nothing to export: run a scenario or open a run first.")
+            return None
+        return self.source.path
+
+    def export_png(self, widget, name):
+        path = self._ask_path("Export %s as PNG" % name, "%s.png" % name, "PNG images (*.png)")
+        if path:
+            ok = widget.grab().save(path, "PNG")
+            self.status_message(("Saved %s" % path) if ok else "Could not write %s." % path)
+
+    def _background(self, fn):
+        job = _Job(fn)
+        job.signals.done.connect(self.status_message)
+        self._jobs.append(job)
+        QtCore.QThreadPool.globalInstance().start(job)
+
+    def export_csv(self):
+        run = self._run_path()
+        if not run:
+            return
+        d = self._ask_path("Export tables as CSV into a folder", "", "", directory=True)
+        if d:
+            def work():
+                with RunFile(run) as rf:
+                    files = write_csv(rf.model(), d, rf.read_all()[0])
+                return "Wrote %d CSV files to %s" % (len(files), d)
+            self._background(work)
+
+    def export_chrome(self):
+        run = self._run_path()
+        if not run:
+            return
+        path = self._ask_path("Export a Perfetto / Chrome trace", os.path.splitext(os.path.basename(run))[0] + ".json",
+                              "Trace JSON (*.json)")
+        if path:
+            def work():
+                with RunFile(run) as rf:
+                    n = write_chrome(rf.model(), path)
+                return "Wrote %s (%d trace events): open it in ui.perfetto.dev" % (path, n)
+            self._background(work)
