@@ -16,6 +16,7 @@ MODULES = (
     "start_methods",
     "rlock",
     "semaphore",
+    "chunksize",
 )
 
 _catalog = None

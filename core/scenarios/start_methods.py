@@ -97,11 +97,12 @@ def run(ctx, p, report):
 
     order = sorted(methods, key=lambda m: figures[m]["start_s"])
     figures["start_order"] = order
-    n = p["processes"]
+    n, items = p["processes"], "{:,}".format(len(data))
     if len(methods) > 1:
+        starts = ", ".join("%.3f s with %s" % (figures[m]["start_s"], m) for m in reversed(order))
         parts = ["Starting %d workers that each get a %s-item list took %s: %s is slowest to start, %s fastest%s."
-                 % (n, "{:,}".format(len(data)), ", ".join("%.3f s with %s" % (figures[m]["start_s"], m) for m in reversed(order)),
-                    order[-1], order[0], (", %s in between" % ", ".join(order[1:-1])) if len(order) > 2 else ""),
+                 % (n, items, starts, order[-1], order[0],
+                    (", %s in between" % ", ".join(order[1:-1])) if len(order) > 2 else ""),
                  "The %d CPU tasks then took %s; in total %s." % (
                      p["tasks"], " / ".join("%.3f s" % figures[m]["run_s"] for m in reversed(order)),
                      " / ".join("%.3f s" % figures[m]["total_s"] for m in reversed(order)))]
@@ -109,7 +110,7 @@ def run(ctx, p, report):
         m = methods[0]
         f = figures[m]
         parts = ["With %s, starting %d workers that each get a %s-item list took %.3f s, the %d CPU tasks %.3f s, "
-                 "%.3f s in total." % (m, n, "{:,}".format(len(data)), f["start_s"], p["tasks"], f["run_s"], f["total_s"])]
+                 "%.3f s in total." % (m, n, items, f["start_s"], p["tasks"], f["run_s"], f["total_s"])]
     if "fork" in methods:
         parts.append("Fork handed the list over by copy-on-write;")
         others = [m for m in methods if m != "fork"]
