@@ -17,6 +17,7 @@ MODULES = (
     "rlock",
     "semaphore",
     "chunksize",
+    "barrier",
 )
 
 _catalog = None

@@ -80,3 +80,28 @@ def test_semaphore_admits_k_and_bounded_refuses_over_release(tmp_path, start_met
     assert len(errors) == 2 and set(errors["pid"].tolist()) == pids_named(r, "over-releaser")
     plain = uids_named(r, "plain slots")
     assert events_of(ev, plain, Kind.RELEASE)["b"].max() == 4
+
+
+def test_barrier_phases_wait_for_the_slowest_and_break(tmp_path, start_method):
+    r = run_scenario("barrier", start_method, {"processes": 3, "phases": 3, "work_ms": 20, "slowdown": 8,
+                                               "timeout": 0.2}, tmp_path)
+    assert r.status == "done", r.error
+    f = r.figures
+    assert f["generations"] == [[1, 2, 3]] * 3                 # each worker passed generation 0, 1, 2 in turn
+    assert [s["generation"] for s in f["per_phase"]] == [[0], [1], [2]]
+    for s in f["per_phase"][1:]:                               # phase 0 also waits for the workers to start
+        assert s["slowest"] == 2 and s["last_index"] == [2]    # the slow worker arrives last, every phase
+        assert s["longest_wait_s"] > 0.05                      # and the fast one waits for it (~140 ms)
+    assert f["timeout"]["outcomes"] == ["BrokenBarrierError"] * 3 and f["timeout"]["broke_after_s"] >= 0.18
+    assert f["abort"]["outcomes"] == ["BrokenBarrierError"] * 3
+    assert "generations 0 to 2" in r.lesson and "3 of 3 waiting workers got BrokenBarrierError" in r.lesson
+    # the trace: each worker's wait per generation, and the two broken barriers
+    waits = spans_of(r, uids_named(r, "phase barrier"), Span.BARRIER_WAIT)
+    assert sorted(waits["value"].tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2] and (waits["end"] == SpanEnd.OK).all()
+    assert set(waits["pid"].tolist()) == pids_named(r, "phase-worker")
+    for name in ("stranded barrier", "aborted barrier"):
+        broken = spans_of(r, uids_named(r, name), Span.BARRIER_WAIT)
+        assert len(broken) == 3 and (broken["end"] == SpanEnd.BROKEN).all()
+    aborts = events_of(raw_events(r), uids_named(r, "aborted barrier"), Kind.BARRIER_ABORT)
+    main = [p.pid for p in r.model.procs.values() if p.role == "main"]
+    assert len(aborts) >= 1 and set(aborts["pid"].tolist()) == set(main)
