@@ -18,6 +18,7 @@ MODULES = (
     "semaphore",
     "chunksize",
     "barrier",
+    "maxtasksperchild",
 )
 
 _catalog = None
