@@ -19,6 +19,7 @@ MODULES = (
     "chunksize",
     "barrier",
     "maxtasksperchild",
+    "initializer_vs_args",
 )
 
 _catalog = None
