@@ -20,6 +20,7 @@ MODULES = (
     "barrier",
     "maxtasksperchild",
     "initializer_vs_args",
+    "spawn_main_guard",
 )
 
 _catalog = None
