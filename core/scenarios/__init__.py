@@ -21,6 +21,7 @@ MODULES = (
     "maxtasksperchild",
     "initializer_vs_args",
     "spawn_main_guard",
+    "condition_event",
 )
 
 _catalog = None

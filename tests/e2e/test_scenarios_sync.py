@@ -105,3 +105,23 @@ def test_barrier_phases_wait_for_the_slowest_and_break(tmp_path, start_method):
     aborts = events_of(raw_events(r), uids_named(r, "aborted barrier"), Kind.BARRIER_ABORT)
     main = [p.pid for p in r.model.procs.values() if p.role == "main"]
     assert len(aborts) >= 1 and set(aborts["pid"].tolist()) == set(main)
+
+
+def test_condition_notify_wakes_one_notify_all_wakes_all(tmp_path, start_method):
+    r = run_scenario("condition_event", start_method, {"processes": 3, "rounds": 2, "window": 0.3}, tmp_path)
+    assert r.status == "done", r.error
+    a, b, e = r.figures["notify"], r.figures["notify_all"], r.figures["event"]
+    assert a["woken_per_round"] == [1, 1] and a["took"] == 2 and a["timed_out"] == 4
+    assert b["woken_per_round"] == [3, 3] and b["took"] == 2 and b["woke_for_nothing"] == 4
+    assert b["timed_out"] == 0 and r.figures["items_left"] == 0
+    assert e["woken"] == 3 and e["latency_max_ms"] >= e["latency_median_ms"] > 0
+    assert "notify() woke 1.00 per round" in r.lesson and "notify_all() woke 3.00 per round" in r.lesson
+    # the trace: 12 condition waits, 4 of them ran out unwoken; 4 notifies by the producer; 3 event waits
+    cond = uids_named(r, "items ready")
+    waits = spans_of(r, cond, Span.COND_WAIT)
+    assert len(waits) == 12 and (waits["end"] == SpanEnd.TIMEOUT).sum() == 4
+    assert set(waits["pid"].tolist()) == pids_named(r, "consumer")
+    notifies = events_of(raw_events(r), cond, Kind.COND_NOTIFY)
+    assert sorted(notifies["a"].tolist()) == [-1, -1, 1, 1]
+    ev_waits = spans_of(r, uids_named(r, "start signal"), Span.EVENT_WAIT)
+    assert len(ev_waits) == 3 and (ev_waits["end"] == SpanEnd.OK).all()
