@@ -22,6 +22,7 @@ MODULES = (
     "initializer_vs_args",
     "spawn_main_guard",
     "condition_event",
+    "fork_with_thread",
 )
 
 _catalog = None
