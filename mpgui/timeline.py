@@ -167,9 +167,15 @@ class TimelineItem(pg.GraphicsObject):
         if narrow.any():
             # Merge what shares a lane, a colour and a pixel column: at most lanes x width x colours rects.
             ncols = int((vx1 - vx0) / pw) + 8
-            col = np.floor((x0[narrow] - vx0) / pw).astype(np.int64) + 2
+            col = np.clip(np.floor((x0[narrow] - vx0) / pw).astype(np.int64) + 2, 0, ncols - 1)
             key = (lanes[narrow] * 16 + color[narrow]) * ncols + col
-            uniq, first = np.unique(key, return_index=True)
+            space = (int(lanes.max()) + 1) * 16 * ncols
+            if space <= 8_000_000:          # a bitmap of occupied cells: linear time, no sort
+                cells = np.zeros(space, bool)
+                cells[key] = True
+                uniq = np.flatnonzero(cells)
+            else:
+                uniq = np.unique(key)
             lane_col = uniq // ncols
             r = np.empty((len(uniq), 4))
             r[:, 0] = vx0 + (uniq % ncols - 2) * pw
@@ -178,7 +184,7 @@ class TimelineItem(pg.GraphicsObject):
             r[:, 3] = height
             out_rects.append(r)
             out_colors.append((lane_col % 16).astype(np.int8))
-            out_refs.append(vis[narrow][first])
+            out_refs.append(np.full(len(uniq), -1, np.int64))     # merged cells stand for several bars
             out_wide.append(np.zeros(len(r), bool))
         return (np.concatenate(out_rects), np.concatenate(out_colors), np.concatenate(out_refs),
                 np.concatenate(out_wide))
@@ -207,7 +213,7 @@ class TimelineItem(pg.GraphicsObject):
                 if framed.any():
                     self._draw(p, rects[framed], self._brushes[int(c)], self._outline)
             if layer == "tasks" and self.data.tasks is not None:
-                big = np.nonzero(rects[:, 2] >= LABEL_MIN_PX * pw)[0]
+                big = np.nonzero((rects[:, 2] >= LABEL_MIN_PX * pw) & (refs >= 0))[0]
                 if 0 < len(big) <= 400:
                     idx = self.data.tasks["index"]
                     labels.extend((rects[i], str(int(idx[refs[i]]))) for i in big)
@@ -319,7 +325,6 @@ class TimelineView(QtWidgets.QWidget):
         self.plot = pg.PlotWidget(axisItems={"left": self.axis}, background=theme.BACKGROUND)
         self.plot.setObjectName("timelinePlot")
         self.plot.setLabel("bottom", "time", units="s")
-        self.plot.showGrid(x=True, y=False, alpha=0.25)
         self.vb = self.plot.getViewBox()
         self.vb.invertY(True)
         self.vb.setMouseEnabled(x=True, y=False)
