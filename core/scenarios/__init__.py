@@ -23,6 +23,7 @@ MODULES = (
     "spawn_main_guard",
     "condition_event",
     "fork_with_thread",
+    "process_lifecycle",
 )
 
 _catalog = None
