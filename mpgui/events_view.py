@@ -43,6 +43,8 @@ def describe(kind, a, b, c, strings):
         return "pid %d ended: %d" % (a, b)
     if kind == K.PROC_EXIT:
         return "exit code %d" % a
+    if kind == K.PROC_BOOT:
+        return "first instruction (parent pid %d)" % a
     if kind == K.PROC_JOIN:
         return "waited %s%s" % (_ms(a), "" if b else " (still running)")
     if kind in (K.PROC_TERMINATE, K.PROC_KILL):
@@ -152,6 +154,8 @@ class EventLogView(QtWidgets.QWidget):
         self.table.verticalHeader().setDefaultSectionSize(20)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setAlternatingRowColors(True)
+        for col, width in enumerate((90, 170, 70, 120, 160)):
+            self.table.setColumnWidth(col, width)
         lay.addWidget(self.table)
         self._source = None
         self._n = -1

@@ -12,6 +12,12 @@ from core.scenarios import ParamError, catalog
 from . import theme
 
 
+def _narrow(combo):
+    """A combo box whose width follows its layout, not its longest item (long scenario titles)."""
+    combo.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(12)
+
+
 class ParamField(QtWidgets.QWidget):
     """One parameter: the right widget for its type, its help as tooltip, its current error (or None)."""
 
@@ -31,6 +37,7 @@ class ParamField(QtWidgets.QWidget):
             self.editor.toggled.connect(self._changed)
         elif param.type == "choice":
             self.editor = QtWidgets.QComboBox()
+            _narrow(self.editor)
             self.editor.addItems(list(param.choices))
             self.editor.setCurrentText(str(param.default))
             self.editor.currentTextChanged.connect(self._changed)
@@ -127,6 +134,7 @@ class LauncherPanel(QtWidgets.QWidget):
 
         self.picker = QtWidgets.QComboBox()
         self.picker.setObjectName("scenarioPicker")
+        _narrow(self.picker)
         for sc in catalog().values():
             self.picker.addItem(sc.title, sc.name)
             self.picker.setItemData(self.picker.count() - 1, sc.description, QtCore.Qt.ToolTipRole)
@@ -143,6 +151,7 @@ class LauncherPanel(QtWidgets.QWidget):
         lay.addWidget(self.form_box)
 
         self.method = QtWidgets.QComboBox()
+        _narrow(self.method)
         self.method.setToolTip("How worker processes start: fork (copy of this process), spawn (fresh "
                                "interpreter), forkserver (forked from a clean server process)")
         row = QtWidgets.QFormLayout()
