@@ -1,10 +1,2222 @@
-"""Placeholder until core's own Pool lands: the stdlib's Pool with core's context."""
-from multiprocessing.pool import (AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult,  # noqa
-                                  ThreadPool, MaybeEncodingError, RemoteTraceback, ExceptionWithTraceback)
-from multiprocessing import pool as _std
+"""core.pool: core's own process Pool -- the stdlib's API, traced, faster where it can be, never hangs.
+
+``Pool`` keeps ``multiprocessing.Pool``'s API exactly (same arguments, result classes, errors and messages)
+and adds what the stdlib lacks: a worker that dies (SIGKILL, OOM killer, segfault, ``os._exit``) fails the
+tasks it held with ``core.WorkerLostError`` and is replaced; ``task_timeout=`` stops an overrunning task by
+killing its worker (``core.TaskTimeoutError``); ``progress=`` reports ``(done, total)``; Ctrl+C in the caller
+terminates the pool; and, when tracing is on, every worker and task is recorded (``Kind.POOL_*``).
+
+Data flow::
+
+  |============================ caller's process ==============================|== workers ===|
+
+  caller threads            manager thread (one per pool, owns every pipe)
+  --------------            ----------------------------------------------------
+  map / imap / apply  ->    jobs: {id: _Job}   open jobs (FIFO)  requeued segments
+     (job + wake byte)         |                                       ^
+                               | cut runs of chunks; pickle;           | untouched tasks of a
+                               | one message per batch, one task       | dead worker
+                               v pipe per worker                       |
+                            +---------+  task pipe  (frames)    +----------+
+                            | _Worker | ----------------------> |  worker  |  runs each chunk,
+                            | records | <---------------------- | process  |  item by item
+                            +---------+  result pipe (frames)   +----------+
+                               |   ^ sentinels (exit)  ^ shared slots: chunk seq, task, start
+                               |   +-------------------+---------+
+                               v
+  result objects   <-- delivered in the manager thread, or in the callback thread when the
+  (get / next)         job has callback / error_callback / progress (user code never runs in
+                       the manager, so a slow callback cannot delay death or timeout detection)
+
+  feeder thread: iterates the caller's generator for imap/imap_unordered lazily (read-ahead bounded);
+                 lists, tuples and ranges are sliced by the manager directly.
+
+The manager waits on one selector: every worker's result pipe, every worker's sentinel, a wake-up pipe
+for the caller threads, and a worker's task pipe while a write to it is pending (writes are non-blocking,
+so the manager never blocks on a pipe).  A sentinel that fires means a worker ended: if it announced it was
+leaving (maxtasksperchild reached), it is replaced silently; otherwise the tasks it held fail with
+``WorkerLostError`` and it is replaced.
+
+Dispatch.  A worker gets work when it is idle.  While a job's tasks are measured to be short, the manager
+keeps up to ``PREFETCH_SECONDS`` of measured work queued per worker and packs several chunks into one
+message (``BATCH_SECONDS``); for long tasks a worker holds one chunk at a time, so chunksize=1 spreads
+uneven tasks as evenly as the stdlib's shared queue.  Each message is one *batch* of *runs*; a run is a
+contiguous range of one job's tasks made of whole chunks.  Workers answer once per batch (with a
+``task_timeout``: once per task).
+
+Death accounting.  Each worker owns a slot of a shared int64 array: the sequence number of the chunk it
+is running and (with a timeout) the task and its start time.  When a worker dies, chunks it had started
+and not reported fail (``WorkerLostError``: tasks are never run twice), chunks it had not started are
+requeued onto other workers.  With a ``task_timeout`` workers report each task as it ends, so a kill loses
+only the task that overran (``TaskTimeoutError``); the rest of its chunk is requeued.
+
+Tracing (only when ``recorder.ENABLED``; untraced, no event is built).  Parent: POOL_CREATED, POOL_JOB,
+POOL_CHUNK_QUEUED, POOL_CHUNK_SENT, POOL_TASK_LOST, POOL_RESULT_USED, POOL_WORKER_UP/INIT/EXIT,
+POOL_JOB_DONE, POOL_CLOSED.  Worker: POOL_TASK_T0 and POOL_TASK per task (two emits, nothing more).
+
+This module must not import Qt, and must not create core's traced primitives for its own plumbing: it
+uses os-level pipes, the stdlib's RawArray and threading objects, so a trace shows the pool's tasks, not
+its plumbing.  The worker entry point is the module-level ``_worker_main`` (picklable for spawn).
+"""
+import collections
+import io
+import itertools
+import os
+import pickle
+import select
+import selectors
+import signal
+import struct
+import sys
+import threading
+import time
+import traceback
+import types
+import warnings
+import weakref
+from multiprocessing import connection as _connection
+from multiprocessing import sharedctypes as _sharedctypes
+from multiprocessing import util
+from multiprocessing.context import ProcessError, TimeoutError
+from multiprocessing.pool import (CLOSE, INIT, RUN, TERMINATE, ExceptionWithTraceback,  # noqa: F401
+                                  MaybeEncodingError, RemoteTraceback, ThreadPool, mapstar, rebuild_exc,
+                                  starmapstar)
+from multiprocessing.reduction import ForkingPickler
+
+from .errors import TaskTimeoutError, WorkerLostError
+from .trace import recorder
+from .trace.events import JobMethod, Kind, Outcome, WorkerExit
+
+__all__ = ["Pool", "ThreadPool", "AsyncResult", "ApplyResult", "MapResult", "IMapIterator",
+           "IMapUnorderedIterator", "RemoteTraceback", "MaybeEncodingError", "ExceptionWithTraceback",
+           "TimeoutError", "WorkerLostError", "TaskTimeoutError", "PoolTerminatedError"]
+
+# ------------------------------------------------------------------------------------------------------
+# Tunables
+# ------------------------------------------------------------------------------------------------------
+
+#: Measured work (seconds) the manager may keep queued at one worker, counting the chunk it runs.  Below
+#: it, several chunks are sent ahead; a chunk measured longer than this is sent only to an idle worker.
+PREFETCH_SECONDS = 0.005
+#: Measured work (seconds) packed into one message when several chunks go together.
+BATCH_SECONDS = 0.001
+#: At most this many chunks in one message.
+MAX_BATCH_CHUNKS = 1024
+#: A busy worker gets nothing more while this many bytes sent to it are unanswered (big payloads go to
+#: idle workers only, so they do not wait in a pipe behind a long task).
+PREFETCH_MAX_BYTES = 256 * 1024
+#: How often (seconds) the manager reads the running tasks' start times while some task has a timeout.
+TIMEOUT_POLL = 0.05
+#: How often (seconds) the manager polls busy workers' exit status, in case a sentinel never fires (a
+#: process forked by another thread at the wrong moment can hold a worker's sentinel pipe open).
+LIVENESS_POLL = 0.5
+#: Seconds an idle worker waits for work before it checks that its parent is still alive.
+WORKER_IDLE_CHECK = 1.0
+#: After terminate() sends SIGTERM, seconds to wait before SIGKILL.
+TERMINATE_GRACE = 1.0
+#: Seconds terminate() waits for the feeder and callback threads (they may be stuck in user code).
+HELPER_JOIN_TIMEOUT = 5.0
+#: An untouched chunk of a dead worker is requeued at most this many times, then fails.
+MAX_REQUEUES = 3
+#: Workers dying before any became ready, in a row, before the pool gives up (fails every job).
+MAX_STARTUP_DEATHS = 5
+#: Pipe buffer size asked for (Linux F_SETPIPE_SZ, best effort): fewer wake-ups for big results.
+PIPE_BUFFER = 1 << 20
+#: Bytes read from a result pipe per read call.
+READ_SIZE = 1 << 18
+#: A frame at least this big is read straight into a buffer of its own size.
+BIG_FRAME = 1 << 20
+#: Read-ahead of the feeder thread, in chunks per worker, on top of what prefetching needs.
+FEED_AHEAD = 2
+
+_PREFETCH_NS = int(PREFETCH_SECONDS * 1e9)
+_BATCH_NS = int(BATCH_SECONDS * 1e9)
+
+# Worker modes: how a task's item is applied.
+_MAP, _STARMAP, _APPLY = 0, 1, 2
+# Worker -> manager message tags.
+_READY, _RESULTS, _INIT_FAILED = 0, 1, 2
+# Slot layout (int64 per field), one slot per worker.
+_SEQ, _IDX, _START = 0, 1, 2
+_SLOT = 4
+# Selector tags.
+_K_RESULT, _K_SENTINEL, _K_WAKE, _K_WRITE = 0, 1, 2, 3
+
+_HDR = struct.Struct("<QI")      # frame: payload length, header-pickle length; then header, then blobs
+_Q = struct.Struct("<Q")
+_I = struct.Struct("<I")
+_SLICEABLE = (list, tuple, range)
+_DEFAULT = object()              # "use the pool's task_timeout"
+_now = time.perf_counter_ns      # the recorder's clock: system-wide monotonic
+
+job_counter = itertools.count()  # the stdlib module has it; core's job ids are per pool
 
 
-class Pool(_std.Pool):
-    def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None, context=None):
+class PoolTerminatedError(ProcessError):
+    """The pool was terminated (``terminate()``, ``with`` exit, Ctrl+C, garbage collection) before the task
+    completed.  The stdlib's results wait forever in that case; core's raise this."""
+
+
+# ------------------------------------------------------------------------------------------------------
+# Pickling and framing (shared by the manager and the workers)
+# ------------------------------------------------------------------------------------------------------
+
+class _Dumper:
+    """ForkingPickler.dumps with one reused pickler (the stdlib's reducers, without building a pickler and
+    a buffer per call).  One per thread that pickles."""
+
+    __slots__ = ("buf", "pickler", "nreducers")
+
+    def __init__(self):
+        self.buf = io.BytesIO()
+        self.pickler = None
+        self.nreducers = -1
+
+    def __call__(self, obj):
+        buf = self.buf
+        p = self.pickler
+        if p is None or self.nreducers != len(ForkingPickler._extra_reducers):
+            p = self.pickler = ForkingPickler(buf)
+            self.nreducers = len(ForkingPickler._extra_reducers)
+        buf.seek(0)
+        buf.truncate()
+        p.clear_memo()
+        try:
+            p.dump(obj)
+        except BaseException:
+            self.pickler = None
+            raise
+        return buf.getvalue()
+
+
+def _frame(header, blobs):
+    """The parts of one frame: length prefix and header pickle, then the blobs."""
+    h = pickle.dumps(header, pickle.HIGHEST_PROTOCOL)
+    size = 4 + len(h)
+    for b in blobs:
+        size += len(b)
+    return [_HDR.pack(size, len(h)) + h, *blobs]
+
+
+def _parse(payload):
+    """A frame's payload -> (header, offset of the first blob)."""
+    hlen = _I.unpack_from(payload, 0)[0]
+    return pickle.loads(payload[4:4 + hlen]), 4 + hlen
+
+
+class _FrameReader:
+    """Reassembles frames from a pipe.  Frames are handed out as memoryviews of buffers never written
+    again, so reading never blocks on a half-written frame and never copies a frame twice."""
+
+    __slots__ = ("fd", "buf", "big", "bigpos")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+        self.big = None
+        self.bigpos = 0
+
+    def fill(self):
+        """One read.  False at end of file; BlockingIOError when nothing is there (non-blocking fds).
+        Returns the number of bytes read otherwise."""
+        if self.big is not None:
+            mv = memoryview(self.big)
+            k = os.readv(self.fd, [mv[self.bigpos:]])
+            mv.release()
+            if not k:
+                return False
+            self.bigpos += k
+            return k
+        data = os.read(self.fd, READ_SIZE)
+        if not data:
+            return False
+        self.buf += data
+        return len(data)
+
+    def frames(self):
+        out = []
+        if self.big is not None:
+            if self.bigpos < len(self.big):
+                return out
+            out.append(memoryview(self.big)[8:])
+            self.big = None
+        buf = self.buf
+        n_buf = len(buf)
+        pos = 0
+        while n_buf - pos >= 8:
+            n = _Q.unpack_from(buf, pos)[0]
+            if n_buf - pos - 8 < n:
+                if n + 8 >= BIG_FRAME:
+                    big = bytearray(n + 8)
+                    have = n_buf - pos
+                    big[:have] = buf[pos:]
+                    self.big, self.bigpos = big, have
+                    pos = n_buf
+                break
+            out.append(memoryview(buf)[pos + 8:pos + 8 + n])
+            pos += 8 + n
+        if pos:
+            # the old buffer is never written again: views handed out stay valid
+            self.buf = bytearray(buf[pos:]) if pos < n_buf else bytearray()
+        return out
+
+
+def _pack_error(pos, exc, dumps):
+    """A task's exception for the wire: (position, remote traceback text, pickled exception)."""
+    tb = '\n"""\n%s"""' % "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        data = dumps(exc)
+    except Exception as e:
+        data = dumps(MaybeEncodingError(e, exc))
+    return (pos, tb, data)
+
+
+def _unpack_error(tb, data):
+    try:
+        exc = pickle.loads(data)
+    except Exception as e:
+        exc = pickle.UnpicklingError("could not rebuild the exception a pool task raised (%s: %s); "
+                                     "its remote traceback follows" % (type(e).__name__, e))
+    if tb:
+        exc.__cause__ = RemoteTraceback(tb)
+    return exc
+
+
+def _describe_exit(code):
+    if code is None:
+        return "ended"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "signal %d" % -code
+        return "was killed by %s (exit code %d)" % (name, code)
+    return "exited with code %d" % code
+
+
+def _tasks_text(tasks):
+    tasks = sorted(tasks)
+    if len(tasks) == 1:
+        return "task %d" % tasks[0]
+    shown = ", ".join(str(t) for t in tasks[:10])
+    return "tasks [%s%s]" % (shown, ", ..." if len(tasks) > 10 else "")
+
+
+def _set_pipe_size(fd):
+    try:
+        import fcntl
+        if hasattr(fcntl, "F_SETPIPE_SZ"):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
+    except (OSError, ImportError):
+        pass
+
+
+def _report_callback_error(fn):
+    try:
+        sys.stderr.write("Exception in core.pool callback %r:\n" % (fn,))
+        traceback.print_exc()
+    except Exception:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------------
+# Worker process
+# ------------------------------------------------------------------------------------------------------
+
+class _ParentGone(Exception):
+    pass
+
+
+def _worker_main(task_r, result_w, slots, slot, initializer, initargs, maxtasks, uid):
+    """A pool worker: run the initializer, then batches of tasks until told to stop, the parent goes
+    away, or ``maxtasks`` chunks are done.  Module level so spawn and forkserver can pickle it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)         # Ctrl+C belongs to the caller
+    rfd = task_r.fileno()
+    wfd = result_w.fileno()
+    os.set_blocking(wfd, False)
+    ppid = os.getppid()
+    sl = memoryview(slots).cast("B").cast("q")[slot * _SLOT:(slot + 1) * _SLOT]
+    dumps = _Dumper()
+    out = _WorkerOut(wfd, ppid)
+    try:
+        t0 = _now()
+        if initializer is not None:
+            try:
+                initializer(*initargs)
+            except Exception as e:
+                _, tb, data = _pack_error(0, e, dumps)
+                out.send((_INIT_FAILED, tb, data), ())
+                return
+        t1 = _now()
+        out.send((_READY, t1, t1 - t0), ())
+        _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid)
+    except _ParentGone:
+        return
+    finally:
+        sl[_START] = 0
+
+
+def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
+    poller = select.poll()
+    poller.register(rfd, select.POLLIN)
+    reader = _FrameReader(rfd)
+    pending = collections.deque()
+    seq = 0
+    completed = 0
+    while True:
+        while not pending:
+            if not poller.poll(WORKER_IDLE_CHECK * 1000):
+                if os.getppid() != ppid:
+                    return
+                continue
+            if not reader.fill():
+                return                                 # the parent closed the pipe
+            pending.extend(reader.frames())
+        payload = pending.popleft()
+        header, off = _parse(payload)
+        if header is None:
+            return
+        traced = recorder.ENABLED
+        pieces = []
+        blobs = []
+        for job, first, cs, mode, n, timed, blen in header:
+            blob = payload[off:off + blen]
+            off += blen
+            nchunks = (n + cs - 1) // cs
+            try:
+                func, items = pickle.loads(blob)
+            except Exception as e:              # e.g. a class the child cannot import
+                seq += nchunks
+                sl[_SEQ] = seq
+                _, tb, data = _pack_error(0, e, dumps)
+                errs = [(k, tb, data) for k in range(n)]
+                values, dur = [None] * n, 0
+                if traced:
+                    for i in range(first, first + n):
+                        recorder.emit(Kind.POOL_TASK_T0, uid, job, i)
+                        recorder.emit(Kind.POOL_TASK, uid, job, i, Outcome.ERROR)
+            else:
+                if timed or traced:
+                    values, errs, dur, seq = _run_slow(func, mode, items, cs, job, first, sl, seq,
+                                                       uid, traced, timed, dumps, out)
+                else:
+                    values, errs, dur, seq = _run_fast(func, mode, items, cs, sl, seq, dumps)
+                func = items = None
+            completed += nchunks
+            if values is None:                 # timed: every task was reported already
+                continue
+            vb, errs = _dump_values(values, errs, dumps)
+            pieces.append((job, first, n, errs, dur, len(vb)))
+            blobs.append(vb)
+        header = payload = blob = values = None
+        bye = bool(maxtasks) and completed >= maxtasks
+        if pieces or bye:
+            out.send((_RESULTS, pieces, bye), blobs)
+        pieces = blobs = None
+        if bye:
+            return
+
+
+def _dump_values(values, errs, dumps):
+    """Pickle a piece's values -> (blob, errs).  A value that cannot be pickled fails its task with the
+    stdlib's MaybeEncodingError; the other values of the piece go through."""
+    try:
+        return dumps(values), errs
+    except Exception:
+        pass
+    errs = list(errs) if errs else []
+    failed = {e[0] for e in errs}
+    for k, v in enumerate(values):
+        if k in failed:
+            continue
+        try:
+            dumps(v)
+        except Exception as e:
+            values[k] = None
+            errs.append((k, "", dumps(MaybeEncodingError(e, v))))
+    errs.sort(key=lambda e: e[0])
+    return dumps(values), errs
+
+
+class _WorkerOut:
+    """The worker's end of its result pipe (non-blocking, so a dead parent is noticed)."""
+
+    __slots__ = ("fd", "ppid", "poller")
+
+    def __init__(self, fd, ppid):
+        self.fd = fd
+        self.ppid = ppid
+        self.poller = None
+
+    def send(self, header, blobs):
+        parts = _frame(header, blobs)
+        if len(parts) > 1 and sum(len(p) for p in parts) <= 65536:
+            parts = [b"".join(parts)]
+        views = [memoryview(p) for p in parts]
+        fd = self.fd
+        while views:
+            try:
+                k = os.writev(fd, views[:512])
+            except BlockingIOError:
+                self._wait_writable()
+                continue
+            except OSError:
+                raise _ParentGone() from None
+            while k:
+                first = len(views[0])
+                if k >= first:
+                    k -= first
+                    views.pop(0)
+                else:
+                    views[0] = views[0][k:]
+                    k = 0
+
+    def _wait_writable(self):
+        if self.poller is None:
+            self.poller = select.poll()
+            self.poller.register(self.fd, select.POLLOUT)
+        while not self.poller.poll(WORKER_IDLE_CHECK * 1000):
+            if os.getppid() != self.ppid:
+                raise _ParentGone()
+
+
+def _run_fast(func, mode, items, cs, sl, seq, dumps):
+    """Untraced, no timeout: each chunk through map() at C speed; an exception costs a restart."""
+    t0 = _now()
+    values = []
+    errs = None
+    n = len(items)
+    if mode == _APPLY:
+        seq += 1
+        sl[_SEQ] = seq
+        args, kwds = items[0]
+        try:
+            values.append(func(*args, **kwds))
+        except Exception as e:
+            errs = [_pack_error(0, e, dumps)]
+            values.append(None)
+        return values, errs, _now() - t0, seq
+    if cs == 1:
+        append = values.append
+        star = mode == _STARMAP
+        for x in items:
+            seq += 1
+            sl[_SEQ] = seq
+            try:
+                append(func(*x) if star else func(x))
+            except Exception as e:
+                if errs is None:
+                    errs = []
+                errs.append(_pack_error(len(values), e, dumps))
+                append(None)
+        return values, errs, _now() - t0, seq
+    mapper = map if mode == _MAP else itertools.starmap
+    it = iter(items)
+    extend = values.extend
+    end = 0
+    while end < n:
+        end = min(end + cs, n)
+        seq += 1
+        sl[_SEQ] = seq
+        while len(values) < end:
+            try:
+                extend(mapper(func, itertools.islice(it, end - len(values))))
+            except Exception as e:
+                if errs is None:
+                    errs = []
+                errs.append(_pack_error(len(values), e, dumps))
+                values.append(None)
+    return values, errs, _now() - t0, seq
+
+
+def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, dumps, out):
+    """Traced and/or timed: per task, POOL_TASK_T0 and POOL_TASK (traced), the task and its start time
+    in the slot and one message per task (timed).  Returns values None when every task was sent."""
+    emit = recorder.emit
+    emit_at = recorder.emit_at
+    t_run = _now()
+    values = None if timed else []
+    errs = None
+    star = mode == _STARMAP
+    apply = mode == _APPLY
+    i = first
+    k = 0
+    for x in items:
+        if k % cs == 0:
+            seq += 1
+            sl[_SEQ] = seq
+        k += 1
+        if timed:
+            t0 = _now()
+            sl[_START] = 0
+            sl[_IDX] = i
+            sl[_START] = t0
+            if traced:
+                emit_at(t0, Kind.POOL_TASK_T0, uid, job, i)
+        elif traced:
+            emit(Kind.POOL_TASK_T0, uid, job, i)
+        try:
+            if apply:
+                v = func(*x[0], **x[1])
+            elif star:
+                v = func(*x)
+            else:
+                v = func(x)
+        except Exception as e:
+            v = None
+            err = _pack_error(0, e, dumps)
+            oc = Outcome.ERROR
+        else:
+            err = None
+            oc = Outcome.OK
+        if traced:
+            emit(Kind.POOL_TASK, uid, job, i, oc)
+        if timed:
+            t1 = _now()
+            sl[_START] = 0
+            if err is None:
+                vb, e1 = _dump_values([v], None, dumps)
+            else:
+                vb, e1 = dumps([None]), [err]
+            out.send((_RESULTS, [(job, i, 1, e1 or None, t1 - t0, len(vb))], False), [vb])
+        else:
+            if err is not None:
+                if errs is None:
+                    errs = []
+                errs.append((len(values),) + err[1:])
+            values.append(v)
+        v = x = None
+        i += 1
+    return values, errs, _now() - t_run, seq
+
+
+# ------------------------------------------------------------------------------------------------------
+# Result objects (the stdlib's semantics)
+# ------------------------------------------------------------------------------------------------------
+
+class _Failure:
+    """A failed item in an iterator's queue."""
+    __slots__ = ("exc",)
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+def _interrupted(result):
+    """Ctrl+C while the caller waits: terminate the pool cleanly, then let the interrupt go on."""
+    pool = result._pool
+    if pool is not None:
+        try:
+            pool.terminate()
+        except Exception:
+            pass
+
+
+class ApplyResult:
+    """What ``apply_async`` returns (``AsyncResult``): ``get``, ``wait``, ``ready``, ``successful``."""
+
+    def __init__(self, pool, callback=None, error_callback=None, *, job=None, total=1):
+        self._pool = pool
+        self._event = threading.Event()
+        self._job = job
+        self._cache = pool._cache
+        self._callback = callback
+        self._error_callback = error_callback
+        self._success = True
+        self._value = None
+        self._done = 0
+        self._total = total
+        self._uid = pool._uid
+        self._used = False
+
+    def ready(self):
+        return self._event.is_set()
+
+    def successful(self):
+        if not self.ready():
+            raise ValueError("{0!r} not ready".format(self))
+        return self._success
+
+    def wait(self, timeout=None):
+        try:
+            self._event.wait(timeout)
+        except KeyboardInterrupt:
+            _interrupted(self)
+            raise
+
+    def get(self, timeout=None):
+        self.wait(timeout)
+        if not self.ready():
+            raise TimeoutError
+        if not self._used:
+            self._used = True
+            if recorder.ENABLED:
+                recorder.emit(Kind.POOL_RESULT_USED, self._uid, self._job, -1)
+        if self._success:
+            return self._value
+        raise self._value
+
+    @property
+    def progress(self):
+        """(tasks done, total tasks)."""
+        return (self._done, self._total)
+
+    # -- called by the pool's threads -------------------------------------------------------------------
+    def _put(self, first, values, errs, done):
+        if errs:
+            if self._success:
+                self._success = False
+                self._value = errs[min(errs)]
+        elif self._success:
+            self._value = values[0]
+        self._done = done
+
+    def _finish(self):
+        if self._success:
+            cb, arg = self._callback, self._value
+        else:
+            cb, arg = self._error_callback, self._value
+        if cb is not None:
+            try:
+                cb(arg)
+            except Exception:
+                _report_callback_error(cb)
+        self._event.set()
+        self._pool = None
+
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+AsyncResult = ApplyResult
+
+
+class MapResult(ApplyResult):
+    """What ``map_async``/``starmap_async`` return: the list of results, in order, or the first error
+    (ready only when every task has ended, like the stdlib's)."""
+
+    def __init__(self, pool, chunksize, length, callback=None, error_callback=None, *, job=None):
+        ApplyResult.__init__(self, pool, callback, error_callback, job=job, total=length)
+        self._value = [None] * length
+        self._chunksize = chunksize
+        if chunksize <= 0:               # empty: ready at once, no callback (the stdlib's behaviour)
+            self._event.set()
+            self._pool = None
+
+    def _put(self, first, values, errs, done):
+        if errs:
+            if self._success:
+                self._success = False
+                self._value = errs[min(errs)]
+        elif self._success:
+            self._value[first:first + len(values)] = values
+        self._done = done
+
+
+class IMapIterator:
+    """What ``imap`` returns: results in submission order, each as soon as it and those before it are
+    ready; a failed task raises when iteration reaches it."""
+
+    _ordered = True
+
+    def __init__(self, pool, *, job=None, length=None):
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._job = job
+        self._cache = pool._cache
+        self._items = collections.deque()
+        self._index = 0                 # items delivered to _items
+        self._length = length
+        self._unsorted = {}
+        self._uid = pool._uid
+        self._traced = recorder.ENABLED
+        self._order = collections.deque() if self._traced and not self._ordered else None
+        self._consumed = 0
+        self._done = 0
+
+    def __iter__(self):
+        return self
+
+    def next(self, timeout=None):
+        try:
+            item = self._items.popleft()
+        except IndexError:
+            item = self._wait_item(timeout)
+        if self._traced:
+            if self._order is not None:
+                try:
+                    idx = self._order.popleft()
+                except IndexError:
+                    idx = -1
+            else:
+                idx = self._consumed
+            if recorder.ENABLED:
+                recorder.emit(Kind.POOL_RESULT_USED, self._uid, self._job, idx)
+        self._consumed += 1
+        if type(item) is _Failure:
+            raise item.exc
+        return item
+
+    __next__ = next
+
+    def _wait_item(self, timeout):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with self._lock:
+                while True:
+                    try:
+                        return self._items.popleft()
+                    except IndexError:
+                        pass
+                    if self._index == self._length:
+                        self._pool = None
+                        raise StopIteration
+                    if deadline is None:
+                        self._cond.wait()
+                    else:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise TimeoutError
+                        self._cond.wait(left)
+        except KeyboardInterrupt:
+            _interrupted(self)
+            raise
+
+    @property
+    def progress(self):
+        """(tasks done, total tasks or None while the input is not exhausted)."""
+        return (self._done, self._length)
+
+    # -- called by the pool's threads -------------------------------------------------------------------
+    def _put(self, first, values, errs, done):
+        if errs:
+            values = list(values)
+            for pos, exc in errs.items():
+                values[pos] = _Failure(exc)
+        with self._lock:
+            if first == self._index:
+                self._items.extend(values)
+                self._index += len(values)
+                unsorted = self._unsorted
+                while self._index in unsorted:
+                    more = unsorted.pop(self._index)
+                    self._items.extend(more)
+                    self._index += len(more)
+                self._cond.notify()
+            else:
+                self._unsorted[first] = values
+            self._done = done
+
+    def _set_length(self, length):
+        with self._lock:
+            self._length = length
+            if self._index == length:
+                self._cond.notify_all()
+
+    def _finish(self):
+        self._pool = None
+
+
+class IMapUnorderedIterator(IMapIterator):
+    """What ``imap_unordered`` returns: results in completion order."""
+
+    _ordered = False
+
+    def _put(self, first, values, errs, done):
+        if errs:
+            values = list(values)
+            for pos, exc in errs.items():
+                values[pos] = _Failure(exc)
+        with self._lock:
+            if self._order is not None:
+                self._order.extend(range(first, first + len(values)))
+            self._items.extend(values)
+            self._index += len(values)
+            self._done = done
+            self._cond.notify()
+
+
+# ------------------------------------------------------------------------------------------------------
+# Manager-side records
+# ------------------------------------------------------------------------------------------------------
+
+class _Job:
+    """One call (apply, map, imap...): what the manager needs to cut, send and account its tasks."""
+
+    __slots__ = ("id", "func", "mode", "method", "cs", "timeout", "timeout_ns", "result", "seq", "total",
+                 "next", "lazy", "iterable", "buffer", "exhausted", "feed_total", "feed_error",
+                 "feed_target", "feeder_waiting", "done", "failed", "est", "est_sum", "est_n", "via_cb",
+                 "progress", "funckey", "finished", "func_error", "lost_seen")
+
+    def __init__(self, jid, func, mode, method, cs, timeout, result, progress, via_cb):
+        self.id = jid
+        self.func = func
+        self.mode = mode
+        self.method = method
+        self.cs = cs
+        self.timeout = timeout
+        self.timeout_ns = int(timeout * 1e9) if timeout else 0
+        self.result = result
+        self.seq = None
+        self.total = None
+        self.next = 0
+        self.lazy = False
+        self.iterable = None
+        self.buffer = None
+        self.exhausted = False
+        self.feed_total = 0
+        self.feed_error = None
+        self.feed_target = 0
+        self.feeder_waiting = False
+        self.done = 0
+        self.failed = False
+        self.est = None               # measured ns per task
+        self.est_sum = 0
+        self.est_n = 0
+        self.via_cb = via_cb
+        self.progress = progress
+        self.funckey = None
+        self.finished = False
+        self.func_error = None
+        self.lost_seen = False
+
+
+class _Segment:
+    """Tasks to (re)send: a requeued remainder of a dead worker's chunk."""
+
+    __slots__ = ("job", "first", "items", "pos", "cs", "requeues")
+
+    def __init__(self, job, first, items, cs, requeues):
+        self.job = job
+        self.first = first
+        self.items = items
+        self.pos = 0
+        self.cs = cs
+        self.requeues = requeues
+
+
+class _Run:
+    """A contiguous range of one job's tasks sent to one worker (whole chunks of ``cs`` tasks)."""
+
+    __slots__ = ("job", "first", "items", "n", "cs", "nchunks", "seq0", "reported", "est", "nbytes",
+                 "requeues")
+
+    def __init__(self, job, first, items, cs, requeues=0):
+        self.job = job
+        self.first = first
+        self.items = items
+        self.n = len(items)
+        self.cs = cs
+        self.nchunks = (self.n + cs - 1) // cs
+        self.seq0 = 0
+        self.reported = 0
+        self.est = job.est * self.n if job.est is not None else None
+        self.nbytes = 0
+        self.requeues = requeues
+
+
+class _Worker:
+    """The manager's view of one worker process."""
+
+    __slots__ = ("proc", "pid", "number", "task_conn", "task_fd", "result_conn", "result_fd", "reader",
+                 "slot", "ready", "leaving", "stopping", "bye", "dead", "eof", "outstanding", "out_est",
+                 "out_unknown", "out_bytes", "timed", "sent", "seq", "wbuf", "kill_info")
+
+    def __init__(self, proc, number, task_conn, result_conn, slot):
+        self.proc = proc
+        self.pid = proc.pid
+        self.number = number
+        self.task_conn = task_conn
+        self.task_fd = task_conn.fileno()
+        self.result_conn = result_conn
+        self.result_fd = result_conn.fileno()
+        self.reader = _FrameReader(self.result_fd)
+        self.slot = slot
+        self.ready = False
+        self.leaving = False          # will not take more work (maxtasks reached, or told to stop)
+        self.stopping = False         # told to stop (close)
+        self.bye = False              # said it leaves (maxtasksperchild)
+        self.dead = False
+        self.eof = False
+        self.outstanding = collections.deque()
+        self.out_est = 0
+        self.out_unknown = 0
+        self.out_bytes = 0
+        self.timed = 0
+        self.sent = 0                 # chunks sent (maxtasksperchild)
+        self.seq = 0                  # last chunk sequence number assigned
+        self.wbuf = None
+        self.kill_info = None
+
+
+# ------------------------------------------------------------------------------------------------------
+# The pool's shared state and its manager thread
+# ------------------------------------------------------------------------------------------------------
+
+class _PoolState:
+    """Everything the manager thread works on.  Holds no reference to the Pool, so an unreferenced Pool
+    can be collected (its finalizer then terminates the workers)."""
+
+    def __init__(self, ctx, process_factory, processes, initializer, initargs, maxtasks, uid, name):
+        self.ctx = ctx
+        self.process_factory = process_factory
+        self.processes = processes
+        self.initializer = initializer
+        self.initargs = initargs
+        self.maxtasks = maxtasks
+        self.uid = uid
+        self.name = name
+        self.state = RUN
+        self.lock = threading.Lock()
+        self.jobs = {}                      # id -> _Job, every unfinished job (the stdlib's _cache)
+        self.job_ids = itertools.count()
+        self.incoming = collections.deque()
+        self.open_jobs = collections.deque()
+        self.lazy_jobs = []
+        self.requeue = collections.deque()
+        self.workers = []
+        self.procs = []                     # the Process objects (Pool._pool)
+        self.number = 0
+        nslots = 2 * processes + 2
+        import ctypes
+        self.slots = _sharedctypes.RawArray(ctypes.c_int64, nslots * _SLOT)
+        self.slot_view = memoryview(self.slots).cast("B").cast("q")
+        self.free_slots = list(range(nslots - 1, -1, -1))
+        self.sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") else \
+            selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.wake_pending = False
+        self.wake_lock = threading.Lock()
+        self.sel.register(self.wake_r, selectors.EVENT_READ, (_K_WAKE, None))
+        self.dumps = _Dumper()
+        self.broken = None                  # (tb, pickled exception) or an exception
+        self.startup_deaths = 0
+        self.func_est = weakref.WeakKeyDictionary()
+        self.manager = None
+        self.cb_queue = None
+        self.cb_thread = None
+        self.feed_queue = None
+        self.feed_cond = threading.Condition(threading.Lock())
+        self.feeder = None
+        self.last_liveness = 0.0
+
+    # -- used by caller threads -------------------------------------------------------------------------
+    def wake(self):
+        if not self.wake_pending:
+            self.wake_pending = True
+            with self.wake_lock:
+                if self.wake_w >= 0:
+                    try:
+                        os.write(self.wake_w, b"\0")
+                    except OSError:
+                        pass
+
+    def ensure_cb_thread(self):
+        with self.lock:
+            if self.cb_thread is None:
+                import queue
+                self.cb_queue = queue.SimpleQueue()
+                self.cb_thread = threading.Thread(target=_run_callbacks, args=(self.cb_queue,),
+                                                  name="%s-callbacks" % self.name, daemon=True)
+                self.cb_thread.start()
+
+    # -- workers ----------------------------------------------------------------------------------------
+    def start_worker(self):
+        task_r, task_w = _connection.Pipe(duplex=False)
+        res_r, res_w = _connection.Pipe(duplex=False)
+        for fd in (task_w.fileno(), res_w.fileno()):
+            _set_pipe_size(fd)
+        slot = self.free_slots.pop()
+        self.slot_view[slot * _SLOT:(slot + 1) * _SLOT] = memoryview(bytes(8 * _SLOT)).cast("q")
+        try:
+            p = self.process_factory(self.ctx, target=_worker_main,
+                                     args=(task_r, res_w, self.slots, slot, self.initializer, self.initargs,
+                                           self.maxtasks, self.uid))
+            p.name = p.name.replace("Process", "PoolWorker")
+            p.daemon = True
+            p._trace_role = "worker"
+            p.start()
+        except BaseException:
+            self.free_slots.append(slot)
+            for c in (task_r, task_w, res_r, res_w):
+                c.close()
+            raise
+        task_r.close()
+        res_w.close()
+        self.number += 1
+        w = _Worker(p, self.number, task_w, res_r, slot)
+        os.set_blocking(w.task_fd, False)
+        os.set_blocking(w.result_fd, False)
+        self.sel.register(w.result_fd, selectors.EVENT_READ, (_K_RESULT, w))
+        self.sel.register(p.sentinel, selectors.EVENT_READ, (_K_SENTINEL, w))
+        self.workers.append(w)
+        self.procs.append(p)
+        if recorder.ENABLED:
+            recorder.emit(Kind.POOL_WORKER_UP, self.uid, w.pid, w.number)
+        return w
+
+    def ensure_workers(self):
+        if self.state == TERMINATE or self.broken is not None:
+            return
+        if self.state != RUN and not self.jobs:
+            return
+        live = sum(1 for w in self.workers if not w.leaving)
+        for _ in range(self.processes - live):
+            self.start_worker()
+
+    def worker_ended(self, w):
+        if w.dead:
+            return
+        w.dead = True
+        if not w.eof:
+            self.read_results(w, final=True)
+        for fd in (w.result_fd, w.proc.sentinel):
+            try:
+                self.sel.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+        if w.wbuf is not None:
+            try:
+                self.sel.unregister(w.task_fd)
+            except (KeyError, ValueError):
+                pass
+            w.wbuf = None
+        try:
+            w.proc.join(5)
+        except Exception:
+            pass
+        code = w.proc.exitcode
+        base = w.slot * _SLOT
+        sv = self.slot_view
+        cur, idx, start = sv[base + _SEQ], sv[base + _IDX], sv[base + _START]
+        if w.kill_info is not None:
+            why = WorkerExit.TIMED_OUT
+        elif self.state == TERMINATE or (w.stopping and not w.outstanding):
+            why = WorkerExit.STOPPED
+        elif w.bye and not w.outstanding:
+            why = WorkerExit.RECYCLED
+        else:
+            why = WorkerExit.DIED
+        if why == WorkerExit.DIED and not w.ready:
+            self.startup_deaths += 1
+        if w.outstanding:
+            self._settle_dead(w, code, cur, idx, start)
+        self.workers.remove(w)
+        try:
+            self.procs.remove(w.proc)
+        except ValueError:
+            pass
+        for c in (w.task_conn, w.result_conn):
+            try:
+                c.close()
+            except OSError:
+                pass
+        self.free_slots.append(w.slot)
+        try:
+            w.proc.close()
+        except Exception:
+            pass
+        if recorder.ENABLED:
+            recorder.emit(Kind.POOL_WORKER_EXIT, self.uid, w.pid, code if code is not None else -1, why)
+        if self.startup_deaths >= MAX_STARTUP_DEATHS and self.broken is None:
+            self.set_broken(WorkerLostError(
+                "pool workers keep dying before they are ready (last: pid %d %s)"
+                % (w.pid, _describe_exit(code)), w.pid, code, ()))
+
+    def _settle_dead(self, w, code, cur, idx, start):
+        """Fail what a dead worker had started, requeue what it had not.
+
+        ``cur`` is the sequence number of the last chunk the worker began; with a timeout, ``idx`` and
+        ``start`` are the task it began last and its start time (0: it had finished it)."""
+        running = collections.defaultdict(list)     # job -> [(first, n)]: the chunk (or task) in progress
+        finished = collections.defaultdict(list)    # job -> [(first, n)]: done, results not sent yet
+        timed_out = None
+        requeue = []
+        for run in w.outstanding:
+            job = run.job
+            lo = run.reported
+            if lo >= run.n:
+                continue
+            if cur < run.seq0:                          # not begun: requeue all of it
+                fin_hi = run_hi = lo
+            elif cur >= run.seq0 + run.nchunks:         # every chunk begun before the one running
+                fin_hi = run_hi = run.n
+            else:
+                c_lo = (cur - run.seq0) * run.cs
+                c_hi = min(c_lo + run.cs, run.n)
+                if job.timeout_ns:
+                    pos = idx - run.first
+                    if c_lo <= pos < c_hi:
+                        if start:
+                            fin_hi, run_hi = pos, pos + 1
+                            ki = w.kill_info
+                            if ki is not None and ki[0] == job.id and ki[1] == idx and ki[2] == start:
+                                timed_out = (job, idx, ki[3])
+                        else:
+                            fin_hi = run_hi = pos + 1
+                    else:
+                        fin_hi = run_hi = c_lo          # chunk begun, none of its tasks started
+                else:
+                    fin_hi, run_hi = c_lo, c_hi
+            fin_hi = max(fin_hi, lo)
+            run_hi = max(run_hi, fin_hi)
+            if fin_hi > lo:
+                finished[job].append((run.first + lo, fin_hi - lo))
+            if run_hi > fin_hi:
+                running[job].append((run.first + fin_hi, run_hi - fin_hi))
+            if run_hi < run.n:
+                requeue.append(_Segment(job, run.first + run_hi, run.items[run_hi:], run.cs,
+                                        run.requeues + 1))
+        w.outstanding.clear()
+        w.out_est = w.out_unknown = w.out_bytes = w.timed = 0
+        segs = []
+        for seg in requeue:
+            if seg.requeues > MAX_REQUEUES:             # keeps killing its workers before starting
+                running[seg.job].append((seg.first, len(seg.items)))
+            else:
+                segs.append(seg)
+                if recorder.ENABLED:
+                    for k in range(0, len(seg.items), seg.cs):
+                        recorder.emit(Kind.POOL_CHUNK_QUEUED, self.uid, seg.job.id, seg.first + k,
+                                      min(seg.cs, len(seg.items) - k))
+        self.requeue.extendleft(reversed(segs))
+        how = "pool worker %d %s" % (w.pid, _describe_exit(code))
+        if timed_out is not None:
+            job, i, timeout = timed_out
+            running[job] = [r for r in running[job] if not (r[0] == i and r[1] == 1)]
+            exc = TaskTimeoutError("task %d ran longer than its task_timeout of %gs; its worker (pid %d) "
+                                   "was killed and replaced" % (i, timeout, w.pid), timeout, i, w.pid)
+            self.fail_range(job, i, 1, exc, Outcome.TIMEOUT)
+        for ranges_by_job, text in ((running, "%s while running %s of this call"),
+                                    (finished, "%s after finishing %s of this call but before sending "
+                                               "the results, which were lost with it")):
+            for job, ranges in ranges_by_job.items():
+                tasks = [i for first, n in ranges for i in range(first, first + n)]
+                if not tasks or job.finished:
+                    continue
+                exc = WorkerLostError(text % (how, _tasks_text(tasks)), w.pid, code, tasks)
+                for first, n in ranges:
+                    self.fail_range(job, first, n, exc, Outcome.LOST)
+
+    def set_broken(self, err):
+        """Workers cannot start (initializer raised, or they keep dying): fail every job, now and later."""
+        self.broken = err
+        for job in list(self.jobs.values()):
+            self.fail_job(job, self.broken_exc())
+
+    def broken_exc(self):
+        err = self.broken
+        if isinstance(err, tuple):
+            return _unpack_error(*err)
+        return err
+
+    # -- results ----------------------------------------------------------------------------------------
+    def read_results(self, w, final=False):
+        r = w.reader
+        eof = False
+        try:
+            while True:
+                k = r.fill()
+                if not k:
+                    eof = True
+                    break
+                if k < READ_SIZE and not final and r.big is None:
+                    break
+        except BlockingIOError:
+            pass
+        except OSError:
+            eof = True
+        for payload in r.frames():
+            self.on_frame(w, payload)
+        if eof and not w.eof:
+            w.eof = True
+            try:
+                self.sel.unregister(w.result_fd)
+            except (KeyError, ValueError):
+                pass
+
+    def on_frame(self, w, payload):
+        header, off = _parse(payload)
+        tag = header[0]
+        if tag == _RESULTS:
+            for jid, first, n, errs, dur, blen in header[1]:
+                self.on_piece(w, jid, first, n, errs, dur, payload[off:off + blen])
+                off += blen
+            if header[2]:
+                w.bye = w.leaving = True
+        elif tag == _READY:
+            w.ready = True
+            self.startup_deaths = 0
+            if recorder.ENABLED:
+                recorder.emit_at(header[1], Kind.POOL_WORKER_INIT, self.uid, header[2], w.pid)
+        elif tag == _INIT_FAILED:
+            w.leaving = True
+            if self.broken is None:
+                self.set_broken((header[1], header[2]))
+
+    def on_piece(self, w, jid, first, n, errs, dur, blob):
+        out = w.outstanding
+        run = out[0] if out else None
+        if run is None or run.job.id != jid or run.first + run.reported != first:
+            run = None
+            for r in out:
+                if r.job.id == jid and r.first + r.reported == first:
+                    run = r
+                    break
+        if run is not None:
+            run.reported += n
+            if run.reported >= run.n:
+                if out[0] is run:
+                    out.popleft()
+                else:
+                    out.remove(run)
+                if run.est is None:
+                    w.out_unknown -= 1
+                else:
+                    w.out_est -= run.est
+                w.out_bytes -= run.nbytes
+                if run.job.timeout_ns:
+                    w.timed -= 1
+            job = run.job
+        else:
+            job = self.jobs.get(jid)
+        if job is None or job.finished:
+            return
+        try:
+            values = pickle.loads(blob)
+        except Exception as e:
+            self.fail_range(job, first, n, e, Outcome.ERROR)
+            return
+        errd = None
+        if errs:
+            errd = {pos: _unpack_error(tb, data) for pos, tb, data in errs}
+            job.failed = True
+        if n:
+            job.est_sum += dur
+            job.est_n += n
+            job.est = job.est_sum // job.est_n or 1
+        self.deliver(job, first, values, errd)
+
+    def deliver(self, job, first, values, errd):
+        job.done += len(values)
+        res = job.result
+        if job.via_cb:
+            q = self.cb_queue
+            q.put((res._put, (first, values, errd, job.done)))
+            if job.progress is not None:
+                q.put((job.progress, (job.done, job.total)))
+        else:
+            res._put(first, values, errd, job.done)
+        if job.total is not None and job.done >= job.total:
+            self.finish_job(job)
+
+    def fail_range(self, job, first, n, exc, outcome):
+        """Tasks first..first+n-1 of ``job`` end with ``exc`` without a worker's answer."""
+        if job.finished or n <= 0:
+            return
+        job.failed = True
+        if recorder.ENABLED:
+            for i in range(first, first + n):
+                recorder.emit(Kind.POOL_TASK_LOST, self.uid, job.id, i, outcome)
+        if isinstance(job.result, IMapIterator):
+            errd = dict.fromkeys(range(n), exc)
+        else:
+            errd = {0: exc}             # a map keeps only its first error
+        self.deliver(job, first, [None] * n, errd)
+
+    def fail_job(self, job, exc, outcome=Outcome.LOST):
+        """Every task of ``job`` not answered yet ends with ``exc`` (terminate, broken pool)."""
+        if job.finished:
+            return
+        ranges = []
+        for w in self.workers:
+            for run in w.outstanding:
+                if run.job is job and run.reported < run.n:
+                    ranges.append((run.first + run.reported, run.n - run.reported))
+                    run.reported = run.n
+        for seg in self.requeue:
+            if seg.job is job and seg.pos < len(seg.items):
+                ranges.append((seg.first + seg.pos, len(seg.items) - seg.pos))
+                seg.pos = len(seg.items)
+        if not job.lazy:
+            if job.next < job.total:
+                ranges.append((job.next, job.total - job.next))
+                job.next = job.total
+        else:
+            job.exhausted = True        # the feeder stops; what it read is all there will be
+            with self.feed_cond:
+                self.feed_cond.notify_all()
+            while job.buffer:
+                first, items = job.buffer.popleft()
+                ranges.append((first, len(items)))
+            if job.total is None:
+                job.total = job.done + sum(n for _, n in ranges)
+                self._set_length(job)
+        if not ranges and job.done >= job.total:
+            self.finish_job(job)
+        for first, n in ranges:
+            self.fail_range(job, first, n, exc, outcome)
+
+    def _set_length(self, job):
+        res = job.result
+        if job.via_cb:
+            self.cb_queue.put((res._set_length, (job.total,)))
+            if job.progress is not None:
+                self.cb_queue.put((job.progress, (job.done, job.total)))
+        else:
+            res._set_length(job.total)
+
+    def finish_job(self, job):
+        if job.finished:
+            return
+        job.finished = True
+        self.jobs.pop(job.id, None)
+        if recorder.ENABLED:
+            recorder.emit(Kind.POOL_JOB_DONE, self.uid, job.id, 0, int(job.failed))
+        if job.funckey is not None and job.est is not None:
+            try:
+                self.func_est[job.funckey] = job.est
+            except TypeError:
+                pass
+        res = job.result
+        if job.via_cb:
+            self.cb_queue.put((res._finish, ()))
+        else:
+            res._finish()
+        job.func = job.seq = job.iterable = job.buffer = job.funckey = None
+
+    # -- intake and lazy input --------------------------------------------------------------------------
+    def take_incoming(self):
+        while self.incoming:
+            job = self.incoming.popleft()
+            if self.broken is not None:
+                self.fail_job(job, self.broken_exc())
+                continue
+            if job.est is None and job.funckey is not None:
+                try:
+                    job.est = self.func_est.get(job.funckey)
+                except TypeError:
+                    job.est = None
+            if job.total == 0:
+                self.finish_job(job)
+                continue
+            self.open_jobs.append(job)
+            if job.lazy:
+                job.feed_target = self.processes * (FEED_AHEAD + 1)
+                self.lazy_jobs.append(job)
+                if self.feeder is None:
+                    import queue
+                    self.feed_queue = queue.SimpleQueue()
+                    self.feeder = threading.Thread(target=_feed, args=(self,), name="%s-feeder" % self.name,
+                                                   daemon=True)
+                    self.feeder.start()
+                self.feed_queue.put(job)
+
+    def check_lazy(self):
+        for job in list(self.lazy_jobs):
+            if job.finished:
+                self.lazy_jobs.remove(job)
+                continue
+            if job.est is not None and job.cs:
+                ahead = min(MAX_BATCH_CHUNKS, _PREFETCH_NS // max(job.est * job.cs, 1))
+                job.feed_target = self.processes * (FEED_AHEAD + 1 + int(ahead))
+            if not job.exhausted:
+                continue
+            self.lazy_jobs.remove(job)
+            total = job.feed_total
+            err = job.feed_error
+            if err is not None:
+                total += 1
+            job.total = total
+            self._set_length(job)
+            if err is not None:
+                self.fail_range(job, err[0], 1, err[1], Outcome.ERROR)
+            elif job.done >= total:
+                self.finish_job(job)
+
+    # -- dispatch ---------------------------------------------------------------------------------------
+    def has_source(self):
+        return bool(self.requeue) or bool(self.open_jobs)
+
+    def next_source(self):
+        """The requeued segment or open job to cut from next, or None."""
+        rq = self.requeue
+        while rq:
+            seg = rq[0]
+            if seg.job.finished or seg.pos >= len(seg.items):
+                rq.popleft()
+                continue
+            return seg
+        oj = self.open_jobs
+        for job in list(oj):
+            if job.finished:
+                oj.remove(job)
+                continue
+            if job.lazy:
+                if job.buffer:
+                    return job
+                if job.exhausted:
+                    oj.remove(job)
+                continue
+            if job.next < job.total:
+                return job
+            oj.remove(job)
+        return None
+
+    def cut(self, src, k):
+        """Up to ``k`` chunks from ``src`` as one run."""
+        if isinstance(src, _Segment):
+            job = src.job
+            lo = src.pos
+            hi = min(lo + k * src.cs, len(src.items))
+            src.pos = hi
+            return _Run(job, src.first + lo, src.items[lo:hi], src.cs, src.requeues)
+        job = src
+        if not job.lazy:
+            lo = job.next
+            hi = min(lo + k * job.cs, job.total)
+            job.next = hi
+            return _Run(job, lo, job.seq[lo:hi], job.cs)
+        buf = job.buffer
+        first, items = buf.popleft()
+        if k > 1 and buf:
+            items = list(items)
+            for _ in range(k - 1):
+                if not buf:
+                    break
+                items.extend(buf.popleft()[1])
+        if job.feeder_waiting and len(buf) < job.feed_target // 2 + 1:
+            with self.feed_cond:
+                self.feed_cond.notify_all()
+        return _Run(job, first, items, job.cs)
+
+    def dispatch(self):
+        if not (self.requeue or self.open_jobs) or self.state == TERMINATE:
+            return
+        maxtasks = self.maxtasks
+        while True:
+            best = best_key = None
+            for w in self.workers:
+                if not w.ready or w.leaving or w.wbuf is not None or w.dead:
+                    continue
+                if maxtasks and w.sent >= maxtasks:
+                    continue
+                if w.outstanding:
+                    if w.out_unknown or w.out_est >= _PREFETCH_NS or w.out_bytes >= PREFETCH_MAX_BYTES:
+                        continue
+                key = (bool(w.outstanding), w.out_est)
+                if best is None or key < best_key:
+                    best, best_key = w, key
+            if best is None:
+                return
+            runs = self.build_batch(best)
+            if not runs:
+                return
+            self.send(best, runs)
+            if not (self.requeue or self.open_jobs):
+                return
+
+    def build_batch(self, w):
+        idle = not w.outstanding
+        budget = MAX_BATCH_CHUNKS
+        if self.maxtasks:
+            budget = min(budget, self.maxtasks - w.sent)
+        room_total = _PREFETCH_NS - w.out_est
+        batch_ns = 0
+        runs = []
+        while budget > 0:
+            src = self.next_source()
+            if src is None:
+                break
+            job = src.job if isinstance(src, _Segment) else src
+            if job.func_error is not None:
+                self.fail_rest(src, job)
+                continue
+            cs = src.cs
+            est = job.est
+            if est is None:
+                if runs or not idle:
+                    break
+                k = 1
+            else:
+                chunk_ns = est * cs
+                if runs or not idle:
+                    room = min(_BATCH_NS - batch_ns, room_total - batch_ns)
+                else:
+                    room = _BATCH_NS
+                k = int(room // chunk_ns) if chunk_ns > 0 else budget
+                if k < 1:
+                    if runs or not idle:
+                        break
+                    k = 1
+            k = min(k, budget)
+            run = self.cut(src, k)
+            runs.append(run)
+            budget -= run.nchunks
+            if est is None:
+                break
+            batch_ns += run.est
+        return runs
+
+    def fail_rest(self, src, job):
+        """The job's function cannot be pickled: every task not yet sent fails with that error."""
+        while True:
+            if isinstance(src, _Segment):
+                if src.pos >= len(src.items):
+                    break
+            elif job.lazy:
+                if not job.buffer:
+                    break
+            elif job.next >= job.total:
+                break
+            run = self.cut(src, MAX_BATCH_CHUNKS)
+            self.fail_range(job, run.first, run.n, job.func_error, Outcome.ERROR)
+
+    def send(self, w, runs):
+        headers = []
+        blobs = []
+        dumps = self.dumps
+        sent = []
+        for run in runs:
+            job = run.job
+            if job.finished:
+                continue
+            try:
+                blob = dumps((job.func, run.items))
+            except Exception as e:
+                try:
+                    dumps(job.func)
+                except Exception:
+                    job.func_error = e
+                self.fail_range(job, run.first, run.n, e, Outcome.ERROR)
+                continue
+            run.nbytes = len(blob)
+            headers.append((job.id, run.first, run.cs, job.mode, run.n, bool(job.timeout_ns), len(blob)))
+            blobs.append(blob)
+            run.seq0 = w.seq + 1
+            w.seq += run.nchunks
+            w.sent += run.nchunks
+            w.outstanding.append(run)
+            if run.est is None:
+                w.out_unknown += 1
+            else:
+                w.out_est += run.est
+            w.out_bytes += run.nbytes
+            if job.timeout_ns:
+                w.timed += 1
+            sent.append(run)
+        if not headers:
+            return
+        self.write(w, _frame(headers, blobs))
+        if recorder.ENABLED:
+            emit = recorder.emit
+            for run in sent:
+                jid = run.job.id
+                for k in range(0, run.n, run.cs):
+                    emit(Kind.POOL_CHUNK_SENT, self.uid, jid, run.first + k, w.pid)
+        if self.maxtasks and w.sent >= self.maxtasks:
+            w.leaving = True                # it will say bye after these; start its replacement now
+
+    def write(self, w, parts):
+        if w.wbuf is not None:
+            w.wbuf.extend(memoryview(p) for p in parts)
+            return
+        if len(parts) > 1 and sum(len(p) for p in parts) <= 65536:
+            parts = [b"".join(parts)]
+        views = collections.deque(memoryview(p) for p in parts)
+        self._write_views(w, views)
+        if views:
+            w.wbuf = views
+            try:
+                self.sel.register(w.task_fd, selectors.EVENT_WRITE, (_K_WRITE, w))
+            except (KeyError, ValueError):
+                pass
+
+    def _write_views(self, w, views):
+        fd = w.task_fd
+        while views:
+            try:
+                k = os.writev(fd, list(itertools.islice(views, 0, 512)))
+            except BlockingIOError:
+                return
+            except OSError:                 # the worker is gone; its sentinel will tell
+                views.clear()
+                return
+            while k:
+                first = len(views[0])
+                if k >= first:
+                    k -= first
+                    views.popleft()
+                else:
+                    views[0] = views[0][k:]
+                    k = 0
+
+    def flush(self, w):
+        views = w.wbuf
+        if views is None:
+            return
+        self._write_views(w, views)
+        if not views:
+            w.wbuf = None
+            try:
+                self.sel.unregister(w.task_fd)
+            except (KeyError, ValueError):
+                pass
+
+    # -- deadlines and liveness -------------------------------------------------------------------------
+    def check_deadlines(self):
+        """Kill workers whose task overran its timeout; returns seconds to the next deadline (or None)."""
+        now = _now()
+        nearest = None
+        sv = self.slot_view
+        for w in self.workers:
+            if not w.timed or w.kill_info is not None or w.dead:
+                continue
+            base = w.slot * _SLOT
+            s1 = sv[base + _START]
+            if not s1:
+                continue
+            idx = sv[base + _IDX]
+            cur = sv[base + _SEQ]
+            if sv[base + _START] != s1:
+                continue
+            run = None
+            for r in w.outstanding:
+                if r.seq0 <= cur < r.seq0 + r.nchunks:
+                    run = r
+                    break
+            if run is None or not run.job.timeout_ns:
+                continue
+            due = s1 + run.job.timeout_ns
+            if now >= due:
+                w.kill_info = (run.job.id, idx, s1, run.job.timeout)
+                try:
+                    w.proc.kill()
+                except Exception:
+                    pass
+            elif nearest is None or due < nearest:
+                nearest = due
+        return None if nearest is None else (nearest - now) / 1e9
+
+    def check_liveness(self):
+        for w in list(self.workers):
+            if w.dead or not (w.outstanding or not w.ready):
+                continue
+            try:
+                ended = w.proc._popen.poll() is not None
+            except Exception:
+                ended = False
+            if ended:
+                self.worker_ended(w)
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def run(self):
+        sel = self.sel
+        while True:
+            if self.incoming:
+                self.take_incoming()
+            if self.state == TERMINATE:
+                self.terminate_now()
+                return
+            if self.lazy_jobs:
+                self.check_lazy()
+            self.ensure_workers()
+            self.dispatch()
+            if self.state == CLOSE and not self.jobs and not self.incoming:
+                for w in self.workers:
+                    if not w.stopping and not w.dead:
+                        w.stopping = w.leaving = True
+                        self.write(w, _frame(None, ()))
+                if not self.workers:
+                    return
+            timeout = None
+            busy = any(w.outstanding for w in self.workers)
+            if busy or any(not w.ready for w in self.workers):
+                timeout = LIVENESS_POLL
+                if any(w.timed for w in self.workers):
+                    nxt = self.check_deadlines()
+                    timeout = TIMEOUT_POLL if nxt is None else max(0.001, min(TIMEOUT_POLL, nxt))
+            events = sel.select(timeout)
+            for key, _mask in events:
+                kind, w = key.data
+                if kind == _K_RESULT:
+                    if not w.dead:
+                        self.read_results(w)
+                elif kind == _K_SENTINEL:
+                    self.worker_ended(w)
+                elif kind == _K_WAKE:
+                    self.wake_pending = False
+                    try:
+                        os.read(self.wake_r, 4096)
+                    except OSError:
+                        pass
+                elif kind == _K_WRITE:
+                    if not w.dead:
+                        self.flush(w)
+            if timeout is not None:
+                if any(w.timed for w in self.workers):
+                    self.check_deadlines()
+                t = time.monotonic()
+                if t - self.last_liveness >= LIVENESS_POLL:
+                    self.last_liveness = t
+                    self.check_liveness()
+
+    def terminate_now(self):
+        """Stop every worker now; fail every unfinished job with PoolTerminatedError."""
+        for w in self.workers:
+            try:
+                if w.proc.exitcode is None:
+                    w.proc.terminate()
+            except Exception:
+                pass
+        deadline = time.monotonic() + TERMINATE_GRACE
+        for w in self.workers:
+            try:
+                w.proc.join(max(0.0, deadline - time.monotonic()))
+                if w.proc.exitcode is None:
+                    w.proc.kill()
+                    w.proc.join(5)
+            except Exception:
+                pass
+        while self.incoming:
+            job = self.incoming.popleft()
+            self.jobs[job.id] = job
+        for job in list(self.jobs.values()):
+            self.fail_job(job, PoolTerminatedError("the pool was terminated before this task completed"),
+                          Outcome.CANCELLED)
+        self.requeue.clear()
+        self.open_jobs.clear()
+        for w in list(self.workers):
+            w.outstanding.clear()
+            self.worker_ended(w)
+
+    def crash(self, exc):
+        """The manager itself failed (a bug): report it, stop the workers, fail the jobs; never hang."""
+        _report_callback_error("core.pool manager thread")
+        self.state = TERMINATE
+        try:
+            self.terminate_now()
+        except Exception:
+            traceback.print_exc()
+
+    def cleanup(self):
+        with self.wake_lock:
+            for fd in (self.wake_r, self.wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.wake_r = self.wake_w = -1
+        try:
+            self.sel.close()
+        except Exception:
+            pass
+        if self.feed_queue is not None:
+            self.feed_queue.put(None)
+        with self.feed_cond:
+            self.feed_cond.notify_all()
+        if self.cb_queue is not None:
+            self.cb_queue.put(None)
+
+
+def _manage(st):
+    """The manager thread's body."""
+    try:
+        st.run()
+    except BaseException as e:          # a bug: never leave callers hanging
+        st.crash(e)
+    finally:
+        st.cleanup()
+
+
+def _run_callbacks(q):
+    """The callback thread: user callbacks and progress, in order, off the manager thread."""
+    while True:
+        op = q.get()
+        if op is None:
+            return
+        fn, args = op
+        try:
+            fn(*args)
+        except Exception:
+            _report_callback_error(fn)
+        op = fn = args = None
+
+
+def _feed(st):
+    """The feeder thread: reads imap's input iterables lazily, a bounded number of chunks ahead."""
+    while True:
+        job = st.feed_queue.get()
+        if job is None:
+            return
+        i = 0
+        cs = job.cs
+        try:
+            it = iter(job.iterable)
+            while True:
+                if st.state == TERMINATE or job.finished or job.exhausted:
+                    break
+                if len(job.buffer) >= job.feed_target:
+                    with st.feed_cond:
+                        job.feeder_waiting = True
+                        while (len(job.buffer) >= job.feed_target and st.state != TERMINATE
+                               and not job.finished and not job.exhausted):
+                            st.feed_cond.wait(0.1)
+                        job.feeder_waiting = False
+                    continue
+                if cs == 1:
+                    try:
+                        items = [next(it)]
+                    except StopIteration:
+                        break
+                else:
+                    items = []
+                    try:
+                        for _ in range(cs):
+                            items.append(next(it))
+                    except StopIteration:
+                        pass
+                    except Exception:
+                        if items:
+                            _feed_chunk(st, job, i, items)
+                            i += len(items)
+                        raise
+                    if not items:
+                        break
+                _feed_chunk(st, job, i, items)
+                i += len(items)
+                if len(items) < cs:
+                    break
+        except Exception as e:
+            job.feed_error = (i, e)
+        job.feed_total = i
+        job.exhausted = True
+        job.iterable = None
+        st.wake()
+
+
+def _feed_chunk(st, job, i, items):
+    if recorder.ENABLED:
+        recorder.emit(Kind.POOL_CHUNK_QUEUED, st.uid, job.id, i, len(items))
+    job.buffer.append((i, items))
+    st.wake()
+
+
+def _terminate_pool(st):
+    """Finalizer: terminate() and garbage collection/interpreter exit of an unclosed pool."""
+    with st.lock:
+        st.state = TERMINATE
+    st.wake()
+    me = threading.current_thread()
+    mt = st.manager
+    if mt is not None and mt is not me:
+        mt.join()
+    for t in (st.cb_thread, st.feeder):
+        if t is not None and t is not me:
+            t.join(HELPER_JOIN_TIMEOUT)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The Pool
+# ------------------------------------------------------------------------------------------------------
+
+def _check_timeout(t):
+    if t is None:
+        return None
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+        raise ValueError("task_timeout must be a positive number of seconds or None, not %r" % (t,))
+    return float(t)
+
+
+class Pool:
+    """A process pool with ``multiprocessing.Pool``'s API; see the module docstring for what it adds."""
+
+    _wrap_exception = True
+
+    @staticmethod
+    def Process(ctx, *args, **kwds):
+        return ctx.Process(*args, **kwds)
+
+    def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None, context=None,
+                 *, task_timeout=None, name=None):
+        self._pool = []
+        self._state = INIT
+        self._st = None
         from .context import resolve
-        super().__init__(processes, initializer, initargs, maxtasksperchild, resolve(context))
+        self._ctx = resolve(context)
+        self._cache = {}
+        self._maxtasksperchild = maxtasksperchild
+        self._initializer = initializer
+        self._initargs = initargs
+
+        if processes is None:
+            processes = os.cpu_count() or 1
+        if processes < 1:
+            raise ValueError("Number of processes must be at least 1")
+        if maxtasksperchild is not None:
+            if not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0:
+                raise ValueError("maxtasksperchild must be a positive int or None")
+        if initializer is not None and not callable(initializer):
+            raise TypeError('initializer must be a callable')
+        self._task_timeout = _check_timeout(task_timeout)
+        self._processes = processes
+        self._uid = recorder.new_uid()
+        self._name = name or recorder.default_name("Pool")
+        if recorder.ENABLED:
+            recorder.register_object(self._uid, "Pool", self._name, processes=processes)
+            recorder.emit(Kind.POOL_CREATED, self._uid, processes, maxtasksperchild or 0)
+
+        st = _PoolState(self._ctx, type(self).Process, processes, initializer, initargs, maxtasksperchild,
+                        self._uid, self._name)
+        self._st = st
+        self._cache = st.jobs
+        self._pool = st.procs
+        try:
+            for _ in range(processes):
+                st.start_worker()
+        except BaseException:
+            for w in st.workers:
+                try:
+                    w.proc.terminate()
+                except Exception:
+                    pass
+            for w in list(st.workers):
+                try:
+                    w.proc.join()
+                except Exception:
+                    pass
+                w.dead = True
+            st.cleanup()
+            raise
+        st.manager = threading.Thread(target=_manage, args=(st,), name="%s-manager" % self._name, daemon=True)
+        st.manager.start()
+        self._terminate = util.Finalize(self, _terminate_pool, args=(st,), exitpriority=15)
+        self._state = RUN
+
+    def __del__(self, _warn=warnings.warn, RUN=RUN):
+        if getattr(self, "_state", None) == RUN:
+            _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning, source=self)
+
+    def __repr__(self):
+        cls = self.__class__
+        return (f'<{cls.__module__}.{cls.__qualname__} '
+                f'state={self._state} '
+                f'pool_size={len(self._pool)}>')
+
+    def __reduce__(self):
+        raise NotImplementedError('pool objects cannot be passed between processes or pickled')
+
+    def __enter__(self):
+        self._check_running()
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        self.terminate()
+
+    def _check_running(self):
+        if self._state != RUN:
+            raise ValueError("Pool not running")
+
+    def _timeout_for(self, task_timeout):
+        if task_timeout is _DEFAULT:
+            return self._task_timeout
+        return _check_timeout(task_timeout)
+
+    # -- submission -------------------------------------------------------------------------------------
+    def _new_job(self, func, mode, method, cs, timeout, result_factory, progress, via_cb):
+        st = self._st
+        jid = next(st.job_ids)
+        job = _Job(jid, func, mode, method, cs, timeout, None, progress, via_cb)
+        job.result = result_factory(jid)
+        try:
+            job.funckey = func if func.__hash__ is not None else None
+            weakref.ref(func)
+        except TypeError:
+            job.funckey = None
+        if via_cb:
+            st.ensure_cb_thread()
+        return job
+
+    def _submit(self, job, chunks_known):
+        st = self._st
+        if recorder.ENABLED:
+            emit = recorder.emit
+            emit(Kind.POOL_JOB, self._uid, job.id, -1 if job.total is None else job.total, job.method)
+            if chunks_known and job.total:
+                for first in range(0, job.total, job.cs):
+                    emit(Kind.POOL_CHUNK_QUEUED, self._uid, job.id, first, min(job.cs, job.total - first))
+        with st.lock:
+            if st.state != RUN or self._state != RUN:
+                raise ValueError("Pool not running")
+            st.jobs[job.id] = job
+            st.incoming.append(job)
+        st.wake()
+
+    def apply(self, func, args=(), kwds={}, *, task_timeout=_DEFAULT):
+        '''
+        Equivalent of `func(*args, **kwds)`.
+        Pool must be running.
+        '''
+        return self.apply_async(func, args, kwds, task_timeout=task_timeout).get()
+
+    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None, *,
+                    task_timeout=_DEFAULT):
+        '''
+        Asynchronous version of `apply()` method.
+        '''
+        self._check_running()
+        timeout = self._timeout_for(task_timeout)
+        via_cb = callback is not None or error_callback is not None
+        job = self._new_job(func, _APPLY, JobMethod.APPLY, 1, timeout,
+                            lambda jid: ApplyResult(self, callback, error_callback, job=jid), None, via_cb)
+        job.seq = [(args, kwds)]
+        job.total = 1
+        self._submit(job, True)
+        return job.result
+
+    def map(self, func, iterable, chunksize=None, *, task_timeout=_DEFAULT, progress=None):
+        '''
+        Apply `func` to each element in `iterable`, collecting the results
+        in a list that is returned.
+        '''
+        return self._map_async(func, iterable, _MAP, chunksize, None, None, task_timeout, progress,
+                               JobMethod.MAP).get()
+
+    def starmap(self, func, iterable, chunksize=None, *, task_timeout=_DEFAULT, progress=None):
+        '''
+        Like `map()` method but the elements of the `iterable` are expected to
+        be iterables as well and will be unpacked as arguments. Hence
+        `func` and (a, b) becomes func(a, b).
+        '''
+        return self._map_async(func, iterable, _STARMAP, chunksize, None, None, task_timeout, progress,
+                               JobMethod.STARMAP).get()
+
+    def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None, *,
+                      task_timeout=_DEFAULT, progress=None):
+        '''
+        Asynchronous version of `starmap()` method.
+        '''
+        return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback, task_timeout,
+                               progress, JobMethod.STARMAP)
+
+    def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None, *,
+                  task_timeout=_DEFAULT, progress=None):
+        '''
+        Asynchronous version of `map()` method.
+        '''
+        return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback, task_timeout,
+                               progress, JobMethod.MAP)
+
+    def _map_async(self, func, iterable, mode, chunksize, callback, error_callback, task_timeout, progress,
+                   method):
+        self._check_running()
+        if type(iterable) not in _SLICEABLE:
+            iterable = list(iterable)
+        timeout = self._timeout_for(task_timeout)
+        n = len(iterable)
+        if chunksize is None:
+            chunksize, extra = divmod(n, self._processes * 4)
+            if extra:
+                chunksize += 1
+        if n == 0:
+            chunksize = 0
+        elif not isinstance(chunksize, int) or chunksize < 1:
+            raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
+        if n == 0:
+            res = MapResult(self, 0, 0, callback, error_callback, job=next(self._st.job_ids))
+            if recorder.ENABLED:
+                recorder.emit(Kind.POOL_JOB, self._uid, res._job, 0, method)
+                recorder.emit(Kind.POOL_JOB_DONE, self._uid, res._job, 0, 0)
+            return res
+        via_cb = callback is not None or error_callback is not None or progress is not None
+        job = self._new_job(func, mode, method, chunksize, timeout,
+                            lambda jid: MapResult(self, chunksize, n, callback, error_callback, job=jid),
+                            progress, via_cb)
+        job.seq = iterable
+        job.total = n
+        self._submit(job, True)
+        return job.result
+
+    def imap(self, func, iterable, chunksize=1, *, task_timeout=_DEFAULT, progress=None):
+        '''
+        Equivalent of `map()` -- can be MUCH slower than `Pool.map()`.
+        '''
+        self._check_running()
+        if chunksize != 1 and (not isinstance(chunksize, int) or chunksize < 1):
+            if isinstance(chunksize, (int, float)) and chunksize < 1:
+                raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
+            raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
+        return self._imap(func, iterable, chunksize, task_timeout, progress, IMapIterator, JobMethod.IMAP)
+
+    def imap_unordered(self, func, iterable, chunksize=1, *, task_timeout=_DEFAULT, progress=None):
+        '''
+        Like `imap()` method but ordering of results is arbitrary.
+        '''
+        self._check_running()
+        if chunksize != 1 and (not isinstance(chunksize, int) or chunksize < 1):
+            raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
+        return self._imap(func, iterable, chunksize, task_timeout, progress, IMapUnorderedIterator,
+                          JobMethod.IMAP_UNORDERED)
+
+    def _imap(self, func, iterable, chunksize, task_timeout, progress, cls, method):
+        timeout = self._timeout_for(task_timeout)
+        chunksize = int(chunksize)
+        sliceable = type(iterable) in _SLICEABLE
+        length = len(iterable) if sliceable else None
+        job = self._new_job(func, _MAP, method, chunksize, timeout,
+                            lambda jid: cls(self, job=jid, length=length), progress, progress is not None)
+        if sliceable:
+            job.seq = iterable
+            job.total = length
+            if length == 0:
+                job.result._finish()
+                if recorder.ENABLED:
+                    recorder.emit(Kind.POOL_JOB, self._uid, job.id, 0, method)
+                    recorder.emit(Kind.POOL_JOB_DONE, self._uid, job.id, 0, 0)
+                return job.result
+        else:
+            job.lazy = True
+            job.iterable = iterable
+            job.buffer = collections.deque()
+        self._submit(job, sliceable)
+        return job.result
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def close(self):
+        util.debug('closing pool')
+        if self._state == RUN:
+            st = self._st
+            with st.lock:
+                self._state = CLOSE
+                if st.state == RUN:
+                    st.state = CLOSE
+            if recorder.ENABLED:
+                recorder.emit(Kind.POOL_CLOSED, self._uid, 0, 0, 0)
+            st.wake()
+
+    def terminate(self):
+        util.debug('terminating pool')
+        if self._state != TERMINATE and recorder.ENABLED and self._st is not None:
+            recorder.emit(Kind.POOL_CLOSED, self._uid, 0, 0, 1)
+        self._state = TERMINATE
+        if self._st is not None:
+            self._terminate()
+
+    def join(self):
+        util.debug('joining pool')
+        if self._state == RUN:
+            raise ValueError("Pool is still running")
+        elif self._state not in (CLOSE, TERMINATE):
+            raise ValueError("In unknown state")
+        st = self._st
+        me = threading.current_thread()
+        if st.manager is not None and st.manager is not me:
+            st.manager.join()
+        if st.cb_thread is not None and st.cb_thread is not me:
+            st.cb_thread.join()
+        if st.feeder is not None and st.feeder is not me:
+            st.feeder.join(HELPER_JOIN_TIMEOUT)
+        for p in list(self._pool):
+            p.join()
