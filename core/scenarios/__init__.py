@@ -24,6 +24,7 @@ MODULES = (
     "condition_event",
     "fork_with_thread",
     "process_lifecycle",
+    "async_not_lazy",
 )
 
 _catalog = None
