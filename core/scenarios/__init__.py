@@ -25,6 +25,7 @@ MODULES = (
     "fork_with_thread",
     "process_lifecycle",
     "async_not_lazy",
+    "queues",
 )
 
 _catalog = None

@@ -125,3 +125,38 @@ def test_condition_notify_wakes_one_notify_all_wakes_all(tmp_path, start_method)
     assert sorted(notifies["a"].tolist()) == [-1, -1, 1, 1]
     ev_waits = spans_of(r, uids_named(r, "start signal"), Span.EVENT_WAIT)
     assert len(ev_waits) == 3 and (ev_waits["end"] == SpanEnd.OK).all()
+
+
+def test_queues_throughput_task_done_and_copies(tmp_path, start_method):
+    r = run_scenario("queues", start_method, {"producers": 1, "consumers": 2, "items": 2000, "payload": 64,
+                                              "tasks": 5, "forget": 1, "join_timeout": 0.3}, tmp_path)
+    assert r.status == "done", r.error
+    f = r.figures
+    assert [t["label"] for t in f["throughput"]] == ["Queue 1->1", "Queue 1->2", "SimpleQueue 1->1"]
+    for t in f["throughput"]:
+        assert t["items"] == sum(t["per_consumer"]) == 2000 and t["bytes"] == 2000 * 64 and t["items_per_s"] > 0
+    good, bad = f["joinable_all_done"], f["joinable_missing"]
+    assert good["task_done_calls"] == 5 and good["join_blocked_after_s"] is None
+    assert good["extra_task_done"].startswith("ValueError")
+    assert bad["task_done_calls"] == 4 and bad["unfinished"] == 1
+    assert bad["join_blocked_after_s"] >= 0.25 and bad["join_returned_after_fix_ms"] is not None
+    sp, op = f["copies"]["same_process"], f["copies"]["other_process"]
+    assert sp == {"equal": True, "same_object": False, "original_after": ["original"]}
+    assert op["original_after"] == ["original"] and op["returned"] == ["original", "changed by the worker"]
+    assert not op["same_object"]
+    assert "still blocked" in r.lesson and "raised ValueError" in r.lesson and "are copies" in r.lesson
+    # the trace: every item's pickled bytes sent by the producer and got by a consumer
+    m = r.model.messages_array()
+    for name in ("Queue 1->2", "SimpleQueue 1->1"):
+        mine = m[np.isin(m["uid"], uids_named(r, name))]
+        sends = mine[(mine["kind"] == Kind.QUEUE_SEND) & (mine["nbytes"] > 64)]
+        gets = mine[(mine["kind"] == Kind.QUEUE_GET) & (mine["nbytes"] > 64)]
+        assert len(sends) == len(gets) == 2000
+        assert set(sends["pid"].tolist()) <= pids_named(r, "producer")
+        assert set(gets["pid"].tolist()) <= pids_named(r, "consumer")
+    # the blocked join() is a span of at least the watch time; the unfinished count went back to 0
+    jq = uids_named(r, "tasks (forgets 1)")
+    joins = spans_of(r, jq, Span.QUEUE_JOIN)
+    assert len(joins) == 1 and joins["t1"][0] - joins["t0"][0] >= 0.25e9
+    [unfinished] = [s for key, s in r.model.series.items() if key[0] == "unfinished" and key[1] in jq]
+    assert unfinished.v[-1] == 0 and 1 in unfinished.v
