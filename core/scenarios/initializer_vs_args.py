@@ -9,6 +9,11 @@ A large read-only object (``size_mb``) is used by every task, two ways: passed a
 only their index.  The object counts every time it is pickled (in the process that pickles it, the main
 one), so the figures are the real number of copies and bytes that went through the pipes, next to the time
 each way took, Pool start to Pool joined.
+
+Each task also does ``task_ms`` of its own work.  core's Pool packs tasks it measures as very short into
+one message, and a pickle holds an object it meets several times only once, so with tasks of no length
+the object would go once per message rather than once per task (the stdlib's Pool sends every task on its
+own); tasks of a few milliseconds go one at a time in both.
 """
 import pickle
 import threading
@@ -47,31 +52,34 @@ def init_shared(payload):
     _SHARED = payload
 
 
-def use(payload, index):
-    """A task's work on the object: read a byte from it."""
+def use(payload, index, seconds):
+    """A task's work with the object: read a byte of it, then ``seconds`` of the task's own work."""
     data = payload.data
+    if seconds:
+        time.sleep(seconds)
     return data[(index * 7919) % len(data)] if data else 0
 
 
 def task_with_arg(args):
-    payload, index = args
-    return use(payload, index)
+    payload, index, seconds = args
+    return use(payload, index, seconds)
 
 
-def task_with_shared(index):
-    return use(_SHARED, index)
+def task_with_shared(args):
+    index, seconds = args
+    return use(_SHARED, index, seconds)
 
 
 def run_variant(ctx, p, payload, via_initializer, report, done, total):
     before = pickled_count()
     t0 = time.perf_counter()
-    n = p["tasks"]
+    n, secs = p["tasks"], p["task_ms"] / 1000.0
     if via_initializer:
         pool = ctx.Pool(p["processes"], initializer=init_shared, initargs=(payload,))
-        fn, items = task_with_shared, range(n)
+        fn, items = task_with_shared, [(i, secs) for i in range(n)]
     else:
         pool = ctx.Pool(p["processes"])
-        fn, items = task_with_arg, [(payload, i) for i in range(n)]
+        fn, items = task_with_arg, [(payload, i, secs) for i in range(n)]
     with pool:
         for _ in pool.imap_unordered(fn, items, chunksize=1):
             done[0] += 1
@@ -123,6 +131,8 @@ SCENARIO = Scenario(
         processes_param(4),
         Param("size_mb", "float", 20.0, "Size of the shared object", 0.0, 1024.0, unit="MB"),
         Param("tasks", "int", 40, "Tasks that use it", 1, 100_000),
+        Param("task_ms", "float", 10.0, "Each task's own work besides reading the object", 0.0, 10_000.0,
+              unit="ms"),
     ),
     run=run,
     category="Sharing data",
