@@ -26,6 +26,7 @@ MODULES = (
     "process_lifecycle",
     "async_not_lazy",
     "queues",
+    "pipe",
 )
 
 _catalog = None

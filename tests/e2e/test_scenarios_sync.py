@@ -160,3 +160,30 @@ def test_queues_throughput_task_done_and_copies(tmp_path, start_method):
     assert len(joins) == 1 and joins["t1"][0] - joins["t0"][0] >= 0.25e9
     [unfinished] = [s for key, s in r.model.series.items() if key[0] == "unfinished" and key[1] in jq]
     assert unfinished.v[-1] == 0 and 1 in unfinished.v
+
+
+def test_pipe_round_trips_throughput_and_large_objects(tmp_path, start_method):
+    r = run_scenario("pipe", start_method, {"round_trips": 200, "volume_mb": 1, "max_mb": 2}, tmp_path)
+    assert r.status == "done", r.error
+    f = r.figures
+    for kind in ("duplex pipe", "one-way pair"):
+        assert f[kind]["round_trips"] == 200 and f[kind]["round_trips_per_s"] > 0
+    assert [t["size"] for t in f["throughput"]] == [64, 4096, 256 * 1024, 4 << 20]
+    assert [t["messages"] for t in f["throughput"]] == [16384, 256, 10, 10]
+    assert [(x["size"], x["outcome"]) for x in f["large"]] == [(1 << 20, "delivered"), (2 << 20, "delivered")]
+    assert "no ValueError" in r.lesson and "up to 2 MiB" in r.lesson
+    # the trace: each end's sends and receives with their sizes, in the process that used the end
+    m = r.model.messages_array()
+    peer = pids_named(r, "pipe-peer")
+
+    def on(end, kind):
+        return m[np.isin(m["uid"], uids_named(r, end)) & (m["kind"] == kind)]
+
+    assert len(on("to peer[1]", Kind.PIPE_SEND)) == 200 == len(on("from peer[1]", Kind.PIPE_SEND))
+    assert set(on("to peer[0]", Kind.PIPE_RECV)["pid"].tolist()) == peer
+    assert len(on("duplex[1]", Kind.PIPE_SEND)) >= 210
+    big_sent = on("duplex[0]", Kind.PIPE_SEND)
+    big_got = on("duplex[1]", Kind.PIPE_RECV)
+    for msgs in (big_sent, big_got):                   # the 2 MiB object, pickled: a little over 2 MiB
+        assert ((msgs["nbytes"] > 2 << 20) & (msgs["nbytes"] < (2 << 20) + 4096)).sum() == 1
+    assert set(big_got["pid"].tolist()) == peer
