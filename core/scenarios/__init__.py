@@ -27,6 +27,7 @@ MODULES = (
     "async_not_lazy",
     "queues",
     "pipe",
+    "shared_data",
 )
 
 _catalog = None

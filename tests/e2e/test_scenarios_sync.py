@@ -187,3 +187,36 @@ def test_pipe_round_trips_throughput_and_large_objects(tmp_path, start_method):
     for msgs in (big_sent, big_got):                   # the 2 MiB object, pickled: a little over 2 MiB
         assert ((msgs["nbytes"] > 2 << 20) & (msgs["nbytes"] < (2 << 20) + 4096)).sum() == 1
     assert set(big_got["pid"].tolist()) == peer
+
+
+def test_shared_data_queue_copies_shared_memory_does_not(tmp_path, start_method):
+    r = run_scenario("shared_data", start_method, {"n": 100_000, "repeats": 1}, tmp_path)
+    assert r.status == "done", r.error
+    f = r.figures
+    assert list(f["methods"]) == ["Queue", "Array", "RawArray", "SharedMemory"]
+    for name, m in f["methods"].items():
+        assert m["sum_ok"] and abs(m["sum"] - f["expected_sum"]) < 1e-6
+        if name == "Queue":
+            assert m["bytes_through_pipe"] == f["pickled_bytes"] > 800_000 and m["bytes_into_shared_memory"] == 0
+        else:
+            assert m["bytes_through_pipe"] == 0 and m["bytes_into_shared_memory"] == 800_000
+    assert "every sum was correct" in r.lesson
+    main = {p.pid for p in r.model.procs.values() if p.role == "main"}
+    summer = pids_named(r, "summer")
+    # the Queue's whole pickled array left the main process and arrived in the summer
+    m = r.model.messages_array()
+    dq = m[np.isin(m["uid"], uids_named(r, "data queue"))]
+    assert set(dq[(dq["kind"] == Kind.QUEUE_SEND) & (dq["nbytes"] >= 800_000)]["pid"].tolist()) == main
+    assert set(dq[(dq["kind"] == Kind.QUEUE_GET) & (dq["nbytes"] >= 800_000)]["pid"].tolist()) == summer
+    # the synchronized Array was held by both processes; the sums came back through the Value's lock
+    holds = spans_of(r, uids_named(r, "shared Array"), Span.LOCK_HOLD)
+    assert set(holds["pid"].tolist()) == main | summer
+    assert summer <= set(spans_of(r, uids_named(r, "sum result"), Span.LOCK_HOLD)["pid"].tolist())
+    # the segment: created and unlinked by the main process, attached and closed by the summer
+    ev = raw_events(r)
+    seg = [uid for uid, o in r.model.objects.items() if o.get("kind") == "SharedMemory"]
+    assert len(seg) == 1
+    by = {k: set(events_of(ev, seg, k)["pid"].tolist())
+          for k in (Kind.SHM_CREATE, Kind.SHM_ATTACH, Kind.SHM_CLOSE, Kind.SHM_UNLINK)}
+    assert by[Kind.SHM_CREATE] == main and by[Kind.SHM_UNLINK] == main
+    assert by[Kind.SHM_ATTACH] == summer and by[Kind.SHM_CLOSE] == main | summer
