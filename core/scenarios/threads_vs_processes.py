@@ -5,7 +5,9 @@ ways: one after another in the main process (the baseline), on a thread pool (``
 and on a process pool, each pool with the same number of workers.  CPU tasks are a fixed amount of
 pure-Python work (not a fixed time), so threads sharing the GIL have to take turns on it; I/O tasks sleep,
 which releases the GIL.  The speedups over the baseline show the lesson; the process pool's start-up (workers
-up before the timed run) is reported on its own, since threads pay none.
+up before the timed run) is reported on its own, since threads pay none.  Every task also measures the CPU
+time of its thread, so each run says how many cores it kept busy (CPU seconds over wall seconds): threads
+can never pass one on CPU-bound work, whatever the machine's load; processes can, up to its core count.
 """
 import os
 import threading
@@ -18,13 +20,15 @@ from .work import burn, burn_rate, signal_ready, wait_until_ready
 
 def task(kind, size):
     """One task: ``size`` iterations of CPU work (kind "cpu") or ``size`` seconds of waiting (kind "io").
-    Returns (pid, thread id, start, end) with perf_counter times (one clock for every process)."""
+    Returns (pid, thread id, start, end, CPU seconds of its thread) with perf_counter times (one clock for
+    every process)."""
+    c0 = time.thread_time()
     t0 = time.perf_counter()
     if kind == "cpu":
         burn(size)
     else:
         time.sleep(size)
-    return os.getpid(), threading.get_ident(), t0, time.perf_counter()
+    return os.getpid(), threading.get_ident(), t0, time.perf_counter(), time.thread_time() - c0
 
 
 def task_args(args):
@@ -33,11 +37,17 @@ def task_args(args):
 
 def run_serial(items, report, done, total):
     t0 = time.perf_counter()
+    out = []
     for it in items:
-        task_args(it)
+        out.append(task_args(it))
         done[0] += 1
         report.progress(done[0], total)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, out
+
+
+def cores_busy(out, seconds):
+    """CPU seconds of all the tasks over the wall-clock seconds they took: how many cores they kept busy."""
+    return sum(r[4] for r in out) / max(seconds, 1e-9)
 
 
 def run_pool(pool, items, report, done, total):
@@ -79,7 +89,9 @@ def run(ctx, p, report):
             secs_p, out = run_pool(pool, [(kind, sizes[kind])] * n, report, done, total)
             figures[kind]["processes_s"] = secs_p
             figures[kind]["process_pids"] = len({r[0] for r in out})
-            report.line("%s-bound, %d processes: %.3f s" % (kind, workers, secs_p))
+            figures[kind]["process_cores_busy"] = cores_busy(out, secs_p)
+            report.line("%s-bound, %d processes: %.3f s, %.2f cores busy" % (kind, workers, secs_p,
+                                                                          figures[kind]["process_cores_busy"]))
         pool.close()
         pool.join()
     ready.close()
@@ -91,11 +103,14 @@ def run(ctx, p, report):
             secs_t, out = run_pool(tpool, [(kind, sizes[kind])] * n, report, done, total)
         figures[kind]["threads_s"] = secs_t
         figures[kind]["thread_pids"] = len({r[0] for r in out})
-        report.line("%s-bound, %d threads:   %.3f s" % (kind, workers, secs_t))
+        figures[kind]["thread_cores_busy"] = cores_busy(out, secs_t)
+        report.line("%s-bound, %d threads:   %.3f s, %.2f cores busy" % (kind, workers, secs_t,
+                                                                        figures[kind]["thread_cores_busy"]))
 
         report.phase("%s-bound in series" % kind)
-        secs_s = run_serial([(kind, sizes[kind])] * n, report, done, total)
+        secs_s, out = run_serial([(kind, sizes[kind])] * n, report, done, total)
         figures[kind]["serial_s"] = secs_s
+        figures[kind]["serial_cores_busy"] = cores_busy(out, secs_s)
         report.line("%s-bound, in series:    %.3f s" % (kind, secs_s))
 
     for kind in kinds:
@@ -103,16 +118,18 @@ def run(ctx, p, report):
         f["thread_speedup"] = f["serial_s"] / f["threads_s"]
         f["process_speedup"] = f["serial_s"] / f["processes_s"]
         rows.append((kind + "-bound", "%.3f s" % f["serial_s"], "%.3f s" % f["threads_s"],
-                     "%.3f s" % f["processes_s"], "%.2fx" % f["thread_speedup"], "%.2fx" % f["process_speedup"]))
+                     "%.3f s" % f["processes_s"], "%.2fx" % f["thread_speedup"], "%.2fx" % f["process_speedup"],
+                     "%.2f / %.2f" % (f["thread_cores_busy"], f["process_cores_busy"])))
     figures["pool_start_s"] = start_s
     figures["cores"] = os.cpu_count()
 
     parts = []
     if "cpu" in figures:
         f = figures["cpu"]
-        parts.append("CPU-bound: %d processes ran %.2fx faster than one thread in series, %d threads only %.2fx "
-                     "(the GIL lets one thread compute at a time)." % (workers, f["process_speedup"], workers,
-                                                                         f["thread_speedup"]))
+        parts.append("CPU-bound: %d processes ran %.2fx faster than one thread in series (they kept %.2f cores "
+                     "busy), %d threads only %.2fx (%.2f cores: the GIL lets one thread compute at a time)."
+                     % (workers, f["process_speedup"], f["process_cores_busy"], workers, f["thread_speedup"],
+                        f["thread_cores_busy"]))
     if "io" in figures:
         f = figures["io"]
         parts.append("I/O-bound: threads ran %.2fx faster, processes %.2fx, but the processes first took %.3f s "
@@ -121,7 +138,7 @@ def run(ctx, p, report):
                  % figures["cores"])
     return Result(" ".join(parts), figures,
                   ("work", "in series", "%d threads" % workers, "%d processes" % workers, "thread speedup",
-                   "process speedup"), rows)
+                   "process speedup", "cores busy (threads / processes)"), rows)
 
 
 SCENARIO = Scenario(
