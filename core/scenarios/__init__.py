@@ -28,6 +28,7 @@ MODULES = (
     "queues",
     "pipe",
     "shared_data",
+    "manager",
 )
 
 _catalog = None

@@ -220,3 +220,26 @@ def test_shared_data_queue_copies_shared_memory_does_not(tmp_path, start_method)
           for k in (Kind.SHM_CREATE, Kind.SHM_ATTACH, Kind.SHM_CLOSE, Kind.SHM_UNLINK)}
     assert by[Kind.SHM_CREATE] == main and by[Kind.SHM_UNLINK] == main
     assert by[Kind.SHM_ATTACH] == summer and by[Kind.SHM_CLOSE] == main | summer
+
+
+def test_manager_one_call_per_item_vs_batched(tmp_path, start_method):
+    r = run_scenario("manager", start_method, {"processes": 2, "ops": 200}, tmp_path)
+    assert r.status == "done", r.error
+    f = r.figures
+    assert f["counts_ok"] and f["items"] == {"dict": 800, "list": 800, "Namespace": 402}
+    per_item = sum(f[s]["per_op_s"] for s in ("dict", "list", "Namespace"))
+    batched = sum(f[s]["batched_s"] for s in ("dict", "list", "Namespace"))
+    assert per_item > batched                       # 600 round trips against 3, per worker
+    assert "keep them few, batch them" in r.lesson
+    # the trace: one MANAGER_CALL span per proxy call, named by its method, in the process that called it
+    workers = pids_named(r, "manager-worker")
+    assert len(workers) == 2
+    spans = r.model.spans_array()
+    calls = spans[(spans["kind"] == Span.MANAGER_CALL) & np.isin(spans["pid"], list(workers))]
+    methods = [r.model.strings.get(int(v)) for v in calls["value"]]
+    for method, count in (("__setitem__", 400), ("update", 2), ("append", 400), ("extend", 2),
+                          ("__setattr__", 402)):
+        assert methods.count(method) == count, method
+    assert len(calls) == f["proxy_calls_by_workers"] == 1206
+    assert (calls["end"] == SpanEnd.OK).all()
+    assert any(p.role == "manager" for p in r.model.procs.values())
