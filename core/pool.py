@@ -503,7 +503,8 @@ def _run_fast(func, mode, items, cs, sl, seq, dumps):
             seq += 1
             sl[_SEQ] = seq
             try:
-                append(func(*x) if star else func(x))
+                # tuple(): the stdlib's starmap message for a non-iterable item
+                append((func(*x) if type(x) is tuple else func(*tuple(x))) if star else func(x))
             except Exception as e:
                 if errs is None:
                     errs = []
@@ -559,7 +560,7 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
             if apply:
                 v = func(*x[0], **x[1])
             elif star:
-                v = func(*x)
+                v = func(*x) if type(x) is tuple else func(*tuple(x))
             else:
                 v = func(x)
         except Exception as e:
@@ -1579,7 +1580,9 @@ class _PoolState:
         blobs = []
         dumps = self.dumps
         sent = []
-        for run in runs:
+        runs = collections.deque(runs)
+        while runs:
+            run = runs.popleft()
             job = run.job
             if job.finished:
                 continue
@@ -1590,7 +1593,12 @@ class _PoolState:
                     dumps(job.func)
                 except Exception:
                     job.func_error = e
-                self.fail_range(job, run.first, run.n, e, Outcome.ERROR)
+                if run.nchunks > 1 and job.func_error is None:
+                    # fail only the chunks that cannot be pickled, as the stdlib (one pickle per chunk)
+                    runs.extendleft(reversed([_Run(job, run.first + k, run.items[k:k + run.cs], run.cs,
+                                                   run.requeues) for k in range(0, run.n, run.cs)]))
+                else:
+                    self.fail_range(job, run.first, run.n, e, Outcome.ERROR)
                 continue
             run.nbytes = len(blob)
             headers.append((job.id, run.first, run.cs, job.mode, run.n, bool(job.timeout_ns), len(blob)))
