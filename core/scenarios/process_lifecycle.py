@@ -8,10 +8,14 @@ The notes' Process API, one case at a time, each measured:
 * ``terminate()`` sends SIGTERM (exit code -15); a child that ignores SIGTERM survives it, ``kill()`` sends
   SIGKILL (-9), which cannot be ignored;
 * ``sentinel`` with ``multiprocessing.connection.wait``: the parent waits on several children at once and
-  learns which ended first;
+  learns which ended first (their sleeps begin together, on an Event, so start-up times do not blur it);
 * ``daemon``: when a process ends, its daemon children are terminated; its other children are waited for.
-  Shown with a middle process that starts a grandchild and ends at once: a daemon grandchild is gone when the
-  middle process ends (it was terminated), a non-daemon one makes the middle process wait for it.
+  Shown with a middle process that starts a grandchild and ends as soon as the grandchild runs: a daemon
+  grandchild is gone when the middle process ends (it was terminated), a non-daemon one makes the middle
+  process wait for it.
+
+Children say when their target has begun (an Event), so every case acts on a running child, not one still
+starting up.
 """
 import os
 import signal
@@ -37,25 +41,33 @@ def exits(code):
     sys.exit(code)
 
 
-def sleeps(seconds):
+def sleeps(running, seconds):
+    """Say it is running (its target has begun), then sleep."""
+    running.set()
     time.sleep(seconds)
 
 
-def ignores_sigterm(ready, seconds):
-    """Ignore SIGTERM (terminate() then does nothing), say so, and sleep."""
+def waits_then_sleeps(go, seconds):
+    """Wait for the parent's go, then sleep: the children's sleeps all begin together."""
+    go.wait(DEADLINE)
+    time.sleep(seconds)
+
+
+def ignores_sigterm(running, seconds):
+    """Ignore SIGTERM (terminate() then does nothing), say it is running, and sleep."""
     if hasattr(signal, "SIGTERM") and os.name == "posix":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    ready.send(os.getpid())
-    ready.close()
+    running.set()
     time.sleep(seconds)
 
 
-def middle(method, daemon, seconds, report_to):
-    """Start a grandchild (daemon or not) that sleeps ``seconds``, report its pid, and end at once."""
+def middle(method, daemon, seconds, running, report_to):
+    """Start a grandchild (daemon or not) that sleeps ``seconds``; once it runs, report its pid and end."""
     ctx = core.get_context(method)
-    g = ctx.Process(target=sleeps, args=(seconds,), daemon=daemon,
+    g = ctx.Process(target=sleeps, args=(running, seconds), daemon=daemon,
                     name="daemon grandchild" if daemon else "non-daemon grandchild")
     g.start()
+    running.wait(DEADLINE)
     report_to.send(g.pid)
     report_to.close()
     # returning here: multiprocessing terminates daemon children and joins the others before this process ends
@@ -105,8 +117,10 @@ class Cases:
             self.add(key, "start(), join()", child, ended(pr.exitcode), pr.exitcode, time.perf_counter() - t0)
 
     def join_timeout_then_terminate(self):
-        pr = self.ctx.Process(target=sleeps, args=(20 * self.u,), name="sleeper")
+        running = self.ctx.Event(name="sleeper running")
+        pr = self.ctx.Process(target=sleeps, args=(running, 20 * self.u), name="sleeper")
         pr.start()
+        running.wait(DEADLINE)                      # its target has begun
         t0 = time.perf_counter()
         pr.join(self.u)
         waited = time.perf_counter() - t0
@@ -120,12 +134,10 @@ class Cases:
                  time.perf_counter() - t0)
 
     def terminate_vs_kill(self):
-        r, w = self.ctx.Pipe(duplex=False, name="stubborn ready")
-        pr = self.ctx.Process(target=ignores_sigterm, args=(w, 20 * self.u), name="ignores SIGTERM")
+        running = self.ctx.Event(name="stubborn running")
+        pr = self.ctx.Process(target=ignores_sigterm, args=(running, 20 * self.u), name="ignores SIGTERM")
         pr.start()
-        w.close()
-        r.recv()                                    # its SIGTERM handler is in place
-        r.close()
+        running.wait(DEADLINE)                      # its SIGTERM handler is in place
         t0 = time.perf_counter()
         pr.terminate()
         pr.join(self.u)
@@ -142,10 +154,12 @@ class Cases:
     def sentinels(self):
         from ..connection import wait
         lengths = [3 * self.u, 1 * self.u, 2 * self.u]
-        procs = [self.ctx.Process(target=sleeps, args=(s,), name="sleeps %g s" % s) for s in lengths]
-        t0 = time.perf_counter()
+        go = self.ctx.Event(name="go")
+        procs = [self.ctx.Process(target=waits_then_sleeps, args=(go, s), name="sleeps %g s" % s) for s in lengths]
         for pr in procs:
             pr.start()
+        t0 = time.perf_counter()
+        go.set()
         pending = {pr.sentinel: i for i, pr in enumerate(procs)}
         order, when = [], []
         deadline = time.monotonic() + DEADLINE
@@ -164,7 +178,8 @@ class Cases:
         method = self.ctx.get_start_method()
         sleep = (20 if daemon else 2) * self.u
         r, w = self.ctx.Pipe(duplex=False, name="grandchild pid")
-        mid = self.ctx.Process(target=middle, args=(method, daemon, sleep, w),
+        running = self.ctx.Event(name="grandchild running")
+        mid = self.ctx.Process(target=middle, args=(method, daemon, sleep, running, w),
                                name="parent of a %s" % ("daemon" if daemon else "non-daemon"))
         t0 = time.perf_counter()
         mid.start()
@@ -176,7 +191,7 @@ class Cases:
         alive = pid_alive(gpid)
         key = "daemon" if daemon else "non_daemon"
         self.add(key, "a %s grandchild" % ("daemon" if daemon else "non-daemon"),
-                 "parent ends at once, grandchild sleeps %g s" % sleep,
+                 "parent ends once it runs, grandchild sleeps %g s" % sleep,
                  "parent ended after %.2f s, grandchild %s" % (lifetime, "still alive" if alive else "gone"),
                  mid.exitcode, lifetime, grandchild_alive=alive, grandchild_sleep=sleep, middle_lifetime_s=lifetime,
                  grandchild_pid=gpid, middle_pid=mid.pid)
@@ -205,10 +220,11 @@ def run(ctx, p, report):
             "survived" if f["terminate_ignored"]["survived"] else "did not survive", f["kill"]["exitcode"]))
     parts.append("connection.wait on the sentinels reported the children in the order they ended, %s." %
                  f["sentinel"]["order"])
-    parts.append("A daemon grandchild was %s once its parent ended (after %.2f s); a non-daemon one kept its "
-                 "parent waiting %.2f s until it finished." % (
-                     "gone" if not f["daemon"]["grandchild_alive"] else "STILL ALIVE",
-                     f["daemon"]["middle_lifetime_s"], f["non_daemon"]["middle_lifetime_s"]))
+    d, nd = f["daemon"], f["non_daemon"]
+    parts.append("A daemon grandchild (sleeping %g s) was %s when its parent ended, %.2f s after the parent "
+                 "started; a non-daemon one (sleeping %g s) kept its parent alive until it finished (%.2f s)." % (
+                     d["grandchild_sleep"], "terminated" if not d["grandchild_alive"] else "STILL ALIVE",
+                     d["middle_lifetime_s"], nd["grandchild_sleep"], nd["middle_lifetime_s"]))
     return Result(" ".join(parts), f, ("the parent", "the child", "outcome", "exit code", "time"), c.rows)
 
 
