@@ -29,6 +29,7 @@ MODULES = (
     "pipe",
     "shared_data",
     "manager",
+    "remote_manager",
 )
 
 _catalog = None

@@ -243,3 +243,27 @@ def test_manager_one_call_per_item_vs_batched(tmp_path, start_method):
     assert len(calls) == f["proxy_calls_by_workers"] == 1206
     assert (calls["end"] == SpanEnd.OK).all()
     assert any(p.role == "manager" for p in r.model.procs.values())
+
+
+def test_remote_manager_serves_loopback_and_refuses_wrong_authkey(tmp_path, start_method):
+    r = run_scenario("remote_manager", start_method, {"processes": 2, "ops": 50}, tmp_path)
+    assert r.status == "done", r.error
+    f = r.figures
+    assert f["address"][0] == "127.0.0.1" and f["address"][1] > 0
+    assert f["total_ops"] == 300 and f["dict_items"] == 100 and f["queue_left"] == 0 and f["ops_per_s"] > 0
+    w = f["wrong_key"]
+    assert w["outcome"] == "refused" and w["error"] == "AuthenticationError"
+    assert "was refused with AuthenticationError" in r.lesson and "127.0.0.1:%d" % f["address"][1] in r.lesson
+    # the trace: the server process, and each right-key client's proxy calls; none by the refused one
+    servers = [p.pid for p in r.model.procs.values() if p.role == "manager"]
+    assert len(servers) == 1
+    starts = raw_events(r)
+    starts = starts[starts["kind"] == Kind.MANAGER_START]
+    assert starts["a"].tolist() == servers
+    spans = r.model.spans_array()
+    calls = spans[spans["kind"] == Span.MANAGER_CALL]
+    for pid in pids_named(r, "client-"):
+        methods = [r.model.strings.get(int(v)) for v in calls[calls["pid"] == pid]["value"]]
+        assert methods.count("put") == methods.count("get") == methods.count("__setitem__") == 50
+    [intruder] = pids_named(r, "wrong-key-client")
+    assert not (calls["pid"] == intruder).any()
