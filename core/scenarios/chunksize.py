@@ -45,7 +45,8 @@ def run_stragglers(pool, pids, items, chunksize, report, done, total):
         load[pid] += seconds
         count[pid] += 1
     mean = sum(load.values()) / len(pids)
-    return {"seconds": secs, "loads": sorted(load.values(), reverse=True), "imbalance": max(load.values()) / mean,
+    imbalance = max(load.values()) / mean if mean > 0 else 1.0
+    return {"seconds": secs, "loads": sorted(load.values(), reverse=True), "imbalance": imbalance,
             "tasks_per_worker": sorted(count.values(), reverse=True),
             "chunks": math.ceil(len(items) / chunksize)}
 
