@@ -61,19 +61,29 @@ def start_batch(mctx, method, n, iterations, report, done, total):
         r, w = mctx.Pipe(duplex=False, name="%s times %d" % (method, i))
         procs.append(mctx.Process(target=tiny_task, args=(w, iterations), name="%s-start-%d" % (method, i)))
         ends.append((r, w))
-    t0 = time.perf_counter()
-    for p, (r, w) in zip(procs, ends):
-        called.append(time.perf_counter())
-        p.start()
-        w.close()                       # the child has its own copy now
     latencies = []
-    for i, (p, (r, w)) in enumerate(zip(procs, ends)):
-        began, _ = r.recv()
-        r.close()
-        p.join()
-        latencies.append(began - called[i])
-        done[0] += 1
-        report.progress(done[0], total)
+    t0 = time.perf_counter()
+    try:
+        for p, (r, w) in zip(procs, ends):
+            called.append(time.perf_counter())
+            p.start()
+            w.close()                   # the child has its own copy now
+        for i, (p, (r, w)) in enumerate(zip(procs, ends)):
+            try:
+                began, _ = r.recv()
+            except EOFError:
+                p.join()
+                raise RuntimeError("the %s child %s ended before its target ran (exit code %s)"
+                                   % (method, p.name, p.exitcode)) from None
+            r.close()
+            p.join()
+            latencies.append(began - called[i])
+            done[0] += 1
+            report.progress(done[0], total)
+    finally:
+        for p in procs:                 # nothing left running, whatever happened
+            if p.pid is not None:
+                p.join()
     return latencies, time.perf_counter() - t0
 
 
