@@ -115,7 +115,7 @@ def run(ctx, p, report):
         f = figures[m] = {"latency_median_ms": med * 1e3, "latency_first_ms": lat[0] * 1e3,
                           "latency_max_ms": max(lat) * 1e3, "latencies_ms": [x * 1e3 for x in lat],
                           "total_s": total_s, "worth_it": seconds > med}
-        verdict = ("worth a process" if f["worth_it"] else
+        verdict = ("the task outlasts the start: a process can pay off" if f["worth_it"] else
                    "not worth a process: the task is shorter than the start")
         rows.append((m, "%.1f ms" % f["latency_median_ms"], "%.1f ms" % f["latency_max_ms"], "%.3f s" % total_s,
                      "%.3f s" % serial_s, verdict))

@@ -99,13 +99,15 @@ def run(ctx, p, report):
     figures["start_order"] = order
     n, items = p["processes"], "{:,}".format(len(data))
     if len(methods) > 1:
+        runs = [figures[m]["run_s"] for m in methods]
         starts = ", ".join("%.3f s with %s" % (figures[m]["start_s"], m) for m in reversed(order))
         parts = ["Starting %d workers that each get a %s-item list took %s: %s is slowest to start, %s fastest%s."
                  % (n, items, starts, order[-1], order[0],
                     (", %s in between" % ", ".join(order[1:-1])) if len(order) > 2 else ""),
-                 "The %d CPU tasks then took %s; in total %s." % (
-                     p["tasks"], " / ".join("%.3f s" % figures[m]["run_s"] for m in reversed(order)),
-                     " / ".join("%.3f s" % figures[m]["total_s"] for m in reversed(order)))]
+                 "The %d CPU tasks then took %s(%s); in total %s." % (
+                     p["tasks"], "about the same under each " if max(runs) < 1.5 * min(runs) else "",
+                     ", ".join("%.3f s" % figures[m]["run_s"] for m in reversed(order)),
+                     ", ".join("%.3f s with %s" % (figures[m]["total_s"], m) for m in reversed(order)))]
     else:
         m = methods[0]
         f = figures[m]
