@@ -30,6 +30,7 @@ MODULES = (
     "shared_data",
     "manager",
     "remote_manager",
+    "ipc_kinds",
 )
 
 _catalog = None

@@ -1,5 +1,7 @@
 """The synchronisation and IPC scenarios, run headless with small parameters under each start method: each
 must finish, its figures must make its lesson true, and the trace must hold what the lesson needs."""
+import signal
+
 import numpy as np
 
 from core.trace.events import IpcKind, Kind
@@ -267,3 +269,41 @@ def test_remote_manager_serves_loopback_and_refuses_wrong_authkey(tmp_path, star
         assert methods.count("put") == methods.count("get") == methods.count("__setitem__") == 50
     [intruder] = pids_named(r, "wrong-key-client")
     assert not (calls["pid"] == intruder).any()
+
+
+def test_ipc_kinds_file_socket_shared_memory_signal(tmp_path, start_method):
+    r = run_scenario("ipc_kinds", start_method, {"round_trips": 30, "payload": 32}, tmp_path)
+    assert r.status == "done", r.error
+    k = r.figures["kinds"]
+    assert list(k) == ["file", "socketpair", "TCP (loopback)", "shared memory", "signal (SIGUSR1)"]
+    for name, f in k.items():
+        assert f["round_trips_per_s"] > 0 and f["payload_bytes"] == (0 if name.startswith("signal") else 1920)
+    assert k["signal (SIGUSR1)"]["received"] == 30
+    assert "only its number" in r.lesson
+    main = {p.pid for p in r.model.procs.values() if p.role == "main"}
+    peer = pids_named(r, "ipc-peer")
+    # files and sockets: every message sent and received, with its size and IPC kind, in the right process
+    m = r.model.messages_array()
+    for sender, receiver, ipc in (("file to peer", "file to peer", IpcKind.FILE),
+                                  ("file from peer", "file from peer", IpcKind.FILE),
+                                  ("socketpair[0]", "socketpair[1]", IpcKind.SOCKET),
+                                  ("tcp (main end)", "tcp (peer end)", IpcKind.SOCKET)):
+        for name, kind in ((sender, Kind.IPC_SEND), (receiver, Kind.IPC_RECV)):
+            mine = m[np.isin(m["uid"], uids_named(r, name)) & (m["kind"] == kind)]
+            assert len(mine) == 30 and (mine["nbytes"] == 32).all() and (mine["depth"] == ipc).all(), name
+    sent_by = {n: set(m[np.isin(m["uid"], uids_named(r, n)) & (m["kind"] == Kind.IPC_SEND)]["pid"].tolist())
+               for n in ("file to peer", "file from peer", "tcp (main end)", "tcp (peer end)")}
+    assert sent_by == {"file to peer": main, "file from peer": peer, "tcp (main end)": main, "tcp (peer end)": peer}
+    # signals: 30 each way, each one sent to the other process and handled there
+    ev = raw_events(r)
+    sig = uids_named(r, "SIGUSR1")
+    sends, recvs = events_of(ev, sig, Kind.SIGNAL_SEND), events_of(ev, sig, Kind.SIGNAL_RECV)
+    [main_pid], [peer_pid] = main, peer
+    for me, other in ((main_pid, peer_pid), (peer_pid, main_pid)):
+        assert sends[sends["pid"] == me]["b"].tolist() == [other] * 30       # sent to the other process
+        assert (recvs["pid"] == me).sum() == 30                              # and handled there
+    assert (sends["a"] == signal.SIGUSR1).all() and (recvs["a"] == signal.SIGUSR1).all()
+    # shared memory: the peer attached the segment; the turns are 30 acquires of each semaphore
+    seg = [uid for uid, o in r.model.objects.items() if o.get("kind") == "SharedMemory"]
+    assert set(events_of(ev, seg, Kind.SHM_ATTACH)["pid"].tolist()) == peer
+    assert len(events_of(ev, uids_named(r, "shm ping"), Kind.ACQ_OK)) == 30
