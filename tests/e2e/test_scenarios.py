@@ -1,7 +1,7 @@
 """Scenarios run headless with small parameters under each start method and record what their lesson needs."""
 import numpy as np
 
-from core.trace.events import Kind
+from core.trace.events import JobMethod, Kind
 from core.trace.model import Span
 
 from scenario_testing import run_scenario
@@ -18,8 +18,13 @@ def test_pool_methods_imap_vs_unordered(tmp_path, start_method):
     assert "imap_unordered delivered the first result" in r.lesson
     # the timeline has what the Gantt charts need: every task with its worker, start and end
     tasks = r.model.tasks_array()
+    tasks = tasks[np.isin(tasks["method"], [JobMethod.IMAP, JobMethod.IMAP_UNORDERED])]
     assert len(tasks) == 8
     assert (tasks["worker"] > 0).all() and (tasks["end"] > tasks["start"]).all()
+    # the caller used imap's results in submission order, imap_unordered's in completion order
+    for method, expect in ((JobMethod.IMAP, [0, 1, 2, 3]), (JobMethod.IMAP_UNORDERED, [3, 2, 1, 0])):
+        t = tasks[tasks["method"] == method]
+        assert t["index"][np.argsort(t["used"])].tolist() == expect
 
 
 def test_lock_contention_counts_lost_updates(tmp_path, start_method):

@@ -97,7 +97,7 @@ def test_tooltip_of_a_task_bar_shows_the_task(qtbot, window):
     tl.fit()
     qtbot.wait(50)
     tasks = tl.data.layers["tasks"]
-    assert len(tasks) == 4
+    assert len(tasks) == 4 + 2                 # the scenario's 4 tasks and its 2 warm-up tasks
     i = int(np.argmax(tasks.x1 - tasks.x0))
     rect = tl.item.rect_of("tasks", i)
     view_pt = QtCore.QPointF(rect[0] + rect[2] / 2, rect[1] + rect[3] / 2)
