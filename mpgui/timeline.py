@@ -59,7 +59,7 @@ class LaneAxis(pg.AxisItem):
     def __init__(self):
         super().__init__("left")
         self.labels = []
-        self.setWidth(150)
+        self.setWidth(170)
         self.setStyle(tickLength=0, autoExpandTextSpace=False, hideOverlappingLabels=False)
 
     def tickValues(self, minVal, maxVal, size):
@@ -73,10 +73,14 @@ class LaneAxis(pg.AxisItem):
         return [(1, [i + 0.5 for i in range(lo, hi + 1, step)])]
 
     def tickStrings(self, values, scale, spacing):
+        # pyqtgraph drops a label that does not fit the axis: elide long process names instead.
+        fm = QtGui.QFontMetricsF(self.style.get("tickFont") or QtWidgets.QApplication.font())
+        room = self.width() - self.style["tickTextOffset"][0] - 6
         out = []
         for v in values:
             i = int(v)
-            out.append(self.labels[i] if 0 <= i < len(self.labels) else "")
+            text = self.labels[i] if 0 <= i < len(self.labels) else ""
+            out.append(fm.elidedText(text, QtCore.Qt.ElideMiddle, room))
         return out
 
 
