@@ -150,7 +150,7 @@ def run_layout(ctx, kind, n_prod, n_cons, items, payload, progress):
             "per_consumer": [c for _, c, _, _ in sorted(got)]}
 
 
-def run_joinable(ctx, tasks, forget, join_timeout, report):
+def run_joinable(ctx, tasks, forget, join_timeout):
     """One worker gets ``tasks`` tasks and forgets ``forget`` task_done calls; join() in a thread, bounded."""
     jq = ctx.JoinableQueue(name="tasks (forgets %d)" % forget if forget else "tasks")
     results = ctx.SimpleQueue(name="task results")
@@ -243,11 +243,11 @@ def run(ctx, p, report):
                     % (f["label"], f["items"], payload, f["seconds"], f["items_per_s"], f["per_consumer"]))
 
     report.phase("JoinableQueue: every get matched by task_done")
-    good = figures["joinable_all_done"] = run_joinable(ctx, p["tasks"], 0, p["join_timeout"], report)
+    good = figures["joinable_all_done"] = run_joinable(ctx, p["tasks"], 0, p["join_timeout"])
     report.line("all %d task_done calls made: join() returned %.1f ms after the last one; one more "
                 "task_done: %s" % (good["tasks"], good["join_returned_after_worker_ms"], good["extra_task_done"]))
     report.phase("JoinableQueue: a task_done missing")
-    bad = figures["joinable_missing"] = run_joinable(ctx, p["tasks"], forget, p["join_timeout"], report)
+    bad = figures["joinable_missing"] = run_joinable(ctx, p["tasks"], forget, p["join_timeout"])
     if bad["join_blocked_after_s"] is not None:
         report.line("%d of %d task_done calls made: join() still blocked %.2f s after the worker finished "
                     "(unfinished count %s); after making up the missing %d, it returned in %.1f ms"
@@ -274,10 +274,18 @@ def run(ctx, p, report):
     lesson = ("Items per second through a Queue with %d items of %d bytes, producers->consumers: %s." % (
         items, payload, ", ".join(parts[:-1])))
     queued = figures["throughput"][:-1]
+    figures["all_delivered"] = all(f["items"] == items for f in figures["throughput"])
+    lesson += " Every layout delivered all %d items%s." % (
+        items, "" if figures["all_delivered"] else " (NOT all: see the table)")
     if len(queued) > 1:
         best = max(queued, key=lambda f: f["items_per_s"])
-        lesson += (" The best, %s, moved %.2fx the 1->1 rate on this machine's %d cores." % (
-            best["label"].split(" ", 1)[1], best["items_per_s"] / queued[0]["items_per_s"], os.cpu_count() or 1))
+        if best is queued[0]:
+            lesson += (" No layout beat 1->1 on this machine's %d cores: every producer and consumer shares the "
+                       "queue's one pipe and its locks." % (os.cpu_count() or 1))
+        else:
+            lesson += (" The best, %s, moved %.2fx the 1->1 rate on this machine's %d cores." % (
+                best["label"].split(" ", 1)[1], best["items_per_s"] / queued[0]["items_per_s"],
+                os.cpu_count() or 1))
     lesson += " A SimpleQueue (no feeder thread) moved them 1->1 at %.0f items/s." % figures["throughput"][-1][
         "items_per_s"]
     lesson += (" JoinableQueue: with every get matched by task_done, join() returned %.1f ms after the last one"

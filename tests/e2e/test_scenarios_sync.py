@@ -146,6 +146,7 @@ def test_queues_throughput_task_done_and_copies(tmp_path, start_method):
     assert sp == {"equal": True, "same_object": False, "original_after": ["original"]}
     assert op["original_after"] == ["original"] and op["returned"] == ["original", "changed by the worker"]
     assert not op["same_object"]
+    assert f["all_delivered"] and "Every layout delivered all 2000 items" in r.lesson
     assert "still blocked" in r.lesson and "raised ValueError" in r.lesson and "are copies" in r.lesson
     # the trace: every item's pickled bytes sent by the producer and got by a consumer
     m = r.model.messages_array()
