@@ -157,5 +157,5 @@ SCENARIO = Scenario(
         Param("seed", "int", 1, "Random seed of the data", 0, 2**31 - 1),
     ),
     run=run,
-    category="Shared memory",
+    category="Sharing data",
 )
