@@ -311,6 +311,25 @@ def _set_pipe_size(fd):
         pass
 
 
+_HAVE_SIGMASK = hasattr(signal, "pthread_sigmask")
+
+
+class _no_sigint:
+    """Block SIGINT in this thread while it starts workers: a child inherits the signal mask (through
+    fork and exec), so a Ctrl+C during a worker's start-up (a spawn worker importing the main module)
+    cannot kill it before it ignores SIGINT.  In the caller's thread a Ctrl+C is only delayed until the
+    block ends."""
+
+    def __enter__(self):
+        if _HAVE_SIGMASK:
+            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def __exit__(self, *exc):
+        if _HAVE_SIGMASK and signal.SIGINT not in self.old:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _report_callback_error(fn):
     try:
         sys.stderr.write("Exception in core.pool callback %r:\n" % (fn,))
@@ -331,6 +350,8 @@ def _worker_main(task_r, result_w, slots, slot, initializer, initargs, maxtasks,
     """A pool worker: run the initializer, then batches of tasks until told to stop, the parent goes
     away, or ``maxtasks`` chunks are done.  Module level so spawn and forkserver can pickle it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)         # Ctrl+C belongs to the caller
+    if _HAVE_SIGMASK:                                     # started with SIGINT blocked: see _no_sigint
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     rfd = task_r.fileno()
     wfd = result_w.fileno()
     os.set_blocking(wfd, False)
@@ -1617,13 +1638,13 @@ class _PoolState:
             sent.append(run)
         if not headers:
             return
-        self.write(w, _frame(headers, blobs))
-        if recorder.ENABLED:
+        if recorder.ENABLED:                # before the write: the worker may start at once
             emit = recorder.emit
             for run in sent:
                 jid = run.job.id
                 for k in range(0, run.n, run.cs):
                     emit(Kind.POOL_CHUNK_SENT, self.uid, jid, run.first + k, w.pid)
+        self.write(w, _frame(headers, blobs))
         if self.maxtasks and w.sent >= self.maxtasks:
             w.leaving = True                # it will say bye after these; start its replacement now
 
@@ -1831,6 +1852,8 @@ class _PoolState:
 
 def _manage(st):
     """The manager thread's body."""
+    if _HAVE_SIGMASK:                   # workers it starts inherit this (see _no_sigint)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         st.run()
     except BaseException as e:          # a bug: never leave callers hanging
@@ -1982,8 +2005,9 @@ class Pool:
         self._cache = st.jobs
         self._pool = st.procs
         try:
-            for _ in range(processes):
-                st.start_worker()
+            with _no_sigint():
+                for _ in range(processes):
+                    st.start_worker()
         except BaseException:
             for w in st.workers:
                 try:
