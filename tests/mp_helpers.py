@@ -180,6 +180,10 @@ def report_mark(q):
     q.put(MARK)
 
 
+def report_module_file(q, modname):
+    q.put(importlib.import_module(modname).__file__)
+
+
 def put_value(q, value):
     q.put(value)
 
@@ -257,14 +261,49 @@ def _make_subclass(base, clsname):
     return cls
 
 
-#: Process subclasses with run() overridden, for each module and start method (and the modules' Process).
+def _stateful_init(self, q, **kwds):
+    type(self).__mro__[1].__init__(self, **kwds)
+    self.q = q
+    self.unpicklable = threading.Lock()          # dropped by __getstate__ when the process is pickled
+
+
+def _stateful_getstate(self):
+    state = self.__dict__.copy()
+    state.pop("unpicklable", None)
+    state["via_getstate"] = True
+    return state
+
+
+def _stateful_setstate(self, state):
+    self.__dict__.update(state)
+    self.unpicklable = "rebuilt by __setstate__"
+
+
+def _stateful_run(self):
+    self.q.put((self.__dict__.get("via_getstate", False), self.unpicklable if isinstance(self.unpicklable, str)
+                else type(self.unpicklable).__name__))
+
+
+def _make_stateful(base, clsname):
+    """A Process subclass with __getstate__/__setstate__ (to leave an unpicklable attribute behind)."""
+    ns = {"__module__": __name__, "__qualname__": clsname, "__init__": _stateful_init, "run": _stateful_run,
+          "__getstate__": _stateful_getstate, "__setstate__": _stateful_setstate}
+    cls = type(clsname, (base,), ns)
+    globals()[clsname] = cls
+    return cls
+
+
+#: Process subclasses with run() overridden, for each module and start method (and the modules' Process);
+#: STATEFUL: subclasses that also customise their pickling.
 SUBCLASSES = {}
+STATEFUL = {}
 for _modname, _mod in ((STD, multiprocessing), (CORE, core)):
     _tag = "Std" if _mod is multiprocessing else "Core"
     SUBCLASSES[(_modname, None)] = _make_subclass(_mod.Process, "%sDefaultWorker" % _tag)
     for _m in multiprocessing.get_all_start_methods():
         SUBCLASSES[(_modname, _m)] = _make_subclass(_mod.get_context(_m).Process,
                                                    "%sWorker_%s" % (_tag, _m))
+        STATEFUL[(_modname, _m)] = _make_stateful(_mod.get_context(_m).Process, "%sStateful_%s" % (_tag, _m))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -554,6 +593,16 @@ class Counter:
         return "hidden"
 
 
+class CounterFactory:
+    """Hands out Counters: its make() returns a proxy to a new Counter (method_to_typeid "MadeCounter")."""
+
+    def make(self, start):
+        return Counter(start)
+
+    def plain(self, start):
+        return Counter(start).get()
+
+
 class StdCounterManager(multiprocessing.managers.BaseManager):
     pass
 
@@ -562,8 +611,11 @@ class CoreCounterManager(core.managers.BaseManager):
     pass
 
 
-StdCounterManager.register("Counter", Counter)
-CoreCounterManager.register("Counter", Counter)
+for _cls in (StdCounterManager, CoreCounterManager):
+    _cls.register("Counter", Counter)
+    _cls.register("Store", dict, proxytype=multiprocessing.managers.DictProxy)
+    _cls.register("Factory", CounterFactory, method_to_typeid={"make": "MadeCounter"})
+    _cls.register("MadeCounter", None, create_method=False)          # only returned by Factory.make
 
 COUNTER_MANAGERS = {STD: StdCounterManager, CORE: CoreCounterManager}
 

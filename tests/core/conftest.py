@@ -36,6 +36,7 @@ def _disable_tracing(d, saved_env):
 def tracing():
     """Tracing on for the test (this process and the children it starts); off and cleaned up after."""
     d, saved = _enable_tracing()
+    assert recorder.ENABLED and os.environ[recorder.TRACE_ENV] == d
     try:
         yield d
     finally:
@@ -49,6 +50,7 @@ def traced(request):
         yield False
         return
     d, saved = _enable_tracing()
+    assert recorder.ENABLED and os.environ[recorder.TRACE_ENV] == d
     try:
         yield True
     finally:

@@ -114,6 +114,18 @@ def test_submodule_all(submodule):
     assert missing == []
 
 
+def test_core_is_the_repository_package(start_method):
+    """``import core`` resolves to the repository's package, here and in children of every start method."""
+    expected = os.path.join(ROOT, "core", "__init__.py")
+    assert core.__file__ == expected
+    ctx = core.get_context(start_method)
+    q = ctx.SimpleQueue()
+    p = ctx.Process(target=H.report_module_file, args=(q, "core"))
+    with started(p):
+        assert q.get() == expected
+    assert p.exitcode == 0
+
+
 def test_all_is_a_superset_and_names_resolve():
     missing = sorted(set(multiprocessing.__all__) - set(core.__all__))
     assert missing == []

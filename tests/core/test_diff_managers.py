@@ -70,6 +70,11 @@ def test_sync_manager_values_and_errors(start_method):
                  m.Value("d", 1.5).value, list(m.Array("i", [3, 4])[:]), m.Value("i", 1, lock=False).get(),
                  lock.acquire(False), lock.acquire(timeout=0.01), lock.release(),
                  catch(m.start), isinstance(m.address, str)]
+            outer, inner = m.dict(), m.list([1])
+            outer["l"] = inner                       # a proxy stored in a managed object
+            got = outer["l"]
+            got.append(2)
+            r += [list(inner), type(got) is type(inner)]
             bq = m.Queue(1)
             r += [bq.put(1), catch(bq.put, 2, timeout=0.05), bq.full()]
             jq = m.JoinableQueue()
@@ -85,7 +90,8 @@ def test_sync_manager_values_and_errors(start_method):
         (RuntimeError, "release unlocked lock"), (threading.BrokenBarrierError, ""), True, 2, False, False,
         (RuntimeError, "cannot wait on un-acquired lock"), True, False, False, None, "[1, 2]", 2, [1, 2, 3], True,
         [1, 2, 1, 2], 1, 1, 5, 2, [("a", 1), ("b", 2)], ["a", "b"], "Namespace(a=1)", 1.5, [3, 4], 1, True,
-        False, None, (multiprocessing.ProcessError, "Already started server"), True, None, (queue.Full, ""),
+        False, None, (multiprocessing.ProcessError, "Already started server"), True, [1, 2], True, None,
+        (queue.Full, ""),
         True, None, 1, None, None, (ValueError, "task_done() called too many times"),
         (AssertionError, "server not yet started"), (AssertionError, "server not yet started")])
 
@@ -141,7 +147,13 @@ def test_custom_manager(start_method, traced):
             with started(p):
                 r.append(q.get())
             r += [c.get(), p.exitcode, catch(m.start)]
-            del c
+            store = m.Store(a=1)
+            store["b"] = 2
+            r += [sorted(store.items()), isinstance(store, multiprocessing.managers.DictProxy), store.get("zz")]
+            factory = m.Factory()
+            made = factory.make(40)
+            r += [made.incr(2), made.get(), factory.plain(7), isinstance(made, multiprocessing.managers.BaseProxy)]
+            del c, store, factory, made
         finally:
             m.shutdown()
         r.append(catch(m.Counter))
@@ -151,6 +163,7 @@ def test_custom_manager(start_method, traced):
 
     assert both(prog, start_method) == ok([None, 6, 9, 9, (KeyError, "'no such counter'"), True, False, True, 11,
                                            11, 0, (multiprocessing.ProcessError, "Already started server"),
+                                           [("a", 1), ("b", 2)], True, None, 42, 42, 7, True,
                                            (AssertionError, "server not yet started"), 2])
 
 

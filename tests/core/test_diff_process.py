@@ -4,6 +4,7 @@ Each test runs a program ``prog(ctx)`` once with the stdlib's context and once w
 asserts the two outcomes are equal (result, or exception class and message), then that the outcome is the
 stdlib's documented behaviour.  Tests taking ``traced`` run twice: tracing off and tracing on.
 """
+import json
 import os
 import signal
 
@@ -120,7 +121,7 @@ def test_exit_codes(start_method, traced):
     assert both(prog, start_method) == ok([0, 1, 3, 0, 1, 7, 1])
 
 
-def test_close(start_method, traced):
+def test_close(start_method):
     def prog(ctx):
         ready, ev = ctx.Event(), ctx.Event()
         p = ctx.Process(target=H.ready_then_wait, args=(ready, ev))
@@ -209,7 +210,7 @@ def test_active_children(start_method):
     assert both(prog, start_method) == ok([[], True, True, []])
 
 
-def test_process_subclass(start_method, traced):
+def test_process_subclass(start_method):
     def prog(ctx):
         cls = H.SUBCLASSES[(H.modname_of(ctx), start_method)]
         q = ctx.SimpleQueue()
@@ -219,6 +220,61 @@ def test_process_subclass(start_method, traced):
         return [got, p.exitcode, p.name.split("-")[0] == type(p).__name__, isinstance(p, ctx.Process)]
 
     assert both(prog, start_method) == ok([("run", 42, True), 0, True, True])
+
+
+def test_process_subclass_with_getstate(start_method, traced):
+    """A subclass that customises its pickling (__getstate__/__setstate__, e.g. to leave a lock or a logger
+    behind) is pickled through those methods when spawning."""
+    def prog(ctx):
+        cls = H.STATEFUL[(H.modname_of(ctx), start_method)]
+        q = ctx.SimpleQueue()
+        p = cls(q)
+        with started(p):
+            got = q.get()
+        return [got, p.exitcode]
+
+    expected = (False, "lock") if start_method == "fork" else (True, "rebuilt by __setstate__")
+    assert both(prog, start_method) == ok([expected, 0])
+
+
+def test_pickling_a_process_object(start_method):
+    """Outside spawning a Process object does not pickle: its authkey refuses."""
+    def prog(ctx):
+        p = ctx.Process(target=H.noop)
+        return catch(__import__("pickle").dumps, p)
+
+    assert both(prog, start_method) == ok(
+        (TypeError, "Pickling an AuthenticationString object is disallowed for security reasons"))
+
+
+def test_mixed_families(start_method, traced):
+    """core objects handed to a stdlib Process, and stdlib objects to a core Process (a library using the
+    stdlib inside a program using core)."""
+    def prog(ctx):
+        other = H.contexts(start_method)[0 if H.modname_of(ctx) == H.CORE else 1]
+        lock, q, ev, ev_out = other.Lock(), other.Queue(), other.Event(), other.Event()
+        val, synced = other.Value("i", 0, lock=False), other.Value("i", 0)
+        start = other.Barrier(2)
+        a, b = other.Pipe()
+        # (every argument stays referenced here: start() drops the Process's own references at once)
+        ps = [ctx.Process(target=H.locked_increments, args=(start, lock, val, synced, 200)) for _ in range(2)]
+        echo = ctx.Process(target=H.pipe_echo, args=(b,))
+        waiter = ctx.Process(target=H.event_ping, args=(ev, ev_out, q))
+        with started(*ps, echo, waiter):
+            a.send(("obj", 1))
+            r = [a.recv()]
+            a.send(("stop", None))
+            r.append(a.recv())
+            ev.set()
+            r.append(q.get(timeout=10))
+        r += [val.value, synced.value, ev_out.is_set(), [p.exitcode for p in ps + [echo, waiter]]]
+        q.close()
+        q.join_thread()
+        a.close()
+        b.close()
+        return r
+
+    assert both(prog, start_method) == ok([("echo", 1), ("count", 1), (True, True), 400, 400, True, [0, 0, 0, 0]])
 
 
 def test_default_process_class_and_subclass():
@@ -250,3 +306,32 @@ def test_authkey_passed_to_child(start_method, value):
 
     res = both(prog, start_method)[1]
     assert res[:3] == [bytes(value), "AuthenticationString", "AuthenticationString"]
+
+
+def test_traced_run_records_what_core_did(start_method, tracing):
+    """The traced variants really trace: core's objects and child are in the trace directory, the results
+    are still the stdlib's, and the stdlib's own child records nothing."""
+    pids = {}
+
+    def prog(ctx):
+        lock, q = ctx.Lock(), ctx.Queue()
+        p = ctx.Process(target=H.put_value, args=(q, "x"))
+        with started(p):
+            got = q.get(timeout=10)
+        with lock:
+            pass
+        pids[H.modname_of(ctx)] = p.pid
+        q.close()
+        q.join_thread()
+        return [got, p.exitcode]
+
+    assert both(prog, start_method) == ok(["x", 0])
+    files = set(os.listdir(tracing))
+    assert "%d.meta" % os.getpid() in files
+    assert "%d.meta" % pids[H.CORE] in files
+    assert "%d.meta" % pids[H.STD] not in files
+    assert any(f.startswith("%d-" % os.getpid()) and f.endswith(".ring") for f in files)
+    with open(os.path.join(tracing, "%d.meta" % os.getpid())) as f:
+        records = [json.loads(line) for line in f]
+    assert {"Lock", "Queue", "Process"} <= {r["kind"] for r in records if r["t"] == "obj"}
+    assert any(r["t"] == "spawned" and r["pid"] == pids[H.CORE] and r["method"] == start_method for r in records)

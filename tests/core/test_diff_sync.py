@@ -43,6 +43,23 @@ def test_lock_local(start_method, traced):
         None, "<Lock(owner=None)>", RELEASED_TOO_MANY, True, False, True, ok(None), True])
 
 
+def test_acquire_argument_errors(start_method, traced):
+    """Bad arguments to acquire()/release() raise as the stdlib's C methods do, held or not."""
+    def prog(ctx):
+        r = []
+        for kind in ("Lock", "RLock", "Semaphore"):
+            obj = getattr(ctx, kind)()
+            r += [catch(obj.acquire, True, "soon"), catch(obj.acquire, timeout=[]),
+                  catch(obj.acquire, True, None, 3)[0], catch(obj.acquire, blocking=False)[0],
+                  catch(obj.release, 1)[0], obj.acquire(timeout=-1), catch(obj.acquire, True, "soon")]
+            obj.release()
+        return r
+
+    res = both(prog, start_method)[1]
+    assert res[0] == (TypeError, "must be real number, not str")
+    assert res[2:5] == [TypeError, TypeError, TypeError]
+
+
 def test_rlock_local(start_method, traced):
     def prog(ctx):
         rl = ctx.RLock()
@@ -174,7 +191,7 @@ def test_counter_under_lock(start_method, traced):
     assert both(prog, start_method) == ok([2 * n, 2 * n, [0, 0], True])
 
 
-def test_acquire_held_by_parent(start_method, traced):
+def test_acquire_held_by_parent(start_method):
     def prog(ctx):
         objs = [ctx.Lock(), ctx.RLock(), ctx.Semaphore(1), ctx.BoundedSemaphore(1), ctx.Condition()]
         for o in objs:
@@ -189,7 +206,7 @@ def test_acquire_held_by_parent(start_method, traced):
     assert both(prog, start_method) == ok([[(False, False, False)] * 5, [False, True, False, False, True], 0])
 
 
-def test_release_by_other_process(start_method, traced):
+def test_release_by_other_process(start_method):
     def prog(ctx):
         lock, rlock = ctx.Lock(), ctx.RLock()
         lock.acquire()
@@ -288,7 +305,7 @@ def test_semaphore_across_processes(start_method):
     assert both(prog, start_method) == ok([(True, 0), 0, 0, ok(None), None, RELEASED_TOO_MANY])
 
 
-def test_barrier_across_processes(start_method, traced):
+def test_barrier_across_processes(start_method):
     def prog(ctx):
         gens = ctx.Value("i", 0)
         import functools

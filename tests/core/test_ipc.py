@@ -52,7 +52,7 @@ def test_file_channel_reader_keeps_its_position(tmp_path):
     assert time.monotonic() - t0 >= 0.09
 
 
-def test_socket_channel_pair_across_processes(start_method, traced):
+def test_socket_channel_pair_across_processes(start_method):
     ctx = core.get_context(start_method)
     mine, theirs = SocketChannel.pair(name="sock")
     assert (mine.name, theirs.name) == ("sock[0]", "sock[1]")
