@@ -142,6 +142,12 @@ _SLOT = 4
 # Selector tags.
 _K_RESULT, _K_SENTINEL, _K_WAKE, _K_WRITE = 0, 1, 2, 3
 
+# Event kinds and outcomes as plain ints on hot paths (an IntEnum costs an __index__ call per record).
+_K_TASK_T0 = int(Kind.POOL_TASK_T0)
+_K_TASK = int(Kind.POOL_TASK)
+_OK = int(Outcome.OK)
+_ERROR = int(Outcome.ERROR)
+
 _HDR = struct.Struct("<QI")      # frame: payload length, header-pickle length; then header, then blobs
 _Q = struct.Struct("<Q")
 _I = struct.Struct("<I")
@@ -414,8 +420,8 @@ def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
                 values, dur = [None] * n, 0
                 if traced:
                     for i in range(first, first + n):
-                        recorder.emit(Kind.POOL_TASK_T0, uid, job, i)
-                        recorder.emit(Kind.POOL_TASK, uid, job, i, Outcome.ERROR)
+                        recorder.emit(_K_TASK_T0, uid, job, i)
+                        recorder.emit(_K_TASK, uid, job, i, _ERROR)
             else:
                 if timed or traced:
                     values, errs, dur, seq = _run_slow(func, mode, items, cs, job, first, sl, seq,
@@ -554,6 +560,8 @@ def _run_fast(func, mode, items, cs, sl, seq, dumps):
 def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, dumps, out):
     """Traced and/or timed: per task, POOL_TASK_T0 and POOL_TASK (traced), the task and its start time
     in the slot and one message per task (timed).  Returns values None when every task was sent."""
+    if traced and not timed and mode == _MAP:
+        return _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps)
     emit = recorder.emit
     emit_at = recorder.emit_at
     t_run = _now()
@@ -563,6 +571,7 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
     apply = mode == _APPLY
     i = first
     k = 0
+    t0 = 0
     for x in items:
         if k % cs == 0:
             seq += 1
@@ -574,9 +583,9 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
             sl[_IDX] = i
             sl[_START] = t0
             if traced:
-                emit_at(t0, Kind.POOL_TASK_T0, uid, job, i)
+                emit_at(t0, _K_TASK_T0, uid, job, i)
         elif traced:
-            emit(Kind.POOL_TASK_T0, uid, job, i)
+            emit(_K_TASK_T0, uid, job, i)
         try:
             if apply:
                 v = func(*x[0], **x[1])
@@ -587,12 +596,12 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
         except Exception as e:
             v = None
             err = _pack_error(0, e, dumps)
-            oc = Outcome.ERROR
+            oc = _ERROR
         else:
             err = None
-            oc = Outcome.OK
+            oc = _OK
         if traced:
-            emit(Kind.POOL_TASK, uid, job, i, oc)
+            emit(_K_TASK, uid, job, i, oc)
         if timed:
             t1 = _now()
             sl[_START] = 0
@@ -609,6 +618,34 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
             values.append(v)
         v = x = None
         i += 1
+    return values, errs, _now() - t_run, seq
+
+
+def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
+    """The traced map loop, as lean as two records per task allow."""
+    emit = recorder.emit
+    t_run = _now()
+    values = []
+    append = values.append
+    errs = None
+    i = first
+    n = len(items)
+    for c0 in range(0, n, cs):
+        seq += 1
+        sl[_SEQ] = seq
+        for x in itertools.islice(items, c0, c0 + cs) if cs < n else items:
+            emit(_K_TASK_T0, uid, job, i)
+            try:
+                append(func(x))
+            except Exception as e:
+                if errs is None:
+                    errs = []
+                errs.append(_pack_error(len(values), e, dumps))
+                append(None)
+                emit(_K_TASK, uid, job, i, _ERROR)
+            else:
+                emit(_K_TASK, uid, job, i, _OK)
+            i += 1
     return values, errs, _now() - t_run, seq
 
 

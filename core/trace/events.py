@@ -94,18 +94,23 @@ class Kind(enum.IntEnum):
     SIGNAL_SEND = 92      # a=signal number, b=target pid
     SIGNAL_RECV = 93      # a=signal number
 
-    # -- pool: uid = the Pool -------------------------------------------------------------------------------
+    # -- pool: uid = the Pool; job ids are small ints per pool; task index = position in the call ---------
     POOL_CREATED = 100    # a=processes, b=maxtasksperchild (0 none)
     POOL_JOB = 101        # a job was submitted: a=job id, b=number of tasks (-1 unknown yet), c=JobMethod
-    POOL_CHUNK_QUEUED = 102   # a=job id, b=first task index, c=chunk size
-    POOL_CHUNK_SENT = 103     # a=job id, b=first task index, c=worker pid
+    POOL_CHUNK_QUEUED = 102   # a=job id, b=first task index, c=chunk size.  Also re-emitted (caller: at
+    #                           submission or as the feeder reads; manager: when a dead worker's untouched
+    #                           tasks are requeued, possibly from mid-chunk) before the matching CHUNK_SENT
+    POOL_CHUNK_SENT = 103     # a=job id, b=first task index, c=worker pid (emitted just before the write)
     POOL_TASK = 104       # worker ran one task: a=job id, b=task index, c=Outcome; t is the end; see POOL_TASK_T0
     POOL_TASK_T0 = 105    # precedes each POOL_TASK in the same ring: a=job id, b=task index, t is the start
-    POOL_TASK_LOST = 106  # parent failed a task: a=job id, b=task index, c=Outcome (LOST or TIMEOUT)
-    POOL_RESULT_USED = 107    # the caller consumed a result: a=job id, b=task index (-1 whole job)
-    POOL_WORKER_UP = 108      # worker started: a=worker pid, b=worker number
-    POOL_WORKER_INIT = 109    # worker finished its initializer: a=duration ns
-    POOL_WORKER_EXIT = 110    # parent saw a worker end: a=worker pid, b=exitcode, c=WorkerExit
+    POOL_TASK_LOST = 106  # parent failed a task: a=job id, b=task index, c=Outcome: LOST (its worker died;
+    #                       also a task the worker had finished but not yet reported), TIMEOUT, CANCELLED
+    #                       (terminate), ERROR (failed in the parent: argument not picklable, input raised)
+    POOL_RESULT_USED = 107    # the caller consumed a result: a=job id, b=task index (-1 whole job: get())
+    POOL_WORKER_UP = 108      # worker started: a=worker pid, b=worker number (1, 2, ... per pool)
+    POOL_WORKER_INIT = 109    # worker finished its initializer (ready for work): a=duration ns, b=worker
+    #                           pid; emitted by the parent with the worker's timestamp
+    POOL_WORKER_EXIT = 110    # parent saw a worker end: a=worker pid, b=exitcode (-1 unknown), c=WorkerExit
     POOL_JOB_DONE = 111       # a=job id, c=1 if it failed
     POOL_CLOSED = 112         # c=1 terminate, 0 close
 
