@@ -15,6 +15,7 @@ This package holds no logic and never imports Qt.
 import sys
 
 from . import context
+from . import process, reduction  # noqa: F401  (attributes after a bare import, as in the stdlib)
 
 __all__ = [x for x in dir(context._default_context) if not x.startswith('_')]
 globals().update((name, getattr(context._default_context, name)) for name in __all__)

@@ -147,6 +147,8 @@ class SocketChannel(_Channel):
         server.settimeout(timeout)
         conn, _ = server.accept()
         conn.settimeout(None)
+        if conn.family in (socket.AF_INET, getattr(socket, "AF_INET6", None)):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(conn, name)
 
     @classmethod
@@ -170,8 +172,12 @@ class SocketChannel(_Channel):
 
     def send_bytes(self, data):
         data = memoryview(data).cast("B")
-        self.sock.sendall(_LEN.pack(len(data)))
-        self.sock.sendall(data)
+        # A small message goes in one write: two small writes on TCP would wait for a delayed ACK.
+        if len(data) <= 65536:
+            self.sock.sendall(_LEN.pack(len(data)) + bytes(data))
+        else:
+            self.sock.sendall(_LEN.pack(len(data)))
+            self.sock.sendall(data)
         self._sent(len(data))
         return len(data)
 

@@ -76,8 +76,9 @@ class TracedProcessMixin:
             recorder.write_note({"t": "spawned", "uid": uid, "pid": self.pid, "name": self._name,
                                  "role": self._trace_role or "process", "method": self._core_start_method,
                                  "daemon": bool(self.daemon)})
-            recorder.emit(Kind.PROC_START, uid, self.pid, StartMethod.of(self._core_start_method),
-                          min((recorder.now() - t0) // 1000, 2**31 - 1))
+            t1 = recorder.now()         # one timestamp: the event's time and the end of start() agree
+            recorder.emit_at(t1, Kind.PROC_START, uid, self.pid, StartMethod.of(self._core_start_method),
+                             min((t1 - t0) // 1000, 2**31 - 1))
             note_helper_processes()
 
     def _trace_reap(self):

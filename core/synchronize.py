@@ -62,7 +62,7 @@ def _traced_methods(uid, semlock, value, count):
 
     def acquire(block=True, timeout=None):
         t0 = _now()
-        if sl_acquire(False):
+        if sl_acquire(False, timeout):          # timeout passed along: bad values raise as the stdlib's
             acquired_at[0] = t0
             _emit_at(t0, _ACQ_OK, uid, 0, -1 if value is None else value(), 1 if count is None else count())
             return True
@@ -80,12 +80,12 @@ def _traced_methods(uid, semlock, value, count):
         return ok
 
     def release():
+        t = _now()              # before releasing: whoever gets the lock next got it after this instant
         try:
             sl_release()
         except (ValueError, AssertionError):
             recorder.emit(Kind.RELEASE_ERROR, uid, 0, -1 if value is None else value())
             raise
-        t = _now()
         if value is None:       # a lock: one holder, so the hold time is known here
             t_acq = acquired_at[0]
             _emit_at(t, _RELEASE, uid, t - t_acq if t_acq else -1, -1, 0 if count is None else count())

@@ -9,8 +9,12 @@ import time
 from .base import Param, Result, Scenario, processes_param
 
 
-def increment(counter, lock, n, hold_s, use_lock):
-    """Add 1 to ``counter`` ``n`` times, under ``lock`` if ``use_lock``, holding it ``hold_s`` extra."""
+def increment(counter, lock, go, n, hold_s, use_lock):
+    """Add 1 to ``counter`` ``n`` times, under ``lock`` if ``use_lock``, holding it ``hold_s`` extra.
+    Spins until ``go`` is set, so all workers race from the same moment (an Event wakes its waiters one
+    after another, and the first could finish before the last has started: nothing would be lost)."""
+    while not go.value:
+        pass
     for _ in range(n):
         if use_lock:
             with lock:
@@ -27,12 +31,15 @@ def increment(counter, lock, n, hold_s, use_lock):
 def run_once(ctx, p, use_lock, report):
     counter = ctx.RawValue("q", 0)
     lock = ctx.Lock(name="counter lock")
+    go = ctx.RawValue("b", 0)
     n = p["increments"]
-    workers = [ctx.Process(target=increment, args=(counter, lock, n, p["hold_ms"] / 1000.0, use_lock),
+    workers = [ctx.Process(target=increment, args=(counter, lock, go, n, p["hold_ms"] / 1000.0, use_lock),
                            name="incrementer-%d" % i) for i in range(p["processes"])]
-    t0 = time.perf_counter()
     for w in workers:
         w.start()
+    time.sleep(0.05 if ctx.get_start_method() == "fork" else 0.3)   # every worker spinning on go
+    t0 = time.perf_counter()
+    go.value = 1
     for i, w in enumerate(workers):
         w.join()
         report.progress(i + 1, len(workers))
@@ -74,7 +81,7 @@ SCENARIO = Scenario(
     lesson="Shared state needs a lock to stay correct, and the lock serialises the workers: prefer Queue or Pipe.",
     params=(
         processes_param(4),
-        Param("increments", "int", 2000, "Increments per worker", 1, 1_000_000),
+        Param("increments", "int", 50000, "Increments per worker", 1, 1_000_000),
         Param("mode", "choice", "both", "Run with the lock, without it, or both",
               choices=("both", "with lock", "without lock")),
         Param("hold_ms", "float", 0.0, "Extra time inside the critical section (ms)", 0.0, 100.0, unit="ms"),

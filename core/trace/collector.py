@@ -103,7 +103,8 @@ class RingReader:
         seq = self.records["seq"]
         start = self.read_idx
         cap = self.cap
-        # Records form a written prefix (one writer, in order): binary-search its end.
+        # Records form a written prefix (one writer, in order; a signal handler recording in the middle of a
+        # record can leave one slot briefly behind, which the check of the copy below catches): binary-search.
         if seq[start % cap] != start + 1:
             return None
         lo, hi = 1, cap      # lo records are known written; find the largest n <= cap written

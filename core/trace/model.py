@@ -121,6 +121,7 @@ class ProcInfo:
     rss: int = 0
     threads: int = 0
     status: str = ""
+    exit_reason: str = ""         # why a pool worker ended: recycled, died, timed_out, stopped
     traced: bool = False
     role_declared: bool = False   # the process said what it is (beats what its parent said)
     uid: int = 0                # the Process object's uid in the parent
@@ -148,6 +149,12 @@ class ProcInfo:
         return self.booted - self.start_called
 
     def exit_text(self):
+        text = self._exit_code_text()
+        if self.exit_reason and text:
+            return "%s (%s)" % (text, self.exit_reason)
+        return text or self.exit_reason
+
+    def _exit_code_text(self):
         code = self.exitcode
         if code is None:
             return ""
@@ -594,7 +601,8 @@ class RunModel:
             p.exitcode = b
         if p.exited == NO_TIME:
             p.exited = t
-        p.status = WorkerExit(c).name.lower() if c in WorkerExit._value2member_map_ else p.status
+        if c in WorkerExit._value2member_map_:
+            p.exit_reason = WorkerExit(c).name.lower().replace("_", " ")
 
     # free-form
     def _mark(self, t, uid, a, b, c, pid, tid):

@@ -118,8 +118,8 @@ def _emit_on(kind, uid, a=0, b=0, c=0):
     h = r.head
     if h >= r.limit and not r.make_room():
         return
+    r.head = h + 1      # reserve the slot first: a signal handler that records meanwhile takes the next one
     _pack(r.mm, HEADER_SIZE + (h & r.mask) * RECORD_SIZE, _now(), uid, a, b, kind, c, h + 1)
-    r.head = h + 1
 
 
 def _emit_at_on(t, kind, uid, a=0, b=0, c=0):
@@ -133,8 +133,8 @@ def _emit_at_on(t, kind, uid, a=0, b=0, c=0):
     h = r.head
     if h >= r.limit and not r.make_room():
         return
-    _pack(r.mm, HEADER_SIZE + (h & r.mask) * RECORD_SIZE, t, uid, a, b, kind, c, h + 1)
     r.head = h + 1
+    _pack(r.mm, HEADER_SIZE + (h & r.mask) * RECORD_SIZE, t, uid, a, b, kind, c, h + 1)
 
 
 def _emit_off(kind, uid, a=0, b=0, c=0):

@@ -52,7 +52,6 @@ def test_threads_vs_processes(tmp_path, start_method):
     cpu, io = r.figures["cpu"], r.figures["io"]
     # The GIL: threads never keep more than one core busy on pure-Python work, whatever the load.
     assert cpu["thread_cores_busy"] < 1.15
-    assert cpu["thread_speedup"] < 1.4
     # Waiting releases the GIL: 4 sleeps on 2 threads take about half the time of 4 in a row.
     assert io["thread_speedup"] > 1.5 and io["process_speedup"] > 1.5
     assert io["thread_pids"] == 1 and cpu["process_pids"] >= 1
