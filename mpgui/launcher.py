@@ -135,7 +135,15 @@ class LauncherPanel(QtWidgets.QWidget):
         self.picker = QtWidgets.QComboBox()
         self.picker.setObjectName("scenarioPicker")
         _narrow(self.picker)
+        category = None
         for sc in catalog().values():
+            if sc.category and sc.category != category:      # a header line per category, not selectable
+                category = sc.category
+                if self.picker.count():
+                    self.picker.insertSeparator(self.picker.count())
+                self.picker.addItem("— %s —" % category)
+                header = self.picker.model().item(self.picker.count() - 1)
+                header.setEnabled(False)
             self.picker.addItem(sc.title, sc.name)
             self.picker.setItemData(self.picker.count() - 1, sc.description, QtCore.Qt.ToolTipRole)
         lay.addWidget(QtWidgets.QLabel("Scenario"))
@@ -197,7 +205,9 @@ class LauncherPanel(QtWidgets.QWidget):
         self.stop_button.clicked.connect(self.sigStop.emit)
         last = settings.value("launcher/scenario") if settings is not None else None
         idx = self.picker.findData(last) if last else -1
-        self.picker.setCurrentIndex(idx if idx >= 0 else 0)
+        if idx < 0:
+            idx = self.picker.findData("pool_methods")
+        self.picker.setCurrentIndex(idx)
         self._scenario_changed()
 
     # -- scenario and form ---------------------------------------------------------------------------------
@@ -209,6 +219,8 @@ class LauncherPanel(QtWidgets.QWidget):
 
     def _scenario_changed(self, *_):
         name = self.picker.currentData()
+        if name is None:                # a category header: keep the previous scenario
+            return
         self.scenario = catalog()[name]
         self.description.setText(self.scenario.description)
         while self.form.rowCount():

@@ -7,30 +7,37 @@ import importlib
 
 from .base import MAX_PROCESSES, Param, ParamError, Reporter, Result, Scenario, processes_param  # noqa: F401
 
-#: Every scenario module, in the order the catalog lists them.
+#: Every scenario module, in the order the catalog lists them (grouped by category, as the GUI shows them).
 MODULES = (
-    "pool_methods",
-    "lock_contention",
+    # Basics and processes
     "threads_vs_processes",
+    "process_lifecycle",
+    # Start methods
     "start_cost",
     "start_methods",
+    "spawn_main_guard",
+    "fork_with_thread",
+    # Pool
+    "pool_methods",
+    "async_not_lazy",
+    "chunksize",
+    "maxtasksperchild",
+    # Sharing data
+    "initializer_vs_args",
+    "shared_data",
+    # Synchronisation
+    "lock_contention",
     "rlock",
     "semaphore",
-    "chunksize",
     "barrier",
-    "maxtasksperchild",
-    "initializer_vs_args",
-    "spawn_main_guard",
     "condition_event",
-    "fork_with_thread",
-    "process_lifecycle",
-    "async_not_lazy",
+    # Queues and pipes
     "queues",
     "pipe",
-    "shared_data",
+    "ipc_kinds",
+    # Managers
     "manager",
     "remote_manager",
-    "ipc_kinds",
 )
 
 _catalog = None
