@@ -1273,22 +1273,24 @@ class _PoolState:
 
     # -- results ----------------------------------------------------------------------------------------
     def read_results(self, w, final=False):
+        """Read what a worker's result pipe holds (never blocks) and handle every whole frame."""
         r = w.reader
         eof = False
-        try:
-            while True:
+        while True:
+            try:
                 k = r.fill()
-                if not k:
-                    eof = True
-                    break
-                if k < READ_SIZE and not final and r.big is None:
-                    break
-        except BlockingIOError:
-            pass
-        except OSError:
-            eof = True
-        for payload in r.frames():
-            self.on_frame(w, payload)
+            except BlockingIOError:
+                break
+            except OSError:
+                eof = True
+                break
+            if not k:
+                eof = True
+                break
+            for payload in r.frames():     # after every read: a finished big frame leaves big mode
+                self.on_frame(w, payload)
+            if k < READ_SIZE and not final and r.big is None:
+                break                      # drained for now; the selector says when there is more
         if eof and not w.eof:
             w.eof = True
             try:

@@ -28,6 +28,10 @@ def noop(x):
     return None
 
 
+def make_bytes(n):
+    return b"z" * n
+
+
 def kwargs_echo(*args, **kwds):
     return (args, sorted(kwds.items()))
 

@@ -102,6 +102,11 @@ CALLS = {
     "builtin func": lambda p: p.map(abs, [-1, -2, 3]),
     "none result": lambda p: p.map(h.noop, range(4)),
     "big payload": lambda p: [len(x) for x in p.map(h.identity, [b"x" * 300000, b"y" * 5])],
+    # frames over 1 MiB take the manager's big-frame path; distinct objects, so no pickle memo sharing
+    "big arguments": lambda p: p.map(len, [bytes(3_000_000), bytes(2_500_000), b"a"], 1),
+    "big results": lambda p: [len(x) for x in p.map(h.make_bytes, [3_000_000, 10, 2_000_000] * 2, 2)],
+    "big results imap_unordered": lambda p: sorted(len(x) for x in p.imap_unordered(
+        h.make_bytes, [1_500_000, 5, 4_000_000, 7])),
     "default chunksize rule": lambda p: [p.map_async(h.noop, range(n))._chunksize
                                          for n in (1, 7, 8, 9, 50, 1000)],
 }
