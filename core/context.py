@@ -45,9 +45,6 @@ class TracedContext(_std.BaseContext):
         ctx._check_available()
         return ctx
 
-    def get_all_start_methods(self):
-        return _default_context.get_all_start_methods()
-
     # -- processes and managers ------------------------------------------------------------------------
     def Manager(self):
         '''Returns a manager associated with a running server process'''

@@ -67,13 +67,16 @@ _traced_types = {}
 
 
 def traced_proxy_type(proxytype):
-    """The traced subclass of a stdlib proxy class, defined in this module so it pickles by reference."""
+    """The traced subclass of a stdlib proxy class.  It keeps the stdlib class's ``__name__`` (reprs and error
+    messages read the same), and a ``__qualname__`` under which this module holds it, so it pickles by
+    reference."""
     if proxytype in _traced_types or issubclass(proxytype, TracedProxyMixin):
         return _traced_types.get(proxytype, proxytype)
-    name = "Traced" + proxytype.__name__.replace("[", "_").replace("]", "_")
-    cls = type(name, (TracedProxyMixin, proxytype), {"__module__": __name__, "__qualname__": name})
+    qualname = "_Traced" + proxytype.__name__.replace("[", "_").replace("]", "_")
+    cls = type(proxytype.__name__, (TracedProxyMixin, proxytype), {"__module__": __name__,
+                                                                    "__qualname__": qualname})
     _traced_types[proxytype] = cls
-    globals()[name] = cls
+    globals()[qualname] = cls
     return cls
 
 
@@ -143,6 +146,10 @@ class SyncManager(BaseManager, _std.SyncManager):
 for _typeid, (_callable, _exposed, _m2t, _proxytype) in list(_std.SyncManager._registry.items()):
     SyncManager.register(_typeid, _callable, _proxytype, _exposed, _m2t,
                          create_method=hasattr(_std.SyncManager, _typeid) and _callable is not None)
+
+# Everything else the stdlib module offers (DictProxy, AutoProxy, Array, ...), so that code importing names
+# from multiprocessing.managers finds them here too.
+globals().update({k: v for k, v in vars(_std).items() if not k.startswith("_") and k not in globals()})
 
 if getattr(_std, "HAS_SHMEM", False):
     class SharedMemoryManager(BaseManager, _std.SharedMemoryManager):

@@ -17,8 +17,9 @@ from multiprocessing import process as _stdprocess
 from .trace import recorder
 from .trace.events import Kind, StartMethod
 
-__all__ = ["Process", "current_process", "parent_process", "active_children"]
+__all__ = ["BaseProcess", "Process", "current_process", "parent_process", "active_children"]
 
+BaseProcess = _stdprocess.BaseProcess
 current_process = _stdprocess.current_process
 parent_process = _stdprocess.parent_process
 active_children = _stdprocess.active_children
@@ -132,8 +133,12 @@ class TracedProcessMixin:
         # Unpickled in a spawn/forkserver child: the rebuild runs before the state (the target's arguments)
         # is unpickled, so tracing is on in the child before any lock or queue in the arguments is rebuilt,
         # even when the child inherited a stale environment (a forkserver started before tracing was).
-        return (_rebuild_process, (type(self), recorder.trace_dir if recorder.ENABLED else None),
-                self.__dict__)
+        # The state is whatever the object's own pickling gives (a subclass's __getstate__ included).
+        rv = super().__reduce_ex__(protocol)
+        if not isinstance(rv, tuple):
+            return rv
+        func, args = rv[0], rv[1]
+        return (_rebuild_process, (recorder.trace_dir if recorder.ENABLED else None, func, args)) + tuple(rv[2:])
 
     def _bootstrap(self, parent_sentinel=None):
         from . import context
@@ -150,13 +155,14 @@ class TracedProcessMixin:
         return code
 
 
-def _rebuild_process(cls, trace_dir):
-    """The child follows its parent: traced into the parent's trace directory, or not traced at all."""
+def _rebuild_process(trace_dir, func, args):
+    """The child follows its parent: traced into the parent's trace directory, or not traced at all; then
+    the object is rebuilt as its own pickling says."""
     if trace_dir and recorder.trace_dir != trace_dir and os.path.isdir(trace_dir):
         recorder.enable(trace_dir)
     elif not trace_dir and recorder.ENABLED:
         recorder.disable()
-    return cls.__new__(cls)
+    return func(*args)
 
 
 class Process(TracedProcessMixin, _stdprocess.BaseProcess):
