@@ -1815,11 +1815,13 @@ class _PoolState:
                 elif kind == _K_SENTINEL:
                     self.worker_ended(w)
                 elif kind == _K_WAKE:
-                    self.wake_pending = False
+                    # drain first, then clear: a byte written after the clear wakes the next select; a
+                    # job queued before it is taken at the top of the loop
                     try:
                         os.read(self.wake_r, 4096)
                     except OSError:
                         pass
+                    self.wake_pending = False
                 elif kind == _K_WRITE:
                     if not w.dead:
                         self.flush(w)

@@ -179,6 +179,34 @@ def test_map_materialises_like_the_stdlib(pool):
     assert pool.map(h.square, (i for i in range(30))) == [i * i for i in range(30)]
 
 
+# -- concurrency ----------------------------------------------------------------------------------------------
+
+def test_concurrent_submitters(start_method):
+    """Many threads submitting at once (a lost wake-up would leave one of them waiting forever)."""
+    with core.get_context(start_method).Pool(2) as p:
+        out = {}
+
+        def submit(k):
+            out[k] = ([p.apply(h.add, (k, i)) for i in range(150)], p.map(h.square, range(k * 5)),
+                      sorted(p.imap_unordered(h.square, (i for i in range(k)))))
+
+        threads = [threading.Thread(target=submit, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+        for k in range(6):
+            assert out[k][0] == [k + i for i in range(150)]
+            assert out[k][1] == [i * i for i in range(k * 5)]
+            assert out[k][2] == [i * i for i in range(k)]
+
+
+def test_many_apply_async(pool):
+    rs = [pool.apply_async(h.square, (i,)) for i in range(3000)]
+    assert [r.get(30) for r in rs] == [i * i for i in range(3000)]
+
+
 # -- lifecycle --------------------------------------------------------------------------------------------------
 
 def test_close_waits_for_queued_work_and_callbacks(pool):
