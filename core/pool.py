@@ -861,7 +861,7 @@ class IMapIterator:
                     more = unsorted.pop(self._index)
                     self._items.extend(more)
                     self._index += len(more)
-                self._cond.notify()
+                self._cond.notify(len(self._items))
             else:
                 self._unsorted[first] = values
             self._done = done
@@ -892,7 +892,7 @@ class IMapUnorderedIterator(IMapIterator):
             self._items.extend(values)
             self._index += len(values)
             self._done = done
-            self._cond.notify()
+            self._cond.notify(len(values))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -979,7 +979,7 @@ class _Worker:
 
     __slots__ = ("proc", "pid", "number", "task_conn", "task_fd", "result_conn", "result_fd", "reader",
                  "slot", "ready", "leaving", "stopping", "bye", "dead", "eof", "outstanding", "out_est",
-                 "out_unknown", "out_bytes", "timed", "sent", "seq", "wbuf", "kill_info")
+                 "out_unknown", "out_bytes", "timed", "sent", "seq", "wbuf", "kill_info", "init_failed")
 
     def __init__(self, proc, number, task_conn, result_conn, slot):
         self.proc = proc
@@ -1006,6 +1006,7 @@ class _Worker:
         self.seq = 0                  # last chunk sequence number assigned
         self.wbuf = None
         self.kill_info = None
+        self.init_failed = False
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -1117,13 +1118,24 @@ class _PoolState:
         return w
 
     def ensure_workers(self):
+        """Keep ``processes`` workers.  A worker that got its last chunks (maxtasksperchild) keeps its place
+        until it has answered them and said bye, so the pool never runs more than ``processes`` at once."""
         if self.state == TERMINATE or self.broken is not None:
             return
         if self.state != RUN and not self.jobs:
             return
-        live = sum(1 for w in self.workers if not w.leaving)
+        live = sum(1 for w in self.workers if not (w.bye or w.stopping or w.dead or w.init_failed))
         for _ in range(self.processes - live):
-            self.start_worker()
+            if not self.free_slots:         # leavers not reaped yet: their sentinels will call us again
+                return
+            try:
+                self.start_worker()
+            except Exception as e:
+                if not any(not (w.bye or w.stopping or w.dead or w.init_failed) for w in self.workers):
+                    self.set_broken(e)      # no worker at all and none can start: fail, never hang
+                else:
+                    _report_callback_error("core.pool: starting a worker")
+                return
 
     def worker_ended(self, w):
         if w.dead:
@@ -1313,7 +1325,7 @@ class _PoolState:
             if recorder.ENABLED:
                 recorder.emit_at(header[1], Kind.POOL_WORKER_INIT, self.uid, header[2], w.pid)
         elif tag == _INIT_FAILED:
-            w.leaving = True
+            w.leaving = w.init_failed = True
             if self.broken is None:
                 self.set_broken((header[1], header[2]))
 
@@ -1685,7 +1697,7 @@ class _PoolState:
                     emit(Kind.POOL_CHUNK_SENT, self.uid, jid, run.first + k, w.pid)
         self.write(w, _frame(headers, blobs))
         if self.maxtasks and w.sent >= self.maxtasks:
-            w.leaving = True                # it will say bye after these; start its replacement now
+            w.leaving = True                # no more work for it; it says bye after answering these
 
     def write(self, w, parts):
         if w.wbuf is not None:

@@ -42,6 +42,13 @@ def pid_of(x):
     return os.getpid()
 
 
+def interval(seconds):
+    """(pid, start, end) of a task that sleeps: to count how many tasks ran at once."""
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    return (os.getpid(), t0, time.monotonic())
+
+
 def sleep_for(seconds):
     time.sleep(seconds)
     return seconds

@@ -352,12 +352,25 @@ def test_initializer_and_maxtasksperchild_match(start_method):
             counts = {pid: pids.count(pid) for pid in pids}
             out.append(max(counts.values()) <= 2)
             out.append(len(counts) >= 4)
+        with ctx.Pool(2, maxtasksperchild=1) as p:
+            spans = p.map(h.interval, [0.15] * 6, 1)
+            out.append(len({pid for pid, _, _ in spans}))
+            out.append(max_overlap(spans))          # never more than 2 tasks (workers) at once
         return out
 
     std = run(multiprocessing)
     cor = run(core)
     assert cor == std
     assert std[0] == [(1, "hello")]
+
+
+def max_overlap(spans):
+    points = sorted([(t0, 1) for _, t0, _ in spans] + [(t1, -1) for _, _, t1 in spans])
+    best = cur = 0
+    for _, d in points:
+        cur += d
+        best = max(best, cur)
+    return best
 
 
 def test_module_exports():
