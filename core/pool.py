@@ -1523,19 +1523,21 @@ class _PoolState:
                 continue
             return seg
         oj = self.open_jobs
-        for job in list(oj):
+        while oj:                       # drop finished and fully cut jobs from the head (O(1) each)
+            job = oj[0]
+            if job.finished or (job.next >= job.total if not job.lazy else
+                                (job.exhausted and not job.buffer)):
+                oj.popleft()
+                continue
+            break
+        for job in oj:                  # usually the head; a lazy job waiting for its feeder is skipped
             if job.finished:
-                oj.remove(job)
                 continue
             if job.lazy:
                 if job.buffer:
                     return job
-                if job.exhausted:
-                    oj.remove(job)
-                continue
-            if job.next < job.total:
+            elif job.next < job.total:
                 return job
-            oj.remove(job)
         return None
 
     def cut(self, src, k):
