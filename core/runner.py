@@ -25,7 +25,7 @@ import uuid
 
 import psutil
 
-from .history import RunHistory, machine_facts
+from .history import machine_facts
 from .monitor import ResourceMonitor
 from .trace import recorder
 from .trace.collector import Collector, make_trace_dir

@@ -10,11 +10,11 @@ Then two barriers break, safely.  One waits for a party that never comes: the fi
 ``wait(timeout)`` runs out breaks it, and every waiting worker gets BrokenBarrierError.  The other is broken by
 the main process calling ``abort()`` while all the workers wait: they all get BrokenBarrierError at once.
 """
-import queue
 import threading
 import time
 
 from .base import Param, Result, Scenario, processes_param
+from .harness import collect, reap
 
 #: A safety bound on every blocking wait (nothing here should wait this long).
 WAIT_LIMIT = 60.0
@@ -112,23 +112,13 @@ def run(ctx, p, report):
         wait_until(lambda: aborted.n_waiting == workers, "all workers waiting on the aborted barrier", procs)
         t_abort = time.perf_counter()
         aborted.abort()
-        deadline = time.monotonic() + WAIT_LIMIT
-        while len(out) < workers:
-            try:
-                out.append(results.get(timeout=0.2))
-            except queue.Empty:
-                if time.monotonic() > deadline or any(w.exitcode not in (None, 0) for w in procs):
-                    raise RuntimeError("a phase worker did not report") from None
+        out += collect(results, workers - len(out), procs, "the phase workers", WAIT_LIMIT)
         ok = True
     finally:
         for b in ((aborted,) if ok else (barrier, stranded, aborted)):
             if not b.broken:
                 b.abort()                       # never leave a worker waiting on a barrier
-        for w in procs:
-            w.join(WAIT_LIMIT)
-            if w.is_alive():
-                w.terminate()
-                w.join()
+        reap(procs, WAIT_LIMIT)
         results.close()
         results.join_thread()
     out.sort(key=lambda r: r["index"])

@@ -12,10 +12,10 @@ Every proxy call pickles its arguments, sends them to the manager's server proce
 unpickles it: the per-item loop pays that N times, the batched call once.  The trace records one
 MANAGER_CALL span per proxy call, with the method's name.
 """
-import queue
 import time
 
 from .base import Param, Result, Scenario, processes_param
+from .harness import collect, reap
 
 #: A safety bound on every blocking wait (nothing here should wait this long).
 WAIT_LIMIT = 120.0
@@ -71,23 +71,12 @@ def run(ctx, p, report):
         try:
             for w in procs:
                 w.start()
-            deadline = time.monotonic() + WAIT_LIMIT
-            while len(out) < workers:
-                try:
-                    out.append(results.get(timeout=0.2))
-                except queue.Empty:
-                    if time.monotonic() > deadline or any(w.exitcode not in (None, 0) for w in procs):
-                        raise RuntimeError("a manager worker did not report") from None
-                    continue
-                report.progress(len(out), workers)
+            out = collect(results, workers, procs, "the manager workers", WAIT_LIMIT,
+                          lambda n: report.progress(n, workers))
         finally:
             if len(out) < workers:
                 start.abort()
-            for w in procs:
-                w.join(WAIT_LIMIT)
-                if w.is_alive():
-                    w.terminate()
-                    w.join()
+            reap(procs, WAIT_LIMIT)
             results.close()
             results.join_thread()
         report.phase("check")

@@ -21,6 +21,7 @@ from multiprocessing.managers import DictProxy
 
 from ..managers import BaseManager
 from .base import Param, Result, Scenario, processes_param
+from .harness import reap
 
 #: A safety bound on every blocking wait (nothing here should wait this long).
 WAIT_LIMIT = 60.0
@@ -101,12 +102,7 @@ def gather(results, n, procs, progress=None):
 
 
 def finish(procs):
-    for w in procs:
-        if w.pid is not None:
-            w.join(WAIT_LIMIT)
-            if w.is_alive():
-                w.terminate()
-                w.join()
+    reap(procs, WAIT_LIMIT)
 
 
 def run(ctx, p, report):

@@ -10,10 +10,10 @@ Lesson 17: a BoundedSemaphore raises ValueError when released above its initial 
 accepts the extra releases silently and grows, so it then lets more holders in than there are resources.
 A separate process over-releases both, and the main process counts how many acquires each one then allows.
 """
-import queue
 import time
 
 from .base import Param, Result, Scenario, processes_param
+from .harness import collect, reap
 
 #: A safety bound on every blocking wait (nothing in this scenario should wait this long).
 WAIT_LIMIT = 60.0
@@ -103,23 +103,11 @@ def run_slots(ctx, p, report):
             w.start()
         start.wait(WAIT_LIMIT)
         t0 = time.perf_counter()
-        deadline = time.monotonic() + WAIT_LIMIT
-        while len(out) < workers:
-            try:
-                out.append(results.get(timeout=0.2))
-            except queue.Empty:
-                dead = [w.name for w in procs if w.exitcode not in (None, 0)]
-                if dead or time.monotonic() > deadline:
-                    raise RuntimeError("no result from %s" % (", ".join(dead) or "the slot users")) from None
-                continue
-            report.progress(len(out), workers)
+        out = collect(results, workers, procs, "the slot users", WAIT_LIMIT,
+                      lambda n: report.progress(n, workers))
         elapsed = time.perf_counter() - t0
     finally:
-        for w in procs:
-            w.join(WAIT_LIMIT)
-            if w.is_alive():
-                w.terminate()
-                w.join()
+        reap(procs, WAIT_LIMIT)
         results.close()
         results.join_thread()
     intervals = [iv for _, ivs, _ in out for iv in ivs]

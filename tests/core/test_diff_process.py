@@ -168,7 +168,7 @@ def test_start_twice_and_join_unstarted(start_method):
     if start_method == "fork":
         assert res[7:] == ["started", 0]
     else:
-        assert res[7][0] is not "ok" and res[8] is None  # noqa: F632 - a lambda cannot be pickled
+        assert res[7][0] != "ok" and res[8] is None     # a lambda cannot be pickled
 
 
 def test_daemon_nested_and_join_self(start_method):

@@ -13,7 +13,7 @@ import pytest
 import core
 from core.trace import collector, recorder
 from core.trace.events import Kind, StartMethod
-from core.trace.model import Span, SpanEnd
+from core.trace.model import Span
 
 import trace_helpers as th
 

@@ -1,7 +1,7 @@
 """Scenarios run headless with small parameters under each start method and record what their lesson needs."""
 import numpy as np
 
-from core.trace.events import JobMethod, Kind
+from core.trace.events import JobMethod
 from core.trace.model import Span
 
 from scenario_testing import run_scenario

@@ -1,5 +1,4 @@
 """The desktop app, driven through its own widgets (pytest-qt, offscreen)."""
-import os
 
 import numpy as np
 import psutil
@@ -8,7 +7,6 @@ from PySide6 import QtCore, QtWidgets
 
 from mpgui import theme
 from mpgui.main_window import MainWindow
-from mpgui.timeline_data import build
 from core.trace.store import RunFile
 
 RUN_TIMEOUT_MS = 90_000
