@@ -45,14 +45,37 @@ contiguous range of one job's tasks made of whole chunks.  Workers answer once p
 ``task_timeout``: once per task).
 
 Death accounting.  Each worker owns a slot of a shared int64 array: the sequence number of the chunk it
-is running and (with a timeout) the task and its start time.  When a worker dies, chunks it had started
-and not reported fail (``WorkerLostError``: tasks are never run twice), chunks it had not started are
-requeued onto other workers.  With a ``task_timeout`` workers report each task as it ends, so a kill loses
-only the task that overran (``TaskTimeoutError``); the rest of its chunk is requeued.
+is running and (with a timeout) the task and its start time.  When a worker dies, the chunk it was running
+fails with ``WorkerLostError``, and so do chunks it had finished but not yet reported (their results died
+with it; at most about ``BATCH_SECONDS`` of short tasks; a separate error says so): tasks are never run
+twice.  Chunks it had not started are requeued onto other workers.  With a ``task_timeout`` workers report
+each task as it ends, so a kill loses only the task that overran (``TaskTimeoutError``); the rest of its
+chunk is requeued.  A worker whose initializer raises breaks the pool: every job fails with that exception
+(the stdlib respawns such workers forever and hangs).
+
+Where core deliberately differs from the stdlib (everything else is checked against it by
+tests/core/test_pool_diff.py):
+
+* results that wait forever in the stdlib raise here: ``PoolTerminatedError`` after ``terminate()``,
+  ``WorkerLostError``/``TaskTimeoutError``, a task exception the parent cannot unpickle
+  (``pickle.UnpicklingError`` with the remote traceback), a callback that raises (reported on stderr, the
+  result still completes);
+* an unpicklable result fails only its own task with the stdlib's ``MaybeEncodingError`` (the stdlib fails
+  the whole chunk, and names its internal wrapper for an unpicklable exception);
+* ``imap``/``imap_unordered`` with chunksize > 1 return the iterator classes (``next(timeout)`` works) and a
+  failing task fails alone (the stdlib's flattening generator fails the rest of the chunk and stops);
+* ``map``/``starmap`` with chunksize < 1 and a non-empty input raise ``ValueError`` (the stdlib hangs, or
+  for 0 returns ``[None] * n``); a sized input that is not a list, tuple or range is materialised first;
+* ``Pool._pool`` lists the live workers only.
 
 Tracing (only when ``recorder.ENABLED``; untraced, no event is built).  Parent: POOL_CREATED, POOL_JOB,
 POOL_CHUNK_QUEUED, POOL_CHUNK_SENT, POOL_TASK_LOST, POOL_RESULT_USED, POOL_WORKER_UP/INIT/EXIT,
-POOL_JOB_DONE, POOL_CLOSED.  Worker: POOL_TASK_T0 and POOL_TASK per task (two emits, nothing more).
+POOL_JOB_DONE, POOL_CLOSED.  Worker: POOL_TASK_T0 and POOL_TASK per task (two emits, nothing more); the
+worker process records its own lifecycle with role "worker".
+
+Signals.  Workers ignore SIGINT; they are started with SIGINT blocked in the starting thread (children
+inherit the mask), so a Ctrl+C during a spawn worker's start-up cannot kill it either.  (Under forkserver
+the forkserver forks the worker, with its own mask: the first milliseconds of a worker remain exposed.)
 
 This module must not import Qt, and must not create core's traced primitives for its own plumbing: it
 uses os-level pipes, the stdlib's RawArray and threading objects, so a trace shows the pool's tasks, not
@@ -2017,7 +2040,14 @@ def _check_timeout(t):
 
 
 class Pool:
-    """A process pool with ``multiprocessing.Pool``'s API; see the module docstring for what it adds."""
+    """A process pool with ``multiprocessing.Pool``'s API; see the module docstring for what it adds.
+
+    Keywords beyond the stdlib's: ``task_timeout`` (seconds, or None: a task running longer is stopped by
+    killing its worker and fails with ``TaskTimeoutError``; every call can override it with its own
+    ``task_timeout=``) and ``name`` (shown in traces).  Every map-family call also takes ``progress=``, a
+    callable ``progress(done, total)`` called from a pool thread as chunks complete (``total`` is None for
+    an imap over an iterator until it is exhausted); result objects have ``.progress``.
+    """
 
     _wrap_exception = True
 
