@@ -433,6 +433,7 @@ def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
             blob = payload[off:off + blen]
             off += blen
             nchunks = (n + cs - 1) // cs
+            vfirst = first
             try:
                 func, items = pickle.loads(blob)
             except Exception as e:              # e.g. a class the child cannot import
@@ -447,16 +448,16 @@ def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
                         recorder.emit(_K_TASK, uid, job, i, _ERROR)
             else:
                 if timed or traced:
-                    values, errs, dur, seq = _run_slow(func, mode, items, cs, job, first, sl, seq,
-                                                       uid, traced, timed, dumps, out)
+                    values, errs, dur, seq, vfirst = _run_slow(func, mode, items, cs, job, first, sl, seq,
+                                                               uid, traced, timed, dumps, out)
                 else:
-                    values, errs, dur, seq = _run_fast(func, mode, items, cs, sl, seq, dumps)
+                    values, errs, dur, seq, _ = _run_fast(func, mode, items, cs, sl, seq, dumps)
                 func = items = None
             completed += nchunks
-            if values is None:                 # timed: every task was reported already
+            if not values:                     # timed: every task was reported already
                 continue
             vb, errs = _dump_values(values, errs, dumps)
-            pieces.append((job, first, n, errs, dur, len(vb)))
+            pieces.append((job, vfirst, len(values), errs, dur, len(vb)))
             blobs.append(vb)
         header = payload = blob = values = None
         bye = bool(maxtasks) and completed >= maxtasks
@@ -545,7 +546,7 @@ def _run_fast(func, mode, items, cs, sl, seq, dumps):
         except Exception as e:
             errs = [_pack_error(0, e, dumps)]
             values.append(None)
-        return values, errs, _now() - t0, seq
+        return values, errs, _now() - t0, seq, None
     if cs == 1:
         append = values.append
         star = mode == _STARMAP
@@ -560,7 +561,7 @@ def _run_fast(func, mode, items, cs, sl, seq, dumps):
                     errs = []
                 errs.append(_pack_error(len(values), e, dumps))
                 append(None)
-        return values, errs, _now() - t0, seq
+        return values, errs, _now() - t0, seq, None
     mapper = map if mode == _MAP else itertools.starmap
     it = iter(items)
     extend = values.extend
@@ -577,24 +578,27 @@ def _run_fast(func, mode, items, cs, sl, seq, dumps):
                     errs = []
                 errs.append(_pack_error(len(values), e, dumps))
                 values.append(None)
-    return values, errs, _now() - t0, seq
+    return values, errs, _now() - t0, seq, None
 
 
 def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, dumps, out):
-    """Traced and/or timed: per task, POOL_TASK_T0 and POOL_TASK (traced), the task and its start time
-    in the slot and one message per task (timed).  Returns values None when every task was sent."""
+    """Traced and/or timed: per task, POOL_TASK_T0 and POOL_TASK (traced); the task and its start time in
+    the slot (timed).  Timed, the finished tasks' results are sent before a task starts once
+    ``BATCH_SECONDS`` have passed since the last send: a task longer than that is reported before the next
+    one starts, so killing an overrunning task loses at most that much of short finished ones.
+    Returns (values, errs, duration, seq, index of values[0]): what is left to send."""
     if traced and not timed and mode == _MAP:
         return _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps)
     emit = recorder.emit
     emit_at = recorder.emit_at
-    t_run = _now()
-    values = None if timed else []
+    t_run = t_flush = _now()
+    values = []
     errs = None
+    vfirst = first
     star = mode == _STARMAP
     apply = mode == _APPLY
     i = first
     k = 0
-    t0 = 0
     for x in items:
         if k % cs == 0:
             seq += 1
@@ -602,6 +606,13 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
         k += 1
         if timed:
             t0 = _now()
+            if values and t0 - t_flush >= _BATCH_NS:
+                vb, e1 = _dump_values(values, errs, dumps)
+                out.send((_RESULTS, [(job, vfirst, len(values), e1, t0 - t_flush, len(vb))], False), [vb])
+                values = []
+                errs = None
+                vfirst = i
+                t_flush = t0
             sl[_START] = 0
             sl[_IDX] = i
             sl[_START] = t0
@@ -618,7 +629,7 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
                 v = func(x)
         except Exception as e:
             v = None
-            err = _pack_error(0, e, dumps)
+            err = _pack_error(len(values), e, dumps)
             oc = _ERROR
         else:
             err = None
@@ -626,22 +637,16 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
         if traced:
             emit(_K_TASK, uid, job, i, oc)
         if timed:
-            t1 = _now()
             sl[_START] = 0
-            if err is None:
-                vb, e1 = _dump_values([v], None, dumps)
-            else:
-                vb, e1 = dumps([None]), [err]
-            out.send((_RESULTS, [(job, i, 1, e1 or None, t1 - t0, len(vb))], False), [vb])
-        else:
-            if err is not None:
-                if errs is None:
-                    errs = []
-                errs.append((len(values),) + err[1:])
-            values.append(v)
+        if err is not None:
+            if errs is None:
+                errs = []
+            errs.append(err)
+        values.append(v)
         v = x = None
         i += 1
-    return values, errs, _now() - t_run, seq
+    t_end = _now()
+    return values, errs, t_end - (t_flush if timed else t_run), seq, vfirst
 
 
 def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
@@ -669,7 +674,7 @@ def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
             else:
                 emit(_K_TASK, uid, job, i, _OK)
             i += 1
-    return values, errs, _now() - t_run, seq
+    return values, errs, _now() - t_run, seq, first
 
 
 # ------------------------------------------------------------------------------------------------------

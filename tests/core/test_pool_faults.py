@@ -194,6 +194,22 @@ def test_task_timeout_per_call_override(start_method):
         core.Pool(1, task_timeout=0)
 
 
+def test_task_timeout_with_many_short_tasks(pool):
+    """Short tasks under a timeout are answered in batches; results stay complete and in order."""
+    assert pool.map(h.square, range(3000), task_timeout=5) == [i * i for i in range(3000)]
+    assert sorted(pool.imap_unordered(h.square, range(500), task_timeout=5)) == [i * i for i in range(500)]
+    assert pool.starmap(h.add, [(i, 1) for i in range(300)], 7, task_timeout=5) == list(range(1, 301))
+    # short tasks, then one that overruns in the same chunk: every task is accounted for exactly once
+    values = collect(pool.imap(h.sleep_for, [0.0001] * 50 + [30] + [0.0001] * 5, chunksize=56,
+                               task_timeout=0.3))
+    assert len(values) == 56
+    assert isinstance(values[50], core.TaskTimeoutError) and values[50].task == 50
+    for i, v in enumerate(values):
+        if i != 50:
+            assert v == 0.0001 or (isinstance(v, core.WorkerLostError) and i in v.tasks and i < 50)
+    assert values[51:] == [0.0001] * 5
+
+
 def test_timeout_then_more_work(pool):
     """After a timeout kill the replacement worker takes the rest; short tasks are unaffected."""
     r = pool.map_async(h.sleep_for, [5] + [0.01] * 20, chunksize=1, task_timeout=0.4)
