@@ -42,15 +42,16 @@ keeps up to ``PREFETCH_SECONDS`` of measured work queued per worker and packs se
 message (``BATCH_SECONDS``); for long tasks a worker holds one chunk at a time, so chunksize=1 spreads
 uneven tasks as evenly as the stdlib's shared queue.  Each message is one *batch* of *runs*; a run is a
 contiguous range of one job's tasks made of whole chunks.  Workers answer once per batch (with a
-``task_timeout``: once per task).
+``task_timeout``: also before starting a task, once ``BATCH_SECONDS`` have passed since they last sent).
 
 Death accounting.  Each worker owns a slot of a shared int64 array: the sequence number of the chunk it
 is running and (with a timeout) the task and its start time.  When a worker dies, the chunk it was running
 fails with ``WorkerLostError``, and so do chunks it had finished but not yet reported (their results died
 with it; at most about ``BATCH_SECONDS`` of short tasks; a separate error says so): tasks are never run
-twice.  Chunks it had not started are requeued onto other workers.  With a ``task_timeout`` workers report
-each task as it ends, so a kill loses only the task that overran (``TaskTimeoutError``); the rest of its
-chunk is requeued.  A worker whose initializer raises breaks the pool: every job fails with that exception
+twice.  Chunks it had not started are requeued onto other workers.  With a ``task_timeout`` the slot also
+names the running task and workers send finished results before starting a task (once ``BATCH_SECONDS``
+have passed), so killing an overrunning task fails it (``TaskTimeoutError``), fails at most that much of
+short finished tasks, and requeues the rest of its chunk.  A worker whose initializer raises breaks the pool: every job fails with that exception
 (the stdlib respawns such workers forever and hangs).
 
 Where core deliberately differs from the stdlib (everything else is checked against it by
