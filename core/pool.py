@@ -934,7 +934,7 @@ class _Job:
     __slots__ = ("id", "func", "mode", "method", "cs", "timeout", "timeout_ns", "result", "seq", "total",
                  "next", "lazy", "iterable", "buffer", "exhausted", "feed_total", "feed_error",
                  "feed_target", "feeder_waiting", "done", "failed", "est", "est_sum", "est_n", "via_cb",
-                 "progress", "funckey", "finished", "func_error", "lost_seen")
+                 "progress", "funckey", "finished", "func_error")
 
     def __init__(self, jid, func, mode, method, cs, timeout, result, progress, via_cb):
         self.id = jid
@@ -966,7 +966,6 @@ class _Job:
         self.funckey = None
         self.finished = False
         self.func_error = None
-        self.lost_seen = False
 
 
 class _Segment:
@@ -1056,6 +1055,7 @@ class _PoolState:
         self.uid = uid
         self.name = name
         self.state = RUN
+        self.pid = os.getpid()
         self.lock = threading.Lock()
         self.jobs = {}                      # id -> _Job, every unfinished job (the stdlib's _cache)
         self.job_ids = itertools.count()
@@ -2028,9 +2028,10 @@ def _terminate_pool(st):
     mt = st.manager
     if mt is not None and mt is not me:
         mt.join()
-    for t in (st.cb_thread, st.feeder):
-        if t is not None and t is not me:
-            t.join(HELPER_JOIN_TIMEOUT)
+    # (the feeder is not waited for: it may be inside the caller's generator; it stops at its next item)
+    t = st.cb_thread
+    if t is not None and t is not me:
+        t.join(HELPER_JOIN_TIMEOUT)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -2173,6 +2174,9 @@ class Pool:
         with st.lock:
             if st.state != RUN or self._state != RUN:
                 raise ValueError("Pool not running")
+            if os.getpid() != st.pid:
+                raise ValueError("Pool not running (this process inherited it through fork: its "
+                                 "workers and threads belong to process %d)" % st.pid)
             st.jobs[job.id] = job
             st.incoming.append(job)
         st.wake()

@@ -266,6 +266,24 @@ def test_unclosed_pool_warns():
     p.join()
 
 
+def test_pool_inherited_by_a_forked_child_refuses_work():
+    """The stdlib's pool hangs when used from a forked child (its threads are not there); core's says so."""
+    with core.get_context("fork").Pool(1) as p:
+        pid = os.fork()
+        if pid == 0:                                    # the child: report through the exit code
+            try:
+                p.apply(h.square, (2,))
+                code = 1
+            except ValueError as e:
+                code = 0 if "inherited" in str(e) else 2
+            except BaseException:
+                code = 3
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert p.apply(h.square, (3,)) == 9
+
+
 def test_name_and_repr():
     with core.Pool(1, name="crunchers") as p:
         assert p._name == "crunchers"
