@@ -1539,9 +1539,6 @@ class _PoolState:
                 self.finish_job(job)
 
     # -- dispatch ---------------------------------------------------------------------------------------
-    def has_source(self):
-        return bool(self.requeue) or bool(self.open_jobs)
-
     def next_source(self):
         """The requeued segment or open job to cut from next, or None."""
         rq = self.requeue
