@@ -1,4 +1,4 @@
-"""The headless command line: ``python main.py COMMAND ...`` (and the installed ``mpgui-cli``).
+"""The headless command line: ``python main.py COMMAND ...`` (and the installed ``mpgui COMMAND``).
 
     trace SCRIPT [ARGS...] [--out RUNFILE]     run a script that uses core, record everything, summarise
     export RUNFILE --chrome FILE.json [--csv DIR]
