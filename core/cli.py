@@ -257,6 +257,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("mpgui: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:                 # output piped into a program that stopped reading (| head)
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -139,8 +139,9 @@ class TracedContext(_std.BaseContext):
     def freeze_support(self):
         '''Check whether this is a fake forked process in a frozen executable; if so run it and exit.'''
         if getattr(sys, 'frozen', False):
-            from multiprocessing.spawn import freeze_support
-            freeze_support()
+            # The module-level function: PyInstaller's runtime hook replaces it for every platform.
+            import multiprocessing
+            multiprocessing.freeze_support()
 
 
 class DefaultContext(TracedContext):

@@ -17,9 +17,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def self_command(*args):
-    """The command line that starts this program again with ``args`` (the frozen app is its own exe)."""
+    """The command line that starts this program again with ``args``.  In the packaged app that is the
+    console executable ``mpgui`` beside the running one (the windowed ``mpgui-app`` has no stdio)."""
     if getattr(sys, "frozen", False):
-        return [sys.executable] + list(args)
+        here = os.path.dirname(sys.executable)
+        cli = os.path.join(here, "mpgui.exe" if sys.platform == "win32" else "mpgui")
+        return [cli if os.path.exists(cli) else sys.executable] + list(args)
     return [sys.executable, os.path.join(ROOT, "main.py")] + list(args)
 
 
