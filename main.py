@@ -1,22 +1,28 @@
 """mpgui entry point: ``python main.py`` opens the app; ``python main.py COMMAND ...`` runs the command line.
 
-``freeze_support()`` comes first under the main guard: in the packaged Windows app, the same executable is
-started again as every spawned worker, and freeze_support turns those starts into workers instead of new
-copies of the app.
+``freeze_support()`` comes first under the main guard: in the packaged app, the same executable is started
+again as every spawned worker, and freeze_support turns those starts into workers instead of new copies of
+the app.
 """
 import sys
 
+#: First words that mean the command line (anything else, or nothing, opens the app).
+COMMANDS = ("trace", "export", "run", "runs", "scenarios", "-h", "--help")
+
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("gui", "open"):
-        from mpgui.app import main as gui_main
-        return gui_main(argv[1:])
-    if argv[0] == "_scenario-host":           # a scenario's main process, started by the runner
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "_scenario-host":          # a scenario's main process, started by the runner
         from core.scenario_host import main as host_main
         return host_main(argv[1:])
-    from core.cli import main as cli_main
-    return cli_main(argv)
+    rest = argv[2:] if argv[:1] == ["--home"] else argv
+    if rest and rest[0] in COMMANDS:
+        from core.cli import main as cli_main
+        return cli_main(argv)
+    if rest[:1] in (["gui"], ["open"]):
+        argv = argv[:len(argv) - len(rest)] + rest[1:]
+    from mpgui.app import main as gui_main
+    return gui_main(argv)
 
 
 if __name__ == "__main__":
