@@ -20,9 +20,9 @@ from . import process, reduction  # noqa: F401  (attributes after a bare import,
 __all__ = [x for x in dir(context._default_context) if not x.startswith('_')]
 globals().update((name, getattr(context._default_context, name)) for name in __all__)
 
-from .errors import TaskTimeoutError, WorkerLostError  # noqa: E402
+from .errors import PoolTerminatedError, TaskTimeoutError, WorkerLostError  # noqa: E402
 
-__all__ += ["WorkerLostError", "TaskTimeoutError"]
+__all__ += ["WorkerLostError", "TaskTimeoutError", "PoolTerminatedError"]
 
 SUBDEBUG = 5
 SUBWARNING = 25

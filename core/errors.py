@@ -1,7 +1,7 @@
 """Errors core adds to the stdlib's: what a Pool raises where the stdlib would hang or wait forever."""
 from multiprocessing.context import ProcessError
 
-__all__ = ["WorkerLostError", "TaskTimeoutError"]
+__all__ = ["WorkerLostError", "TaskTimeoutError", "PoolTerminatedError"]
 
 
 class WorkerLostError(ProcessError):
@@ -32,3 +32,8 @@ class TaskTimeoutError(ProcessError):
 
     def __reduce__(self):
         return type(self), (self.args[0], self.timeout, self.task, self.pid)
+
+
+class PoolTerminatedError(ProcessError):
+    """The pool was terminated (``terminate()``, ``with`` exit, Ctrl+C, garbage collection) before the task
+    completed.  The stdlib's results wait forever in that case; core's raise this."""

@@ -107,7 +107,7 @@ from multiprocessing.pool import (CLOSE, INIT, RUN, TERMINATE, ExceptionWithTrac
                                   starmapstar)
 from multiprocessing.reduction import ForkingPickler
 
-from .errors import TaskTimeoutError, WorkerLostError
+from .errors import PoolTerminatedError, TaskTimeoutError, WorkerLostError  # noqa: F401 (re-exported)
 from .trace import recorder
 from .trace.events import JobMethod, Kind, Outcome, WorkerExit
 
@@ -122,6 +122,11 @@ __all__ = ["Pool", "ThreadPool", "AsyncResult", "ApplyResult", "MapResult", "IMa
 #: Measured work (seconds) the manager may keep queued at one worker, counting the chunk it runs.  Below
 #: it, several chunks are sent ahead; a chunk measured longer than this is sent only to an idle worker.
 PREFETCH_SECONDS = 0.005
+#: Traced map tasks shorter than this (ns, mean over the first GROUP_PROBE of a run) are recorded as groups,
+#: one pair of events per chunk instead of per task: recording one task costs more than running it.
+GROUP_BELOW_NS = 5_000
+#: Tasks of a run recorded one by one before its mean length decides.
+GROUP_PROBE = 32
 #: Measured work (seconds) packed into one message when several chunks go together.
 BATCH_SECONDS = 0.001
 #: At most this many chunks in one message.
@@ -169,6 +174,8 @@ _K_RESULT, _K_SENTINEL, _K_WAKE, _K_WRITE = 0, 1, 2, 3
 # Event kinds and outcomes as plain ints on hot paths (an IntEnum costs an __index__ call per record).
 _K_TASK_T0 = int(Kind.POOL_TASK_T0)
 _K_TASK = int(Kind.POOL_TASK)
+_K_GROUP_T0 = int(Kind.POOL_GROUP_T0)
+_K_GROUP = int(Kind.POOL_GROUP)
 _OK = int(Outcome.OK)
 _ERROR = int(Outcome.ERROR)
 
@@ -180,11 +187,6 @@ _DEFAULT = object()              # "use the pool's task_timeout"
 _now = time.perf_counter_ns      # the recorder's clock: system-wide monotonic
 
 job_counter = itertools.count()  # the stdlib module has it; core's job ids are per pool
-
-
-class PoolTerminatedError(ProcessError):
-    """The pool was terminated (``terminate()``, ``with`` exit, Ctrl+C, garbage collection) before the task
-    completed.  The stdlib's results wait forever in that case; core's raise this."""
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -651,18 +653,45 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
 
 
 def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
-    """The traced map loop, as lean as two records per task allow."""
+    """The traced map loop: two records per task, as lean as that allows.  When the first ``GROUP_PROBE``
+    tasks show the tasks are shorter than recording them (``GROUP_BELOW_NS``), the rest of the run is
+    recorded per chunk (POOL_GROUP_T0/POOL_GROUP) and run at C speed; a task that fails is still recorded
+    alone."""
     emit = recorder.emit
+    emit_at = recorder.emit_at
     t_run = _now()
     values = []
     append = values.append
     errs = None
     i = first
     n = len(items)
+    grouped = False
     for c0 in range(0, n, cs):
         seq += 1
         sl[_SEQ] = seq
-        for x in itertools.islice(items, c0, c0 + cs) if cs < n else items:
+        chunk = itertools.islice(items, c0, c0 + cs) if cs < n else items
+        if grouped:
+            start = len(values)
+            count = min(cs, n - c0)
+            t0 = _now()
+            emit_at(t0, _K_GROUP_T0, uid, job, i, count)
+            it = iter(chunk)
+            while len(values) < start + count:
+                try:
+                    values.extend(map(func, itertools.islice(it, start + count - len(values))))
+                except Exception as e:
+                    k = len(values)
+                    if errs is None:
+                        errs = []
+                    errs.append(_pack_error(k, e, dumps))
+                    append(None)
+                    t = _now()
+                    emit_at(t, _K_TASK_T0, uid, job, first + k)
+                    emit_at(t, _K_TASK, uid, job, first + k, _ERROR)
+            emit(_K_GROUP, uid, job, i, count)
+            i += count
+            continue
+        for x in chunk:
             emit(_K_TASK_T0, uid, job, i)
             try:
                 append(func(x))
@@ -675,6 +704,30 @@ def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
             else:
                 emit(_K_TASK, uid, job, i, _OK)
             i += 1
+            if i - first == 1:
+                t_probe = _now()        # from the second task: the first pays for warm-up (its ring, imports)
+            elif i - first == GROUP_PROBE and n - GROUP_PROBE >= 2 * GROUP_PROBE:
+                # mean per task, recording included: if recording dominates, group the rest
+                grouped = (_now() - t_probe) / (GROUP_PROBE - 1) < GROUP_BELOW_NS
+                if grouped and i - first < c0 + min(cs, n - c0):
+                    # finish this chunk as a group of its own
+                    rest = c0 + min(cs, n - c0) - (i - first)
+                    t0 = _now()
+                    emit_at(t0, _K_GROUP_T0, uid, job, i, rest)
+                    for x in itertools.islice(items, i - first, i - first + rest):
+                        try:
+                            append(func(x))
+                        except Exception as e:
+                            if errs is None:
+                                errs = []
+                            errs.append(_pack_error(len(values), e, dumps))
+                            append(None)
+                            t = _now()
+                            emit_at(t, _K_TASK_T0, uid, job, i)
+                            emit_at(t, _K_TASK, uid, job, i, _ERROR)
+                        i += 1
+                    emit(_K_GROUP, uid, job, i - rest, rest)
+                    break
     return values, errs, _now() - t_run, seq, first
 
 

@@ -173,3 +173,9 @@ def init_fail():
 
 def init_sigint_check(x):
     return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def fail_on_777(x):
+    if x == 777:
+        raise ValueError("777 fails")
+    return x

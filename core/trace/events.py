@@ -112,6 +112,10 @@ class Kind(enum.IntEnum):
     #                           pid; emitted by the parent with the worker's timestamp
     POOL_WORKER_EXIT = 110    # parent saw a worker end: a=worker pid, b=exitcode (-1 unknown), c=WorkerExit
     POOL_JOB_DONE = 111       # a=job id, c=1 if it failed
+    POOL_GROUP_T0 = 113       # a worker starts a group of tasks too short to record one by one (see
+                              # core.pool.GROUP_BELOW_NS): a=job id, b=first task index, c=count; t the start
+    POOL_GROUP = 114          # the group ended (same payloads; t the end).  Its tasks share the group's time
+                              # equally; a task of it that failed was recorded alone (T0/TASK, ERROR) first
     POOL_CLOSED = 112         # c=1 terminate, 0 close
 
     # -- free-form ------------------------------------------------------------------------------------------

@@ -201,6 +201,7 @@ class RunModel:
         self.open_spans = {}            # key -> (uid, pid, tid, kind, t0, value)
         self.tasks = Table(TASK_DTYPE)  # one row per pool task, updated in place as the task progresses
         self.task_rows = {}             # (pool, job, index) -> row in ``tasks``
+        self._groups = {}               # (pool, job, first index) -> start of a group of tasks still running
         self.jobs = {}                  # (pool, job) -> dict(method, total, submitted, done, failed)
         self.chunks = {}                # (pool, job, first) -> (size, worker pid)
         self.messages = Table(MESSAGE_DTYPE)
@@ -358,6 +359,7 @@ class RunModel:
             K.POOL_JOB: self._pool_job, K.POOL_CHUNK_QUEUED: self._chunk_queued, K.POOL_CHUNK_SENT: self._chunk_sent,
             K.POOL_TASK_T0: self._task_t0, K.POOL_TASK: self._task_end, K.POOL_TASK_LOST: self._task_lost,
             K.POOL_RESULT_USED: self._result_used, K.POOL_JOB_DONE: self._job_done,
+            K.POOL_GROUP_T0: self._group_t0, K.POOL_GROUP: self._group_end,
             K.POOL_WORKER_EXIT: self._worker_exit,
             K.MARK: self._mark, K.COUNTER: self._counter, K.PROGRESS: self._progress, K.PHASE: self._phase,
         }
@@ -570,6 +572,32 @@ class RunModel:
             j["done"] += 1
             if c != Outcome.OK:
                 j["failed"] += 1
+
+    def _group_t0(self, t, uid, a, b, c, pid, tid):
+        self._groups[(uid, a, b)] = t
+        rows = [self._task(uid, a, i) for i in range(b, b + c)]
+        tab = self.tasks._a
+        pending = [r for r in rows if tab["start"][r] == NO_TIME]
+        tab["start"][pending] = t
+        tab["worker"][pending] = pid
+        self.tasks.version += 1
+
+    def _group_end(self, t, uid, a, b, c, pid, tid):
+        """A group of tasks too short to record one by one: each gets an equal share of the group's time."""
+        t0 = self._groups.pop((uid, a, b), t)
+        rows = np.array([self._task(uid, a, i) for i in range(b, b + c)], dtype=np.int64)
+        tab = self.tasks._a
+        open_ = rows[tab["end"][rows] == NO_TIME]           # failures were recorded alone, and keep theirs
+        k = np.arange(len(rows))[np.isin(rows, open_)]
+        step = (t - t0) / max(c, 1)
+        tab["start"][open_] = t0 + (k * step).astype(np.int64)
+        tab["end"][open_] = t0 + ((k + 1) * step).astype(np.int64)
+        tab["worker"][open_] = pid
+        tab["outcome"][open_] = Outcome.OK
+        j = self.jobs.get((uid, a))
+        if j is not None:
+            j["done"] += len(open_)
+        self.tasks.version += 1
 
     def _task_lost(self, t, uid, a, b, c, pid, tid):
         i = self._task(uid, a, b)

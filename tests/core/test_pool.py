@@ -450,3 +450,27 @@ def test_untraced_pool_records_nothing(pool):
     it = pool.imap(h.square, range(5))
     assert it._order is None and it._traced is False
     assert list(it) == [0, 1, 4, 9, 16]
+
+
+def test_tasks_too_short_to_record_one_by_one_are_recorded_as_groups(trace_session, start_method):
+    """A traced map of tiny tasks records per chunk, not per task; every task still gets its row, and a task
+    that fails is still recorded on its own."""
+    ctx = core.get_context(start_method)
+    n = 6000
+    with ctx.Pool(2) as p:
+        with pytest.raises(ValueError, match="777 fails"):
+            p.map(h.fail_on_777, range(n))
+        workers = {w.pid for w in p._pool}
+    model = trace_session.stop()
+    ev = trace_session.events()
+    per_task = ev[np.isin(ev["kind"], [Kind.POOL_TASK_T0, Kind.POOL_TASK])]
+    groups = ev[ev["kind"] == Kind.POOL_GROUP]
+    assert len(groups) >= 1 and len(per_task) < n              # far fewer than two records per task
+    tasks = model.tasks_array()
+    assert len(tasks) == n
+    assert (tasks["start"] > 0).all() and (tasks["end"] >= tasks["start"]).all()
+    assert set(tasks["worker"].tolist()) <= workers
+    failed = tasks[tasks["outcome"] == Outcome.ERROR]
+    assert failed["index"].tolist() == [777]
+    assert (tasks["outcome"][tasks["index"] != 777] == Outcome.OK).all()
+    assert sorted(groups["c"].tolist()) and sum(groups["c"].tolist()) + len(per_task) // 2 == n
