@@ -653,82 +653,68 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
 
 
 def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
-    """The traced map loop: two records per task, as lean as that allows.  When the first ``GROUP_PROBE``
-    tasks show the tasks are shorter than recording them (``GROUP_BELOW_NS``), the rest of the run is
-    recorded per chunk (POOL_GROUP_T0/POOL_GROUP) and run at C speed; a task that fails is still recorded
-    alone."""
+    """The traced map loop: two records per task, as lean as that allows.  When a chunk's first
+    ``GROUP_PROBE`` tasks show the tasks are shorter than recording them (``GROUP_BELOW_NS`` of this thread's
+    CPU time each: preemption does not count), the rest of the run is recorded per chunk
+    (POOL_GROUP_T0/POOL_GROUP) and runs at C speed; a task that fails is still recorded alone."""
     emit = recorder.emit
-    emit_at = recorder.emit_at
     t_run = _now()
     values = []
-    append = values.append
     errs = None
-    i = first
     n = len(items)
     grouped = False
     for c0 in range(0, n, cs):
         seq += 1
         sl[_SEQ] = seq
-        chunk = itertools.islice(items, c0, c0 + cs) if cs < n else items
-        if grouped:
-            start = len(values)
-            count = min(cs, n - c0)
-            t0 = _now()
-            emit_at(t0, _K_GROUP_T0, uid, job, i, count)
-            it = iter(chunk)
-            while len(values) < start + count:
+        c1 = min(c0 + cs, n)
+        k = c0
+        if not grouped:
+            probe = c1 - c0 >= 3 * GROUP_PROBE
+            t_cpu = 0
+            for x in itertools.islice(items, c0, c1) if cs < n else items:
+                i = first + k
+                emit(_K_TASK_T0, uid, job, i)
                 try:
-                    values.extend(map(func, itertools.islice(it, start + count - len(values))))
+                    values.append(func(x))
                 except Exception as e:
-                    k = len(values)
                     if errs is None:
                         errs = []
                     errs.append(_pack_error(k, e, dumps))
-                    append(None)
-                    t = _now()
-                    emit_at(t, _K_TASK_T0, uid, job, first + k)
-                    emit_at(t, _K_TASK, uid, job, first + k, _ERROR)
-            emit(_K_GROUP, uid, job, i, count)
-            i += count
-            continue
-        for x in chunk:
-            emit(_K_TASK_T0, uid, job, i)
-            try:
-                append(func(x))
-            except Exception as e:
-                if errs is None:
-                    errs = []
-                errs.append(_pack_error(len(values), e, dumps))
-                append(None)
-                emit(_K_TASK, uid, job, i, _ERROR)
-            else:
-                emit(_K_TASK, uid, job, i, _OK)
-            i += 1
-            if i - first == 1:
-                t_probe = _now()        # from the second task: the first pays for warm-up (its ring, imports)
-            elif i - first == GROUP_PROBE and n - GROUP_PROBE >= 2 * GROUP_PROBE:
-                # mean per task, recording included: if recording dominates, group the rest
-                grouped = (_now() - t_probe) / (GROUP_PROBE - 1) < GROUP_BELOW_NS
-                if grouped and i - first < c0 + min(cs, n - c0):
-                    # finish this chunk as a group of its own
-                    rest = c0 + min(cs, n - c0) - (i - first)
-                    t0 = _now()
-                    emit_at(t0, _K_GROUP_T0, uid, job, i, rest)
-                    for x in itertools.islice(items, i - first, i - first + rest):
-                        try:
-                            append(func(x))
-                        except Exception as e:
-                            if errs is None:
-                                errs = []
-                            errs.append(_pack_error(len(values), e, dumps))
-                            append(None)
-                            t = _now()
-                            emit_at(t, _K_TASK_T0, uid, job, i)
-                            emit_at(t, _K_TASK, uid, job, i, _ERROR)
-                        i += 1
-                    emit(_K_GROUP, uid, job, i - rest, rest)
-                    break
+                    values.append(None)
+                    emit(_K_TASK, uid, job, i, _ERROR)
+                else:
+                    emit(_K_TASK, uid, job, i, _OK)
+                k += 1
+                if probe:
+                    if k - c0 == 1:             # from the second task: the first pays for warm-up
+                        t_cpu = time.thread_time_ns()
+                    elif k - c0 == GROUP_PROBE:
+                        grouped = (time.thread_time_ns() - t_cpu) / (GROUP_PROBE - 1) < GROUP_BELOW_NS
+                        if grouped:
+                            break
+        if grouped and k < c1:
+            errs = _run_group(func, items, k, c1, job, first, uid, values, errs, dumps)
     return values, errs, _now() - t_run, seq, first
+
+
+def _run_group(func, items, k0, k1, job, first, uid, values, errs, dumps):
+    """Run items[k0:k1] at C speed, recorded as one group (failures alone).  Returns errs."""
+    recorder.emit(_K_GROUP_T0, uid, job, first + k0, k1 - k0)
+    it = itertools.islice(items, k0, k1)
+    while len(values) < k1:
+        try:
+            values.extend(map(func, itertools.islice(it, k1 - len(values))))
+        except Exception as e:
+            k = len(values)
+            if errs is None:
+                errs = []
+            errs.append(_pack_error(k, e, dumps))
+            values.append(None)
+            t = _now()
+            recorder.emit_at(t, _K_TASK_T0, uid, job, first + k)
+            recorder.emit_at(t, _K_TASK, uid, job, first + k, _ERROR)
+    recorder.emit(_K_GROUP, uid, job, first + k0, k1 - k0)
+    return errs
 
 
 # ------------------------------------------------------------------------------------------------------
