@@ -27,9 +27,9 @@ def describe(kind, a, b, c, strings):
     if kind == K.ACQ_REQUEST:
         return "must wait" + ("" if a < 0 else " (timeout %s)" % _ms(a))
     if kind in (K.QUEUE_PUT,):
-        return "blocked %s, depth %s" % (_ms(a), b if b >= 0 else "?")
+        return "blocked %s" % _ms(a) + (", depth %d" % b if b >= 0 else "")
     if kind == K.QUEUE_GET:
-        return "blocked %s, %d bytes, depth %s" % (_ms(a), b, c if c >= 0 else "?")
+        return "blocked %s, %d bytes" % (_ms(a), b) + (", depth %d" % c if c >= 0 else "")
     if kind == K.QUEUE_SEND:
         return "%d bytes written by the feeder thread" % a
     if kind in (K.PIPE_SEND, K.PIPE_RECV):

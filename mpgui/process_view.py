@@ -71,7 +71,9 @@ class ProcessModel(QtCore.QAbstractTableModel):
             if col == 1:
                 return QtGui.QColor(theme.ROLE_COLORS.get(p.role, theme.MUTED_TEXT))
             if p.state in ("exited", "gone"):
-                if col == 9 and p.exitcode not in (None, 0):
+                # red for an end nobody asked for; a pool stopping its workers, or recycling one, is normal
+                planned = p.exit_reason in ("stopped", "recycled")
+                if col == 9 and p.exitcode not in (None, 0) and not planned:
                     return QtGui.QColor(theme.ERROR_TEXT)
                 return QtGui.QColor(theme.MUTED_TEXT)
         if role == QtCore.Qt.TextAlignmentRole and col in (0, 5, 6, 7, 8):

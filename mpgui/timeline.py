@@ -374,10 +374,12 @@ class TimelineView(QtWidgets.QWidget):
         for m in self._marks:
             self.plot.removeItem(m)
         self._marks = []
-        for x, label in marks:
+        for k, (x, label) in enumerate(marks):
+            # labels on three staggered rows, so phases that follow each other closely stay readable
             line = pg.InfiniteLine(pos=x, angle=90, movable=False,
                                    pen=pg.mkPen(theme.MUTED_TEXT, style=QtCore.Qt.DashLine),
-                                   label=label, labelOpts={"position": 0.02, "color": theme.MUTED_TEXT,
+                                   label=label, labelOpts={"position": 0.015 + 0.045 * (k % 3),
+                                                           "color": theme.MUTED_TEXT, "fill": (255, 255, 255, 200),
                                                            "anchors": [(0, 0), (0, 0)]})
             self.plot.addItem(line)
             self._marks.append(line)

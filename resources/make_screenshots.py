@@ -18,8 +18,22 @@ from PySide6 import QtCore, QtWidgets  # noqa: E402
 from mpgui import theme  # noqa: E402
 from mpgui.main_window import MainWindow  # noqa: E402
 
+def kill_a_worker(win, elapsed, state):
+    """During the run: after 3 s, SIGKILL one busy pool worker from the process table (once)."""
+    snap = win.source.snapshot
+    if state.get("killed") or snap is None or elapsed < 3.0:
+        return
+    busy = [p for p in snap.procs if p.role == "worker" and p.state == "running"]
+    if busy:
+        win.processes.signal_process(busy[0].pid, kill=True)
+        state["killed"] = True
+
+
 SHOTS = (
     ("pool-gantt.png", "pool_methods", {"unit": "0.4", "review": "0.3"}, "Processes", None),
+    ("pool-recovers.png", "pool_methods", {"method": "imap_unordered", "processes": "3", "tasks": "12",
+                                           "unit": "0.3", "review": "0.05", "order": "fastest first"},
+     "Processes", kill_a_worker),
     ("lock-contention.png", "lock_contention", {"processes": "3", "increments": "150", "hold_ms": "2",
                                                  "mode": "with lock"}, "Locks && objects", None),
     ("start-methods.png", "start_methods", {}, "CPU", None),
@@ -27,11 +41,14 @@ SHOTS = (
 )
 
 
-def wait_for_end(app, win, timeout=180):
+def wait_for_end(app, win, during=None, timeout=180):
     t0 = time.time()
+    state = {}
     while time.time() - t0 < timeout:
         app.processEvents()
         time.sleep(0.02)
+        if during is not None:
+            during(win, time.time() - t0, state)
         if win.source is not None and win.source.state in ("done", "failed", "cancelled", "error"):
             break
     for _ in range(30):
@@ -49,12 +66,12 @@ def main(out_dir):
     win = MainWindow(home=os.path.join(tmp, "home"), settings=settings)
     win.resize(1500, 950)
     win.show()
-    for filename, scenario, params, tab, _ in SHOTS:
+    for filename, scenario, params, tab, during in SHOTS:
         win.launcher.select(scenario)
         for k, v in params.items():
             win.launcher.fields[k].set_value(v)
         win.launcher.run_button.click()
-        wait_for_end(app, win)
+        wait_for_end(app, win, during)
         for i in range(win.tabs.count()):
             if win.tabs.tabText(i) == tab:
                 win.tabs.setCurrentIndex(i)

@@ -7,7 +7,10 @@ slow first task before it can review anything; imap_unordered returns them as th
 import time
 
 from .base import Param, Result, Scenario, processes_param
+from ..errors import TaskTimeoutError, WorkerLostError
 from .work import timed_task, timed_task_args
+
+LOST = (WorkerLostError, TaskTimeoutError)
 
 METHODS = ("imap", "imap_unordered", "map", "map_async", "apply", "apply_async", "starmap", "starmap_async")
 
@@ -23,11 +26,14 @@ def durations(tasks, unit, order):
 
 def run_method(pool, method, ds, cpu, review, report):
     """Submit the tasks with ``method``, review each result as the main process gets it.
-    Returns (seconds to the first result, seconds to the end, order the results were reviewed in)."""
+    Returns (seconds to the first result, seconds to the end, order the results were reviewed in, tasks
+    lost).  A task whose worker died (kill one from the app's process table) or overran its time is counted
+    as lost and the call goes on: core's Pool replaces the worker instead of hanging."""
     items = [(i, d, cpu) for i, d in enumerate(ds)]
     t0 = time.perf_counter()
     first = None
     order = []
+    lost = []
 
     def reviewed(result):
         nonlocal first
@@ -35,35 +41,57 @@ def run_method(pool, method, ds, cpu, review, report):
             first = time.perf_counter() - t0
         order.append(result[0])
         time.sleep(review)                          # the main process looks at the result
-        report.progress(len(order), len(items))
+        report.progress(len(order) + len(lost), len(items))
+
+    def failed(err, indexes):
+        lost.extend(indexes)
+        report.line("lost task(s) %s: %s" % (", ".join(map(str, indexes)), err))
+        report.progress(len(order) + len(lost), len(items))
+
+    def each(iterator):
+        while True:
+            try:
+                r = next(iterator)
+            except StopIteration:
+                return
+            except LOST as e:
+                failed(e, list(getattr(e, "tasks", ()) or [getattr(e, "task", "?")]))
+                continue
+            reviewed(r)
+
+    def whole(call):
+        try:
+            results = call()
+        except LOST as e:                           # map-like calls fail as a whole
+            failed(e, [it[0] for it in items])
+            return
+        for r in results:
+            reviewed(r)
 
     if method == "imap":
-        for r in pool.imap(timed_task_args, items):
-            reviewed(r)
+        each(pool.imap(timed_task_args, items))
     elif method == "imap_unordered":
-        for r in pool.imap_unordered(timed_task_args, items):
-            reviewed(r)
+        each(pool.imap_unordered(timed_task_args, items))
     elif method == "map":
-        for r in pool.map(timed_task_args, items, chunksize=1):
-            reviewed(r)
+        whole(lambda: pool.map(timed_task_args, items, chunksize=1))
     elif method == "starmap":
-        for r in pool.starmap(timed_task, items, chunksize=1):
-            reviewed(r)
+        whole(lambda: pool.starmap(timed_task, items, chunksize=1))
     elif method in ("map_async", "starmap_async"):
         fn = pool.map_async if method == "map_async" else pool.starmap_async
         res = fn(timed_task_args if method == "map_async" else timed_task, items, chunksize=1)
-        for r in res.get():
+        whole(res.get)
+    elif method in ("apply", "apply_async"):
+        pending = [pool.apply_async(timed_task, it) for it in items] if method == "apply_async" else None
+        for k, it in enumerate(items):
+            try:
+                r = pending[k].get() if pending else pool.apply(timed_task, it)
+            except LOST as e:
+                failed(e, [it[0]])
+                continue
             reviewed(r)
-    elif method == "apply":
-        for it in items:
-            reviewed(pool.apply(timed_task, it))
-    elif method == "apply_async":
-        pending = [pool.apply_async(timed_task, it) for it in items]
-        for p in pending:
-            reviewed(p.get())
     else:                                           # pragma: no cover - validated before
         raise ValueError(method)
-    return first, time.perf_counter() - t0, order
+    return first, time.perf_counter() - t0, order, lost
 
 
 def run(ctx, p, report):
@@ -75,9 +103,10 @@ def run(ctx, p, report):
         pool.map(time.sleep, [0] * p["processes"])          # workers up before timing
         for m in methods:
             report.phase(m)
-            first, total, order = run_method(pool, m, ds, p["cpu"], p["review"], report)
-            rows.append((m, "%.2f s" % first, "%.2f s" % total, " ".join(map(str, order))))
-            figures[m] = {"first_result_s": first, "total_s": total, "order": order}
+            first, total, order, lost = run_method(pool, m, ds, p["cpu"], p["review"], report)
+            first = total if first is None else first
+            rows.append((m, "%.2f s" % first, "%.2f s" % total, " ".join(map(str, order)), len(lost)))
+            figures[m] = {"first_result_s": first, "total_s": total, "order": order, "lost": lost}
             report.line("%-15s first result after %.2f s, all reviewed after %.2f s, order %s"
                         % (m, first, total, order))
     if len(methods) == 2:
@@ -95,14 +124,19 @@ def run(ctx, p, report):
                                                   p["processes"]))
         if m.endswith("_async"):
             lesson += " The async call returned at once and the tasks started computing immediately."
-    return Result(lesson, figures, ("method", "first result", "all reviewed", "review order"), rows)
+    n_lost = sum(len(f["lost"]) for f in figures.values())
+    if n_lost:
+        lesson += (" %d task(s) were lost when their worker died; the Pool replaced the worker and the calls went "
+                   "on (the stdlib's Pool would have hung)." % n_lost)
+    return Result(lesson, figures, ("method", "first result", "all reviewed", "review order", "lost"), rows)
 
 
 SCENARIO = Scenario(
     name="pool_methods",
     title="Pool methods: imap vs imap_unordered and the other six",
     description="Tasks of uneven length go through one of the eight Pool methods; the main process reviews "
-                "each result as it gets it. The timeline shows the two Gantt charts of the notes.",
+                "each result as it gets it. The timeline shows the two Gantt charts of the notes. Kill a worker "
+                "from the Processes tab while it runs to watch the Pool fail its tasks and replace it.",
     lesson="imap returns results in submission order (the main process waits on the slow one); imap_unordered "
            "returns them as they finish; async calls start computing at once.",
     params=(
