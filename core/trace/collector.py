@@ -189,10 +189,29 @@ def to_events(records, pid, tid):
     return ev
 
 
-def make_trace_dir(prefix="mpgui-trace-"):
-    """A fresh trace directory, in RAM where the OS has it (/dev/shm), else the temp directory."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    return tempfile.mkdtemp(prefix=prefix, dir=base)
+TRACE_DIR_PREFIX = "mpgui-trace-"
+
+
+def make_trace_dir():
+    """A fresh trace directory, in RAM where the OS has it (/dev/shm), else the temp directory.  Its name
+    carries the collecting process's pid, so directories left by a collector that was killed (it could not
+    remove its own) are removed here."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    remove_stale_trace_dirs(base)
+    return tempfile.mkdtemp(prefix="%s%d-" % (TRACE_DIR_PREFIX, os.getpid()), dir=base)
+
+
+def remove_stale_trace_dirs(base):
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(TRACE_DIR_PREFIX):
+            continue
+        owner = name[len(TRACE_DIR_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not _pid_alive(int(owner)):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 
 class Collector:
