@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -12,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from core.scenario_cli import prepare, start_run
 from core.scenarios import ParamError, catalog, get
+from core.trace import collector
 from core.trace.store import RunFile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -117,6 +119,12 @@ def test_history_survives_a_killed_runner(tmp_path):
     assert "lock_contention" in r.stdout and "interrupted" in r.stdout
     with RunFile(out) as rf:                  # what was recorded before the kill is readable
         assert rf.model().events_seen > 0
+    # the killed runner could not remove its trace directory; the next collector does
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    left = [n for n in os.listdir(base) if n.startswith("%s%d-" % (collector.TRACE_DIR_PREFIX, p.pid))]
+    assert left
+    collector.remove_stale_trace_dirs(base)
+    assert not [n for n in os.listdir(base) if n.startswith("%s%d-" % (collector.TRACE_DIR_PREFIX, p.pid))]
 
 
 @pytest.mark.parametrize("args, needle", [
