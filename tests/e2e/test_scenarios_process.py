@@ -8,11 +8,9 @@ work), it is made only when the machine is not busy.
 """
 import math
 import multiprocessing
-import os
 from collections import Counter
 
 import numpy as np
-import psutil
 import pytest
 
 from core.trace.model import Span, SpanEnd
@@ -45,7 +43,6 @@ def pool_jobs(model):
 # -- 1. threads vs processes ---------------------------------------------------------------------------------
 
 def test_threads_vs_processes(tmp_path, start_method):
-    busy = psutil.cpu_percent(interval=0.3)             # % of all cores used by others just before the run
     r = run_scenario("threads_vs_processes", start_method,
                      {"processes": 2, "tasks": 4, "task_s": 0.08, "kind": "both"}, tmp_path)
     assert r.status == "done", r.error
@@ -55,9 +52,13 @@ def test_threads_vs_processes(tmp_path, start_method):
     # Waiting releases the GIL: 4 sleeps on 2 threads take about half the time of 4 in a row.
     assert io["thread_speedup"] > 1.5 and io["process_speedup"] > 1.5
     assert io["thread_pids"] == 1 and cpu["process_pids"] >= 1
-    if busy < 30 and (os.cpu_count() or 1) >= 2:   # free cores: processes compute in parallel, threads do not
-        assert cpu["process_cores_busy"] > 1.15 * cpu["thread_cores_busy"]
-        assert cpu["process_speedup"] > 1.15 * cpu["thread_speedup"]
+    # Processes compute at the same time: the CPU-bound tasks ran on both workers, overlapping in time.
+    # (How much faster that is depends on how busy the machine is, so it is the lesson's figure, not a test.)
+    tasks = r.model.tasks_array()
+    first_job = tasks[tasks["job"] == tasks["job"].min()]
+    assert len(set(first_job["worker"].tolist())) == 2
+    a, b = (first_job[first_job["worker"] == w] for w in set(first_job["worker"].tolist()))
+    assert any(x0 < y1 and y0 < x1 for x0, x1 in zip(a["start"], a["end"]) for y0, y1 in zip(b["start"], b["end"]))
     assert "CPU-bound: 2 processes ran" in r.lesson and "I/O-bound: threads ran" in r.lesson
     # Only the process pool's workers are processes (the threads are not): two, with the run's start method.
     ws = workers(r.model, start_method)
