@@ -27,14 +27,8 @@ def _depth(q):
         return -1
 
 
-class Queue(_std.Queue):
-
-    _trace_kind = "Queue"
-
-    def __init__(self, maxsize=0, *, ctx, name=None):
-        _init_trace(self, self._trace_kind, name)
-        self._trace_nbytes = [0]
-        super().__init__(maxsize, ctx=_std_context(ctx))
+class _Identity:
+    """A traced queue's uid and name: shown as ``name``, and carried along when the queue is pickled."""
 
     @property
     def name(self):
@@ -45,8 +39,21 @@ class Queue(_std.Queue):
 
     def __setstate__(self, state):
         self._trace_uid, self._trace_name = state[-2:]
-        self._trace_nbytes = [0]
         super().__setstate__(state[:-2])
+
+
+class Queue(_Identity, _std.Queue):
+
+    _trace_kind = "Queue"
+
+    def __init__(self, maxsize=0, *, ctx, name=None):
+        _init_trace(self, self._trace_kind, name)
+        self._trace_nbytes = [0]
+        super().__init__(maxsize, ctx=_std_context(ctx))
+
+    def __setstate__(self, state):
+        self._trace_nbytes = [0]
+        super().__setstate__(state)
 
     def _reset(self, after_fork=False):
         super()._reset(after_fork)
@@ -120,22 +127,12 @@ class JoinableQueue(Queue, _std.JoinableQueue):
         recorder.emit(Kind.QUEUE_JOIN, self._trace_uid, recorder.now() - t0)
 
 
-class SimpleQueue(_std.SimpleQueue):
+class SimpleQueue(_Identity, _std.SimpleQueue):
 
     def __init__(self, *, ctx, name=None):
         _init_trace(self, "SimpleQueue", name)
         super().__init__(ctx=_std_context(ctx))
 
-    @property
-    def name(self):
-        return self._trace_name
-
-    def __getstate__(self):
-        return super().__getstate__() + (self._trace_uid, self._trace_name)
-
-    def __setstate__(self, state):
-        self._trace_uid, self._trace_name = state[-2:]
-        super().__setstate__(state[:-2])
 
     def get(self):
         if not recorder.ENABLED:

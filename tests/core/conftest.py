@@ -55,3 +55,15 @@ def traced(request):
         yield True
     finally:
         _disable_tracing(d, saved)
+
+
+@pytest.fixture
+def pool(start_method):
+    """A core Pool of 2 workers under the test's start method; terminated and joined afterwards."""
+    import core
+    p = core.get_context(start_method).Pool(2)
+    try:
+        yield p
+    finally:
+        p.terminate()
+        p.join()

@@ -20,16 +20,6 @@ from core.pool import PoolTerminatedError
 from core.trace.events import JobMethod, Kind, Outcome, WorkerExit
 
 
-@pytest.fixture
-def pool(start_method):
-    p = core.get_context(start_method).Pool(2)
-    try:
-        yield p
-    finally:
-        p.terminate()
-        p.join()
-
-
 # -- progress -------------------------------------------------------------------------------------------------
 
 class Recorder:

@@ -18,16 +18,6 @@ from core.pool import PoolTerminatedError
 FAST = 5.0          # generous bound for "within a couple of seconds" on a loaded 2-core machine
 
 
-@pytest.fixture
-def pool(start_method):
-    p = core.get_context(start_method).Pool(2)
-    try:
-        yield p
-    finally:
-        p.terminate()
-        p.join()
-
-
 def collect(it):
     """Iterate to the end: values and exceptions, in the order the iterator gives them."""
     out = []

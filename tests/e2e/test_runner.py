@@ -73,14 +73,25 @@ def test_cancel_ends_the_tree_and_keeps_the_recording(tmp_path):
     assert any(p.name.startswith("incrementer") for p in model.procs.values())
 
 
-def test_sigterm_to_the_cli_runner_cancels(tmp_path):
-    out = tmp_path / "s.mpgrun"
-    p = cli(["run", "lock_contention", "--set", "processes=2", "--set", "increments=1000000", "--set", "hold_ms=1", "--out", str(out),
-             "--quiet"], tmp_path)
+def long_cli_run(tmp_path, out):
+    """``main.py run`` of a scenario that runs for minutes; returns (the runner, its scenario tree's pids) once
+    the scenario's workers are running."""
+    p = cli(["run", "lock_contention", "--set", "processes=2", "--set", "increments=1000000", "--set", "hold_ms=1",
+             "--out", str(out), "--quiet"], tmp_path)
     try:
         wait_for(lambda: out.exists() and len(psutil.Process(p.pid).children(recursive=True)) >= 3,
                  what="the scenario running")
-        host_tree = [c.pid for c in psutil.Process(p.pid).children(recursive=True)]
+    except BaseException:
+        p.kill()
+        p.communicate(timeout=10)
+        raise
+    return p, [c.pid for c in psutil.Process(p.pid).children(recursive=True)]
+
+
+def test_sigterm_to_the_cli_runner_cancels(tmp_path):
+    out = tmp_path / "s.mpgrun"
+    p, host_tree = long_cli_run(tmp_path, out)
+    try:
         time.sleep(0.3)
         p.send_signal(signal.SIGTERM)
         stdout, stderr = p.communicate(timeout=10)
@@ -98,12 +109,8 @@ def test_sigterm_to_the_cli_runner_cancels(tmp_path):
 
 def test_history_survives_a_killed_runner(tmp_path):
     out = tmp_path / "k.mpgrun"
-    p = cli(["run", "lock_contention", "--set", "processes=2", "--set", "increments=1000000", "--set", "hold_ms=1", "--out", str(out),
-             "--quiet"], tmp_path)
+    p, host_tree = long_cli_run(tmp_path, out)
     try:
-        wait_for(lambda: out.exists() and len(psutil.Process(p.pid).children(recursive=True)) >= 3,
-                 what="the scenario running")
-        host_tree = [c.pid for c in psutil.Process(p.pid).children(recursive=True)]
         time.sleep(0.5)                       # let the collector store some batches
         p.kill()
         p.communicate(timeout=10)
