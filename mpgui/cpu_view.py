@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from . import theme
+from .viewparts import with_bar
 
 WINDOWS = (("Last 10 s", 10.0), ("Last 30 s", 30.0), ("Last 2 min", 120.0), ("Whole run", None))
 
@@ -19,10 +20,7 @@ WINDOWS = (("Last 10 s", 10.0), ("Last 30 s", 30.0), ("Last 2 min", 120.0), ("Wh
 class CpuView(QtWidgets.QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        bar = QtWidgets.QHBoxLayout()
-        bar.setContentsMargins(6, 2, 6, 0)
+        lay, bar = with_bar(self)
         self.source_label = QtWidgets.QLabel("this machine")
         self.source_label.setObjectName("muted")
         self.window_box = QtWidgets.QComboBox()
@@ -35,7 +33,6 @@ class CpuView(QtWidgets.QWidget):
         bar.addWidget(self.source_label)
         bar.addStretch(1)
         bar.addWidget(self.window_box)
-        lay.addLayout(bar)
         self.plot = pg.PlotWidget(background=theme.BACKGROUND)
         self.plot.setObjectName("cpuPlot")
         self.plot.setLabel("left", "load", units="%")

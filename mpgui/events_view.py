@@ -8,6 +8,8 @@ from PySide6 import QtCore, QtWidgets
 
 from core.trace.events import Kind, Outcome, StartMethod
 
+from .viewparts import ColumnsModel, with_bar
+
 COLUMNS = ("Time", "PID", "Thread", "Event", "Object", "Details")
 
 
@@ -80,7 +82,9 @@ def describe(kind, a, b, c, strings):
     return "a=%d b=%d c=%d" % (a, b, c) if (a or b or c) else ""
 
 
-class EventModel(QtCore.QAbstractTableModel):
+class EventModel(ColumnsModel):
+    COLUMNS = COLUMNS
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.events = None
@@ -95,17 +99,6 @@ class EventModel(QtCore.QAbstractTableModel):
         self.events, self.rows, self.t0 = events, rows, t0
         self.names, self.strings, self.procnames = names, strings, procnames
         self.endResetModel()
-
-    def rowCount(self, parent=QtCore.QModelIndex()):
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QtCore.QModelIndex()):
-        return len(COLUMNS)
-
-    def headerData(self, section, orientation, role=QtCore.Qt.DisplayRole):
-        if role == QtCore.Qt.DisplayRole and orientation == QtCore.Qt.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def data(self, index, role=QtCore.Qt.DisplayRole):
         if role not in (QtCore.Qt.DisplayRole, QtCore.Qt.ToolTipRole) or not index.isValid():
@@ -128,10 +121,7 @@ class EventModel(QtCore.QAbstractTableModel):
 class EventLogView(QtWidgets.QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        bar = QtWidgets.QHBoxLayout()
-        bar.setContentsMargins(6, 2, 6, 0)
+        lay, bar = with_bar(self)
         self.proc_box = QtWidgets.QComboBox()
         self.obj_box = QtWidgets.QComboBox()
         self.kind_box = QtWidgets.QComboBox()
@@ -145,7 +135,6 @@ class EventLogView(QtWidgets.QWidget):
         self.count.setObjectName("muted")
         bar.addStretch(1)
         bar.addWidget(self.count)
-        lay.addLayout(bar)
         self.model = EventModel(self)
         self.table = QtWidgets.QTableView()
         self.table.setObjectName("eventTable")

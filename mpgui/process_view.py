@@ -5,6 +5,7 @@ import psutil
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import theme
+from .viewparts import ColumnsModel
 
 COLUMNS = ("PID", "Role", "Name", "Start method", "State", "CPU %", "RSS", "Threads", "Start latency", "Exit")
 
@@ -18,10 +19,8 @@ def fmt_bytes(n):
         n /= 1024.0
 
 
-class ProcessModel(QtCore.QAbstractTableModel):
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.rows = []
+class ProcessModel(ColumnsModel):
+    COLUMNS = COLUMNS
 
     def set_procs(self, procs):
         pids_before = [p.pid for p in self.rows]
@@ -32,17 +31,6 @@ class ProcessModel(QtCore.QAbstractTableModel):
         else:
             self.beginResetModel()
             self.endResetModel()
-
-    def rowCount(self, parent=QtCore.QModelIndex()):
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QtCore.QModelIndex()):
-        return len(COLUMNS)
-
-    def headerData(self, section, orientation, role=QtCore.Qt.DisplayRole):
-        if role == QtCore.Qt.DisplayRole and orientation == QtCore.Qt.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def _values(self, p):
         lat = p.start_latency

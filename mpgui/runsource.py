@@ -144,43 +144,46 @@ class RunSource(QtCore.QObject):
             last_meta = last_snapshot = 0.0
             while True:
                 finished = self._process_done.is_set() or not self.live
-                events, regs, samples, logs = rf.read_new()
-                changed = bool(len(events) or regs or samples or logs)
-                if changed:
-                    self.model.ingest(events, regs, samples, logs)
+                changed = self._pull(rf)
                 now = time.monotonic()
-                if now - last_meta > 0.25 or finished:
-                    last_meta = now
-                    meta = rf.meta()
-                    with self.model.lock:
-                        self.model.set_meta(meta)
-                        self.model.dropped = rf.dropped()
-                    if self.live and not finished:
-                        self._set_state("running" if self.state != "stopping" else "stopping")
-                if (changed or self.snapshot is None) and now - last_snapshot > SNAPSHOT_INTERVAL and not finished:
-                    last_snapshot = now
-                    self.snapshot = build_snapshot(self.model)
                 if finished:
-                    events, regs, samples, logs = rf.read_new()      # anything written at the very end
-                    if len(events) or regs or samples or logs:
-                        self.model.ingest(events, regs, samples, logs)
-                    meta = rf.meta()
-                    with self.model.lock:
-                        self.model.set_meta(meta)
-                        self.model.dropped = rf.dropped()
-                    status = meta.get("status", "running")
+                    self._pull(rf)                      # anything written at the very end
+                    status = self._pull_meta(rf).get("status", "running")
                     if status == "running":
                         status = "interrupted" if not self.live else ("failed" if self._exit_code() else "done")
                     self.problems = list(rf.problems)
                     self.snapshot = build_snapshot(self.model)
                     self._set_state(status)
                     return
+                if now - last_meta > 0.25:
+                    last_meta = now
+                    self._pull_meta(rf)
+                    if self.live:
+                        self._set_state("running" if self.state != "stopping" else "stopping")
+                if (changed or self.snapshot is None) and now - last_snapshot > SNAPSHOT_INTERVAL:
+                    last_snapshot = now
+                    self.snapshot = build_snapshot(self.model)
                 if self._stop_reading.wait(POLL_INTERVAL):
                     return
         except Exception as e:          # a damaged file mid-way: keep what was read, say what happened
             self._fail("Reading %s stopped: %s" % (self.path, e))
         finally:
             rf.close()
+
+    def _pull(self, rf):
+        """Ingest what the run file gained since the last pull; whether there was anything."""
+        events, regs, samples, logs = rf.read_new()
+        if len(events) or regs or samples or logs:
+            self.model.ingest(events, regs, samples, logs)
+            return True
+        return False
+
+    def _pull_meta(self, rf):
+        meta = rf.meta()
+        with self.model.lock:
+            self.model.set_meta(meta)
+            self.model.dropped = rf.dropped()
+        return meta
 
     def _fail(self, message):
         self.error = message

@@ -347,8 +347,8 @@ class RunModel:
             K.COND_WAIT: self._open(Span.COND_WAIT), K.COND_WOKEN: self._close(Span.COND_WAIT, timeout_if_b0=True),
             K.EVENT_WAIT: self._open(Span.EVENT_WAIT),
             K.EVENT_WAIT_END: self._close(Span.EVENT_WAIT, timeout_if_b0=True),
-            K.BARRIER_ARRIVE: self._barrier_arrive, K.BARRIER_PASS: self._barrier_pass,
-            K.BARRIER_BROKEN: self._barrier_broken,
+            K.BARRIER_ARRIVE: self._barrier_arrive, K.BARRIER_PASS: self._barrier_leave(SpanEnd.OK),
+            K.BARRIER_BROKEN: self._barrier_leave(SpanEnd.BROKEN),
             K.QUEUE_PUT: self._queue_put, K.QUEUE_GET: self._queue_get, K.QUEUE_SEND: self._queue_send,
             K.QUEUE_FULL: self._queue_gave_up(Span.QUEUE_PUT), K.QUEUE_EMPTY: self._queue_gave_up(Span.QUEUE_GET),
             K.QUEUE_TASK_DONE: self._queue_task_done,
@@ -467,22 +467,21 @@ class RunModel:
         return fn
 
     # barrier
+    def _barrier_count(self, t, uid, delta):
+        self._barrier_waiting[uid] = max(0, self._barrier_waiting[uid] + delta)
+        self._series(("waiting", uid), self.name_of(uid) + " waiting").add(t, self._barrier_waiting[uid])
+
     def _barrier_arrive(self, t, uid, a, b, c, pid, tid):
         self.open_spans[(Span.BARRIER_WAIT, uid, pid, tid)] = (t, b)
-        self._barrier_waiting[uid] += 1
-        self._series(("waiting", uid), self.name_of(uid) + " waiting").add(t, self._barrier_waiting[uid])
+        self._barrier_count(t, uid, +1)
 
-    def _barrier_pass(self, t, uid, a, b, c, pid, tid):
-        opened = self.open_spans.pop((Span.BARRIER_WAIT, uid, pid, tid), None)
-        self._span(uid, pid, tid, Span.BARRIER_WAIT, opened[0] if opened else t - a, t, SpanEnd.OK, b)
-        self._barrier_waiting[uid] = max(0, self._barrier_waiting[uid] - 1)
-        self._series(("waiting", uid), self.name_of(uid) + " waiting").add(t, self._barrier_waiting[uid])
-
-    def _barrier_broken(self, t, uid, a, b, c, pid, tid):
-        opened = self.open_spans.pop((Span.BARRIER_WAIT, uid, pid, tid), None)
-        self._span(uid, pid, tid, Span.BARRIER_WAIT, opened[0] if opened else t - a, t, SpanEnd.BROKEN, b)
-        self._barrier_waiting[uid] = max(0, self._barrier_waiting[uid] - 1)
-        self._series(("waiting", uid), self.name_of(uid) + " waiting").add(t, self._barrier_waiting[uid])
+    def _barrier_leave(self, end):
+        """A wait at a barrier ended: passed (OK) or broken."""
+        def fn(t, uid, a, b, c, pid, tid):
+            opened = self.open_spans.pop((Span.BARRIER_WAIT, uid, pid, tid), None)
+            self._span(uid, pid, tid, Span.BARRIER_WAIT, opened[0] if opened else t - a, t, end, b)
+            self._barrier_count(t, uid, -1)
+        return fn
 
     # queues, pipes, ipc, manager
     def _queue_put(self, t, uid, a, b, c, pid, tid):

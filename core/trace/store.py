@@ -209,6 +209,7 @@ class RunFile:
             raise RunFileError("%s is an SQLite database but not an mpgui run file: open a .mpgrun file "
                                "written by 'main.py run' or 'main.py trace'." % self.path)
         self.problems = []
+        self._query_model = None
         self._cursor = {"chunks": 0, "regs": 0, "samples": 0, "log": 0}
         self._lock = threading.Lock()
 
@@ -328,21 +329,27 @@ class RunFile:
         m.dropped = self.dropped()
         return m
 
-    # The query API a user reaches for first; each returns plain Python rows or numpy arrays.
+    # The query API a user reaches for first; each returns plain Python rows or numpy arrays.  They share
+    # one model, read from the file on the first query.
+    def _queries(self):
+        if self._query_model is None:
+            self._query_model = self.model()
+        return self._query_model
+
     def processes(self):
-        return self.model().processes_table()
+        return self._queries().processes_table()
 
     def sync_intervals(self):
-        return self.model().sync_intervals()
+        return self._queries().sync_intervals()
 
     def messages(self):
-        return self.model().messages()
+        return self._queries().messages_array()
 
     def counters(self):
-        return self.model().counters()
+        return self._queries().counters()
 
     def tasks(self):
-        return self.model().tasks()
+        return self._queries().tasks_array()
 
     def close(self):
         try:

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import pytest
 
+from core.trace.events import Kind
 from core.trace.store import RunFile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -163,3 +164,21 @@ def test_export_of_a_truncated_run(program, tmp_path):
         assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
     else:
         assert r.returncode == 2 and "damaged" in r.stderr
+
+
+def test_run_file_query_api(program, tmp_path):
+    """The small API a user reads a run with: processes, sync intervals, messages, counters, tasks."""
+    out = _trace(program, tmp_path)
+    with RunFile(out) as rf:
+        procs = rf.processes()
+        intervals = rf.sync_intervals()
+        messages = rf.messages()
+        counters = rf.counters()
+        tasks = rf.tasks()
+    assert sorted(p.role for p in procs if p.traced) == ["main", "process", "process"]
+    holds = [i for i in intervals if i["object"] == "db" and i["kind"] == "lock_hold"]
+    assert len(holds) == 40 and all(i["end_ns"] >= i["start_ns"] for i in holds)
+    puts = messages[messages["kind"] == Kind.QUEUE_PUT]
+    assert len(puts) == 40
+    assert "results depth" in counters
+    assert len(tasks) == 0                     # no pool in this program
