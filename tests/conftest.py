@@ -1,8 +1,9 @@
 """Shared fixtures: start methods, leak checks, and a traced-run harness.
 
 Every test is checked for leaks: no child process may outlive it (the stdlib's long-lived helpers, the
-forkserver and the resource tracker, excepted) and no shared-memory segment or named semaphore it created
-may be left in /dev/shm.
+forkserver and the resource tracker, excepted) and no shared-memory segment or named semaphore its process
+tree created may be left in /dev/shm.  The check looks only at what the test made (tests/sitecustomize.py
+logs every segment its processes create), so it holds while other programs use shared memory too.
 """
 import gc
 import multiprocessing
@@ -19,6 +20,20 @@ if ROOT not in sys.path:
 
 START_METHODS = multiprocessing.get_all_start_methods()
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")     # no screen needed, before any Qt import
+
+
+def _load_test_site():
+    """tests/sitecustomize.py under a name of its own (an interpreter may have a sitecustomize already)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("mpgui_test_site", os.path.join(ROOT, "tests",
+                                                                                  "sitecustomize.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+sitecustomize = _load_test_site()     # logs the segments each test's processes create
+sitecustomize.install()
 
 
 def pytest_configure(config):
@@ -46,11 +61,29 @@ def _helper_pids():
     return {p for p in pids if p}
 
 
-def _shm_names():
+def _segment_file(rtype, name):
+    """The /dev/shm file of a registered resource: ``/psm_x`` -> ``psm_x``, semaphore ``/mp-x`` -> ``sem.mp-x``."""
+    base = name.lstrip("/")
+    return ("sem." + base) if rtype == "semaphore" else base
+
+
+def _created_segments(log):
+    """The /dev/shm files this test's process tree registered with the resource tracker (see sitecustomize)."""
     try:
-        return {n for n in os.listdir("/dev/shm") if n.startswith(("psm_", "sem.mp-", "wnsm_"))}
+        with open(log) as f:
+            lines = f.read().split("\n")
     except OSError:
         return set()
+    out = set()
+    for line in lines:
+        rtype, _, name = line.partition(" ")
+        if name and rtype in ("shared_memory", "semaphore"):
+            out.add(_segment_file(rtype, name))
+    return out
+
+
+def _existing(names):
+    return {n for n in names if os.path.exists(os.path.join("/dev/shm", n))}
 
 
 def _children():
@@ -67,10 +100,21 @@ def _children():
 
 
 @pytest.fixture(autouse=True)
-def no_leaks(request):
-    """Fail a test that leaves a child process or a shared-memory segment behind."""
-    shm_before = _shm_names()
-    yield
+def no_leaks(request, tmp_path_factory):
+    """Fail a test that leaves a child process, a shared-memory segment or a named semaphore behind.
+
+    Only what this test's own process tree made is checked, and only that is cleaned up: other programs
+    (another test session, anything else on the machine) may create and remove segments meanwhile."""
+    log = str(tmp_path_factory.mktemp("shmlog") / "created")
+    saved = os.environ.get(sitecustomize.LOG_ENV)
+    os.environ[sitecustomize.LOG_ENV] = log
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(sitecustomize.LOG_ENV, None)
+        else:
+            os.environ[sitecustomize.LOG_ENV] = saved
     deadline = time.monotonic() + 5.0
     left = _children()
     while left and time.monotonic() < deadline:
@@ -78,10 +122,11 @@ def no_leaks(request):
         time.sleep(0.05)
         left = _children()
     gc.collect()        # the stdlib unlinks named semaphores when their objects are collected
+    created = _created_segments(log)
     leaked_shm = set()
     deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
-        leaked_shm = _shm_names() - shm_before
+    while created and time.monotonic() < deadline:
+        leaked_shm = _existing(created)
         if not leaked_shm:
             break
         time.sleep(0.05)

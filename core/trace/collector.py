@@ -190,18 +190,54 @@ def to_events(records, pid, tid):
 
 
 TRACE_DIR_PREFIX = "mpgui-trace-"
+#: A file in every trace directory that its owner keeps locked (flock) for as long as it lives.
+OWNER_LOCK = ".owner"
+
+#: Locks on the trace directories this process owns (kept open: closing one releases the lock).
+_owned = {}
 
 
 def make_trace_dir():
-    """A fresh trace directory, in RAM where the OS has it (/dev/shm), else the temp directory.  Its name
-    carries the collecting process's pid, so directories left by a collector that was killed (it could not
-    remove its own) are removed here."""
+    """A fresh trace directory, in RAM where the OS has it (/dev/shm), else the temp directory.
+
+    Its owner (this process) holds a lock on a file in it until the directory is removed or the owner dies,
+    so a directory whose lock can be taken belongs to a collector that was killed and could not remove it:
+    those are removed here.  Directories of live owners are never touched, whoever and wherever they are
+    (another user's session, another PID namespace)."""
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
     remove_stale_trace_dirs(base)
-    return tempfile.mkdtemp(prefix="%s%d-" % (TRACE_DIR_PREFIX, os.getpid()), dir=base)
+    d = tempfile.mkdtemp(prefix="%s%d-" % (TRACE_DIR_PREFIX, os.getpid()), dir=base)
+    fd = os.open(os.path.join(d, OWNER_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    if not _try_lock(fd):                  # pragma: no cover - a fresh file nobody else knows of
+        os.close(fd)
+    else:
+        _owned[d] = fd
+    return d
+
+
+def release_trace_dir(d):
+    """Remove a trace directory this process made, and drop its lock."""
+    shutil.rmtree(d, ignore_errors=True)
+    fd = _owned.pop(d, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _try_lock(fd):
+    """Take an exclusive lock on ``fd`` without waiting; True if taken (or if the OS has no flock)."""
+    try:
+        import fcntl
+    except ImportError:                    # Windows: a directory in use cannot be removed anyway
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
 
 
 def remove_stale_trace_dirs(base):
+    """Remove trace directories under ``base`` whose owner is gone (its lock is free)."""
     try:
         names = os.listdir(base)
     except OSError:
@@ -209,9 +245,29 @@ def remove_stale_trace_dirs(base):
     for name in names:
         if not name.startswith(TRACE_DIR_PREFIX):
             continue
-        owner = name[len(TRACE_DIR_PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and int(owner) != os.getpid() and not _pid_alive(int(owner)):
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        d = os.path.join(base, name)
+        if d in _owned:
+            continue
+        try:
+            fd = os.open(os.path.join(d, OWNER_LOCK), os.O_RDONLY)
+        except FileNotFoundError:
+            # Made by a version without the lock file, or being created right now: judge by the pid in the
+            # name, and leave it alone unless that pid is gone and the directory is older than a minute.
+            owner = name[len(TRACE_DIR_PREFIX):].split("-", 1)[0]
+            try:
+                old = time.time() - os.stat(d).st_mtime > 60
+            except OSError:
+                continue
+            if old and owner.isdigit() and not _pid_alive(int(owner)):
+                shutil.rmtree(d, ignore_errors=True)
+            continue
+        except OSError:
+            continue
+        try:
+            if _try_lock(fd):
+                shutil.rmtree(d, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 class Collector:
@@ -259,7 +315,7 @@ class Collector:
             r.close(delete=True)
         self.rings.clear()
         if self.own_dir:
-            shutil.rmtree(self.trace_dir, ignore_errors=True)
+            release_trace_dir(self.trace_dir)
 
     # -- one poll -------------------------------------------------------------------------------------------
     def _scan(self):

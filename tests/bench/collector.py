@@ -56,7 +56,7 @@ def main():
         sink.close()
         writer.close()
         shutil.rmtree(out_dir, ignore_errors=True)
-        shutil.rmtree(d, ignore_errors=True)
+        collector.release_trace_dir(d)
     report({"events_per_s": collected / elapsed, "dropped": col.dropped_total, "collected": collected,
             "producers": 2, "producer_events_per_s": sum(rates), "elapsed_s": elapsed})
 

@@ -4,7 +4,6 @@
 ``__init__.py`` on purpose, so it never shadows it).
 """
 import os
-import shutil
 
 import pytest
 
@@ -24,8 +23,9 @@ def _enable_tracing():
 
 
 def _disable_tracing(d, saved_env):
+    from core.trace import collector
     recorder.disable()
-    shutil.rmtree(d, ignore_errors=True)
+    collector.release_trace_dir(d)
     if saved_env is None:
         os.environ.pop(recorder.TRACE_ENV, None)
     else:

@@ -305,8 +305,7 @@ def test_drops_are_counted_not_blocking(tmp_path):
         first = np.concatenate([b.events for b in got])["b"].tolist()
         assert first == list(range(1024))              # the oldest are kept, the newest dropped
     finally:
-        import shutil
-        shutil.rmtree(d, ignore_errors=True)
+        collector.release_trace_dir(d)
 
 
 def test_torn_record_is_not_taken(tmp_path):
@@ -330,8 +329,7 @@ def test_torn_record_is_not_taken(tmp_path):
         assert [int(x) for x in np.concatenate([b.events for b in got])["b"]] == list(range(11))
     finally:
         recorder.disable()
-        import shutil
-        shutil.rmtree(d, ignore_errors=True)
+        collector.release_trace_dir(d)
 
 
 def test_objects_keep_identity_across_pickling(trace_session):
