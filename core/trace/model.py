@@ -175,6 +175,12 @@ class ProcInfo:
 
     def exit_text(self):
         text = self._exit_code_text()
+        if self.exit_reason == "stopped":
+            # terminate(), close() or the pool's end: SIGTERM (or a clean exit) is how a pool stops its workers,
+            # not a crash; only another end is worth naming
+            if self.exitcode in (None, 0, -signal.SIGTERM):
+                return "stopped by the pool"
+            return "stopped by the pool (%s)" % text
         if self.exit_reason and text:
             return "%s (%s)" % (text, self.exit_reason)
         return text or self.exit_reason

@@ -185,3 +185,21 @@ def test_a_process_that_records_its_own_end_ends_then():
               {"events": events((2.1, Kind.PROC_REAPED, MAIN, 0, W1, 0, 0))}]
     m = model_of(pieces)
     assert m.procs[W1].exited == at(2.0) and m.procs[W1].exitcode == 0
+
+
+# -- how a worker's end is described ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("code, text", [(-signal.SIGTERM, "stopped by the pool"), (0, "stopped by the pool"),
+                                        (-signal.SIGKILL, "stopped by the pool (killed by SIGKILL)")])
+def test_a_worker_the_pool_stopped_says_so(code, text):
+    m = model_of([{"events": events(*pool_start(1))},
+                  {"events": events((1.0, Kind.POOL_TASK, W1, POOL, JOB, 0, int(Outcome.OK)),
+                                    (1.5, Kind.POOL_CLOSED, MAIN, POOL, 0, 0, 1),
+                                    (1.5, Kind.PROC_REAPED, MAIN, 0, W1, code, 0),
+                                    (1.5, Kind.POOL_WORKER_EXIT, MAIN, POOL, W1, code, int(WorkerExit.STOPPED)))}])
+    assert m.procs[W1].exit_text() == text
+
+
+def test_a_worker_that_died_still_says_how():
+    m = model_of(killed_worker_pieces())
+    assert m.procs[W1].exit_text() == "killed by SIGKILL (died)"
