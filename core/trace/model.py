@@ -120,6 +120,8 @@ class ProcInfo:
     booted: int = NO_TIME       # first instruction in the child
     exit_recorded: int = NO_TIME    # the process recorded its own end (PROC_EXIT)
     end_seen: int = NO_TIME     # the earliest time another process saw it ended (reaped, gone, a zombie)
+    end_reported: int = NO_TIME     # a pool saw its worker end: it waits on the worker's sentinel, so this is
+    #                                 within moments of the death
     exitcode: object = None     # int; negative: killed by signal -exitcode
     first: int = NO_TIME        # first event or sample seen
     last: int = NO_TIME         # last sign of life: its latest event, or the latest sample showing it alive
@@ -138,12 +140,15 @@ class ProcInfo:
     def exited(self):
         """When it ended (ns), or NO_TIME while it is not known to have ended.
 
-        Its own record of its end is exact.  A process killed (or ending without recording it) ended between
-        its last sign of life and the moment another process saw it gone: the former is shown.  Derived on
-        each read, so the answer does not depend on the order records arrive in: live, the monitor's samples
-        reach the run file up to a quarter of a second after the pool's record of the death."""
+        Its own record of its end is exact, and so (to a few ms) is a pool's record of its worker's end.  Any
+        other process killed (or ending without recording it) ended between its last sign of life and the
+        moment another process saw it gone, which can be much later (a parent joins when it likes): the
+        former is shown.  Derived on each read, so the answer does not depend on the order records arrive
+        in: live, the monitor's samples reach the run file up to a quarter of a second after the events."""
         if self.exit_recorded != NO_TIME:
             return self.exit_recorded
+        if self.end_reported != NO_TIME:
+            return self.end_reported
         if self.end_seen == NO_TIME or self.last == NO_TIME:
             return self.end_seen
         return min(self.last, self.end_seen)
@@ -674,6 +679,8 @@ class RunModel:
         if p.exitcode is None:
             p.exitcode = b
         p.saw_end(t)
+        if p.end_reported == NO_TIME:
+            p.end_reported = t
         if c in WorkerExit._value2member_map_:
             p.exit_reason = WorkerExit(c).name.lower().replace("_", " ")
 
