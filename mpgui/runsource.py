@@ -39,15 +39,31 @@ META_INTERVAL = 0.25
 PID_REUSE_SLACK = 1.0
 
 
-def runner_alive(meta):
-    """Whether the runner that writes a run file (``runner_pid`` in its meta) is still running."""
+def runner_alive(meta, path):
+    """Whether the runner that writes the run file ``path`` (``runner_pid`` in its meta) is still running.
+
+    A process with that pid is the runner only if it is older than the file and, where the system lets us
+    look, holds the file open (the runner keeps its connection open until it has written the final status):
+    a file copied from another machine, or a pid reused since, is not followed forever."""
     try:
         proc = psutil.Process(int(meta["runner_pid"]))
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
         created = meta.get("created_wall")
-        return created is None or proc.create_time() <= float(created) + PID_REUSE_SLACK
+        if created is not None and proc.create_time() > float(created) + PID_REUSE_SLACK:
+            return False
+        try:
+            return any(_same_file(f.path, path) for f in proc.open_files())
+        except psutil.AccessDenied:
+            return True                 # another user's process: its pid and age are all we can check
     except (KeyError, TypeError, ValueError, psutil.Error):
+        return False
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
         return False
 
 
@@ -208,7 +224,7 @@ class RunSource(QtCore.QObject):
                 last_meta = now
                 meta = self._pull_meta(rf)
                 if not self.live:
-                    recording = meta.get("status") == "running" and runner_alive(meta)
+                    recording = meta.get("status") == "running" and runner_alive(meta, self.path)
                 if recording:
                     self._set_state("stopping" if self.state == "stopping" else "running")
             finished = self._process_done.is_set() if self.live else not recording

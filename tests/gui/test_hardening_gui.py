@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import psutil
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -122,8 +123,12 @@ def test_a_run_whose_runner_is_gone_is_interrupted(qtbot, window, tmp_path):
 
 def test_a_followed_run_whose_runner_dies_becomes_interrupted(qtbot, window, tmp_path):
     path = str(tmp_path / "dies.mpgrun")
-    runner = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-    writer = RunWriter(path, {"runner_pid": runner.pid, "kind": "trace"})
+    writer = RunWriter(path, {"kind": "trace"})
+    # a stand-in runner: holds the run file open, as a runner does, until its stdin closes
+    runner = subprocess.Popen([sys.executable, "-c", "import sys; f = open(sys.argv[1], 'rb'); sys.stdin.read()",
+                               path], stdin=subprocess.PIPE)
+    writer.set_meta(runner_pid=runner.pid)
+    qtbot.waitUntil(lambda: any(f.path == path for f in psutil.Process(runner.pid).open_files()), timeout=10_000)
     try:
         writer.add_batch(marks(time.perf_counter_ns(), 4))
         window.open_run(path)
@@ -134,6 +139,24 @@ def test_a_followed_run_whose_runner_dies_becomes_interrupted(qtbot, window, tmp
         runner.wait()
     qtbot.waitUntil(lambda: window.source.state == "interrupted", timeout=10_000)
     assert window.source.snapshot.events == 4
+
+
+def test_a_process_is_the_runner_only_if_it_writes_the_run_file(tmp_path):
+    from mpgui.runsource import runner_alive
+    path = str(tmp_path / "mine.mpgrun")
+    other = str(tmp_path / "other.mpgrun")
+    RunWriter(other, {"kind": "trace"}).close()
+    writer = RunWriter(path, {"runner_pid": os.getpid(), "kind": "trace"})
+    try:
+        meta = {"runner_pid": os.getpid(), "created_wall": time.time()}
+        assert runner_alive(meta, path)
+        assert not runner_alive(meta, other), "this process does not write that file"
+        long_ago = dict(meta, created_wall=psutil.Process().create_time() - 3600)
+        assert not runner_alive(long_ago, path), "a process younger than the run file reused the runner's pid"
+        assert not runner_alive({"runner_pid": dead_pid()}, path)
+        assert not runner_alive({}, path)
+    finally:
+        writer.close()
 
 
 # -- what is not a run file ------------------------------------------------------------------------------------
