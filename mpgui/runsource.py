@@ -67,15 +67,18 @@ def _same_file(a, b):
         return False
 
 
-def unreadable(path, error):
-    """One sentence for an operating-system error met opening ``path`` as a run file."""
+def unreadable(path, error=None):
+    """One sentence for a ``path`` that cannot be opened as a run file: not a regular file, or an
+    operating-system ``error`` met opening it."""
     if os.path.isdir(path):
         return "%s is a folder, not a run file: open a .mpgrun file." % path
+    if os.path.exists(path) and not os.path.isfile(path):
+        return "%s is not a regular file (a pipe or a device): open a .mpgrun file." % path
     if isinstance(error, PermissionError):
         return ("%s cannot be read (permission denied): check its permissions, or open another run file."
                 % path)
-    return "%s cannot be read (%s): check the file, or open another run file." % (
-        path, error.strerror or error.__class__.__name__)
+    reason = getattr(error, "strerror", None) or (error.__class__.__name__ if error is not None else "unknown")
+    return "%s cannot be read (%s): check the file, or open another run file." % (path, reason)
 
 
 class RunSource(QtCore.QObject):
@@ -179,6 +182,10 @@ class RunSource(QtCore.QObject):
 
     # -- the reader thread ---------------------------------------------------------------------------------
     def _open(self):
+        if os.path.exists(self.path) and not os.path.isfile(self.path):
+            # a folder cannot be opened; a named pipe can, and reading it would wait for a writer forever
+            self._fail(unreadable(self.path))
+            return None
         deadline = time.monotonic() + START_TIMEOUT
         while not self._stop_reading.is_set():
             try:

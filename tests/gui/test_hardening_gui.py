@@ -177,6 +177,15 @@ def test_a_folder_is_not_a_run_file(qtbot, window, tmp_path):
     assert_one_sentence_error(window, qtbot, "folder")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_not_a_run_file(qtbot, window, tmp_path):
+    """Opening a named pipe for reading waits for a writer: the reader must not go there at all."""
+    fifo = str(tmp_path / "pipe.mpgrun")
+    os.mkfifo(fifo)
+    window.open_run(fifo)
+    assert_one_sentence_error(window, qtbot, "not a regular file")
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
 def test_an_unreadable_file_says_so(qtbot, window, tmp_path):
     path = str(tmp_path / "secret.mpgrun")
