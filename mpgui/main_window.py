@@ -190,7 +190,7 @@ class MainWindow(QtWidgets.QMainWindow):
         source.sigMessage.connect(self.status_message)
 
     def start_run(self, scenario, params, method):
-        if self.source is not None and self.source.running:
+        if self.source is not None and self.source.controls_run:
             return
         src = RunSource.start_scenario(scenario, params, method, home=self.home, parent=self)
         self._replace_source(src)
@@ -199,12 +199,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state_label.setText("starting %s (%s)" % (scenario.name, method))
 
     def stop_run(self):
-        if self.source is not None and self.source.running:
+        if self.source is not None and self.source.controls_run:
             self.source.stop()
             self.state_label.setText("stopping…")
 
     def open_run(self, path):
-        if self.source is not None and self.source.running:
+        if self.source is not None and self.source.controls_run:
             QtWidgets.QMessageBox.information(self, "A run is in progress",
                                               "Stop the current run before opening another one.")
             return
@@ -226,6 +226,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if src is None:
             return
         self.state_label.setText(state)
+        if state == "running" and not src.live:     # a run another runner is recording: follow it
+            self.timeline.set_follow(True)
         if state in FINAL_STATES:
             self.launcher.set_running(False)
             self._refresh(force=True)

@@ -5,6 +5,11 @@ path for live and saved runs, so a saved run looks exactly as it looked live.  T
 the disk or ingests events: views poll ``model.version`` on a timer and copy what they draw under
 ``model.lock``.
 
+A run file opened while another runner still writes it (its meta says "running" and its runner is alive)
+is followed live until that runner finishes it, or dies (then the run is "interrupted").  Whatever goes
+wrong while reading (a folder, a file the system refuses, damage), the reader ends in state "error" with one
+sentence saying what to do; it never dies silently and leaves the window "loading".
+
 The runner is ``main.py run SCENARIO ... --control-stdin`` in a QProcess; Stop writes ``cancel`` to its
 stdin (the same on every platform), and closing the app closes stdin, which cancels the run too.
 """
@@ -12,6 +17,7 @@ import os
 import threading
 import time
 
+import psutil
 from PySide6 import QtCore
 
 from core.history import RunHistory
@@ -25,6 +31,54 @@ from .snapshot import SNAPSHOT_INTERVAL, build as build_snapshot
 POLL_INTERVAL = 0.05
 #: How long to wait for a starting runner to create its run file.
 START_TIMEOUT = 30.0
+#: How often the reader rereads the run's meta (its status) and, for a run another runner writes, checks
+#: that the runner is still alive.
+META_INTERVAL = 0.25
+#: A process with the runner's pid created this long after the run file is another process that reused the
+#: pid (process start times are coarse, and wall clocks can step a little).
+PID_REUSE_SLACK = 1.0
+
+
+def runner_alive(meta, path):
+    """Whether the runner that writes the run file ``path`` (``runner_pid`` in its meta) is still running.
+
+    A process with that pid is the runner only if it is older than the file and, where the system lets us
+    look, holds the file open (the runner keeps its connection open until it has written the final status):
+    a file copied from another machine, or a pid reused since, is not followed forever."""
+    try:
+        proc = psutil.Process(int(meta["runner_pid"]))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = meta.get("created_wall")
+        if created is not None and proc.create_time() > float(created) + PID_REUSE_SLACK:
+            return False
+        try:
+            return any(_same_file(f.path, path) for f in proc.open_files())
+        except psutil.AccessDenied:
+            return True                 # another user's process: its pid and age are all we can check
+    except (KeyError, TypeError, ValueError, psutil.Error):
+        return False
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def unreadable(path, error=None):
+    """One sentence for a ``path`` that cannot be opened as a run file: not a regular file, or an
+    operating-system ``error`` met opening it."""
+    if os.path.isdir(path):
+        return "%s is a folder, not a run file: open a .mpgrun file." % path
+    if os.path.exists(path) and not os.path.isfile(path):
+        return "%s is not a regular file (a pipe or a device): open a .mpgrun file." % path
+    if isinstance(error, PermissionError):
+        return ("%s cannot be read (permission denied): check its permissions, or open another run file."
+                % path)
+    reason = getattr(error, "strerror", None) or (error.__class__.__name__ if error is not None else "unknown")
+    return "%s cannot be read (%s): check the file, or open another run file." % (path, reason)
 
 
 class RunSource(QtCore.QObject):
@@ -92,7 +146,13 @@ class RunSource(QtCore.QObject):
     # -- control -----------------------------------------------------------------------------------------------
     @property
     def running(self):
+        """The run is being recorded now: started here, or written by another runner and followed."""
         return self.state in ("starting", "running")
+
+    @property
+    def controls_run(self):
+        """A run this window started and can stop (its runner is our child); a followed run is not."""
+        return self.live and self.running
 
     def stop(self):
         """Cancel a live run: the runner ends the whole tree and marks the run file cancelled."""
@@ -122,53 +182,76 @@ class RunSource(QtCore.QObject):
 
     # -- the reader thread ---------------------------------------------------------------------------------
     def _open(self):
+        if os.path.exists(self.path) and not os.path.isfile(self.path):
+            # a folder cannot be opened; a named pipe can, and reading it would wait for a writer forever
+            self._fail(unreadable(self.path))
+            return None
         deadline = time.monotonic() + START_TIMEOUT
         while not self._stop_reading.is_set():
             try:
                 return RunFile(self.path)
-            except RunFileError as e:
+            except (RunFileError, OSError) as e:
+                message = unreadable(self.path, e) if isinstance(e, OSError) else str(e)
                 if not self.live or time.monotonic() > deadline or self._process_done.is_set():
                     if self.live and self._process_done.is_set():
-                        self._fail(self._runner_error() or str(e))
+                        self._fail(self._runner_error() or message)
                     else:
-                        self._fail(str(e))
+                        self._fail(message)
                     return None
             time.sleep(POLL_INTERVAL)
         return None
 
     def _read_loop(self):
-        rf = self._open()
-        if rf is None:
-            return
+        rf = None
         try:
-            last_meta = last_snapshot = 0.0
-            while True:
-                finished = self._process_done.is_set() or not self.live
-                changed = self._pull(rf)
-                now = time.monotonic()
-                if finished:
-                    self._pull(rf)                      # anything written at the very end
-                    status = self._pull_meta(rf).get("status", "running")
-                    if status == "running":
-                        status = "interrupted" if not self.live else ("failed" if self._exit_code() else "done")
-                    self.problems = list(rf.problems)
-                    self.snapshot = build_snapshot(self.model)
-                    self._set_state(status)
-                    return
-                if now - last_meta > 0.25:
-                    last_meta = now
-                    self._pull_meta(rf)
-                    if self.live:
-                        self._set_state("running" if self.state != "stopping" else "stopping")
-                if (changed or self.snapshot is None) and now - last_snapshot > SNAPSHOT_INTERVAL:
-                    last_snapshot = now
-                    self.snapshot = build_snapshot(self.model)
-                if self._stop_reading.wait(POLL_INTERVAL):
-                    return
+            rf = self._open()
+            if rf is not None:
+                self._tail(rf)
         except Exception as e:          # a damaged file mid-way: keep what was read, say what happened
-            self._fail("Reading %s stopped: %s" % (self.path, e))
+            try:
+                self.snapshot = build_snapshot(self.model)
+            except Exception:           # the error below says what happened; the views keep what they had
+                pass
+            reason = (str(e).splitlines() or [e.__class__.__name__])[0]
+            self._fail("Reading %s stopped (%s): what was read is shown; check the file and open it again."
+                       % (self.path, reason))
         finally:
-            rf.close()
+            if rf is not None:
+                rf.close()
+
+    def _tail(self, rf):
+        """Read until the run is finished: a live run's runner exits; a run file opened here is read to its
+        end at once, or followed while another runner is still recording it."""
+        last_meta = last_snapshot = None
+        recording = True
+        unseen = True                   # the model changed since the last snapshot
+        while True:
+            now = time.monotonic()
+            if last_meta is None or now - last_meta > META_INTERVAL:
+                last_meta = now
+                meta = self._pull_meta(rf)
+                if not self.live:
+                    recording = meta.get("status") == "running" and runner_alive(meta, self.path)
+                if recording:
+                    self._set_state("stopping" if self.state == "stopping" else "running")
+            finished = self._process_done.is_set() if self.live else not recording
+            unseen = self._pull(rf) or unseen
+            if finished:
+                self._pull(rf)                      # anything written at the very end
+                status = self._pull_meta(rf).get("status", "running")
+                if status == "running":
+                    status = "interrupted" if not self.live else ("failed" if self._exit_code() else "done")
+                self.problems = list(rf.problems)
+                self.snapshot = build_snapshot(self.model)
+                self._set_state(status)
+                return
+            # Data that arrives just after a snapshot waits for the next one, even if nothing follows it.
+            if unseen and (last_snapshot is None or now - last_snapshot > SNAPSHOT_INTERVAL):
+                last_snapshot = now
+                unseen = False
+                self.snapshot = build_snapshot(self.model)
+            if self._stop_reading.wait(POLL_INTERVAL):
+                return
 
     def _pull(self, rf):
         """Ingest what the run file gained since the last pull; whether there was anything."""

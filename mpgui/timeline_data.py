@@ -94,7 +94,7 @@ def build(model):
         t_last = model.t_last if model.t_last is not None else t0
         procs = [p for p in model.procs.values() if p.traced or p.first != NO_TIME]
         lanes = [Lane(p.pid, lane_label(p), p.role, p.state) for p in lane_order(procs)]
-        tasks = model.tasks.view().copy()
+        tasks = model.tasks_array()
         spans = model.spans_array(include_open=True, now=t_last)
         jobs = {k: v.get("pid", 0) for k, v in model.jobs.items()}
         marks = [((t - t0) / 1e9, label) for t, pid, label, value in model.marks if value is None]

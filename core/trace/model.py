@@ -19,6 +19,7 @@ built on demand (``spans_array()``, ``tasks_array()``...) so views get numpy, ne
 No Qt here: the GUI runs this in a worker thread.
 """
 import enum
+import signal
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -63,6 +64,10 @@ MIN_BLOCKED_NS = 50_000
 
 NO_TIME = -1
 _OUTCOME_PENDING = -1
+#: Outcomes only the pool's parent gives (its worker cannot report them): they beat the worker's own record.
+_PARENT_VERDICTS = (int(Outcome.LOST), int(Outcome.TIMEOUT), int(Outcome.CANCELLED))
+#: What became of a task its worker was running when it ended, by the pool's reason for the worker's end.
+_OUTCOME_BY_WORKER_EXIT = {"died": Outcome.LOST, "timed out": Outcome.TIMEOUT, "stopped": Outcome.CANCELLED}
 
 
 class Table:
@@ -113,10 +118,13 @@ class ProcInfo:
     created: int = NO_TIME      # Process() in the parent
     started: int = NO_TIME      # start() returned in the parent
     booted: int = NO_TIME       # first instruction in the child
-    exited: int = NO_TIME
+    exit_recorded: int = NO_TIME    # the process recorded its own end (PROC_EXIT)
+    end_seen: int = NO_TIME     # the earliest time another process saw it ended (reaped, gone, a zombie)
+    end_reported: int = NO_TIME     # a pool saw its worker end: it waits on the worker's sentinel, so this is
+    #                                 within moments of the death
     exitcode: object = None     # int; negative: killed by signal -exitcode
     first: int = NO_TIME        # first event or sample seen
-    last: int = NO_TIME         # last event or sample seen
+    last: int = NO_TIME         # last sign of life: its latest event, or the latest sample showing it alive
     cpu: float = 0.0
     rss: int = 0
     threads: int = 0
@@ -127,6 +135,28 @@ class ProcInfo:
     uid: int = 0                # the Process object's uid in the parent
     start_us: int = 0           # time inside start() in the parent, in us
     events: int = 0
+
+    @property
+    def exited(self):
+        """When it ended (ns), or NO_TIME while it is not known to have ended.
+
+        Its own record of its end is exact, and so (to a few ms) is a pool's record of its worker's end.  Any
+        other process killed (or ending without recording it) ended between its last sign of life and the
+        moment another process saw it gone, which can be much later (a parent joins when it likes): the
+        former is shown.  Derived on each read, so the answer does not depend on the order records arrive
+        in: live, the monitor's samples reach the run file up to a quarter of a second after the events."""
+        if self.exit_recorded != NO_TIME:
+            return self.exit_recorded
+        if self.end_reported != NO_TIME:
+            return self.end_reported
+        if self.end_seen == NO_TIME or self.last == NO_TIME:
+            return self.end_seen
+        return min(self.last, self.end_seen)
+
+    def saw_end(self, t):
+        """Another process (a parent, the runner, the monitor) observed at ``t`` that this one had ended."""
+        if self.end_seen == NO_TIME or t < self.end_seen:
+            self.end_seen = t
 
     @property
     def state(self):
@@ -150,6 +180,12 @@ class ProcInfo:
 
     def exit_text(self):
         text = self._exit_code_text()
+        if self.exit_reason == "stopped":
+            # terminate(), close() or the pool's end: SIGTERM (or a clean exit) is how a pool stops its workers,
+            # not a crash; only another end is worth naming
+            if self.exitcode in (None, 0, -signal.SIGTERM):
+                return "stopped by the pool"
+            return "stopped by the pool (%s)" % text
         if self.exit_reason and text:
             return "%s (%s)" % (text, self.exit_reason)
         return text or self.exit_reason
@@ -159,7 +195,6 @@ class ProcInfo:
         if code is None:
             return ""
         if code < 0:
-            import signal
             try:
                 return "killed by %s" % signal.Signals(-code).name
             except ValueError:
@@ -280,7 +315,8 @@ class RunModel:
                 if p.first == NO_TIME:
                     p.first = t
                     p.traced = True
-                p.last = t
+                if t > p.last:            # batches from different rings may arrive out of order
+                    p.last = t
                 p.events += 1
                 fn = dispatch.get(kind)
                 if fn is not None:
@@ -330,7 +366,7 @@ class RunModel:
             p = self.proc(r["pid"])
             p.exitcode = r.get("exitcode")
             if r.get("time"):
-                p.exited = r["time"]
+                p.saw_end(r["time"])
         elif kind == "obj":
             self.objects[r["uid"]] = r
         elif kind == "str":
@@ -404,15 +440,14 @@ class RunModel:
 
     def _proc_exit(self, t, uid, a, b, c, pid, tid):
         p = self.proc(pid)
-        p.exited = t
+        p.exit_recorded = t
         if p.exitcode is None:
             p.exitcode = a
 
     def _proc_reaped(self, t, uid, a, b, c, pid, tid):
         p = self.proc(a)
         p.exitcode = b
-        if p.exited == NO_TIME or b < 0:
-            p.exited = max(t, p.last) if b >= 0 else (p.last if p.last != NO_TIME else t)
+        p.saw_end(t)
 
     def _proc_join(self, t, uid, a, b, c, pid, tid):
         if a >= MIN_BLOCKED_NS:
@@ -565,11 +600,21 @@ class RunModel:
         self._set_task(self._task(uid, a, b), start=t, worker=pid)
 
     def _task_end(self, t, uid, a, b, c, pid, tid):
-        self._set_task(self._task(uid, a, b), end=t, worker=pid, outcome=c)
-        j = self.jobs.get((uid, a))
+        i = self._task(uid, a, b)
+        row = self.tasks._a[i]
+        if row["outcome"] in _PARENT_VERDICTS:
+            # The pool failed it first (this record was read late): the worker finished it but its result
+            # never arrived.  The worker's time is the exact end; the verdict stands.
+            self._set_task(i, end=t, worker=pid)
+            return
+        self._set_task(i, end=t, worker=pid, outcome=c)
+        self._count_end(uid, a, c)
+
+    def _count_end(self, pool, job, outcome):
+        j = self.jobs.get((pool, job))
         if j is not None:
             j["done"] += 1
-            if c != Outcome.OK:
+            if outcome != Outcome.OK:
                 j["failed"] += 1
 
     def _group_t0(self, t, uid, a, b, c, pid, tid):
@@ -599,14 +644,21 @@ class RunModel:
         self.tasks.version += 1
 
     def _task_lost(self, t, uid, a, b, c, pid, tid):
+        """The pool failed a task without its worker's answer.  ``t`` is when the pool noticed; a task its
+        worker had finished (result not yet sent) keeps the worker's end, and ``tasks_array`` ends any other
+        no later than its worker did."""
         i = self._task(uid, a, b)
         row = self.tasks._a[i]
+        if row["end"] != NO_TIME:
+            if row["outcome"] == Outcome.OK:
+                j = self.jobs.get((uid, a))
+                if j is not None:
+                    j["failed"] += 1
+            self._set_task(i, outcome=c)
+            return
         start = row["start"] if row["start"] != NO_TIME else (row["sent"] if row["sent"] != NO_TIME else t)
         self._set_task(i, end=t, outcome=c, start=start)
-        j = self.jobs.get((uid, a))
-        if j is not None:
-            j["done"] += 1
-            j["failed"] += 1
+        self._count_end(uid, a, c)
 
     def _result_used(self, t, uid, a, b, c, pid, tid):
         if b >= 0:
@@ -626,8 +678,9 @@ class RunModel:
         p = self.proc(a)
         if p.exitcode is None:
             p.exitcode = b
-        if p.exited == NO_TIME:
-            p.exited = t
+        p.saw_end(t)
+        if p.end_reported == NO_TIME:
+            p.end_reported = t
         if c in WorkerExit._value2member_map_:
             p.exit_reason = WorkerExit(c).name.lower().replace("_", " ")
 
@@ -666,7 +719,10 @@ class RunModel:
                 p.role = pr.get("role", "other")
             if p.first == NO_TIME:
                 p.first = t
-            p.last = max(p.last, t)
+            if pr.get("status") == "zombie":     # ended; its parent has not reaped it yet
+                p.saw_end(t)
+            else:
+                p.last = max(p.last, t)
             p.cpu = pr.get("cpu", 0.0)
             p.rss = pr.get("rss", 0)
             p.threads = pr.get("threads", 0)
@@ -676,8 +732,7 @@ class RunModel:
         for pid in s.get("gone", ()):
             p = self.procs.get(pid)
             if p is not None:
-                if p.exited == NO_TIME:
-                    p.exited = t
+                p.saw_end(t)
                 p.status = "gone"
 
     # ------------------------------------------------------------------------------------------------------
@@ -696,7 +751,37 @@ class RunModel:
         return np.concatenate((done, np.array(rows, dtype=SPAN_DTYPE)))
 
     def tasks_array(self):
-        return self.tasks.view().copy()
+        """The task table (a copy), with what the workers' ends imply: a task ends when its worker does.
+
+        A task still open when its worker's end is known ends then, as the pool said of the worker (died:
+        lost, timed out, stopped: cancelled) or, without a word from the pool, cancelled if the run was
+        stopped and lost otherwise.  A task the pool failed after its worker died ends at the death, not when
+        the pool noticed.  Derived on each call, so records arriving later (the pool's verdict, the
+        monitor's last samples) still count."""
+        tab = self.tasks.view().copy()
+        ran = np.nonzero(tab["start"] != NO_TIME)[0]
+        if not len(ran):
+            return tab
+        workers = np.unique(tab["worker"][ran])
+        info = [self.procs.get(pid) for pid in workers.tolist()]
+        died_of = np.array([p.exited if p is not None else NO_TIME for p in info], dtype=np.int64)
+        outcome_of = np.array([self._outcome_of_open_task(p) if p is not None else _OUTCOME_PENDING for p in info],
+                              dtype=tab["outcome"].dtype)
+        w = np.searchsorted(workers, tab["worker"][ran])         # each task's worker, as an index
+        known = died_of[w] != NO_TIME
+        rows, w = ran[known], w[known]
+        died = died_of[w]
+        end, start = tab["end"][rows], tab["start"][rows]
+        still_open = end == NO_TIME
+        tab["outcome"][rows[still_open]] = outcome_of[w[still_open]]
+        tab["end"][rows] = np.where(still_open | (end > died), np.maximum(died, start), end)
+        return tab
+
+    def _outcome_of_open_task(self, worker):
+        outcome = _OUTCOME_BY_WORKER_EXIT.get(worker.exit_reason)
+        if outcome is None:
+            outcome = Outcome.CANCELLED if self.meta.get("status") == "cancelled" else Outcome.LOST
+        return outcome
 
     def messages_array(self):
         return self.messages.view().copy()

@@ -1,0 +1,210 @@
+"""RunModel on synthetic events: what it derives must not depend on how the events were batched.
+
+A live run reaches the model in pieces: the collector's events every 10 ms, the resource monitor's samples
+in batches up to a quarter of a second late, the run's meta when the reader next looks.  A saved run arrives
+in one piece, events first.  Both must give the same processes and tasks.
+"""
+import signal
+
+import numpy as np
+import pytest
+
+from core.trace.arrays import EVENT_DTYPE
+from core.trace.events import JobMethod, Kind, Outcome, WorkerExit
+from core.trace.model import NO_TIME, RunModel
+
+S = 1_000_000_000
+MAIN, W1, W2 = 100, 201, 202
+POOL, JOB = 7, 1
+
+
+def at(seconds):
+    return int(round(seconds * S))
+
+
+def events(*rows):
+    """rows: (seconds, kind, pid, uid, a, b, c)."""
+    out = np.zeros(len(rows), EVENT_DTYPE)
+    for i, (t, kind, pid, uid, a, b, c) in enumerate(rows):
+        out[i] = (at(t), uid, a, b, int(kind), c, pid, pid)
+    return out
+
+
+def sample(t, alive=(), gone=(), zombie=()):
+    def row(pid, status):
+        return {"pid": pid, "ppid": MAIN, "name": "python", "cpu": 50.0, "rss": 1 << 20, "threads": 1,
+                "status": status}
+    return (at(t), {"cores": [50.0], "procs": [row(p, "running") for p in alive] +
+                    [row(p, "zombie") for p in zombie], "gone": list(gone)})
+
+
+REGS = [{"t": "proc", "pid": MAIN, "ppid": 1, "role": "main", "name": "MainProcess"},
+        {"t": "proc", "pid": W1, "ppid": MAIN, "role": "worker", "name": "PoolWorker-1"},
+        {"t": "proc", "pid": W2, "ppid": MAIN, "role": "worker", "name": "PoolWorker-2"}]
+
+
+def pool_start(n_tasks=2):
+    """Main submits a job of ``n_tasks``; task i goes to W1 (even) or W2 (odd) and starts at 0.2 s."""
+    rows = [(0.1, Kind.POOL_JOB, MAIN, POOL, JOB, n_tasks, int(JobMethod.IMAP))]
+    for i in range(n_tasks):
+        w = W1 if i % 2 == 0 else W2
+        rows += [(0.1, Kind.POOL_CHUNK_QUEUED, MAIN, POOL, JOB, i, 1),
+                 (0.15, Kind.POOL_CHUNK_SENT, MAIN, POOL, JOB, i, w),
+                 (0.2, Kind.POOL_TASK_T0, w, POOL, JOB, i, 0)]
+    return rows
+
+
+def model_of(pieces, meta=None):
+    """Feed ``pieces`` (each a dict of events / samples) one ingest at a time, like the live reader."""
+    m = RunModel()
+    m.set_meta({"created_perf": 0, "status": "running"})
+    m.ingest(None, REGS)
+    for piece in pieces:
+        m.ingest(piece.get("events"), (), piece.get("samples", ()))
+    if meta:
+        m.set_meta(dict({"created_perf": 0}, **meta))
+    return m
+
+
+def task(m, index):
+    tab = m.tasks_array()
+    return tab[tab["index"] == index][0]
+
+
+# -- a task ends when its worker does -----------------------------------------------------------------------
+
+def stopped_run_pieces():
+    """Stop: the runner ends the tree at about 2.95 s; nobody records anything for the tasks then running.
+    The monitor saw the workers alive until 2.9 s and gone at 3.0 s; main's last event is at 3.86 s."""
+    alive = [sample(0.1 * k, alive=(MAIN, W1, W2)) for k in range(3, 30)]
+    return [{"events": events(*pool_start())},
+            {"events": events((3.86, Kind.MARK, MAIN, 0, 0, 0, 0))},
+            {"samples": alive + [sample(3.0, alive=(MAIN,), gone=(W1, W2))]}]
+
+
+@pytest.mark.parametrize("status, outcome", [("cancelled", Outcome.CANCELLED), ("running", Outcome.LOST),
+                                             ("failed", Outcome.LOST)])
+def test_a_task_still_open_when_its_worker_ends_ends_then(status, outcome):
+    m = model_of(stopped_run_pieces(), {"status": status})
+    for index, pid in ((0, W1), (1, W2)):
+        died = m.procs[pid].exited
+        assert at(2.9) <= died <= at(3.0)
+        t = task(m, index)
+        assert t["end"] == died, "the task runs on after its worker ended"
+        assert t["outcome"] == outcome
+
+
+def test_the_pool_s_verdict_on_a_worker_decides_its_open_task():
+    """A worker the pool timed out: its open task timed out (the TASK_LOST record itself was dropped)."""
+    pieces = [{"events": events(*pool_start(1))},
+              {"samples": [sample(1.0, alive=(MAIN, W1))]},
+              {"events": events((1.05, Kind.PROC_REAPED, MAIN, 0, W1, -signal.SIGKILL, 0),
+                                (1.05, Kind.POOL_WORKER_EXIT, MAIN, POOL, W1, -signal.SIGKILL,
+                                 int(WorkerExit.TIMED_OUT)),
+                                (2.0, Kind.MARK, MAIN, 0, 0, 0, 0))}]
+    m = model_of(pieces, {"status": "done"})
+    t = task(m, 0)
+    assert t["outcome"] == Outcome.TIMEOUT and t["end"] == m.procs[W1].exited == at(1.05)
+
+
+def test_a_task_whose_worker_is_still_running_stays_open():
+    m = model_of([{"events": events(*pool_start(1))}, {"samples": [sample(1.0, alive=(MAIN, W1))]}])
+    assert m.procs[W1].exited == NO_TIME
+    assert task(m, 0)["end"] == NO_TIME
+
+
+# -- a lost task never ends after its worker's death ------------------------------------------------------
+
+def killed_worker_pieces(pool_saw_it=True):
+    """W1 runs task 0 from 0.2 s and is killed at about 1.32 s; the monitor saw it alive at 1.1, 1.2 and
+    1.3 s; the pool noticed at 1.33 s (``pool_saw_it``), or a parent reaped it at 1.33 s without a pool's
+    word, or only the monitor saw it gone at 1.4 s.  Live, the parent's records arrive before the last
+    samples do (the monitor hands them over every 0.25 s)."""
+    notices = [(1.33, Kind.PROC_REAPED, MAIN, 0, W1, -signal.SIGKILL, 0),
+               (1.33, Kind.POOL_TASK_LOST, MAIN, POOL, JOB, 0, int(Outcome.LOST))]
+    if pool_saw_it:
+        notices.append((1.33, Kind.POOL_WORKER_EXIT, MAIN, POOL, W1, -signal.SIGKILL, int(WorkerExit.DIED)))
+    return ({"events": events(*pool_start(1))},
+            {"samples": [sample(1.0, alive=(MAIN, W1))]},
+            {"events": events(*notices)},
+            {"samples": [sample(t, alive=(MAIN, W1)) for t in (1.1, 1.2, 1.3)] +
+             [sample(1.4, alive=(MAIN,), gone=(W1,))]})
+
+
+def merged(pieces):
+    """The same data in one ingest, events first (as a saved run file is read)."""
+    ev = [p["events"] for p in pieces if "events" in p]
+    return [{"events": np.concatenate(ev), "samples": [s for p in pieces for s in p.get("samples", ())]}]
+
+
+@pytest.mark.parametrize("order", ["live", "saved", "samples first"])
+@pytest.mark.parametrize("pool_saw_it, death", [(True, 1.33), (False, 1.3)])
+def test_a_lost_task_ends_when_its_worker_died(order, pool_saw_it, death):
+    """The worker's death is when its pool saw it end, or else its last sign of life, whatever the order
+    the records arrive in; its lost task ends then."""
+    pieces = list(killed_worker_pieces(pool_saw_it))
+    if order == "saved":
+        pieces = merged(pieces)
+    elif order == "samples first":
+        pieces = [pieces[1], pieces[3], pieces[0], pieces[2]]
+    m = model_of(pieces, {"status": "done"})
+    w = m.procs[W1]
+    assert w.exited == at(death)
+    assert w.exitcode == -signal.SIGKILL
+    t = task(m, 0)
+    assert t["outcome"] == Outcome.LOST
+    assert t["end"] == w.exited
+
+
+def test_a_task_finished_but_not_reported_keeps_its_end_and_is_lost():
+    """The worker finished task 0 at 1.1 s and died before sending its result: the pool fails it at 1.33 s.
+    Its bar ends when it finished, whichever record arrives first; it is lost (its result never came)."""
+    worker_rows = events((1.1, Kind.POOL_TASK, W1, POOL, JOB, 0, int(Outcome.OK)),
+                         (1.1, Kind.POOL_TASK_T0, W1, POOL, JOB, 2, 0))
+    parent_rows = events((1.05, Kind.POOL_CHUNK_SENT, MAIN, POOL, JOB, 2, W1),
+                         (1.33, Kind.POOL_TASK_LOST, MAIN, POOL, JOB, 0, int(Outcome.LOST)),
+                         (1.33, Kind.POOL_TASK_LOST, MAIN, POOL, JOB, 2, int(Outcome.LOST)),
+                         (1.33, Kind.PROC_REAPED, MAIN, 0, W1, -signal.SIGKILL, 0))
+    for pieces in ([{"events": events(*pool_start(1))}, {"events": worker_rows}, {"events": parent_rows}],
+                   [{"events": events(*pool_start(1))}, {"events": parent_rows}, {"events": worker_rows}]):
+        m = model_of(pieces + [{"samples": [sample(1.2, alive=(MAIN, W1))]}], {"status": "done"})
+        t0, t2 = task(m, 0), task(m, 2)
+        assert t0["end"] == at(1.1) and t0["outcome"] == Outcome.LOST
+        assert t2["end"] == m.procs[W1].exited == at(1.2) and t2["outcome"] == Outcome.LOST
+
+
+def test_a_zombie_is_not_alive():
+    """A sample that lists a process as a zombie means it has ended (its parent has not reaped it yet)."""
+    pieces = [{"events": events(*pool_start(1))},
+              {"samples": [sample(1.0, alive=(MAIN, W1)), sample(1.1, alive=(MAIN,), zombie=(W1,)),
+                           sample(1.2, alive=(MAIN,), zombie=(W1,))]},
+              {"events": events((1.5, Kind.PROC_REAPED, MAIN, 0, W1, -signal.SIGKILL, 0))}]
+    m = model_of(pieces, {"status": "done"})
+    assert m.procs[W1].exited == at(1.0)
+    assert task(m, 0)["end"] == at(1.0)
+
+
+def test_a_process_that_records_its_own_end_ends_then():
+    pieces = [{"events": events((0.1, Kind.PROC_BOOT, W1, 0, MAIN, 0, 0), (2.0, Kind.PROC_EXIT, W1, 0, 0, 0, 0))},
+              {"samples": [sample(2.05, alive=(MAIN, W1))]},
+              {"events": events((2.1, Kind.PROC_REAPED, MAIN, 0, W1, 0, 0))}]
+    m = model_of(pieces)
+    assert m.procs[W1].exited == at(2.0) and m.procs[W1].exitcode == 0
+
+
+# -- how a worker's end is described ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("code, text", [(-signal.SIGTERM, "stopped by the pool"), (0, "stopped by the pool"),
+                                        (-signal.SIGKILL, "stopped by the pool (killed by SIGKILL)")])
+def test_a_worker_the_pool_stopped_says_so(code, text):
+    m = model_of([{"events": events(*pool_start(1))},
+                  {"events": events((1.0, Kind.POOL_TASK, W1, POOL, JOB, 0, int(Outcome.OK)),
+                                    (1.5, Kind.POOL_CLOSED, MAIN, POOL, 0, 0, 1),
+                                    (1.5, Kind.PROC_REAPED, MAIN, 0, W1, code, 0),
+                                    (1.5, Kind.POOL_WORKER_EXIT, MAIN, POOL, W1, code, int(WorkerExit.STOPPED)))}])
+    assert m.procs[W1].exit_text() == text
+
+
+def test_a_worker_that_died_still_says_how():
+    m = model_of(killed_worker_pieces())
+    assert m.procs[W1].exit_text() == "killed by SIGKILL (died)"
