@@ -226,10 +226,9 @@ def _ensure_registered():
 def _process_record():
     import multiprocessing.process as mpp
     cur = mpp.current_process()
-    parent = mpp.parent_process()
-    return {"t": "proc", "pid": _state.pid, "ppid": os.getppid(), "role": _role or ("main" if parent is None
-                                                                                    else "process"),
-            "name": _name or cur.name, "perf": _now(), "wall": time.time_ns(), "argv": sys.argv[:8],
+    return {"t": "proc", "pid": _state.pid, "ppid": os.getppid(),
+            "role": _role or ("main" if _is_main_process() else "process"), "name": _name or cur.name,
+            "perf": _now(), "wall": time.time_ns(), "argv": sys.argv[:8],
             "exe": sys.executable, "platform": sys.platform}
 
 
@@ -254,8 +253,12 @@ def default_name(kind):
 
 
 def _is_main_process():
+    """Whether this is the program's own process.  A spawn or forkserver child has no parent_process() until
+    its bootstrap, yet it runs user code before that: it imports the main module (a script without the main
+    guard runs whole), with ``_inheriting`` set on its current process meanwhile, as the forkserver does
+    while it preloads that module."""
     import multiprocessing.process as mpp
-    return mpp.parent_process() is None
+    return mpp.parent_process() is None and not getattr(mpp.current_process(), "_inheriting", False)
 
 
 def register_object(uid, kind, name, **extra):
