@@ -48,9 +48,9 @@ MIN_RING_RECORDS = 1 << 10
 #: milliseconds, a quiet one keeps 48 KiB reserved.
 FIRST_RING_RECORDS = MIN_RING_RECORDS
 RING_GROWTH = 4
-#: Rings leave this much of the trace directory's file system free (an eighth of it, at most 64 MiB): the
+#: Rings leave part of the trace directory's file system free (an eighth of it, at most 64 MiB): the
 #: program's own semaphores and shared memory live in /dev/shm too.
-FS_HEADROOM_FRACTION = 8
+FS_HEADROOM_DIVISOR = 8
 FS_HEADROOM_MAX = 64 << 20
 #: After a ring could not be made or grown, the thread tries again no sooner than this (the collector
 #: frees the space of every ring it has drained and retired).
@@ -351,7 +351,7 @@ def _room_for(directory, size):
         vfs = os.statvfs(directory)
     except (AttributeError, OSError):          # no statvfs (Windows): the reservation alone decides
         return True
-    headroom = min(vfs.f_blocks * vfs.f_frsize // FS_HEADROOM_FRACTION, FS_HEADROOM_MAX)
+    headroom = min(vfs.f_blocks * vfs.f_frsize // FS_HEADROOM_DIVISOR, FS_HEADROOM_MAX)
     return vfs.f_bavail * vfs.f_frsize - size >= headroom
 
 
