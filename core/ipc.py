@@ -10,7 +10,15 @@
 Each records what was sent and received, with sizes (IPC_SEND/IPC_RECV, SIGNAL_SEND/SIGNAL_RECV).
 Messages are pickled objects framed by an 8-byte length.  Channels are picklable, so they can be handed to
 child processes as Process arguments; a file channel's reader keeps its own position.
+
+Unpickling runs code the data names, so a socket channel never unpickles what an unauthenticated peer sent:
+a TCP channel's two ends first prove to each other that they know the same authkey (an HMAC challenge each
+way, as ``multiprocessing.connection`` does; the process's authkey by default, which its children inherit),
+and a refused peer raises ``multiprocessing.AuthenticationError`` before any message is read.  A socketpair
+has no outside peer.  A channel made directly on some other socket carries bytes only.
 """
+import hashlib
+import hmac
 import os
 import pickle
 import signal as _signal
@@ -18,6 +26,9 @@ import socket
 import struct
 import sys
 import time
+
+from multiprocessing import AuthenticationError
+from multiprocessing import process as _process
 
 from .shared_memory import ShareableList, SharedMemory  # noqa: F401
 from .trace import recorder
@@ -29,6 +40,18 @@ _LEN = struct.Struct("<Q")
 
 #: How long a file reader sleeps between looks at a file that has nothing new.
 FILE_POLL_INTERVAL = 0.001
+
+#: How long a TCP peer has to complete the authentication handshake when the caller gave no timeout: a peer
+#: that connects and says nothing is refused, never waited for.
+AUTH_TIMEOUT = 30.0
+#: The longest handshake message: a peer cannot make this end read (or allocate) more before it is trusted.
+AUTH_MESSAGE_MAX = 256
+#: Random bytes in a challenge, and the HMAC that answers it.
+AUTH_NONCE_SIZE = 32
+AUTH_DIGEST = hashlib.sha256
+_CHALLENGE = b"#MPGUI-CHALLENGE#"
+_WELCOME = b"#WELCOME#"
+_FAILURE = b"#FAILURE#"
 
 
 class _Channel:
@@ -117,13 +140,18 @@ class FileChannel(_Channel):
 
 
 class SocketChannel(_Channel):
-    """Messages over a connected stream socket (a socketpair end, or a TCP connection on loopback)."""
+    """Messages over a connected stream socket (a socketpair end, or a TCP connection on loopback).
+
+    Make channels with ``pair()``, or ``listen()`` + ``accept()`` on one side and ``connect()`` on the other:
+    those carry objects.  ``SocketChannel(sock)`` on a socket made elsewhere carries bytes only (``send_bytes``
+    and ``recv_bytes``), since nothing proved who is at the other end."""
 
     _trace_kind = "SocketChannel"
     _ipc_kind = IpcKind.SOCKET
 
     def __init__(self, sock, name=None):
         self.sock = sock
+        self._objects = False     # set by pair / accept / connect: only then may recv() unpickle
         self._init_trace(name)
 
     @classmethod
@@ -131,7 +159,10 @@ class SocketChannel(_Channel):
         """Two connected channels (``socket.socketpair``)."""
         a, b = socket.socketpair()
         base = name or recorder.default_name(cls._trace_kind)
-        return cls(a, base + "[0]"), cls(b, base + "[1]")
+        ends = cls(a, base + "[0]"), cls(b, base + "[1]")
+        for end in ends:
+            end._objects = True
+        return ends
 
     @classmethod
     def listen(cls, host="127.0.0.1", port=0):
@@ -143,31 +174,114 @@ class SocketChannel(_Channel):
         return srv
 
     @classmethod
-    def accept(cls, server, timeout=None, name=None):
+    def accept(cls, server, timeout=None, name=None, authkey=None):
+        """Accept one connection on ``server`` (from ``listen``) and authenticate its peer with ``authkey``
+        (default: this process's authkey).  ``timeout`` bounds the wait for a connection and, separately,
+        the handshake (``AUTH_TIMEOUT`` when None).  A peer that fails raises AuthenticationError."""
+        authkey = _authkey(authkey)
         server.settimeout(timeout)
         conn, _ = server.accept()
-        conn.settimeout(None)
-        if conn.family in (socket.AF_INET, getattr(socket, "AF_INET6", None)):
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(conn, name)
+        try:
+            if conn.family in (socket.AF_INET, getattr(socket, "AF_INET6", None)):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ch = cls(conn, name)
+            ch._handshake(authkey, timeout, challenge_first=True)
+        except BaseException:
+            conn.close()
+            raise
+        return ch
 
     @classmethod
-    def connect(cls, address, timeout=10.0, name=None):
+    def connect(cls, address, timeout=10.0, name=None, authkey=None):
+        """Connect to a ``listen``-ing end at ``address`` and authenticate with ``authkey`` (default: this
+        process's authkey); ``timeout`` bounds the connection and, separately, the handshake."""
+        authkey = _authkey(authkey)
         sock = socket.create_connection(address, timeout=timeout)
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(sock, name)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ch = cls(sock, name)
+            ch._handshake(authkey, timeout, challenge_first=False)
+        except BaseException:
+            sock.close()
+            raise
+        return ch
+
+    # -- authentication: mutual HMAC challenge, the scheme of multiprocessing.connection ------------------
+    def _handshake(self, authkey, timeout, challenge_first):
+        """Each end challenges the other; the one that accepted challenges first, so it answers nothing for
+        a peer that has not proved itself.  Handshake messages are not recorded as the channel's traffic."""
+        self.sock.settimeout(AUTH_TIMEOUT if timeout is None else timeout)
+        try:
+            if challenge_first:
+                self._deliver_challenge(authkey)
+                self._answer_challenge(authkey)
+            else:
+                self._answer_challenge(authkey)
+                self._deliver_challenge(authkey)
+        except socket.timeout:
+            raise AuthenticationError(
+                "the peer of %s did not complete the authentication handshake within %s s: connect to this "
+                "end with SocketChannel.connect" % (self.name, AUTH_TIMEOUT if timeout is None else timeout)
+            ) from None
+        except (EOFError, ConnectionError) as e:
+            raise AuthenticationError("the peer of %s left during the authentication handshake (%s): connect "
+                                      "to this end with SocketChannel.connect" % (self.name, e)) from None
+        self.sock.settimeout(None)
+        self._objects = True
+
+    def _deliver_challenge(self, authkey):
+        nonce = os.urandom(AUTH_NONCE_SIZE)
+        self._send_frame(_CHALLENGE + nonce)
+        answer = self._recv_frame(AUTH_MESSAGE_MAX)
+        if answer is not None and hmac.compare_digest(answer, hmac.new(authkey, nonce, AUTH_DIGEST).digest()):
+            self._send_frame(_WELCOME)
+            return
+        try:
+            self._send_frame(_FAILURE)
+        except OSError:
+            pass                          # a peer that already left is refused all the same
+        raise AuthenticationError("the peer of %s did not prove it knows the authkey: give both ends the same "
+                                  "authkey= (by default the process's authkey, which its children inherit)"
+                                  % self.name)
+
+    def _answer_challenge(self, authkey):
+        challenge = self._recv_frame(AUTH_MESSAGE_MAX)
+        if challenge is None or not challenge.startswith(_CHALLENGE):
+            raise AuthenticationError("the peer of %s sent no authentication challenge: connect only to an end "
+                                      "made with SocketChannel.listen and accept" % self.name)
+        self._send_frame(hmac.new(authkey, challenge[len(_CHALLENGE):], AUTH_DIGEST).digest())
+        if self._recv_frame(AUTH_MESSAGE_MAX) != _WELCOME:
+            raise AuthenticationError("the peer of %s refused this end's authkey: give both ends the same "
+                                      "authkey= (by default the process's authkey, which its children inherit)"
+                                      % self.name)
+
+    def _send_frame(self, data):
+        self.sock.sendall(_LEN.pack(len(data)) + data)
+
+    def _recv_frame(self, limit):
+        """One framed message of at most ``limit`` bytes, or None for a longer one (left unread)."""
+        (n,) = _LEN.unpack(self._recv_exact(_LEN.size))
+        return self._recv_exact(n) if n <= limit else None
 
     def __reduce__(self):
         from multiprocessing.reduction import DupFd
         from multiprocessing import context
         context.assert_spawning(self)
         if sys.platform == "win32":
-            return (_rebuild_socket_channel_win, (self.sock.share(os.getpid()), self._trace_uid, self.name))
+            return (_rebuild_socket_channel_win, (self.sock.share(os.getpid()), self._trace_uid, self.name,
+                                                  self._objects))
         return (_rebuild_socket_channel, (DupFd(self.sock.fileno()), self.sock.family, self.sock.type,
-                                          self._trace_uid, self.name))
+                                          self._trace_uid, self.name, self._objects))
+
+    def _check_objects(self):
+        if not self._objects:
+            raise AuthenticationError(
+                "%s carries bytes only: it was made on a socket whose peer nothing authenticated; use "
+                "send_bytes/recv_bytes, or make the channel with SocketChannel.pair() or listen/accept/connect"
+                % self.name)
 
     def send(self, obj):
+        self._check_objects()
         return self.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
     def send_bytes(self, data):
@@ -199,6 +313,7 @@ class SocketChannel(_Channel):
         return data
 
     def recv(self):
+        self._check_objects()
         return pickle.loads(self.recv_bytes())
 
     def close(self):
@@ -208,17 +323,26 @@ class SocketChannel(_Channel):
         return self.sock.fileno()
 
 
-def _rebuild_socket_channel(df, family, type_, uid, name):
+def _authkey(authkey):
+    """The authkey to use: the given bytes, or this process's authkey."""
+    if authkey is None:
+        return bytes(_process.current_process().authkey)
+    if not isinstance(authkey, bytes):
+        raise TypeError("authkey should be a byte string, not %s" % type(authkey).__name__)
+    return authkey
+
+
+def _rebuild_socket_channel(df, family, type_, uid, name, objects):
     ch = SocketChannel.__new__(SocketChannel)
     ch.sock = socket.socket(family, type_, fileno=df.detach())
-    ch._trace_uid, ch.name = uid, name
+    ch._trace_uid, ch.name, ch._objects = uid, name, objects
     return ch
 
 
-def _rebuild_socket_channel_win(data, uid, name):      # pragma: no cover - Windows only
+def _rebuild_socket_channel_win(data, uid, name, objects):      # pragma: no cover - Windows only
     ch = SocketChannel.__new__(SocketChannel)
     ch.sock = socket.fromshare(data)
-    ch._trace_uid, ch.name = uid, name
+    ch._trace_uid, ch.name, ch._objects = uid, name, objects
     return ch
 
 

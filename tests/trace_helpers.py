@@ -51,3 +51,21 @@ def record_then_wait(n, ready):
 def touch_lock(lock):
     with lock:
         pass
+
+
+def socket_connect_with_key(address, authkey, q):
+    """Connect a SocketChannel to ``address`` with ``authkey``; put on ``q`` the answer to a hello, or the
+    refusal."""
+    import os
+    from multiprocessing import AuthenticationError
+    from core.ipc import SocketChannel
+    try:
+        ch = SocketChannel.connect(address, authkey=authkey)
+    except AuthenticationError as e:
+        q.put(("refused", str(e)))
+        return
+    try:
+        ch.send({"pid": os.getpid()})
+        q.put(("got", ch.recv()))
+    finally:
+        ch.close()

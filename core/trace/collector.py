@@ -8,8 +8,12 @@ A record is taken only when it is whole.  The writer stores a record's body firs
 last; the collector reads sequence numbers first (to find how far the ring is written) and copies bodies
 after, so on CPUs that keep stores and loads in order (x86, and what CPython's own memory model assumes)
 a sequence number it saw always covers a finished body.  The copy is checked once more against the
-expected numbers, which also catches a writer that lapped the ring.  Rings of processes
-that are closed or gone are drained one last time and deleted.
+expected numbers, which also catches a writer that lapped the ring.  Rings that are closed (their thread
+ended or moved to a larger ring) or whose process is gone are drained one last time and deleted, which
+also gives back the file descriptor their mapping holds.
+
+The run's drops are every ring's dropped count plus every process's lost-records file (``<pid>.lost``:
+records lost because no ring could be made for their thread).
 
 No Qt here; numpy for the copies.
 """
@@ -28,7 +32,8 @@ import numpy as np
 
 from .arrays import EVENT_DTYPE, RECORD_DTYPE
 from .events import RECORD_SIZE
-from .recorder import HEADER_FORMAT, HEADER_SIZE, MAGIC, OFF_CLOSED, OFF_DROPPED, OFF_READ_IDX
+from .recorder import (HEADER_FORMAT, HEADER_SIZE, LOST_FILE_SIZE, LOST_FORMAT, LOST_MAGIC, LOST_SUFFIX, MAGIC,
+                       OFF_CLOSED, OFF_DROPPED, OFF_LOST, OFF_READ_IDX)
 
 #: How often the collector looks at the rings.  Short enough for a live view and for the 50 ms
 #: SIGKILL promise (a ring outlives its process anyway), long enough to copy in large slices.
@@ -45,7 +50,7 @@ class Batch:
     meta files), and the dropped-record totals per ring that changed."""
     events: np.ndarray
     metas: list = field(default_factory=list)
-    drops: dict = field(default_factory=dict)     # ring name -> total dropped so far
+    drops: dict = field(default_factory=dict)     # ring or lost-records file name -> total dropped so far
     ended: list = field(default_factory=list)     # pids whose rings were all retired this poll
 
     def __bool__(self):
@@ -149,6 +154,34 @@ class RingReader:
                 pass
 
 
+class LostReader:
+    """The collector's view of one process's lost-records file."""
+
+    def __init__(self, path):
+        self.path = path
+        self.name = os.path.basename(path)
+        with open(path, "rb") as f:
+            self.mm = mmap.mmap(f.fileno(), LOST_FILE_SIZE, access=mmap.ACCESS_READ)
+        magic, _version, _pad, pid, _lost = struct.unpack_from(LOST_FORMAT, self.mm, 0)
+        if magic != LOST_MAGIC:
+            self.mm.close()
+            raise ValueError("not a lost-records file: %s" % path)
+        self.pid = pid
+        self.dropped = 0
+        self.last_liveness = 0.0
+
+    def read_dropped(self):
+        return _u64.unpack_from(self.mm, OFF_LOST)[0]
+
+    def close(self, delete=True):
+        self.mm.close()
+        if delete:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
 class MetaReader:
     """Tails one process's JSON-lines meta file."""
 
@@ -179,6 +212,15 @@ class MetaReader:
             except ValueError:
                 pass
         return out
+
+
+def _ring_order(name):
+    """Sort key of a ring file name ``pid-tid-seq.ring``: by thread, then in the order the thread made them."""
+    parts = name[:-len(".ring")].split("-")
+    try:
+        return tuple(int(x) for x in parts)
+    except ValueError:
+        return (float("inf"),)
 
 
 def to_events(records, pid, tid):
@@ -279,8 +321,9 @@ class Collector:
         self.poll_interval = poll_interval
         self.own_dir = own_dir
         self.rings = {}        # file name -> RingReader
+        self.losts = {}        # file name -> LostReader
         self.metas = {}        # file name -> MetaReader
-        self.retired = set()   # ring file names already drained and deleted
+        self.retired = set()   # ring and lost-records file names already drained and deleted
         self.dropped_total = 0
         self._drops_seen = {}
         self._stop = threading.Event()
@@ -311,9 +354,10 @@ class Collector:
             self._thread.join()
             self._thread = None
         self.poll(final=True)
-        for r in list(self.rings.values()):
+        for r in list(self.rings.values()) + list(self.losts.values()):
             r.close(delete=True)
         self.rings.clear()
+        self.losts.clear()
         if self.own_dir:
             release_trace_dir(self.trace_dir)
 
@@ -323,16 +367,30 @@ class Collector:
             names = os.listdir(self.trace_dir)
         except OSError:
             return
+        # A thread that fills its ring moves to a new one ("pid-tid-seq.ring", seq counting up): readers are
+        # made, and so read in each poll, in that order, and a ring that cannot be opened yet holds back its
+        # thread's later ones, so a thread's events always come in the order it recorded them.
+        held_back = set()
+        for name in sorted((n for n in names if n.endswith(".ring")), key=_ring_order):
+            thread = name.rsplit("-", 1)[0]
+            if name in self.rings or name in self.retired:
+                continue
+            if thread in held_back:
+                continue
+            try:
+                self.rings[name] = RingReader(os.path.join(self.trace_dir, name))
+            except OSError:
+                held_back.add(thread)         # out of file descriptors, say: next poll
+            except (ValueError, struct.error):
+                continue                      # not a ring: nothing to wait for
         for name in names:
-            if name.endswith(".ring"):
-                if name in self.rings or name in self.retired:
-                    continue
+            if name.endswith(".meta") and name not in self.metas:
+                self.metas[name] = MetaReader(os.path.join(self.trace_dir, name))
+            elif name.endswith(LOST_SUFFIX) and name not in self.losts and name not in self.retired:
                 try:
-                    self.rings[name] = RingReader(os.path.join(self.trace_dir, name))
+                    self.losts[name] = LostReader(os.path.join(self.trace_dir, name))
                 except (OSError, ValueError, struct.error):
                     continue
-            elif name.endswith(".meta") and name not in self.metas:
-                self.metas[name] = MetaReader(os.path.join(self.trace_dir, name))
 
     def poll(self, final=False):
         """Gather everything new into one batch and hand it to the sink.  Returns the batch."""
@@ -364,6 +422,17 @@ class Collector:
                     r.close(delete=True)
                     del self.rings[name]
                     self.retired.add(name)
+            for name, r in list(self.losts.items()):
+                gone = self._process_gone(r, now, final)      # decided before the last read
+                d = r.read_dropped()
+                if d != r.dropped:
+                    self.dropped_total += d - r.dropped
+                    r.dropped = d
+                    drops[name] = d
+                if gone:
+                    r.close(delete=True)
+                    del self.losts[name]
+                    self.retired.add(name)
             if parts:
                 events = np.concatenate(parts) if len(parts) > 1 else parts[0]
             else:
@@ -379,6 +448,14 @@ class Collector:
         if r.is_closed():
             return now - r.last_data > self.poll_interval
         if now - r.last_data < LIVENESS_INTERVAL or now - r.last_liveness < LIVENESS_INTERVAL:
+            return False
+        r.last_liveness = now
+        return not _pid_alive(r.pid)
+
+    def _process_gone(self, r, now, final):
+        if final:
+            return True
+        if now - r.last_liveness < LIVENESS_INTERVAL:
             return False
         r.last_liveness = now
         return not _pid_alive(r.pid)

@@ -7,12 +7,22 @@ killed with SIGKILL.  When a ring is full the record is dropped and counted in t
 never blocks.  Names (processes, objects, interned strings) go once per process into a small JSON-lines
 side file written with O_APPEND.
 
+A ring's pages are reserved when it is made: the trace directory is usually a tmpfs (/dev/shm, 64 MB in a
+default Docker container), where a store into a page of a sparse file that the file system cannot supply
+kills the writer with SIGBUS.  So a full file system refuses a ring (the thread gets a smaller one, or
+none) instead of crashing the program.  A thread starts with a small ring and moves to a larger one each
+time it fills one before the collector drains it, so quiet threads hold little.  Records no ring could take
+are counted per process in a small file of its own (``<pid>.lost``), made when the process registers; the
+collector adds them to the run's drops.  A finished thread's ring is marked closed and unmapped (which also
+closes the file descriptor the mapping holds), so short-lived threads leave nothing open.
+
 Tracing is on when the environment names a trace directory (``MPGUI_TRACE_DIR``), which children inherit.
 With tracing off, ``emit`` is a no-op and the traced primitives bind the stdlib's fast methods instead.
 
 This module must stay importable without Qt and cheap to import: it is imported in every worker.
 """
 import atexit
+import errno
 import itertools
 import json
 import mmap
@@ -21,15 +31,33 @@ import struct
 import sys
 import threading
 import time
+import weakref
 
 from .events import RECORD_FORMAT, RECORD_SIZE
 
 TRACE_ENV = "MPGUI_TRACE_DIR"
 RING_ENV = "MPGUI_TRACE_RING"
 
-#: Records per ring (a power of two).  131,072 records are 6 MiB (touched only as they fill), enough to
-#: ride out 80 ms without a collector pass at 1.5 million events/s from one thread.
+#: Records in a thread's largest ring (a power of two; ``MPGUI_TRACE_RING`` overrides).  131,072 records are
+#: 6 MiB, enough to ride out 80 ms without a collector pass at 1.5 million events/s from one thread.
 DEFAULT_RING_RECORDS = 1 << 17
+#: The smallest ring (48 KiB): the last size tried when space is short.
+MIN_RING_RECORDS = 1 << 10
+#: Records in a thread's first ring.  A thread that fills a ring before the collector drains it moves to
+#: one RING_GROWTH times larger (up to the largest size): a busy thread reaches the full ring within
+#: milliseconds, a quiet one keeps 48 KiB reserved.
+FIRST_RING_RECORDS = MIN_RING_RECORDS
+RING_GROWTH = 4
+#: Rings leave part of the trace directory's file system free (an eighth of it, at most 64 MiB): the
+#: program's own semaphores and shared memory live in /dev/shm too.
+FS_HEADROOM_DIVISOR = 8
+FS_HEADROOM_MAX = 64 << 20
+#: After a ring could not be made or grown, the thread tries again no sooner than this (the collector
+#: frees the space of every ring it has drained and retired).
+RING_RETRY_NS = 200_000_000
+#: errno values that mean "no room for a ring this size": a smaller one may still fit.
+_NO_ROOM = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.ENOMEM, errno.EFBIG)
+                     if e is not None)
 
 # Ring file header (little-endian), 128 bytes, then ``capacity`` records.
 HEADER_SIZE = 128
@@ -40,6 +68,15 @@ OFF_READ_IDX = 40
 OFF_DROPPED = 48
 OFF_CLOSED = 56
 
+# A process's lost-records file, ``<pid>.lost``: magic, version, pid, then the count of records it lost
+# with no ring to take them.
+LOST_SUFFIX = ".lost"
+LOST_MAGIC = b"MPGLOST1"
+LOST_FORMAT = "<8sIIqQ"
+LOST_VERSION = 1
+OFF_LOST = 24
+LOST_FILE_SIZE = 4096
+
 # One pack_into per record.  struct zeroes the record first and then writes the fields in order, so the
 # sequence number (the last field) is stored last: the collector, which reads sequence numbers before it
 # copies records, never takes a record whose sequence number it sees before the rest of it.
@@ -49,34 +86,85 @@ _now = time.perf_counter_ns
 
 
 class _Ring:
-    """One thread's ring: the writer's view.  Only its own thread touches it."""
+    """One thread's ring: the writer's view.  Only its own thread touches it (and its own thread's signal
+    handlers, which take the next slot).  Held by the thread's slot in ``_tls`` alone, so it goes away when
+    the thread ends or moves to a larger ring."""
 
-    __slots__ = ("mm", "head", "limit", "mask", "cap", "dropped", "path")
+    __slots__ = ("mm", "head", "limit", "mask", "cap", "dropped", "path", "pid", "retry_at", "__weakref__")
 
     def __init__(self, path, mm, cap):
         self.path = path
         self.mm = mm
+        self.pid = os.getpid()
         self.head = 0
         self.cap = cap
         self.mask = cap - 1
         self.limit = cap
         self.dropped = 0
+        self.retry_at = 0
 
     def make_room(self):
-        """Called when ``head`` reached ``limit``: re-read how far the collector got; drop if still full."""
+        """Called when ``head`` reached ``limit``.  Returns the ring to write the record into: this one, if
+        the collector made room meanwhile; a larger one that replaces it; or None: the record is dropped and
+        counted in this ring's header."""
         read_idx = _u64.unpack_from(self.mm, OFF_READ_IDX)[0]
         self.limit = read_idx + self.cap
         if self.head < self.limit:
-            return True
+            return self
+        if self.cap < _ring_records and _now() >= self.retry_at:
+            self.retry_at = _now() + RING_RETRY_NS      # also keeps a signal handler from growing it again
+            bigger = _make_ring(min(self.cap * RING_GROWTH, _ring_records), self.cap * 2)
+            if bigger is not None:
+                self.finish()          # the collector drains what this one holds, then deletes it
+                _adopt(bigger)         # this ring is unmapped when the last frame using it lets go
+                return bigger
         self.dropped += 1
         _u64.pack_into(self.mm, OFF_DROPPED, self.dropped)
-        return False
+        return None
 
-    def close(self):
+    def finish(self):
+        """Mark the ring closed: the collector retires it once drained.  Only the process that made it may:
+        a forked child's copy of its parent's ring is the parent's."""
         try:
-            _u64.pack_into(self.mm, OFF_CLOSED, 1)
+            if self.pid == os.getpid():
+                _u64.pack_into(self.mm, OFF_CLOSED, 1)
         except (ValueError, TypeError):
             pass
+
+    def __del__(self):
+        # The thread ended (its thread-local slot was cleared) or moved to a larger ring: mark this one
+        # closed and unmap it, which also closes the file descriptor CPython's mmap keeps.
+        try:
+            self.finish()
+            self.mm.close()
+        except Exception:
+            pass
+
+
+class _NoRing:
+    """Stands in for a ring that could not be made: every record is lost, and counted in the process's
+    lost-records file.  Every RING_RETRY_NS it tries again to make a ring."""
+    __slots__ = ("head", "limit", "retry_at")
+
+    def __init__(self):
+        self.head = 0
+        self.limit = 0
+        self.retry_at = _now() + RING_RETRY_NS
+
+    def make_room(self):
+        if _now() >= self.retry_at:
+            self.retry_at = _now() + RING_RETRY_NS
+            if _state.lost_mm is None and ENABLED:
+                _open_lost_file()          # registration could not make it either: try again too
+            r = _make_ring(FIRST_RING_RECORDS, MIN_RING_RECORDS)
+            if r is not None:
+                _adopt(r)
+                return r
+        _count_lost(1)
+        return None
+
+    def finish(self):
+        pass
 
 
 class _State:
@@ -84,13 +172,18 @@ class _State:
 
     def __init__(self):
         self.pid = os.getpid()
-        self.rings = []
+        self.rings = weakref.WeakSet()     # the live rings of this process's threads
+        self.ring_seq = itertools.count()
+        self.lost = 0                      # records lost with no ring to take them ...
+        self.lost_mm = None                # ... and the mapped file that tells the collector
         self.meta_fd = None
         self.registered = False
         self.ids = itertools.count(1)
         self.names = {}
         self.strings = {}
-        self.lock = threading.Lock()
+        # Reentrant: a signal handler may record (register, switch rings, count a loss) while its own thread
+        # holds the lock.
+        self.lock = threading.RLock()
 
 
 trace_dir = os.environ.get(TRACE_ENV) or None
@@ -103,7 +196,7 @@ try:
     _ring_records = int(os.environ.get(RING_ENV) or DEFAULT_RING_RECORDS)
 except ValueError:
     _ring_records = DEFAULT_RING_RECORDS
-if _ring_records < 1024 or _ring_records & (_ring_records - 1):
+if _ring_records < MIN_RING_RECORDS or _ring_records & (_ring_records - 1):
     _ring_records = DEFAULT_RING_RECORDS
 
 
@@ -116,8 +209,11 @@ def _emit_on(kind, uid, a=0, b=0, c=0):
         if r is None:
             return
     h = r.head
-    if h >= r.limit and not r.make_room():
-        return
+    if h >= r.limit:
+        r = r.make_room()
+        if r is None:
+            return
+        h = r.head
     r.head = h + 1      # reserve the slot first: a signal handler that records meanwhile takes the next one
     _pack(r.mm, HEADER_SIZE + (h & r.mask) * RECORD_SIZE, _now(), uid, a, b, kind, c, h + 1)
 
@@ -131,8 +227,11 @@ def _emit_at_on(t, kind, uid, a=0, b=0, c=0):
         if r is None:
             return
     h = r.head
-    if h >= r.limit and not r.make_room():
-        return
+    if h >= r.limit:
+        r = r.make_room()
+        if r is None:
+            return
+        h = r.head
     r.head = h + 1
     _pack(r.mm, HEADER_SIZE + (h & r.mask) * RECORD_SIZE, t, uid, a, b, kind, c, h + 1)
 
@@ -151,51 +250,166 @@ now = _now
 
 
 def _open_thread_ring():
-    """Create this thread's ring file and publish it atomically (rename) so the collector never sees a
-    half-written header."""
-    st = _state
+    """This thread's first ring; None (and the record counted as lost) when none can be made."""
     if not ENABLED:
         return None
     _ensure_registered()
-    tid = threading.get_native_id()
-    cap = _ring_records
-    base = os.path.join(trace_dir, "%d-%d-%d" % (st.pid, tid, len(st.rings)))
-    tmp = base + ".tmp"
-    try:
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            size = HEADER_SIZE + cap * RECORD_SIZE
-            os.ftruncate(fd, size)
-            header = struct.pack(HEADER_FORMAT, MAGIC, HEADER_VERSION, RECORD_SIZE, cap, st.pid, tid,
-                                 0, 0, 0, _now(), time.time_ns())
-            os.pwrite(fd, header, 0) if hasattr(os, "pwrite") else (os.lseek(fd, 0, 0), os.write(fd, header))
-            mm = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-        os.replace(tmp, base + ".ring")
-    except OSError:
-        # The trace directory is gone (the run ended) or full: stop recording in this thread, quietly.
-        _tls.ring = _NullRing()
+    r = _make_ring(FIRST_RING_RECORDS, MIN_RING_RECORDS)
+    if r is None:
+        _tls.ring = _NoRing()
+        _count_lost(1)
         return None
-    r = _Ring(base + ".ring", mm, cap)
-    st.rings.append(r)
-    _tls.ring = r
+    _adopt(r)
     return r
 
 
-class _NullRing:
-    """Stands in for a ring that could not be opened: always full, counts nothing."""
-    __slots__ = ("head", "limit")
+def _adopt(r):
+    """Make ``r`` this thread's ring."""
+    st = _state
+    with st.lock:
+        st.rings.add(r)
+    _tls.ring = r
 
-    def __init__(self):
-        self.head = 0
-        self.limit = 0
 
-    def make_room(self):
-        return False
+def _make_ring(records, smallest):
+    """A new ring for this thread with all its pages reserved: ``records`` records, or half as many, and so
+    on down to ``smallest``, while the file system has no room for more.  None if no ring could be made
+    (no room even for the smallest, no file descriptor left, the trace directory gone)."""
+    directory = trace_dir
+    if not directory:                      # tracing was switched off meanwhile
+        return None
+    cap = min(records, _ring_records)
+    smallest = min(max(smallest, MIN_RING_RECORDS), cap)
+    while cap >= smallest:
+        try:
+            return _create_ring(directory, cap)
+        except OSError as e:
+            if e.errno not in _NO_ROOM:
+                return None
+        cap //= 2
+    return None
 
-    def close(self):
-        pass
+
+def _create_ring(directory, cap):
+    """Create a ring file of ``cap`` records in ``directory`` and publish it atomically (rename) so the
+    collector never sees a half-written header.  Raises OSError, leaving nothing behind."""
+    st = _state
+    tid = threading.get_native_id()
+    size = HEADER_SIZE + cap * RECORD_SIZE
+    if not _room_for(directory, size):
+        raise OSError(errno.ENOSPC, "no room for a %d-byte ring beside the program's own files" % size)
+    base = os.path.join(directory, "%d-%d-%d" % (st.pid, tid, next(st.ring_seq)))
+    tmp = base + ".tmp"
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    mm = None
+    try:
+        _reserve(fd, size)
+        header = struct.pack(HEADER_FORMAT, MAGIC, HEADER_VERSION, RECORD_SIZE, cap, st.pid, tid,
+                             0, 0, 0, _now(), time.time_ns())
+        _write_at(fd, header, 0)
+        mm = mmap.mmap(fd, size)
+        os.replace(tmp, base + ".ring")
+    except BaseException:
+        if mm is not None:
+            mm.close()
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    finally:
+        os.close(fd)
+    return _Ring(base + ".ring", mm, cap)
+
+
+def _reserve(fd, size):
+    """Give the file ``size`` bytes of real pages now, so that a full file system says so here (OSError
+    ENOSPC) instead of sending SIGBUS to the first store into a page it cannot supply."""
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, getattr(errno, "ENOSYS", None)):
+                raise
+    zeros = bytes(min(size, 1 << 20))          # no fallocate here: write the zeros
+    done = 0
+    while done < size:
+        done += _write_at(fd, zeros[:size - done], done)
+
+
+def _write_at(fd, data, offset):
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.write(fd, data)
+
+
+def _room_for(directory, size):
+    """Whether a file of ``size`` bytes leaves the file system of ``directory`` its headroom."""
+    try:
+        vfs = os.statvfs(directory)
+    except (AttributeError, OSError):          # no statvfs (Windows): the reservation alone decides
+        return True
+    headroom = min(vfs.f_blocks * vfs.f_frsize // FS_HEADROOM_DIVISOR, FS_HEADROOM_MAX)
+    return vfs.f_bavail * vfs.f_frsize - size >= headroom
+
+
+def _open_lost_file():
+    """Map this process's lost-records file (made when the process registers, while there is still a file
+    descriptor and a page for it).  Keeps the count of an earlier file of this process in this directory."""
+    st = _state
+    directory = trace_dir
+    if st.lost_mm is not None or not directory:
+        return
+    path = os.path.join(directory, "%d%s" % (st.pid, LOST_SUFFIX))
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        try:
+            fd = _create_lost_file(path)
+        except OSError:
+            return
+    except OSError:
+        return
+    try:
+        mm = mmap.mmap(fd, LOST_FILE_SIZE)
+    except (OSError, ValueError):
+        return
+    finally:
+        os.close(fd)
+    with st.lock:
+        if mm[:len(LOST_MAGIC)] == LOST_MAGIC:
+            st.lost += _u64.unpack_from(mm, OFF_LOST)[0]
+        _u64.pack_into(mm, OFF_LOST, st.lost)
+        st.lost_mm = mm
+
+
+def _create_lost_file(path):
+    """Make the lost-records file (reserved, header written, then renamed into place); returns its fd."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        _reserve(fd, LOST_FILE_SIZE)
+        _write_at(fd, struct.pack(LOST_FORMAT, LOST_MAGIC, LOST_VERSION, 0, _state.pid, 0), 0)
+        os.replace(tmp, path)
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return fd
+
+
+def _count_lost(n):
+    """Count ``n`` records this process lost with no ring to take them."""
+    st = _state
+    with st.lock:
+        st.lost += n
+        if st.lost_mm is not None:
+            _u64.pack_into(st.lost_mm, OFF_LOST, st.lost)
 
 
 def _write_meta(record):
@@ -221,15 +435,15 @@ def _ensure_registered():
         return
     st.registered = True
     _write_meta(_process_record())
+    _open_lost_file()
 
 
 def _process_record():
     import multiprocessing.process as mpp
     cur = mpp.current_process()
-    parent = mpp.parent_process()
-    return {"t": "proc", "pid": _state.pid, "ppid": os.getppid(), "role": _role or ("main" if parent is None
-                                                                                    else "process"),
-            "name": _name or cur.name, "perf": _now(), "wall": time.time_ns(), "argv": sys.argv[:8],
+    return {"t": "proc", "pid": _state.pid, "ppid": os.getppid(),
+            "role": _role or ("main" if _is_main_process() else "process"), "name": _name or cur.name,
+            "perf": _now(), "wall": time.time_ns(), "argv": sys.argv[:8],
             "exe": sys.executable, "platform": sys.platform}
 
 
@@ -254,8 +468,12 @@ def default_name(kind):
 
 
 def _is_main_process():
+    """Whether this is the program's own process.  A spawn or forkserver child has no parent_process() until
+    its bootstrap, yet it runs user code before that: it imports the main module (a script without the main
+    guard runs whole), with ``_inheriting`` set on its current process meanwhile, as the forkserver does
+    while it preloads that module."""
     import multiprocessing.process as mpp
-    return mpp.parent_process() is None
+    return mpp.parent_process() is None and not getattr(mpp.current_process(), "_inheriting", False)
 
 
 def register_object(uid, kind, name, **extra):
@@ -316,9 +534,15 @@ def write_note(record):
 
 
 def close_rings():
-    """Mark this process's rings finished, so the collector can retire them as soon as they are read."""
-    for r in _state.rings:
-        r.close()
+    """Mark this process's rings finished, so the collector can retire them as soon as they are read.  They
+    stay mapped: a thread still running (a daemon, a finalizer) may record a little more."""
+    st = _state
+    with st.lock:
+        rings = list(st.rings)
+    for r in rings:
+        r.finish()
+    if st.lost and st.lost_mm is None and ENABLED:
+        _open_lost_file()                  # a last chance to report what was lost
 
 
 def enable(directory, role=None):
@@ -346,7 +570,7 @@ def disable():
     _refresh_state()
 
 
-def _refresh_state():
+def _refresh_state(forked=False):
     global _state
     old = _state
     _state = _State()
@@ -356,6 +580,13 @@ def _refresh_state():
             os.close(old.meta_fd)
         except OSError:
             pass
+    if old.lost_mm is not None:
+        if forked:                         # the only thread: and the lock may be held by one that is gone
+            old.lost_mm.close()
+        else:
+            with old.lock:                 # a thread may be counting a loss into it right now
+                old.lost_mm.close()
+                old.lost_mm = None
     _tls.__dict__.pop("ring", None)
 
 
@@ -363,7 +594,7 @@ def _after_fork_in_child():
     """A forked child starts with its own rings and meta file; it keeps the uid counter so ids stay unique."""
     global _role, _name
     old = _state
-    _refresh_state()
+    _refresh_state(forked=True)
     _state.names = dict(old.names)
     _role = _name = None
 
