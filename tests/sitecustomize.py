@@ -16,6 +16,10 @@ LOG_ENV = "MPGUI_TEST_SHM_LOG"
 def install():
     """Wrap ``multiprocessing.resource_tracker.register`` so created names are logged (idempotent)."""
     from multiprocessing import resource_tracker
+    _wrap(resource_tracker)
+
+
+def _wrap(resource_tracker):
     original = resource_tracker.register
     if getattr(original, "_mpgui_logged", False):
         return
@@ -37,6 +41,33 @@ def install():
     resource_tracker.register = register
 
 
+class _WrapOnImport:
+    """A meta-path finder that wraps the resource tracker's ``register`` when a program first imports it,
+    so a process that never uses multiprocessing imports nothing more than it would."""
+
+    NAME = "multiprocessing.resource_tracker"
+
+    def find_spec(self, name, path, target=None):
+        if name != self.NAME:
+            return None
+        import importlib.machinery
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        inner = spec.loader
+
+        class Loader:
+            def create_module(self, spec):
+                return inner.create_module(spec)
+
+            def exec_module(self, module):
+                inner.exec_module(module)
+                _wrap(module)
+
+        spec.loader = Loader()
+        return spec
+
+
 def _chain():
     """Import the next ``sitecustomize`` on the path, if any (this module shadows it)."""
     here = os.path.dirname(os.path.abspath(__file__))
@@ -51,5 +82,5 @@ def _chain():
 
 if __name__ == "sitecustomize":          # imported by the interpreter at start-up (not by conftest)
     if os.environ.get(LOG_ENV):
-        install()
+        sys.meta_path.insert(0, _WrapOnImport())
     _chain()
