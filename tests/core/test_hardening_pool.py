@@ -1,0 +1,174 @@
+"""Hardening of core's Pool and contexts, found by using them as an adversarial user would (issue 8).
+
+* A Pool releases task arguments and results as soon as the caller is done with them, in the parent and
+  in its workers (the stdlib keeps none alive; core kept the last payload in a reused pickler).
+* imap/imap_unordered over an input iterable that raises: the exception comes out of ``next()`` at its
+  position, after the results before it, exactly as the stdlib's (a partial chunk read before the
+  exception is not run).
+* ``task_timeout`` that is not a finite number of seconds is refused where it is given.
+* core's default context and the stdlib's are one state, so programs mixing core and libraries that use
+  ``multiprocessing`` directly behave as with the stdlib alone.
+"""
+import gc
+import json
+import math
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import tracemalloc
+import weakref
+
+import pytest
+
+import core
+import pool_helpers as h
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TESTS)
+
+#: Size of the big payloads (bytes): well above the pool's big-frame threshold, small enough for CI.
+PAYLOAD = 48 * 1024 * 1024
+#: Seconds to wait for a pool thread to drop what it held after the caller got its result.
+RELEASE_DEADLINE = 10.0
+
+
+def _pool(modname, start_method, processes):
+    mod = core if modname == "core" else multiprocessing
+    return mod.get_context(start_method).Pool(processes)
+
+
+@pytest.fixture(params=["multiprocessing", "core"])
+def family(request):
+    """Each payload test runs on the stdlib's Pool (the reference) and on core's."""
+    return request.param
+
+
+@pytest.fixture
+def make_pool(start_method, family):
+    """make_pool(processes) -> a Pool of ``family`` under the test's start method; terminated and joined
+    afterwards (the list is emptied so the stdlib's named semaphores are garbage before the leak check)."""
+    made = []
+
+    def make(processes):
+        p = _pool(family, start_method, processes)
+        made.append(p)
+        return p
+
+    try:
+        yield make
+    finally:
+        for p in made:
+            p.terminate()
+            p.join()
+        made.clear()
+
+
+def _alive(refs):
+    gc.collect()
+    return sum(1 for r in refs if r() is not None)
+
+
+def _eventually_none_alive(refs):
+    """Count of still-referenced objects, polled until it is zero or the deadline passes.  (The caller may
+    get its result a moment before a pool thread's stack drops its last reference: the stdlib's result
+    thread holds the chunk in a local while it sets the result.)"""
+    deadline = time.monotonic() + RELEASE_DEADLINE
+    n = _alive(refs)
+    while n and time.monotonic() < deadline:
+        time.sleep(0.02)
+        n = _alive(refs)
+    return n
+
+
+# ------------------------------------------------------------------------------------------------------
+# 4. core's default context and the stdlib's are one state
+# ------------------------------------------------------------------------------------------------------
+
+MIXED_SCRIPT = """
+import json, sys
+import multiprocessing, core, mp_helpers
+M = {"std": multiprocessing, "core": core}
+setter, creator, starter = (M[a] for a in sys.argv[1:4])
+other = core if setter is multiprocessing else multiprocessing
+
+
+def c(f, *a, **k):
+    try:
+        return ["ok", f(*a, **k)]
+    except Exception as e:
+        return [type(e).__name__, str(e)]
+
+
+def methods(**kw):
+    return [multiprocessing.get_start_method(**kw), core.get_start_method(**kw)]
+
+
+def share():
+    v = creator.Value("i", 41)
+    lock = creator.Lock()
+    q = starter.SimpleQueue()
+    p = starter.Process(target=mp_helpers.report_shared, args=(v, lock, q))
+    try:
+        p.start()
+    except Exception as e:
+        return [type(e).__name__, str(e)]
+    got = q.get()
+    p.join()
+    return [got, p.exitcode]
+
+
+if __name__ == "__main__":
+    out = [methods(allow_none=True), c(setter.set_start_method, "spawn"), methods(),
+           type(other.get_context()).__name__, share(),
+           c(other.set_start_method, "fork"), c(setter.set_start_method, "fork"),
+           c(other.set_start_method, "forkserver", force=True), methods(),
+           c(setter.set_start_method, None, force=True), methods(allow_none=True),
+           c(other.set_start_method, "spawn", force=True), methods(), share(),
+           c(setter.set_start_method, None, force=True), other.get_start_method(),
+           c(setter.set_start_method, "spawn"), methods(allow_none=True)]
+    print(json.dumps(out))
+"""
+
+MIXED_EXPECTED = [
+    [None, None], ["ok", None], ["spawn", "spawn"], "SpawnContext", [[41, "spawn", "spawn"], 0],
+    ["RuntimeError", "context has already been set"], ["RuntimeError", "context has already been set"],
+    ["ok", None], ["forkserver", "forkserver"],
+    ["ok", None], [None, None],
+    ["ok", None], ["spawn", "spawn"], [[41, "spawn", "spawn"], 0],
+    ["ok", None], "fork",                       # reading the start method fixes it, as the stdlib does
+    ["RuntimeError", "context has already been set"], ["fork", "fork"],
+]
+
+
+def _run_mixed(tmp_path, roles):
+    script = tmp_path / "mixed.py"
+    script.write_text(textwrap.dedent(MIXED_SCRIPT))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, TESTS] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.pop("MPGUI_TRACE_DIR", None)
+    return subprocess.Popen([sys.executable, str(script), *roles], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_core_and_the_stdlib_share_the_start_method(tmp_path):
+    """Every mix of who sets the start method, who makes a Value and a Lock, and whose Process gets them
+    behaves as the stdlib alone ("std std std"): one default context, set once (or again with force),
+    read the same from both modules, in the parent and in the child."""
+    mixes = [(s, c, p) for s in ("std", "core") for c in ("std", "core") for p in ("std", "core")]
+    procs = {}
+    for mix in mixes:
+        d = tmp_path / "-".join(mix)
+        d.mkdir()
+        procs[mix] = _run_mixed(d, mix)
+    outs = {}
+    for mix, p in procs.items():
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, "%s failed:\n%s" % (" ".join(mix), stderr)
+        outs[mix] = json.loads(stdout.strip().splitlines()[-1])
+    assert outs[("std", "std", "std")] == MIXED_EXPECTED
+    for mix, out in outs.items():
+        assert out == MIXED_EXPECTED, "%s differs from the stdlib alone:\n  %r" % (" ".join(mix), out)
