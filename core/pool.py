@@ -157,6 +157,9 @@ READ_SIZE = 1 << 18
 BIG_FRAME = 1 << 20
 #: Read-ahead of the feeder thread, in chunks per worker, on top of what prefetching needs.
 FEED_AHEAD = 2
+#: The longest task_timeout accepted (seconds): the longest wait the threading module can do (about 292
+#: years); longer is no limit, which is None.
+MAX_TASK_TIMEOUT = int(threading.TIMEOUT_MAX)
 
 _PREFETCH_NS = int(PREFETCH_SECONDS * 1e9)
 _BATCH_NS = int(BATCH_SECONDS * 1e9)
@@ -2075,21 +2078,26 @@ def _terminate_pool(st):
 # ------------------------------------------------------------------------------------------------------
 
 def _check_timeout(t):
+    """A task_timeout as given (to the Pool or to one call) -> float seconds or None; anything else is
+    refused here, in one sentence, rather than failing every later call (inf would overflow the
+    nanosecond deadline)."""
     if t is None:
         return None
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
-        raise ValueError("task_timeout must be a positive number of seconds or None, not %r" % (t,))
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= MAX_TASK_TIMEOUT:
+        raise ValueError("task_timeout must be a positive number of seconds up to %d, or None for no "
+                         "limit, not %r" % (MAX_TASK_TIMEOUT, t))
     return float(t)
 
 
 class Pool:
     """A process pool with ``multiprocessing.Pool``'s API; see the module docstring for what it adds.
 
-    Keywords beyond the stdlib's: ``task_timeout`` (seconds, or None: a task running longer is stopped by
-    killing its worker and fails with ``TaskTimeoutError``; every call can override it with its own
-    ``task_timeout=``) and ``name`` (shown in traces).  Every map-family call also takes ``progress=``, a
-    callable ``progress(done, total)`` called from a pool thread as chunks complete (``total`` is None for
-    an imap over an iterator until it is exhausted); result objects have ``.progress``.
+    Keywords beyond the stdlib's: ``task_timeout`` (seconds up to ``MAX_TASK_TIMEOUT``, or None: a task
+    running longer is stopped by killing its worker and fails with ``TaskTimeoutError``; every call can
+    override it with its own ``task_timeout=``) and ``name`` (shown in traces).  Every map-family call
+    also takes ``progress=``, a callable ``progress(done, total)`` called from a pool thread as chunks
+    complete (``total`` is None for an imap over an iterator until it is exhausted); result objects have
+    ``.progress``.
     """
 
     _wrap_exception = True
@@ -2275,9 +2283,9 @@ class Pool:
     def _map_async(self, func, iterable, mode, chunksize, callback, error_callback, task_timeout, progress,
                    method):
         self._check_running()
+        timeout = self._timeout_for(task_timeout)     # before the input is read: a refusal consumes nothing
         if type(iterable) not in _SLICEABLE:
             iterable = list(iterable)
-        timeout = self._timeout_for(task_timeout)
         n = len(iterable)
         if chunksize is None:
             chunksize, extra = divmod(n, self._processes * 4)

@@ -25,6 +25,7 @@ import weakref
 import pytest
 
 import core
+import core.pool
 import pool_helpers as h
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,6 +83,54 @@ def _eventually_none_alive(refs):
         time.sleep(0.02)
         n = _alive(refs)
     return n
+
+
+# ------------------------------------------------------------------------------------------------------
+# 3. task_timeout must be a finite number of seconds
+# ------------------------------------------------------------------------------------------------------
+
+BAD_TIMEOUTS = [math.inf, 1e300, core.pool.MAX_TASK_TIMEOUT + 1, -math.inf, math.nan, 0, -1, "5", True]
+
+
+@pytest.mark.parametrize("bad", BAD_TIMEOUTS, ids=repr)
+def test_bad_task_timeout_is_refused_by_the_pool(bad):
+    with pytest.raises(ValueError, match=r"^task_timeout must be .* or None .*not .*$") as info:
+        core.get_context("fork").Pool(1, task_timeout=bad)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_task_timeout_is_refused_by_every_call_and_the_pool_lives_on():
+    with core.get_context("fork").Pool(1) as pool:
+        calls = {
+            "apply": lambda t: pool.apply(h.square, (3,), task_timeout=t),
+            "apply_async": lambda t: pool.apply_async(h.square, (3,), task_timeout=t),
+            "map": lambda t: pool.map(h.square, range(3), task_timeout=t),
+            "map_async": lambda t: pool.map_async(h.square, range(3), task_timeout=t),
+            "starmap": lambda t: pool.starmap(h.add, [(1, 2)], task_timeout=t),
+            "starmap_async": lambda t: pool.starmap_async(h.add, [(1, 2)], task_timeout=t),
+            "imap": lambda t: pool.imap(h.square, range(3), task_timeout=t),
+            "imap_unordered": lambda t: pool.imap_unordered(h.square, range(3), task_timeout=t),
+        }
+        for name, call in calls.items():
+            for bad in (math.inf, 1e300, -math.inf, math.nan):
+                with pytest.raises(ValueError, match=r"^task_timeout must be "):
+                    call(bad)
+        consumed = []
+
+        def gen():
+            consumed.append(1)
+            yield 1
+        with pytest.raises(ValueError):
+            pool.map(h.square, gen(), task_timeout=math.inf)
+        assert consumed == []          # refused before the input is read
+        assert pool.map(h.square, range(4), task_timeout=core.pool.MAX_TASK_TIMEOUT) == [0, 1, 4, 9]
+        assert pool.apply(h.square, (5,), task_timeout=None) == 25
+
+
+def test_largest_task_timeout_works():
+    with core.get_context("fork").Pool(1, task_timeout=core.pool.MAX_TASK_TIMEOUT) as pool:
+        assert pool.map(h.square, range(5)) == [0, 1, 4, 9, 16]
+        assert list(pool.imap(h.square, range(3))) == [0, 1, 4]
 
 
 # ------------------------------------------------------------------------------------------------------
