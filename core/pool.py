@@ -198,7 +198,11 @@ job_counter = itertools.count()  # the stdlib module has it; core's job ids are 
 
 class _Dumper:
     """ForkingPickler.dumps with one reused pickler (the stdlib's reducers, without building a pickler and
-    a buffer per call).  One per thread that pickles."""
+    a buffer per call).  One per thread that pickles.
+
+    Between calls it holds nothing: the pickler's memo references every object it pickled and the buffer
+    holds the bytes, so both are emptied as soon as a dump ends (otherwise the last task's arguments, or a
+    worker's last results, would stay alive until the next dump)."""
 
     __slots__ = ("buf", "pickler", "nreducers")
 
@@ -213,15 +217,16 @@ class _Dumper:
         if p is None or self.nreducers != len(ForkingPickler._extra_reducers):
             p = self.pickler = ForkingPickler(buf)
             self.nreducers = len(ForkingPickler._extra_reducers)
-        buf.seek(0)
-        buf.truncate()
-        p.clear_memo()
         try:
             p.dump(obj)
+            return buf.getvalue()
         except BaseException:
             self.pickler = None
             raise
-        return buf.getvalue()
+        finally:
+            p.clear_memo()
+            buf.seek(0)
+            buf.truncate()
 
 
 def _frame(header, blobs):
@@ -465,7 +470,9 @@ def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
             vb, errs = _dump_values(values, errs, dumps)
             pieces.append((job, vfirst, len(values), errs, dur, len(vb)))
             blobs.append(vb)
-        header = payload = blob = values = None
+        # drop this message's arguments and results before sending (the send may wait on a full pipe) and
+        # before waiting for the next message: a worker holds no task's data once it has answered
+        header = payload = blob = values = errs = vb = func = items = None
         bye = bool(maxtasks) and completed >= maxtasks
         if pieces or bye:
             out.send((_RESULTS, pieces, bye), blobs)
@@ -1279,7 +1286,7 @@ class _PoolState:
         for run in w.outstanding:
             job = run.job
             lo = run.reported
-            if lo >= run.n:
+            if lo >= run.n or job.finished:         # (a finished job's remainder is not requeued)
                 continue
             if cur < run.seq0:                          # not begun: requeue all of it
                 fin_hi = run_hi = lo
@@ -1525,11 +1532,17 @@ class _PoolState:
             except TypeError:
                 pass
         res = job.result
+        # Drop the job's inputs before the caller is woken: once it has its results, nothing here keeps
+        # its arguments alive (the job object itself may sit a while longer in open_jobs or a worker's
+        # record).  Requeued remainders of it go too.
+        job.func = job.seq = job.iterable = job.buffer = job.funckey = job.result = None
+        job.feed_error = job.func_error = None
+        if any(seg.job is job for seg in self.requeue):
+            self.requeue = collections.deque(seg for seg in self.requeue if seg.job is not job)
         if job.via_cb:
             self.cb_queue.put((res._finish, ()))
         else:
             res._finish()
-        job.func = job.seq = job.iterable = job.buffer = job.funckey = None
 
     # -- intake and lazy input --------------------------------------------------------------------------
     def take_incoming(self):
@@ -2049,6 +2062,9 @@ def _feed(st):
         job.exhausted = True
         job.iterable = None
         st.wake()
+        # while it waits for the next job, this thread holds nothing of this one (its last chunk, its
+        # iterator, its result object)
+        job = it = items = None
 
 
 def _feed_chunk(st, job, i, items):
@@ -2208,7 +2224,10 @@ class Pool:
         return job
 
     def _submit(self, job, chunks_known):
+        """Hand ``job`` to the manager; returns its result object (read before: once the job is finished,
+        the manager drops its reference to it)."""
         st = self._st
+        result = job.result
         if recorder.ENABLED:
             emit = recorder.emit
             emit(Kind.POOL_JOB, self._uid, job.id, -1 if job.total is None else job.total, job.method)
@@ -2224,6 +2243,7 @@ class Pool:
             st.jobs[job.id] = job
             st.incoming.append(job)
         st.wake()
+        return result
 
     def apply(self, func, args=(), kwds={}, *, task_timeout=_DEFAULT):
         '''
@@ -2244,8 +2264,7 @@ class Pool:
                             lambda jid: ApplyResult(self, callback, error_callback, job=jid), None, via_cb)
         job.seq = [(args, kwds)]
         job.total = 1
-        self._submit(job, True)
-        return job.result
+        return self._submit(job, True)
 
     def map(self, func, iterable, chunksize=None, *, task_timeout=_DEFAULT, progress=None):
         '''
@@ -2307,8 +2326,7 @@ class Pool:
                             progress, via_cb)
         job.seq = iterable
         job.total = n
-        self._submit(job, True)
-        return job.result
+        return self._submit(job, True)
 
     def imap(self, func, iterable, chunksize=1, *, task_timeout=_DEFAULT, progress=None):
         '''
@@ -2351,8 +2369,7 @@ class Pool:
             job.lazy = True
             job.iterable = iterable
             job.buffer = collections.deque()
-        self._submit(job, sliceable)
-        return job.result
+        return self._submit(job, sliceable)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def close(self):

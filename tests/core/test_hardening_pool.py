@@ -86,6 +86,90 @@ def _eventually_none_alive(refs):
 
 
 # ------------------------------------------------------------------------------------------------------
+# 1. Payloads are released
+# ------------------------------------------------------------------------------------------------------
+
+def test_map_releases_arguments_in_the_parent(make_pool):
+    pool = make_pool(2)
+    args = [h.Marker(i) for i in range(1000)]
+    refs = [weakref.ref(a) for a in args]
+    assert pool.map(h.marker_index, args) == list(range(1000))
+    del args
+    assert _eventually_none_alive(refs) == 0
+
+
+def test_map_releases_results_in_the_parent(make_pool):
+    pool = make_pool(2)
+    results = pool.map(h.make_marker, range(1000))
+    refs = [weakref.ref(r) for r in results]
+    del results
+    assert _eventually_none_alive(refs) == 0
+
+
+def test_imap_and_apply_release_their_payloads_in_the_parent(make_pool):
+    pool = make_pool(2)
+    args = [h.Marker(i) for i in range(300)]
+    refs = [weakref.ref(a) for a in args]
+    assert list(pool.imap(h.marker_index, iter(args), 7)) == list(range(300))
+    assert sorted(pool.imap_unordered(h.marker_index, args)) == list(range(300))
+    one = h.Marker(-1)
+    refs.append(weakref.ref(one))
+    assert pool.apply(h.marker_index, (one,)) == -1
+    got = pool.apply(h.make_marker, (5,))
+    refs.append(weakref.ref(got))
+    del args, one, got
+    assert _eventually_none_alive(refs) == 0
+
+
+def test_a_worker_keeps_no_argument_or_result_alive(make_pool):
+    """A pool of one worker: after tasks that received and returned Markers, a later task in the same
+    worker finds none of them alive there."""
+    pool = make_pool(1)
+    assert pool.map(h.marker_index, [h.Marker(i) for i in range(500)]) == list(range(500))
+    assert pool.apply(h.markers_alive) == 0
+    results = pool.map(h.make_marker, range(500))
+    assert len(results) == 500
+    assert pool.apply(h.markers_alive) == 0
+    assert pool.apply(h.make_marker, (1,)).i == 1
+    assert pool.apply(h.markers_alive) == 0
+    assert list(pool.imap_unordered(h.make_marker, range(50), 4))
+    assert pool.apply(h.markers_alive) == 0
+
+
+def test_apply_with_a_big_argument_leaves_no_memory_behind_in_the_parent(make_pool):
+    pool = make_pool(1)
+    assert pool.apply(len, (b"warm-up",)) == 7
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        arg = bytes(PAYLOAD)
+        assert pool.apply(len, (arg,)) == PAYLOAD
+        del arg
+        deadline = time.monotonic() + RELEASE_DEADLINE
+        while True:
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+            if grown < PAYLOAD // 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+    finally:
+        tracemalloc.stop()
+    assert grown < PAYLOAD // 4, "the parent still holds %.0f MiB" % (grown / 2**20)
+
+
+def test_a_worker_keeps_no_memory_after_a_big_argument_or_result(make_pool):
+    pool = make_pool(1)
+    assert pool.apply(len, (b"warm-up",)) == 7
+    assert len(pool.apply(h.make_bytes, (10,))) == 10
+    pool.apply(h.start_tracing_memory)
+    assert pool.apply(len, (bytes(PAYLOAD),)) == PAYLOAD
+    assert len(pool.apply(h.make_bytes, (PAYLOAD,))) == PAYLOAD
+    grown = pool.apply(h.traced_memory_growth)
+    assert grown < PAYLOAD // 4, "the worker still holds %.0f MiB" % (grown / 2**20)
+
+
+# ------------------------------------------------------------------------------------------------------
 # 3. task_timeout must be a finite number of seconds
 # ------------------------------------------------------------------------------------------------------
 
