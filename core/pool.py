@@ -29,7 +29,9 @@ Data flow::
                        the manager, so a slow callback cannot delay death or timeout detection)
 
   feeder thread: iterates the caller's generator for imap/imap_unordered lazily (read-ahead bounded);
-                 lists, tuples and ranges are sliced by the manager directly.
+                 lists, tuples and ranges are sliced by the manager directly.  An exception from the
+                 generator ends the results at its position, after every result before it (with
+                 chunksize > 1 the items of the chunk it interrupted are not run), as in the stdlib.
 
 The manager waits on one selector: every worker's result pipe, every worker's sentinel, a wake-up pipe
 for the caller threads, and a worker's task pipe while a write to it is pending (writes are non-blocking,
@@ -983,7 +985,7 @@ class _Job:
     __slots__ = ("id", "func", "mode", "method", "cs", "timeout", "timeout_ns", "result", "seq", "total",
                  "next", "lazy", "iterable", "buffer", "exhausted", "feed_total", "feed_error",
                  "feed_target", "feeder_waiting", "done", "failed", "est", "est_sum", "est_n", "via_cb",
-                 "progress", "funckey", "finished", "func_error")
+                 "progress", "funckey", "finished", "func_error", "input_error")
 
     def __init__(self, jid, func, mode, method, cs, timeout, result, progress, via_cb):
         self.id = jid
@@ -1015,6 +1017,7 @@ class _Job:
         self.funckey = None
         self.finished = False
         self.func_error = None
+        self.input_error = None       # (position, exception) of a lazy input, once its length is known
 
 
 class _Segment:
@@ -1460,7 +1463,10 @@ class _PoolState:
                 q.put((job.progress, (job.done, job.total)))
         else:
             res._put(first, values, errd, job.done)
-        if job.total is not None and job.done >= job.total:
+        if job.input_error is not None:
+            if job.done >= job.input_error[0]:
+                self.fail_input(job)
+        elif job.total is not None and job.done >= job.total:
             self.finish_job(job)
 
     def fail_range(self, job, first, n, exc, outcome):
@@ -1505,6 +1511,9 @@ class _PoolState:
             if job.total is None:
                 job.total = job.done + sum(n for _, n in ranges)
                 self._set_length(job)
+            if job.input_error is not None:     # it waited for results that now fail: it fails with them
+                ranges.append((job.input_error[0], 1))
+                job.input_error = None
         if not ranges and job.done >= job.total:
             self.finish_job(job)
         for first, n in ranges:
@@ -1586,12 +1595,22 @@ class _PoolState:
             err = job.feed_error
             if err is not None:
                 total += 1
+                job.input_error = err
             job.total = total
             self._set_length(job)
             if err is not None:
-                self.fail_range(job, err[0], 1, err[1], Outcome.ERROR)
+                if job.done >= err[0]:
+                    self.fail_input(job)
             elif job.done >= total:
                 self.finish_job(job)
+
+    def fail_input(self, job):
+        """The exception an imap's input raised ends the iteration at its position (the stdlib sends it as
+        one more task).  Delivered once every result before it is: the stdlib's task is queued behind
+        theirs, so imap_unordered never gives it before them either."""
+        pos, exc = job.input_error
+        job.input_error = None
+        self.fail_range(job, pos, 1, exc, Outcome.ERROR)
 
     # -- dispatch ---------------------------------------------------------------------------------------
     def next_source(self):
@@ -2039,17 +2058,14 @@ def _feed(st):
                     except StopIteration:
                         break
                 else:
+                    # An exception mid-chunk drops the items read for this chunk, as the stdlib's
+                    # _get_tasks does (its tuple(islice(...)) never completes): they are not run.
                     items = []
                     try:
                         for _ in range(cs):
                             items.append(next(it))
                     except StopIteration:
                         pass
-                    except Exception:
-                        if items:
-                            _feed_chunk(st, job, i, items)
-                            i += len(items)
-                        raise
                     if not items:
                         break
                 _feed_chunk(st, job, i, items)

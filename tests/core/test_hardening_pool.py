@@ -170,6 +170,118 @@ def test_a_worker_keeps_no_memory_after_a_big_argument_or_result(make_pool):
 
 
 # ------------------------------------------------------------------------------------------------------
+# 2. imap/imap_unordered over an input that raises: the stdlib's sequence, item by item
+# ------------------------------------------------------------------------------------------------------
+
+#: Items in each input; where the input raises (chunksize 3: the first item, the start of a chunk, the
+#: middle of a chunk; for chunksize 1 every position is the start of a chunk); "iter" for an input that
+#: cannot even be iterated.
+N_INPUT = 10
+RAISE_AT = [0, 6, 7, 9, "iter"]
+
+
+class _NotIterable:
+    def __iter__(self):
+        raise TypeError("this input cannot be iterated")
+
+
+def _raising_input(paths, at):
+    if at == "iter":
+        return _NotIterable()
+
+    def gen():
+        for i, p in enumerate(paths):
+            if i == at:
+                raise KeyError("the input broke at item %d" % i)
+            yield p
+    return gen()
+
+
+def _sequence(it):
+    """What the caller sees, item by item, until the iterator ends (or keeps raising)."""
+    out = []
+    for _ in range(N_INPUT + 3):
+        try:
+            out.append(("ok", next(it)))
+        except StopIteration:
+            out.append(("stop",))
+            return out
+        except Exception as e:      # noqa: BLE001 -- the point is to compare
+            out.append(("err", type(e), str(e)))
+    return out
+
+
+def _ran(directory):
+    return sorted(os.listdir(directory))
+
+
+@pytest.mark.parametrize("chunksize", [1, 3])
+@pytest.mark.parametrize("method", ["imap", "imap_unordered"])
+def test_input_that_raises_matches_the_stdlib(start_method, method, chunksize, tmp_path):
+    """Same program on the stdlib's Pool and core's: the results before the failing input item, then its
+    exception from next(), then the end; and the same tasks ran (a partial chunk read before the exception
+    is not run).  imap_unordered uses one worker, so the stdlib's completion order is deterministic."""
+    processes = 2 if method == "imap" else 1
+    pools = [_pool("multiprocessing", start_method, processes), _pool("core", start_method, processes)]
+    try:
+        for at in RAISE_AT:
+            seen = []
+            for k, pool in enumerate(pools):
+                d = tmp_path / ("%s-%s-%d" % (at, method, k))
+                d.mkdir()
+                paths = [str(d / ("item%02d" % i)) for i in range(N_INPUT)]
+                it = getattr(pool, method)(h.touch, _raising_input(paths, at), chunksize)
+                seen.append((_sequence(it), _ran(d)))
+            assert seen[1] == seen[0], "input raising at %r differs:\n  stdlib: %r\n  core:   %r" % (
+                at, seen[0], seen[1])
+            assert seen[0][0][-1] == ("stop",)
+    finally:
+        for p in pools:
+            p.terminate()
+            p.join()
+        pools.clear()
+
+
+def test_input_error_comes_after_every_earlier_result_unordered():
+    """imap_unordered with several workers: the input's exception is raised only after every result of
+    the items read before it (they may finish in any order, the error comes last), then the iteration
+    ends."""
+    with core.get_context("fork").Pool(2) as pool:
+        for chunksize in (1, 2):
+            src = _slow_then_raise(5)
+            out = _sequence(pool.imap_unordered(h.sleep_for, src, chunksize))
+            assert out[-2:] == [("err", KeyError, "'the input broke at item 5'"), ("stop",)], out
+            expected = 5 if chunksize == 1 else 4        # chunksize 2: item 4 was in the partial chunk
+            assert sorted(v for kind, v in out[:-2]) == sorted([0.3] + [0.0] * (expected - 1))
+
+
+def _slow_then_raise(n, first=0.3):
+    yield first                 # a slow first task: quick ones after it finish first
+    for _ in range(1, n):
+        yield 0.0
+    raise KeyError("the input broke at item %d" % n)
+
+
+def test_terminate_while_an_input_error_waits_for_earlier_results():
+    """The input's exception is known but waits for a long task before it; terminate() ends the
+    iteration (every undelivered item fails with PoolTerminatedError, the input's position too), never
+    hangs."""
+    pool = core.get_context("fork").Pool(1)
+    try:
+        it = pool.imap_unordered(h.sleep_for, _slow_then_raise(1, first=60.0))
+        deadline = time.monotonic() + RELEASE_DEADLINE
+        while it.progress[1] is None and time.monotonic() < deadline:      # the input's length is known
+            time.sleep(0.01)
+        assert it.progress == (0, 2)
+        pool.terminate()
+        assert [(kind, e) for kind, e, *_ in _sequence(it)[:2]] == [("err", core.PoolTerminatedError)] * 2
+        assert _sequence(it) == [("stop",)]
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+# ------------------------------------------------------------------------------------------------------
 # 3. task_timeout must be a finite number of seconds
 # ------------------------------------------------------------------------------------------------------
 
