@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import tracemalloc
 import weakref
@@ -33,8 +32,9 @@ ROOT = os.path.dirname(TESTS)
 
 #: Size of the big payloads (bytes): well above the pool's big-frame threshold, small enough for CI.
 PAYLOAD = 48 * 1024 * 1024
-#: Seconds to wait for a pool thread to drop what it held after the caller got its result.
-RELEASE_DEADLINE = 10.0
+#: Seconds to wait for a state no event announces (a pool thread dropping what it held after the caller
+#: got its result; an imap input's length becoming known).
+WAIT_DEADLINE = 10.0
 
 
 def _pool(modname, start_method, processes):
@@ -77,7 +77,7 @@ def _eventually_none_alive(refs):
     """Count of still-referenced objects, polled until it is zero or the deadline passes.  (The caller may
     get its result a moment before a pool thread's stack drops its last reference: the stdlib's result
     thread holds the chunk in a local while it sets the result.)"""
-    deadline = time.monotonic() + RELEASE_DEADLINE
+    deadline = time.monotonic() + WAIT_DEADLINE
     n = _alive(refs)
     while n and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -121,9 +121,9 @@ def test_imap_and_apply_release_their_payloads_in_the_parent(make_pool):
     assert _eventually_none_alive(refs) == 0
 
 
-def test_a_worker_keeps_no_argument_or_result_alive(make_pool):
+def test_a_worker_keeps_no_argument_or_result_alive(make_pool, traced):
     """A pool of one worker: after tasks that received and returned Markers, a later task in the same
-    worker finds none of them alive there."""
+    worker finds none of them alive there (untraced and traced: the worker runs tasks in other loops)."""
     pool = make_pool(1)
     assert pool.map(h.marker_index, [h.Marker(i) for i in range(500)]) == list(range(500))
     assert pool.apply(h.markers_alive) == 0
@@ -146,7 +146,7 @@ def test_apply_with_a_big_argument_leaves_no_memory_behind_in_the_parent(make_po
         arg = bytes(PAYLOAD)
         assert pool.apply(len, (arg,)) == PAYLOAD
         del arg
-        deadline = time.monotonic() + RELEASE_DEADLINE
+        deadline = time.monotonic() + WAIT_DEADLINE
         while True:
             gc.collect()
             grown = tracemalloc.get_traced_memory()[0] - before
@@ -269,7 +269,7 @@ def test_terminate_while_an_input_error_waits_for_earlier_results():
     pool = core.get_context("fork").Pool(1)
     try:
         it = pool.imap_unordered(h.sleep_for, _slow_then_raise(1, first=60.0))
-        deadline = time.monotonic() + RELEASE_DEADLINE
+        deadline = time.monotonic() + WAIT_DEADLINE
         while it.progress[1] is None and time.monotonic() < deadline:      # the input's length is known
             time.sleep(0.01)
         assert it.progress == (0, 2)
