@@ -6,6 +6,10 @@ difference between the fork, spawn and forkserver contexts is their Process clas
 wraps the stdlib's concrete context of the same name (``_stdlib``), which the traced classes use for their
 untraced internals (a Queue's own locks, a Condition's semaphores).
 
+The default context (``core.set_start_method``, ``core.get_start_method``, ``core.Lock()``...) keeps no state
+of its own: it is a view of the stdlib's default context, so a program that mixes core with libraries that
+use ``multiprocessing`` directly has one start method, as it would with the stdlib alone.
+
 Exceptions and helpers (``TimeoutError``, ``cpu_count``, ``get_logger``, ``freeze_support``...) are the
 stdlib's own, so code that catches ``multiprocessing.TimeoutError`` catches core's too.
 """
@@ -145,13 +149,30 @@ class TracedContext(_std.BaseContext):
 
 
 class DefaultContext(TracedContext):
-    """core's default context: its start method can be chosen once (or again with ``force``)."""
+    """core's default context: its start method can be chosen once (or again with ``force``).
+
+    It has no state of its own: it reads and writes the stdlib's default context, so core and the stdlib
+    have one global default, as the stdlib alone has.  A program that calls ``core.set_start_method`` and
+    a library that builds objects through ``multiprocessing`` directly (or the reverse) agree on the start
+    method, and the objects of one can be passed to the processes of the other."""
 
     Process = process.Process
 
-    def __init__(self, context):
-        self._default_context = context
-        self._actual_context = None
+    def __init__(self, std_default):
+        self._std_default = std_default         # multiprocessing.context._default_context
+
+    @property
+    def _default_context(self):
+        return _traced(self._std_default._default_context)
+
+    @property
+    def _actual_context(self):
+        actual = self._std_default._actual_context
+        return None if actual is None else _traced(actual)
+
+    @_actual_context.setter
+    def _actual_context(self, ctx):
+        self._std_default._actual_context = None if ctx is None else ctx._stdlib
 
     def get_context(self, method=None):
         if method is None:
@@ -176,7 +197,7 @@ class DefaultContext(TracedContext):
         return self._actual_context._name
 
     def get_all_start_methods(self):
-        return _std._default_context.get_all_start_methods()
+        return self._std_default.get_all_start_methods()
 
 
 if sys.platform != 'win32':
@@ -202,7 +223,6 @@ if sys.platform != 'win32':
         'spawn': SpawnContext(),
         'forkserver': ForkServerContext(),
     }
-    _default_context = DefaultContext(_concrete_contexts[_std._default_context._default_context._name])
 
 else:
 
@@ -211,7 +231,17 @@ else:
         Process = process.SpawnProcess
 
     _concrete_contexts = {'spawn': SpawnContext()}
-    _default_context = DefaultContext(_concrete_contexts['spawn'])
+
+
+def _traced(std_ctx):
+    """core's concrete context of the same start method as the stdlib context ``std_ctx``."""
+    try:
+        return _concrete_contexts[std_ctx._name]
+    except KeyError:
+        raise ValueError('cannot find context for %r' % (std_ctx._name,)) from None
+
+
+_default_context = DefaultContext(_std._default_context)
 
 
 def _force_start_method(method):

@@ -29,7 +29,9 @@ Data flow::
                        the manager, so a slow callback cannot delay death or timeout detection)
 
   feeder thread: iterates the caller's generator for imap/imap_unordered lazily (read-ahead bounded);
-                 lists, tuples and ranges are sliced by the manager directly.
+                 lists, tuples and ranges are sliced by the manager directly.  An exception from the
+                 generator ends the results at its position, after every result before it (with
+                 chunksize > 1 the items of the chunk it interrupted are not run), as in the stdlib.
 
 The manager waits on one selector: every worker's result pipe, every worker's sentinel, a wake-up pipe
 for the caller threads, and a worker's task pipe while a write to it is pending (writes are non-blocking,
@@ -157,6 +159,9 @@ READ_SIZE = 1 << 18
 BIG_FRAME = 1 << 20
 #: Read-ahead of the feeder thread, in chunks per worker, on top of what prefetching needs.
 FEED_AHEAD = 2
+#: The longest task_timeout accepted (seconds): the longest wait the threading module can do (about 292
+#: years); longer is no limit, which is None.
+MAX_TASK_TIMEOUT = int(threading.TIMEOUT_MAX)
 
 _PREFETCH_NS = int(PREFETCH_SECONDS * 1e9)
 _BATCH_NS = int(BATCH_SECONDS * 1e9)
@@ -195,7 +200,11 @@ job_counter = itertools.count()  # the stdlib module has it; core's job ids are 
 
 class _Dumper:
     """ForkingPickler.dumps with one reused pickler (the stdlib's reducers, without building a pickler and
-    a buffer per call).  One per thread that pickles."""
+    a buffer per call).  One per thread that pickles.
+
+    Between calls it holds nothing: the pickler's memo references every object it pickled and the buffer
+    holds the bytes, so both are emptied as soon as a dump ends (otherwise the last task's arguments, or a
+    worker's last results, would stay alive until the next dump)."""
 
     __slots__ = ("buf", "pickler", "nreducers")
 
@@ -210,15 +219,16 @@ class _Dumper:
         if p is None or self.nreducers != len(ForkingPickler._extra_reducers):
             p = self.pickler = ForkingPickler(buf)
             self.nreducers = len(ForkingPickler._extra_reducers)
-        buf.seek(0)
-        buf.truncate()
-        p.clear_memo()
         try:
             p.dump(obj)
+            return buf.getvalue()
         except BaseException:
             self.pickler = None
             raise
-        return buf.getvalue()
+        finally:
+            p.clear_memo()
+            buf.seek(0)
+            buf.truncate()
 
 
 def _frame(header, blobs):
@@ -462,7 +472,9 @@ def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
             vb, errs = _dump_values(values, errs, dumps)
             pieces.append((job, vfirst, len(values), errs, dur, len(vb)))
             blobs.append(vb)
-        header = payload = blob = values = None
+        # drop this message's arguments and results before sending (the send may wait on a full pipe) and
+        # before waiting for the next message: a worker holds no task's data once it has answered
+        header = payload = blob = values = errs = vb = func = items = None
         bye = bool(maxtasks) and completed >= maxtasks
         if pieces or bye:
             out.send((_RESULTS, pieces, bye), blobs)
@@ -973,7 +985,7 @@ class _Job:
     __slots__ = ("id", "func", "mode", "method", "cs", "timeout", "timeout_ns", "result", "seq", "total",
                  "next", "lazy", "iterable", "buffer", "exhausted", "feed_total", "feed_error",
                  "feed_target", "feeder_waiting", "done", "failed", "est", "est_sum", "est_n", "via_cb",
-                 "progress", "funckey", "finished", "func_error")
+                 "progress", "funckey", "finished", "func_error", "input_error")
 
     def __init__(self, jid, func, mode, method, cs, timeout, result, progress, via_cb):
         self.id = jid
@@ -1005,6 +1017,7 @@ class _Job:
         self.funckey = None
         self.finished = False
         self.func_error = None
+        self.input_error = None       # (position, exception) of a lazy input, once its length is known
 
 
 class _Segment:
@@ -1276,7 +1289,7 @@ class _PoolState:
         for run in w.outstanding:
             job = run.job
             lo = run.reported
-            if lo >= run.n:
+            if lo >= run.n or job.finished:         # (a finished job's remainder is not requeued)
                 continue
             if cur < run.seq0:                          # not begun: requeue all of it
                 fin_hi = run_hi = lo
@@ -1450,7 +1463,10 @@ class _PoolState:
                 q.put((job.progress, (job.done, job.total)))
         else:
             res._put(first, values, errd, job.done)
-        if job.total is not None and job.done >= job.total:
+        if job.input_error is not None:
+            if job.done >= job.input_error[0]:
+                self.fail_input(job)
+        elif job.total is not None and job.done >= job.total:
             self.finish_job(job)
 
     def fail_range(self, job, first, n, exc, outcome):
@@ -1495,6 +1511,9 @@ class _PoolState:
             if job.total is None:
                 job.total = job.done + sum(n for _, n in ranges)
                 self._set_length(job)
+            if job.input_error is not None:     # it waited for results that now fail: it fails with them
+                ranges.append((job.input_error[0], 1))
+                job.input_error = None
         if not ranges and job.done >= job.total:
             self.finish_job(job)
         for first, n in ranges:
@@ -1522,11 +1541,17 @@ class _PoolState:
             except TypeError:
                 pass
         res = job.result
+        # Drop the job's inputs before the caller is woken: once it has its results, nothing here keeps
+        # its arguments alive (the job object itself may sit a while longer in open_jobs or a worker's
+        # record).  Requeued remainders of it go too.
+        job.func = job.seq = job.iterable = job.buffer = job.funckey = job.result = None
+        job.feed_error = job.func_error = None
+        if any(seg.job is job for seg in self.requeue):
+            self.requeue = collections.deque(seg for seg in self.requeue if seg.job is not job)
         if job.via_cb:
             self.cb_queue.put((res._finish, ()))
         else:
             res._finish()
-        job.func = job.seq = job.iterable = job.buffer = job.funckey = None
 
     # -- intake and lazy input --------------------------------------------------------------------------
     def take_incoming(self):
@@ -1570,12 +1595,22 @@ class _PoolState:
             err = job.feed_error
             if err is not None:
                 total += 1
+                job.input_error = err
             job.total = total
             self._set_length(job)
             if err is not None:
-                self.fail_range(job, err[0], 1, err[1], Outcome.ERROR)
+                if job.done >= err[0]:
+                    self.fail_input(job)
             elif job.done >= total:
                 self.finish_job(job)
+
+    def fail_input(self, job):
+        """The exception an imap's input raised ends the iteration at its position (the stdlib sends it as
+        one more task).  Delivered once every result before it is: the stdlib's task is queued behind
+        theirs, so imap_unordered never gives it before them either."""
+        pos, exc = job.input_error
+        job.input_error = None
+        self.fail_range(job, pos, 1, exc, Outcome.ERROR)
 
     # -- dispatch ---------------------------------------------------------------------------------------
     def next_source(self):
@@ -2023,17 +2058,14 @@ def _feed(st):
                     except StopIteration:
                         break
                 else:
+                    # An exception mid-chunk drops the items read for this chunk, as the stdlib's
+                    # _get_tasks does (its tuple(islice(...)) never completes): they are not run.
                     items = []
                     try:
                         for _ in range(cs):
                             items.append(next(it))
                     except StopIteration:
                         pass
-                    except Exception:
-                        if items:
-                            _feed_chunk(st, job, i, items)
-                            i += len(items)
-                        raise
                     if not items:
                         break
                 _feed_chunk(st, job, i, items)
@@ -2046,6 +2078,9 @@ def _feed(st):
         job.exhausted = True
         job.iterable = None
         st.wake()
+        # while it waits for the next job, this thread holds nothing of this one (its last chunk, its
+        # iterator, its result object)
+        job = it = items = None
 
 
 def _feed_chunk(st, job, i, items):
@@ -2075,21 +2110,26 @@ def _terminate_pool(st):
 # ------------------------------------------------------------------------------------------------------
 
 def _check_timeout(t):
+    """A task_timeout as given (to the Pool or to one call) -> float seconds or None; anything else is
+    refused here, in one sentence, rather than failing every later call (inf would overflow the
+    nanosecond deadline)."""
     if t is None:
         return None
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
-        raise ValueError("task_timeout must be a positive number of seconds or None, not %r" % (t,))
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= MAX_TASK_TIMEOUT:
+        raise ValueError("task_timeout must be a positive number of seconds up to %d, or None for no "
+                         "limit, not %r" % (MAX_TASK_TIMEOUT, t))
     return float(t)
 
 
 class Pool:
     """A process pool with ``multiprocessing.Pool``'s API; see the module docstring for what it adds.
 
-    Keywords beyond the stdlib's: ``task_timeout`` (seconds, or None: a task running longer is stopped by
-    killing its worker and fails with ``TaskTimeoutError``; every call can override it with its own
-    ``task_timeout=``) and ``name`` (shown in traces).  Every map-family call also takes ``progress=``, a
-    callable ``progress(done, total)`` called from a pool thread as chunks complete (``total`` is None for
-    an imap over an iterator until it is exhausted); result objects have ``.progress``.
+    Keywords beyond the stdlib's: ``task_timeout`` (seconds up to ``MAX_TASK_TIMEOUT``, or None: a task
+    running longer is stopped by killing its worker and fails with ``TaskTimeoutError``; every call can
+    override it with its own ``task_timeout=``) and ``name`` (shown in traces).  Every map-family call
+    also takes ``progress=``, a callable ``progress(done, total)`` called from a pool thread as chunks
+    complete (``total`` is None for an imap over an iterator until it is exhausted); result objects have
+    ``.progress``.
     """
 
     _wrap_exception = True
@@ -2200,7 +2240,10 @@ class Pool:
         return job
 
     def _submit(self, job, chunks_known):
+        """Hand ``job`` to the manager; returns its result object (read before: once the job is finished,
+        the manager drops its reference to it)."""
         st = self._st
+        result = job.result
         if recorder.ENABLED:
             emit = recorder.emit
             emit(Kind.POOL_JOB, self._uid, job.id, -1 if job.total is None else job.total, job.method)
@@ -2216,6 +2259,7 @@ class Pool:
             st.jobs[job.id] = job
             st.incoming.append(job)
         st.wake()
+        return result
 
     def apply(self, func, args=(), kwds={}, *, task_timeout=_DEFAULT):
         '''
@@ -2236,8 +2280,7 @@ class Pool:
                             lambda jid: ApplyResult(self, callback, error_callback, job=jid), None, via_cb)
         job.seq = [(args, kwds)]
         job.total = 1
-        self._submit(job, True)
-        return job.result
+        return self._submit(job, True)
 
     def map(self, func, iterable, chunksize=None, *, task_timeout=_DEFAULT, progress=None):
         '''
@@ -2275,9 +2318,9 @@ class Pool:
     def _map_async(self, func, iterable, mode, chunksize, callback, error_callback, task_timeout, progress,
                    method):
         self._check_running()
+        timeout = self._timeout_for(task_timeout)     # before the input is read: a refusal consumes nothing
         if type(iterable) not in _SLICEABLE:
             iterable = list(iterable)
-        timeout = self._timeout_for(task_timeout)
         n = len(iterable)
         if chunksize is None:
             chunksize, extra = divmod(n, self._processes * 4)
@@ -2299,8 +2342,7 @@ class Pool:
                             progress, via_cb)
         job.seq = iterable
         job.total = n
-        self._submit(job, True)
-        return job.result
+        return self._submit(job, True)
 
     def imap(self, func, iterable, chunksize=1, *, task_timeout=_DEFAULT, progress=None):
         '''
@@ -2343,8 +2385,7 @@ class Pool:
             job.lazy = True
             job.iterable = iterable
             job.buffer = collections.deque()
-        self._submit(job, sliceable)
-        return job.result
+        return self._submit(job, sliceable)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def close(self):

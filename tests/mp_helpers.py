@@ -386,6 +386,13 @@ def barrier_broken_waiter(barrier, q, timeout=5.0):
         q.put(("passed", None))
 
 
+def report_shared(v, lock, q):
+    """A child uses a Value and a Lock made by its parent, and reports both modules' start method."""
+    with lock:
+        value = v.value
+    q.put([value, multiprocessing.get_start_method(), core.get_start_method()])
+
+
 def incr_value(v):
     """A Barrier action: count the generations that passed."""
     with v.get_lock():

@@ -4,11 +4,14 @@ Children started with spawn or forkserver import these by name (``tests/`` is on
 every function a pool task, initializer or callback-in-a-worker runs lives here.  They work the same under
 the stdlib's Pool and core's.
 """
+import gc
 import os
 import signal
 import sys
 import threading
 import time
+import tracemalloc
+import weakref
 
 # -- plain tasks --------------------------------------------------------------------------------------------
 
@@ -179,3 +182,62 @@ def fail_on_777(x):
     if x == 777:
         raise ValueError("777 fails")
     return x
+
+
+# -- payload lifetimes (what a process keeps alive after a task) ---------------------------------------------
+
+_markers = weakref.WeakSet()
+
+
+class Marker:
+    """A weakref-able object that counts itself: every Marker built in a process (by a test, or by
+    unpickling one sent to a worker) is in that process's ``_markers`` until it is garbage."""
+
+    def __init__(self, i):
+        self.i = i
+        _markers.add(self)
+
+    def __reduce__(self):
+        return (Marker, (self.i,))
+
+
+def marker_index(m):
+    return m.i
+
+
+def make_marker(i):
+    return Marker(i)
+
+
+def markers_alive(_=None):
+    """How many Markers this process still holds, after a garbage collection."""
+    gc.collect()
+    return len(_markers)
+
+
+def start_tracing_memory(_=None):
+    """Start tracemalloc in this worker; ``traced_memory_growth`` reports the growth since."""
+    global _memory_base
+    gc.collect()
+    tracemalloc.start()
+    _memory_base = tracemalloc.get_traced_memory()[0]
+    return os.getpid()
+
+
+_memory_base = 0
+
+
+def traced_memory_growth(_=None):
+    """Bytes of Python memory this worker holds now beyond what it held at ``start_tracing_memory``
+    (after a garbage collection); stops tracemalloc."""
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - _memory_base
+    tracemalloc.stop()
+    return grown
+
+
+def touch(path):
+    """Create the file ``path`` (so a test can see which tasks ran) and return its name."""
+    with open(path, "w"):
+        pass
+    return os.path.basename(path)
