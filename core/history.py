@@ -8,6 +8,9 @@ user's data directory (``$XDG_DATA_HOME/mpgui`` or ``~/.local/share/mpgui`` on L
 A run is entered when it starts (status ``running``, with the runner's pid) and updated when it ends; a run
 whose runner died without saying so is shown as ``interrupted`` and its run file still opens.
 
+Runs hold programs' arguments and output, so a home mpgui creates (and its ``runs/``) is its owner's only
+(0700), and the history and run files are 0600.
+
 No Qt here.
 """
 import json
@@ -16,6 +19,8 @@ import platform
 import sqlite3
 import sys
 import time
+
+from .trace.store import PRIVATE_DIR_MODE, create_private_file
 
 HOME_ENV = "MPGUI_HOME"
 
@@ -64,8 +69,10 @@ class RunHistory:
     def __init__(self, home=None):
         self.home = home_dir(home)
         self.runs_dir = os.path.join(self.home, "runs")
-        os.makedirs(self.runs_dir, exist_ok=True)
+        os.makedirs(self.home, mode=PRIVATE_DIR_MODE, exist_ok=True)
+        os.makedirs(self.runs_dir, mode=PRIVATE_DIR_MODE, exist_ok=True)
         self.path = os.path.join(self.home, "history.sqlite")
+        create_private_file(self.path)
         self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)

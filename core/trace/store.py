@@ -23,6 +23,12 @@ import numpy as np
 
 from .arrays import EVENT_DTYPE
 
+#: Run files hold a program's output and arguments, so only their owner may read them (SQLite creates the
+#: ``-wal`` and ``-shm`` companions with the permissions of the database file).  Directories mpgui makes
+#: for them are the owner's only too.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
 FORMAT_NAME = "mpgui-run"
 FORMAT_VERSION = 1
 RUN_SUFFIX = ".mpgrun"
@@ -43,13 +49,19 @@ class RunFileError(Exception):
     """A run file that cannot be read at all; the message says what to do."""
 
 
+def create_private_file(path):
+    """Create ``path`` readable by its owner only, if it does not exist yet (an existing file is kept as is)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+
+
 class RunWriter:
     """Appends to a run file.  Every method commits, so a crash loses at most the batch being written."""
 
     def __init__(self, path, meta=None):
         self.path = os.fspath(path)
         d = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(d, exist_ok=True)
+        os.makedirs(d, mode=PRIVATE_DIR_MODE, exist_ok=True)
+        create_private_file(self.path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         # 64 KiB pages: event chunks are large BLOBs, and big pages store them with few overflow pages.
