@@ -1,13 +1,15 @@
 """The headless command line: ``python main.py COMMAND ...`` (and the installed ``mpgui COMMAND``).
 
-    trace SCRIPT [ARGS...] [--out RUNFILE]     run a script that uses core, record everything, summarise
+    trace [--force] SCRIPT [ARGS...] [--out RUNFILE]
+                                                run a script that uses core, record everything, summarise
     export RUNFILE --chrome FILE.json [--csv DIR]
-    run SCENARIO [--start-method M] [--set name=value ...] [--out RUNFILE]
+    run SCENARIO [--start-method M] [--set name=value ...] [--out RUNFILE [--force]]
     runs                                        the run history
     scenarios                                   the scenario catalog with parameters
 
 Errors a user can cause are reported in one sentence that says what to do, with exit code 2; nothing here
-prints a traceback for them.  No Qt here.
+prints a traceback for them.  A run never writes into another run's file: ``--out`` onto a run file is
+refused unless ``--force`` replaces it, and onto any other file always.  No Qt here.
 """
 import argparse
 import os
@@ -144,7 +146,7 @@ def _split_trace_args(rest):
 def cmd_trace(args):
     from .history import RunHistory
     from .runner import TracedRun, install_cancel_handlers
-    from .trace.store import RunFile
+    from .trace.store import RunFile, RunFileError
     rest, trailing_out = _split_trace_args(args.script_and_args)
     if not rest:
         raise UsageError("Name the script to trace: main.py trace SCRIPT [ARGS...] --out RUNFILE.")
@@ -156,9 +158,12 @@ def cmd_trace(args):
         raise UsageError("The packaged app cannot run Python scripts; trace them with 'python main.py trace'.")
     history = RunHistory(args.home)
     out = args.out or trailing_out or history.new_run_path("trace-" + os.path.splitext(os.path.basename(script))[0])
-    run = TracedRun([sys.executable, script] + script_args, out, kind="trace", history=history,
-                    title="trace %s" % os.path.basename(script), echo_output=not args.quiet,
-                    meta={"script": os.path.abspath(script), "args": script_args})
+    try:
+        run = TracedRun([sys.executable, script] + script_args, out, kind="trace", history=history,
+                        title="trace %s" % os.path.basename(script), echo_output=not args.quiet,
+                        meta={"script": os.path.abspath(script), "args": script_args}, replace=args.force)
+    except RunFileError as e:
+        raise UsageError(str(e)) from None
     install_cancel_handlers(run)
     run.start()
     status = run.wait()
@@ -223,6 +228,7 @@ def build_parser():
 
     t = sub.add_parser("trace", help="run a Python script that uses core and record everything it does")
     t.add_argument("--out", help="run file to write (default: a new file in the run history)")
+    t.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
     t.add_argument("--quiet", action="store_true", help="do not echo the script's output")
     t.add_argument("script_and_args", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...] [--out RUNFILE]")
     t.set_defaults(func=cmd_trace)

@@ -78,14 +78,19 @@ class RunHistory:
         self._db.executescript(_SCHEMA)
 
     def new_run_path(self, label):
+        """A new run file's path in ``runs/``, named after the time and ``label``.  The name is taken at once
+        (an empty private file), so runs started in the same second never get the same file."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in label)[:40] or "run"
         base = os.path.join(self.runs_dir, "%s-%s" % (stamp, safe))
         path, n = base + ".mpgrun", 1
-        while os.path.exists(path):
-            n += 1
-            path = "%s-%d.mpgrun" % (base, n)
-        return path
+        while True:
+            try:
+                create_private_file(path, exclusive=True)
+                return path
+            except FileExistsError:
+                n += 1
+                path = "%s-%d.mpgrun" % (base, n)
 
     def begin(self, run_id, path, kind, scenario=None, title=None, params=None, start_method=None):
         self._db.execute(

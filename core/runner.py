@@ -152,10 +152,14 @@ def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
 
 
 class TracedRun:
-    """One traced program run.  ``start()``, then ``wait()``; ``cancel()`` from any thread."""
+    """One traced program run.  ``start()``, then ``wait()``; ``cancel()`` from any thread.
+
+    Creating it claims the run file (``RunFileError`` with one sentence if ``out_path`` is another run's
+    file, unless ``replace``, or is no run file at all); nothing is started before ``start()``."""
 
     def __init__(self, argv, out_path, *, kind="trace", meta=None, history=None, env=None, cwd=None,
-                 echo_output=("stdout", "stderr"), listener=None, title=None, scenario=None, params=None, start_method=None):
+                 echo_output=("stdout", "stderr"), listener=None, title=None, scenario=None, params=None,
+                 start_method=None, replace=False):
         self.argv = list(argv)
         self.out_path = os.path.abspath(out_path)
         self.kind = kind
@@ -178,7 +182,8 @@ class TracedRun:
                 "params": self.params, "start_method": start_method, "machine": machine_facts(),
                 "started_wall": time.time(), "runner_pid": os.getpid()}
         base.update(meta or {})
-        self.writer = RunWriter(self.out_path, base)
+        # First, so a path that cannot take this run (another run's file, not a run file) stops it here.
+        self.writer = RunWriter(self.out_path, base, replace=replace)
         self.sink = _RunObserver(listener)
         self.store = BackgroundWriter(self.writer, listener=self.sink)
         self.trace_dir = make_trace_dir()

@@ -54,16 +54,20 @@ def scenario_command(scenario, params, method):
                         json.dumps(params, sort_keys=True))
 
 
-def start_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None):
-    """Create and start a TracedRun of a scenario (also used by tests and by embedding code)."""
+def make_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None, replace=False):
+    """A TracedRun of a scenario, not started yet; its run file is claimed (RunFileError if it cannot be)."""
     from .history import RunHistory
     from .runner import TracedRun
     history = RunHistory(home)
     out = out or history.new_run_path(scenario.name)
-    run = TracedRun(scenario_command(scenario, params, method), out, kind="scenario", history=history,
-                    title=scenario.title, scenario=scenario.name, params=params, start_method=method,
-                    echo_output=echo_output, listener=listener)
-    return run.start()
+    return TracedRun(scenario_command(scenario, params, method), out, kind="scenario", history=history,
+                     title=scenario.title, scenario=scenario.name, params=params, start_method=method,
+                     echo_output=echo_output, listener=listener, replace=replace)
+
+
+def start_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None):
+    """Create and start a TracedRun of a scenario (also used by tests and by embedding code)."""
+    return make_run(scenario, params, method, out, home, echo_output, listener).start()
 
 
 def _cancel_on_stdin(run):
@@ -82,11 +86,15 @@ def _cancel_on_stdin(run):
 
 def cmd_run(args):
     from .runner import install_cancel_handlers
-    from .trace.store import RunFile
+    from .trace.store import RunFile, RunFileError
     scenario, params, method = prepare(args.scenario, args.start_method, parse_sets(args.set))
+    try:
+        run = make_run(scenario, params, method, out=args.out, home=args.home,
+                       echo_output=() if args.quiet else ("stdout",), replace=args.force)
+    except RunFileError as e:
+        raise UsageError(str(e)) from None
     print("%s  (start method %s)" % (scenario.title, method), file=sys.stderr)
-    run = start_run(scenario, params, method, out=args.out, home=args.home,
-                    echo_output=() if args.quiet else ("stdout",))
+    run.start()
     install_cancel_handlers(run)
     if args.control_stdin:
         _cancel_on_stdin(run)
@@ -164,6 +172,7 @@ def add_commands(sub):
     r.add_argument("--start-method", dest="start_method", help="fork, spawn or forkserver (what the platform has)")
     r.add_argument("--set", action="append", metavar="NAME=VALUE", help="a parameter (repeatable)")
     r.add_argument("--out", help="run file to write (default: a new file in the run history)")
+    r.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no scenario output")
     r.add_argument("--control-stdin", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)

@@ -32,6 +32,8 @@ PRIVATE_DIR_MODE = 0o700
 FORMAT_NAME = "mpgui-run"
 FORMAT_VERSION = 1
 RUN_SUFFIX = ".mpgrun"
+#: The files SQLite keeps beside a database while it is open (and after a crash).
+_COMPANIONS = ("-wal", "-shm", "-journal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,28 +51,82 @@ class RunFileError(Exception):
     """A run file that cannot be read at all; the message says what to do."""
 
 
-def create_private_file(path):
-    """Create ``path`` readable by its owner only, if it does not exist yet (an existing file is kept as is)."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+def create_private_file(path, exclusive=False):
+    """Create ``path`` readable by its owner only.  An existing file is kept as it is, or, if ``exclusive``,
+    is an error (FileExistsError)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else 0)
+    os.close(os.open(path, flags, PRIVATE_FILE_MODE))
+
+
+def _exists_message(path):
+    return ("%s already holds a run: choose another path for --out, or add --force to replace it." % path)
+
+
+def _check_replaceable(path, replace):
+    """Raise RunFileError unless ``path`` is a run file and ``replace`` says it may go."""
+    try:
+        RunFile(path).close()
+    except RunFileError:
+        raise RunFileError("%s is not an mpgui run file, and mpgui does not overwrite other files: choose "
+                           "another path for --out." % path) from None
+    if not replace:
+        raise RunFileError(_exists_message(path))
+
+
+def _claim_run_file(path, replace):
+    """The connection of a new run's own file at ``path``, or RunFileError with one sentence.
+
+    A run never writes into another run's file: the file is new, or empty (a name reserved by
+    ``RunHistory.new_run_path``), and it is claimed by one exclusive transaction that finds it without
+    tables, so of two runners given one path only the first gets it.  An existing run file is replaced only
+    with ``replace``; any other file is left as it is."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=PRIVATE_DIR_MODE, exist_ok=True)
+        if os.path.isdir(path):
+            raise RunFileError("%s is a directory: give --out the path of a file (a name ending in %s)."
+                               % (path, RUN_SUFFIX))
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            _check_replaceable(path, replace)
+            for p in (path,) + tuple(path + s for s in _COMPANIONS):
+                if os.path.exists(p):
+                    os.unlink(p)
+        create_private_file(path)
+    except OSError as e:
+        raise RunFileError("Cannot create the run file %s (%s): choose a path in a directory you can write "
+                           "to." % (path, e.strerror or e)) from None
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        # 64 KiB pages: event chunks are large BLOBs, and big pages store them with few overflow pages (the
+        # page size is taken when the first table is created, so it is set before the claim).
+        db.execute("PRAGMA page_size=65536")
+        db.execute("BEGIN EXCLUSIVE")
+        if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            db.execute("ROLLBACK")
+            raise RunFileError(_exists_message(path))
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("COMMIT")
+        # synchronous=OFF: no fsync.  A crash of any process (GUI, runner, workload) cannot corrupt a WAL
+        # database without fsync; only losing power can, and a run is not worth the 3x write cost.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise RunFileError("%s cannot be used for a run (%s): choose another path for --out." % (path, e)) from None
+    except RunFileError:
+        db.close()
+        raise
+    return db
 
 
 class RunWriter:
     """Appends to a run file.  Every method commits, so a crash loses at most the batch being written."""
 
-    def __init__(self, path, meta=None):
+    def __init__(self, path, meta=None, replace=False):
         self.path = os.fspath(path)
-        d = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(d, mode=PRIVATE_DIR_MODE, exist_ok=True)
-        create_private_file(self.path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        # 64 KiB pages: event chunks are large BLOBs, and big pages store them with few overflow pages.
-        # synchronous=OFF: no fsync.  A crash of any process (GUI, runner, workload) cannot corrupt a WAL
-        # database without fsync; only losing power can, and a run is not worth the 3x write cost.
-        self._db.execute("PRAGMA page_size=65536")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.executescript(_SCHEMA)
+        self._db = _claim_run_file(self.path, replace)
         self.events_written = 0
         self.dropped = 0
         self._drops = {}
@@ -207,7 +263,9 @@ class RunFile:
                                "'main.py runs'." % self.path)
         with open(self.path, "rb") as f:
             head = f.read(16)
-        if head and not head.startswith(b"SQLite format 3"):
+        if not head:
+            raise RunFileError("%s is empty: its run never started recording; record the run again." % self.path)
+        if not head.startswith(b"SQLite format 3"):
             raise RunFileError("%s is not an mpgui run file (it is not an SQLite database): open a "
                                ".mpgrun file written by 'main.py run' or 'main.py trace'." % self.path)
         try:

@@ -41,6 +41,15 @@ def run_cli(args, home, timeout=120, **kw):
                           env=env, timeout=timeout, **kw)
 
 
+def assert_one_sentence(r, needle):
+    """A mistake of the user's: exit code 2 and one line on stderr that says what to do, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mpgui: "), r.stderr
+    assert needle in lines[0], lines[0]
+
+
 def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -92,3 +101,81 @@ def test_companion_files_of_live_databases_are_private(tmp_path, umask_022):
     finally:
         writer.close()
         history.close()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# runs never share a run file
+# ----------------------------------------------------------------------------------------------------------
+
+def main_processes(path):
+    with RunFile(path) as rf:
+        return [p for p in rf.model().procs.values() if p.role == "main"]
+
+
+def test_new_run_paths_are_distinct_within_one_second(tmp_path):
+    history = RunHistory(tmp_path / "home")
+    try:
+        paths = [history.new_run_path("lock_contention") for _ in range(5)]
+    finally:
+        history.close()
+    assert len(set(paths)) == 5
+    # each name is taken as soon as it is handed out, so a concurrent runner cannot be given it too
+    assert all(os.path.exists(p) and mode(p) == 0o600 for p in paths)
+
+
+def test_concurrent_runs_of_one_scenario_get_a_file_each(tmp_path):
+    home = tmp_path / "home"
+    args = ["run", "lock_contention", "--set", "processes=1", "--set", "increments=10", "--quiet"]
+    env = dict(os.environ, MPGUI_HOME=str(home))
+    procs = [subprocess.Popen([sys.executable, MAIN] + args, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    files = sorted(f for f in (home / "runs").iterdir() if f.suffix == ".mpgrun")
+    assert len(files) == 3
+    assert [len(main_processes(f)) for f in files] == [1, 1, 1]
+
+
+def test_out_onto_an_existing_run_file_refuses_unless_forced(program, tmp_path):
+    out = tmp_path / "run.mpgrun"
+    r = run_cli(["trace", "--quiet", program, "--out", out], tmp_path)
+    assert r.returncode == 0, r.stderr
+    with RunFile(out) as rf:
+        first = rf.meta()["run_id"]
+    r = run_cli(["trace", "--quiet", program, "--out", out], tmp_path)
+    assert_one_sentence(r, "--force")
+    assert "program done" not in r.stdout                      # refused before anything started
+    with RunFile(out) as rf:
+        assert rf.meta()["run_id"] == first
+    assert len(main_processes(out)) == 1
+    r = run_cli(["run", "lock_contention", "--set", "increments=10", "--quiet", "--out", out], tmp_path)
+    assert_one_sentence(r, "--force")
+    r = run_cli(["trace", "--quiet", "--force", program, "--out", out], tmp_path)
+    assert r.returncode == 0, r.stderr
+    with RunFile(out) as rf:
+        assert rf.meta()["run_id"] != first
+    assert len(main_processes(out)) == 1
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_out_onto_a_file_that_is_not_a_run_is_refused_and_kept(program, tmp_path, force):
+    precious = tmp_path / "notes.txt"
+    precious.write_text("my notes\n")
+    r = run_cli(["trace", "--quiet"] + force + [program, "--out", precious], tmp_path)
+    assert_one_sentence(r, "not an mpgui run file")
+    assert precious.read_text() == "my notes\n"
+    r = run_cli(["run", "lock_contention", "--quiet", "--out", precious] + force, tmp_path)
+    assert_one_sentence(r, "not an mpgui run file")
+    assert precious.read_text() == "my notes\n"
+    r = run_cli(["trace", "--quiet", program, "--out", tmp_path], tmp_path)
+    assert_one_sentence(r, "is a directory")
+
+
+def test_out_onto_an_empty_reserved_file_is_used(program, tmp_path):
+    """The app reserves a run file's name (an empty file) and hands it to the runner with --out."""
+    history = RunHistory(tmp_path / "home")
+    out = history.new_run_path("trace-prog")
+    history.close()
+    r = run_cli(["trace", "--quiet", program, "--out", out], tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    assert len(main_processes(out)) == 1
