@@ -15,6 +15,7 @@ No Qt here.
 """
 import json
 import os
+import pathlib
 import sqlite3
 import threading
 import time
@@ -49,6 +50,12 @@ CREATE TABLE IF NOT EXISTS log(id INTEGER PRIMARY KEY, t INTEGER NOT NULL, kind 
 
 class RunFileError(Exception):
     """A run file that cannot be read at all; the message says what to do."""
+
+
+def sqlite_uri(path, mode):
+    """The SQLite URI that opens ``path`` with ``mode`` (ro, rw...).  The path is percent-encoded: a ``#``
+    or ``?`` in a directory name would otherwise end the path and start the URI's fragment or query."""
+    return "%s?mode=%s" % (pathlib.Path(os.path.abspath(path)).as_uri(), mode)
 
 
 def create_private_file(path, exclusive=False):
@@ -269,7 +276,7 @@ class RunFile:
             raise RunFileError("%s is not an mpgui run file (it is not an SQLite database): open a "
                                ".mpgrun file written by 'main.py run' or 'main.py trace'." % self.path)
         try:
-            self._db = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, check_same_thread=False)
+            self._db = sqlite3.connect(sqlite_uri(self.path, "ro"), uri=True, check_same_thread=False)
             self._db.execute("PRAGMA query_only=1")
             self._meta = self._read_meta()
         except sqlite3.DatabaseError as e:

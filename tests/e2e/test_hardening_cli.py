@@ -179,3 +179,25 @@ def test_out_onto_an_empty_reserved_file_is_used(program, tmp_path):
     r = run_cli(["trace", "--quiet", program, "--out", out], tmp_path / "home")
     assert r.returncode == 0, r.stderr
     assert len(main_processes(out)) == 1
+
+
+# ----------------------------------------------------------------------------------------------------------
+# paths SQLite would read as URI syntax
+# ----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("odd", ["hash#dir", "what?dir", "both#a?C=1"])
+def test_paths_with_uri_characters(program, tmp_path, odd):
+    home = tmp_path / odd / "home"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    r = run_cli(["trace", "--quiet", program], home, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert "1 main, 2 process" in r.stdout
+    (run_file,) = [f for f in (home / "runs").iterdir() if f.suffix == ".mpgrun"]
+    r = run_cli(["export", run_file, "--chrome", tmp_path / odd / "t.json"], home, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert "damaged" not in r.stderr
+    with RunFile(run_file) as rf:
+        assert rf.meta()["status"] == "done"
+    assert os.listdir(cwd) == []                  # no stray files named after pieces of the path
+    assert sorted(os.listdir(tmp_path / odd)) == ["home", "t.json"]
