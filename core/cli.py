@@ -161,7 +161,8 @@ def cmd_trace(args):
     try:
         run = TracedRun([sys.executable, script] + script_args, out, kind="trace", history=history,
                         title="trace %s" % os.path.basename(script), echo_output=not args.quiet,
-                        meta={"script": os.path.abspath(script), "args": script_args}, replace=args.force)
+                        meta={"script": os.path.abspath(script), "args": script_args}, replace=args.force,
+                        stdin=None)
     except RunFileError as e:
         raise UsageError(str(e)) from None
     install_cancel_handlers(run)

@@ -13,6 +13,13 @@ Ctrl+C, SIGTERM to the runner) ends the whole tree within 2 seconds: SIGTERM, th
 the stdlib's resource tracker last so it can release semaphores; shared-memory segments the program created
 and did not unlink are unlinked; the run file keeps everything recorded and is marked ``cancelled``.
 
+If the runner itself dies (SIGKILL, a crash), the program's tree must not live on, and the program cannot be
+asked to help (a user's script owns its stdin and may never import core's watchers).  So every run has a
+guardian: a small process in a session of its own, started with ``GUARD_COMMAND``, that blocks reading a
+pipe only the runner holds.  A runner that ends normally writes ``done`` first; end of file without it means
+the runner is gone, and the guardian ends the tree as ``cancel()`` would (``kill_tree``).  It imports this
+module, so the module's top level imports only what the guardian needs (the rest is imported where used).
+
 No Qt here.
 """
 import os
@@ -25,17 +32,23 @@ import uuid
 
 import psutil
 
-from .history import machine_facts
-from .monitor import ResourceMonitor
 from .trace import recorder
-from .trace.collector import Collector, make_trace_dir
 from .trace.events import Kind
-from .trace.store import BackgroundWriter, RunWriter
 
 #: How long processes get to end after SIGTERM before SIGKILL.
 TERM_GRACE = 0.8
 #: After the main process ends, how long its children get to end on their own before they are killed.
 ORPHAN_GRACE = 1.0
+
+#: How long the runner waits for its released guardian to exit.
+GUARD_EXIT_TIMEOUT = 5.0
+#: The hidden command that runs the guardian in the packaged app (main.py dispatches it).
+GUARD_COMMAND = "_run-guard"
+#: What a runner that ends normally tells its guardian before closing the pipe.
+GUARD_RELEASE = b"done"
+#: Command-line marks of the stdlib's helper processes: they go last when a tree is ended (the resource
+#: tracker releases what the program left once every other process is gone).
+HELPER_MARKS = {"resource_tracker": "resource tracker", "forkserver": "forkserver"}
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,6 +123,20 @@ def _group_members(pgid):
     return out
 
 
+def _stdlib_helpers(procs):
+    """pid -> role of the stdlib's helper processes among ``procs``, told by their command lines."""
+    out = {}
+    for p in procs:
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        for mark, role in HELPER_MARKS.items():
+            if "multiprocessing.%s" % mark in cmd:
+                out[p.pid] = role
+    return out
+
+
 def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
     """End ``root_pid``, its descendants and its process group: SIGTERM, then SIGKILL after ``grace``.
     Processes named in ``spare_roles`` (pid -> role, e.g. the resource tracker) go last, so they can clean up.
@@ -125,7 +152,8 @@ def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
     for p in _group_members(pgid):
         procs.setdefault(p.pid, p)
     procs.pop(os.getpid(), None)
-    spare = {pid: p for pid, p in procs.items() if spare_roles and pid in spare_roles}
+    spare_roles = dict(spare_roles or {}, **_stdlib_helpers(procs.values()))
+    spare = {pid: p for pid, p in procs.items() if pid in spare_roles}
     first = [p for pid, p in procs.items() if pid not in spare]
     for p in first:
         try:
@@ -151,6 +179,36 @@ def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
     return list(procs)
 
 
+def guard_command(program_pid):
+    """The command line of a guardian for the program ``program_pid`` (see the module docstring)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, GUARD_COMMAND, str(program_pid)]
+    # ROOT first on the path: the current directory (first for -c) may hold another package named core.
+    code = "import sys; sys.path.insert(0, %r); from core.runner import guard_main; sys.exit(guard_main(sys.argv[1:]))"
+    return [sys.executable, "-c", code % ROOT, str(program_pid)]
+
+
+def guard_main(argv):
+    """The guardian: wait for the runner's pipe (stdin) to end; unless the runner said ``done``, end the
+    program's tree."""
+    for sig in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+    program_pid = int(argv[0])
+    said = b""
+    try:
+        while True:
+            chunk = os.read(0, 64)
+            if not chunk:
+                break
+            said += chunk
+    except OSError:
+        pass
+    if GUARD_RELEASE not in said:
+        kill_tree(program_pid, program_pid if os.name == "posix" else None)
+    return 0
+
+
 class TracedRun:
     """One traced program run.  ``start()``, then ``wait()``; ``cancel()`` from any thread.
 
@@ -159,7 +217,7 @@ class TracedRun:
 
     def __init__(self, argv, out_path, *, kind="trace", meta=None, history=None, env=None, cwd=None,
                  echo_output=("stdout", "stderr"), listener=None, title=None, scenario=None, params=None,
-                 start_method=None, replace=False):
+                 start_method=None, replace=False, stdin=subprocess.DEVNULL):
         self.argv = list(argv)
         self.out_path = os.path.abspath(out_path)
         self.kind = kind
@@ -169,10 +227,15 @@ class TracedRun:
         self.cwd = cwd
         # which of the program's streams to pass through to ours (they are always kept in the run file)
         self.echo_output = (("stdout", "stderr") if echo_output is True else tuple(echo_output or ()))
+        from .history import machine_facts
+        from .trace.collector import Collector, make_trace_dir
+        from .trace.store import BackgroundWriter, RunWriter
         self.title = title
         self.scenario = scenario
         self.params = params or {}
         self.start_method = start_method
+        # the program's stdin: nothing by default; ``None`` passes this process's own stdin on (``trace``)
+        self.stdin = stdin
         self._cancel = threading.Event()
         self.status = "created"
         self.exit_code = None
@@ -189,6 +252,7 @@ class TracedRun:
         self.trace_dir = make_trace_dir()
         self.collector = Collector(self.trace_dir, self.store)
         self.monitor = None
+        self.guard = None
         self._out_threads = []
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -204,24 +268,50 @@ class TracedRun:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         self.started_at = time.monotonic()
         try:
-            # stdin: a pipe nobody writes to.  A scenario host watches it: EOF means this runner is gone.
             self.proc = subprocess.Popen(self.argv, env=child_env(self.trace_dir, self.extra_env), cwd=self.cwd,
-                                         stdin=subprocess.PIPE if self.kind == "scenario" else subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE,
+                                         stdin=self.stdin, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, **kwargs)
         except OSError as e:
             self.writer.add_log("error", "could not start %s: %s" % (self.argv[0], e))
             self._finish("failed", 127)
             raise
         self.status = "running"
+        self._start_guard()
         self.writer.set_meta(program_pid=self.proc.pid)
         for stream, label in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
             t = threading.Thread(target=self._pump, args=(stream, label), daemon=True, name="mpgui-" + label)
             t.start()
             self._out_threads.append(t)
+        from .monitor import ResourceMonitor
         self.monitor = ResourceMonitor(self.proc.pid, self.writer.add_samples,
                                        exclude={os.getpid()}).start()
         return self
+
+    def _start_guard(self):
+        env = {k: v for k, v in os.environ.items() if k != recorder.TRACE_ENV}      # the guardian is not traced
+        kwargs = {"start_new_session": True} if os.name == "posix" else \
+            {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        try:
+            self.guard = subprocess.Popen(guard_command(self.proc.pid), stdin=subprocess.PIPE,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **kwargs)
+        except OSError as e:
+            self.writer.add_log("error", "could not start the guardian that ends the program if this runner "
+                                         "dies: %s" % e)
+
+    def _release_guard(self):
+        """The program's tree is over: the guardian may go without doing anything."""
+        if self.guard is None:
+            return
+        try:
+            self.guard.stdin.write(GUARD_RELEASE)
+            self.guard.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.guard.wait(GUARD_EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.guard.kill()
+            self.guard.wait()
 
     def _pump(self, stream, label):
         out = sys.stdout if label == "stdout" else sys.stderr
@@ -274,8 +364,6 @@ class TracedRun:
         else:
             status = None
         code = self.proc.wait()
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
         self._main_ended = time.perf_counter_ns()
         # Orphans (workers of a main process that died, daemon leftovers): a moment to end, then killed.
         deadline = time.monotonic() + ORPHAN_GRACE
@@ -283,6 +371,7 @@ class TracedRun:
             time.sleep(0.05)
         if _group_members(pgid):
             kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
+        self._release_guard()
         if status is None:
             status = "cancelled" if self._cancel.is_set() else ("done" if code == 0 else "failed")
         for t in self._out_threads:

@@ -201,3 +201,101 @@ def test_paths_with_uri_characters(program, tmp_path, odd):
         assert rf.meta()["status"] == "done"
     assert os.listdir(cwd) == []                  # no stray files named after pieces of the path
     assert sorted(os.listdir(tmp_path / odd)) == ["home", "t.json"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a killed runner leaves nothing running
+# ----------------------------------------------------------------------------------------------------------
+
+FOREVER = textwrap.dedent('''
+    import os, sys, time
+    import core as multiprocessing
+
+    def sleep_forever():
+        time.sleep(3600)
+
+    if __name__ == "__main__":
+        p = multiprocessing.Process(target=sleep_forever, name="sleeper")
+        p.start()
+        pool = multiprocessing.Pool(2)
+        pool.apply_async(sleep_forever)
+        pids = [os.getpid(), p.pid] + [w.pid for w in pool._pool]
+        with open(sys.argv[1] + ".tmp", "w") as f:
+            f.write(" ".join(map(str, pids)))
+        os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+        sys.stdin.read()            # a program may read its own stdin: here, until its end
+        time.sleep(3600)
+''')
+
+
+def alive(pids):
+    import psutil
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.Error:
+            pass
+    return out
+
+
+def wait_for(cond, timeout=30.0, what="condition"):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def test_killing_the_runner_of_trace_ends_the_program_tree(tmp_path):
+    script = tmp_path / "forever.py"
+    script.write_text(FOREVER)
+    pidfile = tmp_path / "pids"
+    runner = subprocess.Popen([sys.executable, MAIN, "trace", "--quiet", str(script), str(pidfile), "--out",
+                               str(tmp_path / "f.mpgrun")], env=dict(os.environ, MPGUI_HOME=str(tmp_path)),
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pids = []
+    try:
+        wait_for(pidfile.exists, what="the program to start its processes")
+        pids = [int(x) for x in pidfile.read_text().split()]
+        assert len(alive(pids)) == 4
+        runner.kill()
+        runner.wait(timeout=10)
+        wait_for(lambda: not alive(pids), timeout=15, what="the program's tree to end")
+    finally:
+        runner.stdin.close()
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        for pid in alive(pids):
+            os.kill(pid, 9)
+
+
+def test_trace_hands_its_stdin_to_the_program(tmp_path):
+    script = tmp_path / "echo.py"
+    script.write_text("import sys\nimport core\nprint('got', sys.stdin.readline().strip())\n")
+    r = run_cli(["trace", script], tmp_path, input="hello from stdin\n")
+    assert r.returncode == 0, r.stderr
+    assert "got hello from stdin" in r.stdout
+
+
+@pytest.mark.parametrize("runner_says, survives", [(b"done", True), (b"", False)])
+def test_the_guardian_ends_the_tree_unless_released(tmp_path, runner_says, survives):
+    """The guardian as the packaged app starts it (``main.py _run-guard PID``): end of its stdin without
+    ``done`` means the runner died."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    try:
+        guard = subprocess.run([sys.executable, MAIN, "_run-guard", str(sleeper.pid)], input=runner_says,
+                               timeout=60)
+        assert guard.returncode == 0
+        if survives:
+            assert sleeper.poll() is None
+        else:
+            assert sleeper.wait(timeout=10) is not None
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+        sleeper.wait()
