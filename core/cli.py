@@ -25,6 +25,14 @@ class UsageError(Exception):
     """Bad input from the user: the message is the one sentence to print."""
 
 
+def _user_errors():
+    """The exceptions whose message is the one sentence for the user: bad input, and a history, home or run
+    file that cannot be used (their modules word their messages so)."""
+    from .history import HistoryError
+    from .trace.store import RunFileError
+    return (UsageError, HistoryError, RunFileError)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # formatting helpers
 # ----------------------------------------------------------------------------------------------------------
@@ -146,7 +154,7 @@ def _split_trace_args(rest):
 def cmd_trace(args):
     from .history import RunHistory
     from .runner import TracedRun, install_cancel_handlers
-    from .trace.store import RunFile, RunFileError
+    from .trace.store import RunFile
     rest, trailing_out = _split_trace_args(args.script_and_args)
     if not rest:
         raise UsageError("Name the script to trace: main.py trace SCRIPT [ARGS...] --out RUNFILE.")
@@ -158,13 +166,9 @@ def cmd_trace(args):
         raise UsageError("The packaged app cannot run Python scripts; trace them with 'python main.py trace'.")
     history = RunHistory(args.home)
     out = args.out or trailing_out or history.new_run_path("trace-" + os.path.splitext(os.path.basename(script))[0])
-    try:
-        run = TracedRun([sys.executable, script] + script_args, out, kind="trace", history=history,
-                        title="trace %s" % os.path.basename(script), echo_output=not args.quiet,
-                        meta={"script": os.path.abspath(script), "args": script_args}, replace=args.force,
-                        stdin=None)
-    except RunFileError as e:
-        raise UsageError(str(e)) from None
+    run = TracedRun([sys.executable, script] + script_args, out, kind="trace", history=history,
+                    title="trace %s" % os.path.basename(script), echo_output=not args.quiet,
+                    meta={"script": os.path.abspath(script), "args": script_args}, replace=args.force, stdin=None)
     install_cancel_handlers(run)
     run.start()
     status = run.wait()
@@ -184,7 +188,7 @@ def _resolve_run(spec, home):
         return spec
     from .history import RunHistory
     try:
-        h = RunHistory(home)
+        h = RunHistory(home, readonly=True)
         d = h.get(spec)
     except Exception:
         d = None
@@ -194,26 +198,46 @@ def _resolve_run(spec, home):
                      % spec)
 
 
+def _check_outputs(chrome, csv_dir):
+    """UsageError for export targets that cannot be: a directory for the JSON file, a file for the CSV
+    directory, a missing or unwritable directory to write into."""
+    if chrome:
+        parent = os.path.dirname(os.path.abspath(chrome))
+        if os.path.isdir(chrome):
+            raise UsageError("--chrome %s is a directory: give the name of the JSON file to write." % chrome)
+        if not os.path.isdir(parent):
+            raise UsageError("Cannot write %s: the directory %s does not exist; create it or choose another path."
+                             % (chrome, parent))
+        if not os.access(parent, os.W_OK):
+            raise UsageError("Cannot write %s: %s is not writable; choose a path in a directory you can write to."
+                             % (chrome, parent))
+    if csv_dir:
+        if os.path.exists(csv_dir) and not os.path.isdir(csv_dir):
+            raise UsageError("--csv %s is a file: give a directory for the CSV tables (it is created if missing)."
+                             % csv_dir)
+
+
 def cmd_export(args):
     from .trace.export import write_chrome, write_csv
-    from .trace.store import RunFile, RunFileError
+    from .trace.store import RunFile
     if not args.chrome and not args.csv:
         raise UsageError("Say what to export: --chrome FILE.json and/or --csv DIR.")
     path = _resolve_run(args.runfile, args.home)
-    try:
-        rf = RunFile(path)
-    except RunFileError as e:
-        raise UsageError(str(e))
-    with rf:
+    _check_outputs(args.chrome, args.csv)         # before reading a run that may take a while
+    with RunFile(path) as rf:
         model = rf.model()
         events = rf.read_all()[0] if args.csv else None
         problems = list(rf.problems)
-    if args.chrome:
-        n = write_chrome(model, args.chrome)
-        print("wrote %s (%d trace events; open it in https://ui.perfetto.dev)" % (args.chrome, n))
-    if args.csv:
-        files = write_csv(model, args.csv, events)
-        print("wrote %d CSV files to %s" % (len(files), args.csv))
+    try:
+        if args.chrome:
+            n = write_chrome(model, args.chrome)
+            print("wrote %s (%d trace events; open it in https://ui.perfetto.dev)" % (args.chrome, n))
+        if args.csv:
+            files = write_csv(model, args.csv, events)
+            print("wrote %d CSV files to %s" % (len(files), args.csv))
+    except OSError as e:
+        raise UsageError("Cannot write %s (%s): choose a path in a directory you can write to."
+                         % (e.filename or args.chrome or args.csv, e.strerror or e)) from None
     if problems:
         print("the run file is damaged; exported what was valid. Skipped: %s" % "; ".join(problems),
               file=sys.stderr)
@@ -258,7 +282,7 @@ def main(argv=None):
         return EXIT_USAGE
     try:
         return args.func(args)
-    except UsageError as e:
+    except _user_errors() as e:           # evaluated only when something was raised: no imports before
         print("mpgui: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -55,7 +55,8 @@ def scenario_command(scenario, params, method):
 
 
 def make_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None, replace=False):
-    """A TracedRun of a scenario, not started yet; its run file is claimed (RunFileError if it cannot be)."""
+    """A TracedRun of a scenario, not started yet; its run file is claimed (RunFileError if it cannot be, and
+    HistoryError if the history cannot be written)."""
     from .history import RunHistory
     from .runner import TracedRun
     history = RunHistory(home)
@@ -86,13 +87,10 @@ def _cancel_on_stdin(run):
 
 def cmd_run(args):
     from .runner import install_cancel_handlers
-    from .trace.store import RunFile, RunFileError
+    from .trace.store import RunFile
     scenario, params, method = prepare(args.scenario, args.start_method, parse_sets(args.set))
-    try:
-        run = make_run(scenario, params, method, out=args.out, home=args.home,
-                       echo_output=() if args.quiet else ("stdout",), replace=args.force)
-    except RunFileError as e:
-        raise UsageError(str(e)) from None
+    run = make_run(scenario, params, method, out=args.out, home=args.home,
+                   echo_output=() if args.quiet else ("stdout",), replace=args.force)
     print("%s  (start method %s)" % (scenario.title, method), file=sys.stderr)
     run.start()
     install_cancel_handlers(run)
@@ -151,7 +149,11 @@ def cmd_scenarios(args):
 
 def cmd_runs(args):
     from .history import RunHistory
-    runs = RunHistory(args.home).list(limit=args.limit)
+    history = RunHistory(args.home, readonly=True)
+    try:
+        runs = history.list(limit=args.limit)
+    finally:
+        history.close()
     if not runs:
         print("No runs yet: start one with 'main.py run SCENARIO' or 'main.py trace SCRIPT'.")
         return EXIT_OK

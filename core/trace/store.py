@@ -268,8 +268,15 @@ class RunFile:
         if not os.path.exists(self.path):
             raise RunFileError("Run file %s does not exist: check the path, or list runs with "
                                "'main.py runs'." % self.path)
-        with open(self.path, "rb") as f:
-            head = f.read(16)
+        if os.path.isdir(self.path):
+            raise RunFileError("%s is a directory: give the path of a .mpgrun file, or a run id from "
+                               "'main.py runs'." % self.path)
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+        except OSError as e:
+            raise RunFileError("Cannot read %s (%s): check its permissions, or copy the file somewhere you can "
+                               "read it." % (self.path, e.strerror or e)) from None
         if not head:
             raise RunFileError("%s is empty: its run never started recording; record the run again." % self.path)
         if not head.startswith(b"SQLite format 3"):

@@ -299,3 +299,128 @@ def test_the_guardian_ends_the_tree_unless_released(tmp_path, runner_says, survi
         if sleeper.poll() is None:
             sleeper.kill()
         sleeper.wait()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one sentence, never a traceback
+# ----------------------------------------------------------------------------------------------------------
+
+def _drop_file_privileges():
+    """For a command run as root: give up the capabilities that bypass file permissions (dac_override,
+    dac_read_search, fowner), so an unreadable file or an unwritable directory is that to it too."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_CAPBSET_DROP = 24
+    for cap in (1, 2, 3):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            os._exit(99)
+
+
+def as_user(args, home, **kw):
+    """run_cli where file permissions apply (as root, without the capabilities that bypass them)."""
+    if sys.platform != "linux" and os.geteuid() == 0:
+        pytest.skip("needs Linux to run a command as root without its file privileges")
+    if os.geteuid() == 0:
+        kw["preexec_fn"] = _drop_file_privileges
+    return run_cli(args, home, **kw)
+
+
+@pytest.fixture
+def run_file(program, tmp_path):
+    out = tmp_path / "good.mpgrun"
+    r = run_cli(["trace", "--quiet", program, "--out", out], tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def snapshot(path):
+    return {p.name: p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name)}
+
+
+def test_export_to_a_path_that_cannot_be_written(run_file, tmp_path):
+    before = snapshot(run_file)
+    r = run_cli(["export", run_file, "--chrome", tmp_path / "no" / "such" / "dir" / "t.json"], tmp_path)
+    assert_one_sentence(r, "t.json")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    r = as_user(["export", run_file, "--chrome", locked / "t.json"], tmp_path)
+    assert_one_sentence(r, "t.json")
+    r = as_user(["export", run_file, "--csv", locked / "tables"], tmp_path)
+    assert_one_sentence(r, "tables")
+    assert os.listdir(locked) == []
+    assert snapshot(run_file) == before
+
+
+def test_export_csv_onto_a_file(run_file, tmp_path):
+    target = tmp_path / "tables.csv"
+    target.write_text("keep me\n")
+    r = run_cli(["export", run_file, "--csv", target], tmp_path)
+    assert_one_sentence(r, "directory")
+    assert target.read_text() == "keep me\n"
+
+
+def test_a_run_file_that_cannot_be_read(run_file, tmp_path):
+    os.chmod(run_file, 0)
+    try:
+        r = as_user(["export", run_file, "--chrome", tmp_path / "t.json"], tmp_path)
+    finally:
+        os.chmod(run_file, 0o600)
+    assert_one_sentence(r, str(run_file))
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_a_directory_given_as_a_run_file(tmp_path):
+    d = tmp_path / "adir.mpgrun"
+    d.mkdir()
+    r = run_cli(["export", d, "--chrome", tmp_path / "t.json"], tmp_path)
+    assert_one_sentence(r, "directory")
+
+
+@pytest.mark.parametrize("command", ["trace", "run", "runs"])
+def test_home_that_is_a_file(program, tmp_path, command):
+    home = tmp_path / "home"
+    home.write_text("not a directory\n")
+    args = {"trace": ["trace", "--quiet", program], "run": ["run", "lock_contention", "--quiet"],
+            "runs": ["runs"]}[command]
+    r = run_cli(["--home", home] + args, tmp_path)
+    assert_one_sentence(r, "home")
+    assert "program done" not in r.stdout
+    assert home.read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize("command", ["trace", "run"])
+def test_home_that_cannot_be_written(program, tmp_path, command):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o555)
+    args = {"trace": ["trace", "--quiet", program], "run": ["run", "lock_contention", "--quiet"]}[command]
+    r = as_user(["--home", home] + args, tmp_path)
+    assert_one_sentence(r, "home")
+    assert "program done" not in r.stdout
+    assert os.listdir(home) == []
+
+
+@pytest.mark.parametrize("command", ["trace", "run", "runs"])
+def test_garbage_history(program, tmp_path, command):
+    home = tmp_path / "home"
+    home.mkdir()
+    garbage = os.urandom(5000)
+    (home / "history.sqlite").write_bytes(garbage)
+    args = {"trace": ["trace", "--quiet", program], "run": ["run", "lock_contention", "--quiet"],
+            "runs": ["runs"]}[command]
+    r = run_cli(args, home)
+    assert_one_sentence(r, "history.sqlite")
+    assert "program done" not in r.stdout
+    assert (home / "history.sqlite").read_bytes() == garbage
+
+
+def test_runs_on_a_read_only_home_lists_the_runs(program, tmp_path):
+    home = tmp_path / "home"
+    r = run_cli(["trace", "--quiet", program], home)
+    assert r.returncode == 0, r.stderr
+    os.chmod(home, 0o555)
+    try:
+        r = as_user(["runs"], home)
+    finally:
+        os.chmod(home, 0o700)
+    assert r.returncode == 0, r.stderr
+    assert "trace prog.py" in r.stdout and "done" in r.stdout
