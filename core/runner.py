@@ -152,7 +152,7 @@ def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
     for p in _group_members(pgid):
         procs.setdefault(p.pid, p)
     procs.pop(os.getpid(), None)
-    spare_roles = dict(spare_roles or {}, **_stdlib_helpers(procs.values()))
+    spare_roles = {**(spare_roles or {}), **_stdlib_helpers(procs.values())}
     spare = {pid: p for pid, p in procs.items() if pid in spare_roles}
     first = [p for pid, p in procs.items() if pid not in spare]
     for p in first:

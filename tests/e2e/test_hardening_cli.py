@@ -215,6 +215,8 @@ FOREVER = textwrap.dedent('''
         time.sleep(3600)
 
     if __name__ == "__main__":
+        from core import shared_memory
+        shm = shared_memory.SharedMemory(create=True, size=4096)     # brings the stdlib's resource tracker
         p = multiprocessing.Process(target=sleep_forever, name="sleeper")
         p.start()
         pool = multiprocessing.Pool(2)
@@ -424,3 +426,61 @@ def test_runs_on_a_read_only_home_lists_the_runs(program, tmp_path):
         os.chmod(home, 0o700)
     assert r.returncode == 0, r.stderr
     assert "trace prog.py" in r.stdout and "done" in r.stdout
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a disk that fills during a run
+# ----------------------------------------------------------------------------------------------------------
+
+#: The largest file the runner (and its program) may write in the disk-full test: a few rings' worth.
+FULL_AT = 3 << 20
+#: Ring size (records) for that test: rings are files too, and must fit under the limit.
+SMALL_RING = 8192
+
+FLOOD = textwrap.dedent('''
+    import sys
+    import core as multiprocessing
+    from core import shared_memory
+
+    if __name__ == "__main__":
+        shm = shared_memory.SharedMemory(create=True, size=4096)     # left for the runner to unlink
+        with open(sys.argv[1], "w") as f:
+            f.write(shm.name)
+        lock = multiprocessing.Lock(name="flood")
+        while True:                                                  # events until the recording stops us
+            with lock:
+                pass
+''')
+
+
+def _fill_at(limit):
+    def preexec():
+        import resource
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))   # writes past it fail with EFBIG
+    return preexec
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and /dev/shm are Linux's")
+def test_a_disk_that_fills_during_a_run(tmp_path):
+    script = tmp_path / "flood.py"
+    script.write_text(FLOOD)
+    name_file = tmp_path / "shm-name"
+    out = tmp_path / "full.mpgrun"
+    home = tmp_path / "home"
+    r = run_cli(["trace", "--quiet", script, name_file, "--out", out], home, timeout=180,
+                env={"MPGUI_TRACE_RING": str(SMALL_RING)}, preexec_fn=_fill_at(FULL_AT))
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("mpgui:")]
+    assert len(errors) == 1 and "disk" in errors[0] and str(out) in errors[0], r.stderr
+    with RunFile(out) as rf:
+        meta = rf.meta()
+        assert meta["status"] == "cut short"
+        assert rf.model().events_seen > 10000                 # what was recorded before is kept
+    history = RunHistory(home, readonly=True)
+    try:
+        (entry,) = history.list()
+    finally:
+        history.close()
+    assert entry["status"] == "cut short"
+    assert not os.path.exists(os.path.join("/dev/shm", name_file.read_text().lstrip("/")))
