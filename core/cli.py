@@ -1,6 +1,6 @@
 """The headless command line: ``python main.py COMMAND ...`` (and the installed ``mpgui COMMAND``).
 
-    trace [--force] SCRIPT [ARGS...] [--out RUNFILE]
+    trace SCRIPT [ARGS...] [--out RUNFILE] [--force]
                                                 run a script that uses core, record everything, summarise
     export RUNFILE --chrome FILE.json [--csv DIR]
     run SCENARIO [--start-method M] [--set name=value ...] [--out RUNFILE [--force]]
@@ -143,19 +143,23 @@ def summary_text(model, status=None, top=5):
 # ----------------------------------------------------------------------------------------------------------
 
 def _split_trace_args(rest):
-    """``SCRIPT [ARGS...] [--out RUNFILE]``: a trailing ``--out X`` belongs to us, the rest to the script."""
-    out = None
-    if len(rest) >= 2 and rest[-2] == "--out":
-        out = rest[-1]
-        rest = rest[:-2]
-    return rest, out
+    """``SCRIPT [ARGS...] [--out RUNFILE] [--force]``: a trailing ``--out X`` and ``--force`` (in either
+    order) belong to us, the rest to the script.  Returns (script and its args, out, force)."""
+    out, force = None, False
+    while True:
+        if rest[-1:] == ["--force"] and not force:
+            force, rest = True, rest[:-1]
+        elif len(rest) >= 2 and rest[-2] == "--out" and out is None:
+            out, rest = rest[-1], rest[:-2]
+        else:
+            return rest, out, force
 
 
 def cmd_trace(args):
     from .history import RunHistory
     from .runner import TracedRun, install_cancel_handlers
     from .trace.store import RunFile
-    rest, trailing_out = _split_trace_args(args.script_and_args)
+    rest, trailing_out, trailing_force = _split_trace_args(args.script_and_args)
     if not rest:
         raise UsageError("Name the script to trace: main.py trace SCRIPT [ARGS...] --out RUNFILE.")
     script, script_args = rest[0], rest[1:]
@@ -168,7 +172,7 @@ def cmd_trace(args):
     out = args.out or trailing_out or history.new_run_path("trace-" + os.path.splitext(os.path.basename(script))[0])
     run = TracedRun([sys.executable, script] + script_args, out, kind="trace", history=history,
                     title="trace %s" % os.path.basename(script), echo_output=not args.quiet,
-                    meta={"script": os.path.abspath(script), "args": script_args}, replace=args.force, stdin=None)
+                    meta={"script": os.path.abspath(script), "args": script_args}, replace=args.force or trailing_force, stdin=None)
     install_cancel_handlers(run)
     run.start()
     status = run.wait()
@@ -255,7 +259,7 @@ def build_parser():
     t.add_argument("--out", help="run file to write (default: a new file in the run history)")
     t.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
     t.add_argument("--quiet", action="store_true", help="do not echo the script's output")
-    t.add_argument("script_and_args", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...] [--out RUNFILE]")
+    t.add_argument("script_and_args", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...] [--out RUNFILE] [--force]")
     t.set_defaults(func=cmd_trace)
 
     e = sub.add_parser("export", help="export a run to Chrome/Perfetto JSON and/or CSV")

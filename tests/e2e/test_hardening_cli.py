@@ -150,11 +150,16 @@ def test_out_onto_an_existing_run_file_refuses_unless_forced(program, tmp_path):
     assert len(main_processes(out)) == 1
     r = run_cli(["run", "lock_contention", "--set", "increments=10", "--quiet", "--out", out], tmp_path)
     assert_one_sentence(r, "--force")
-    r = run_cli(["trace", "--quiet", "--force", program, "--out", out], tmp_path)
-    assert r.returncode == 0, r.stderr
-    with RunFile(out) as rf:
-        assert rf.meta()["run_id"] != first
-    assert len(main_processes(out)) == 1
+    seen = {first}
+    for forced in (["trace", "--quiet", "--force", program, "--out", out],
+                   ["trace", "--quiet", program, "--out", out, "--force"],
+                   ["run", "lock_contention", "--set", "increments=10", "--quiet", "--out", out, "--force"]):
+        r = run_cli(forced, tmp_path)
+        assert r.returncode == 0, r.stderr
+        with RunFile(out) as rf:
+            assert rf.meta()["run_id"] not in seen
+            seen.add(rf.meta()["run_id"])
+        assert len(main_processes(out)) == 1
 
 
 @pytest.mark.parametrize("force", [[], ["--force"]])
