@@ -172,7 +172,8 @@ def cmd_trace(args):
     out = args.out or trailing_out or history.new_run_path("trace-" + os.path.splitext(os.path.basename(script))[0])
     run = TracedRun([sys.executable, script] + script_args, out, kind="trace", history=history,
                     title="trace %s" % os.path.basename(script), echo_output=not args.quiet,
-                    meta={"script": os.path.abspath(script), "args": script_args}, replace=args.force or trailing_force, stdin=None)
+                    meta={"script": os.path.abspath(script), "args": script_args},
+                    replace=args.force or trailing_force, stdin=None)
     install_cancel_handlers(run)
     run.start()
     status = run.wait()
@@ -181,6 +182,9 @@ def cmd_trace(args):
     print("", file=sys.stderr)
     print(summary_text(model, status))
     print("run file: %s" % out)
+    if run.storage_problem:
+        print("mpgui: %s" % run.storage_problem, file=sys.stderr)
+        return EXIT_USAGE
     if status == "cancelled":
         return 130
     return run.exit_code if run.exit_code and run.exit_code > 0 else (EXIT_OK if status == "done" else EXIT_FAILED)

@@ -24,6 +24,7 @@ No Qt here.
 """
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -258,8 +259,8 @@ class TracedRun:
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self):
         if self.history is not None:
-            self.history.begin(self.run_id, self.out_path, self.kind, self.scenario, self.title, self.params,
-                               self.start_method)
+            self._enter_in_history(self.history.begin, self.run_id, self.out_path, self.kind, self.scenario,
+                                   self.title, self.params, self.start_method)
         self.collector.start()
         kwargs = {}
         if os.name == "posix":
@@ -346,6 +347,10 @@ class TracedRun:
                     break
                 if self._cancel.is_set():
                     break
+                if self.writer.failure is not None:
+                    # Nothing more can be recorded: stop the program rather than let it run unobserved.
+                    self._cancel.set()
+                    break
                 if on_tick is not None:
                     on_tick(self)
                 self._cancel.wait(poll)
@@ -372,7 +377,9 @@ class TracedRun:
         if _group_members(pgid):
             kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
         self._release_guard()
-        if status is None:
+        if self.writer.failure is not None:
+            status = "cut short"
+        elif status is None:
             status = "cancelled" if self._cancel.is_set() else ("done" if code == 0 else "failed")
         for t in self._out_threads:
             t.join(timeout=2.0)
@@ -395,12 +402,30 @@ class TracedRun:
         result = next((n for n in reversed(self.sink.notes) if n.get("t") == "result"), None)
         error = next((n for n in reversed(self.sink.notes) if n.get("t") == "error"), None)
         lesson = result.get("lesson") if result else None
-        self.writer.set_meta(status=status, exit_code=code, ended_wall=time.time(), ended_perf=time.perf_counter_ns(),
-                             dropped=self.writer.dropped, events=self.writer.events_written, lesson=lesson,
-                             result=result, error=error.get("message") if error else None)
+        message = self.storage_problem or (error.get("message") if error else None)
+        self.writer.finish(status=status, exit_code=code, ended_wall=time.time(), ended_perf=time.perf_counter_ns(),
+                           dropped=self.writer.dropped, events=self.writer.events_written, lesson=lesson,
+                           result=result, error=message)
         self.writer.close()
         if self.history is not None:
-            self.history.finish(self.run_id, status, lesson, self.writer.events_written, self.writer.dropped, code)
+            self._enter_in_history(self.history.finish, self.run_id, status, lesson, self.writer.events_written,
+                                   self.writer.dropped, code)
+
+    def _enter_in_history(self, call, *args):
+        """The history is secondary to the run file: a write to it that fails (the disk is full) is noted in
+        the run file, if that can still be written, and does not stop the run."""
+        try:
+            call(*args)
+        except (sqlite3.Error, OSError) as e:
+            self.writer.add_log("error", "the run history could not be updated: %s" % e)
+
+    @property
+    def storage_problem(self):
+        """One sentence if the run file could not be written and the run was cut short, else None."""
+        if self.writer.failure is None:
+            return None
+        return ("Writing the run file %s failed (%s; is the disk full?), so the run was stopped: the file keeps "
+                "what was recorded until then; free some space and run it again." % (self.out_path, self.writer.failure))
 
     @property
     def result(self):

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from .cli import EXIT_FAILED, EXIT_OK, ProgressBar, UsageError, format_table, summary_text
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, format_table, summary_text
 from .scenario_host import HOST_COMMAND
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,13 +114,16 @@ def cmd_run(args):
         if result.get("rows"):
             print()
             print(format_table(result["headers"], result["rows"]))
-    if run.error:
+    if run.error and not run.storage_problem:
         print("mpgui: %s" % run.error, file=sys.stderr)
     if not args.quiet:
         with RunFile(run.out_path) as rf:
             print()
             print(summary_text(rf.model(), status))
     print("run file: %s" % run.out_path)
+    if run.storage_problem:
+        print("mpgui: %s" % run.storage_problem, file=sys.stderr)
+        return EXIT_USAGE
     if status == "cancelled":
         print("mpgui: run cancelled; the run file keeps everything recorded so far.", file=sys.stderr)
         return 130

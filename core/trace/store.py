@@ -33,6 +33,9 @@ PRIVATE_DIR_MODE = 0o700
 FORMAT_NAME = "mpgui-run"
 FORMAT_VERSION = 1
 RUN_SUFFIX = ".mpgrun"
+#: Space a run holds beside its file and gives back when a write fails for lack of room, so that the run's
+#: final metadata (a few of the run file's 64 KiB pages in its log) and the history can still be written.
+RESERVE_BYTES = 1 << 20
 #: The files SQLite keeps beside a database while it is open (and after a crash).
 _COMPANIONS = ("-wal", "-shm", "-journal")
 
@@ -63,6 +66,23 @@ def create_private_file(path, exclusive=False):
     is an error (FileExistsError)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else 0)
     os.close(os.open(path, flags, PRIVATE_FILE_MODE))
+
+
+def _hold_space(directory, size):
+    """An anonymous file of ``size`` bytes in ``directory`` (so on the run file's disk), or None if there is no
+    room for it.  Closing it gives the space back; so does the end of this process, however it ends."""
+    import tempfile
+    try:
+        f = tempfile.TemporaryFile(dir=directory)
+    except OSError:
+        return None
+    try:
+        f.write(b"\0" * size)
+        f.flush()
+        return f
+    except OSError:
+        f.close()
+        return None
 
 
 def _exists_message(path):
@@ -128,71 +148,131 @@ def _claim_run_file(path, replace):
 
 
 class RunWriter:
-    """Appends to a run file.  Every method commits, so a crash loses at most the batch being written."""
+    """Appends to a run file.  Every method commits, so a crash loses at most the batch being written.
+
+    A write that fails (the disk is full, the file may grow no more) never raises into the threads that
+    record: the first failure is kept in ``failure``, everything committed before it stays, and later writes
+    are dropped; the runner sees ``failure`` and stops the run.  ``finish()`` still stores the final metadata
+    then: the writer holds ``RESERVE_BYTES`` of disk in an anonymous file (gone with the writer, even if it is
+    killed) and gives them back first, and if the file itself may grow no more, a checkpoint moves the log
+    into the database to make room in the log."""
 
     def __init__(self, path, meta=None, replace=False):
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         self._db = _claim_run_file(self.path, replace)
+        self._reserve = _hold_space(os.path.dirname(os.path.abspath(self.path)), RESERVE_BYTES)
         self.events_written = 0
         self.dropped = 0
         self._drops = {}
+        #: The first write that failed (sqlite3.Error or OSError), or None.
+        self.failure = None
         base = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "status": "running",
                 "created_wall": time.time(), "created_perf": time.perf_counter_ns()}
         base.update(meta or {})
-        self.set_meta(**base)
+        if not self.set_meta(**base):
+            self.close()
+            raise RunFileError("Cannot write the run file %s (%s): free some space or choose another path for "
+                               "--out." % (self.path, self.failure))
 
     # -- writing -----------------------------------------------------------------------------------------------
-    def set_meta(self, **items):
+    def _commit(self, work):
+        """Run ``work(db)`` in one transaction; False (and ``failure`` set) if it could not be stored."""
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
-                                 [(k, json.dumps(v)) for k, v in items.items()])
-            self._db.execute("COMMIT")
+            if self._db is None or self.failure is not None:
+                return False
+            try:
+                self._db.execute("BEGIN")
+                work(self._db)
+                self._db.execute("COMMIT")
+                return True
+            except (sqlite3.Error, OSError) as e:
+                self.failure = e
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                return False
+
+    @staticmethod
+    def _meta_rows(items):
+        return [(k, json.dumps(v)) for k, v in items.items()]
+
+    def set_meta(self, **items):
+        rows = self._meta_rows(items)
+        return self._commit(lambda db: db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", rows))
 
     def add_batch(self, batch):
         """Store one collector ``Batch``: events as one chunk, registrations, drop totals."""
         ev = batch.events
-        with self._lock:
-            self._db.execute("BEGIN")
+
+        def work(db):
             if len(ev):
-                self._db.execute("INSERT INTO chunks(n, t0, t1, data) VALUES(?, ?, ?, ?)",
-                                 (len(ev), int(ev["t"].min()), int(ev["t"].max()), memoryview(ev).cast("B")))
-                self.events_written += len(ev)
+                db.execute("INSERT INTO chunks(n, t0, t1, data) VALUES(?, ?, ?, ?)",
+                           (len(ev), int(ev["t"].min()), int(ev["t"].max()), memoryview(ev).cast("B")))
             if batch.metas:
-                self._db.executemany("INSERT INTO regs(body) VALUES(?)",
-                                     [(json.dumps(m, separators=(",", ":")),) for m in batch.metas])
+                db.executemany("INSERT INTO regs(body) VALUES(?)",
+                               [(json.dumps(m, separators=(",", ":")),) for m in batch.metas])
             if batch.drops:
-                self._db.executemany("INSERT OR REPLACE INTO drops(ring, dropped) VALUES(?, ?)",
-                                     list(batch.drops.items()))
-                self._drops.update(batch.drops)
-                self.dropped = sum(self._drops.values())
-            self._db.execute("COMMIT")
+                db.executemany("INSERT OR REPLACE INTO drops(ring, dropped) VALUES(?, ?)", list(batch.drops.items()))
+
+        if not self._commit(work):
+            return False
+        self.events_written += len(ev)
+        if batch.drops:
+            self._drops.update(batch.drops)
+            self.dropped = sum(self._drops.values())
+        return True
 
     def add_registrations(self, records):
         """Registrations from the runner itself (the program's exit, notes): same table as the processes'."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO regs(body) VALUES(?)",
-                                 [(json.dumps(m, separators=(",", ":")),) for m in records])
-            self._db.execute("COMMIT")
+        rows = [(json.dumps(m, separators=(",", ":")),) for m in records]
+        return self._commit(lambda db: db.executemany("INSERT INTO regs(body) VALUES(?)", rows))
 
     def add_samples(self, samples):
         """``samples``: list of (t_perf_ns, dict) from the resource monitor."""
         if not samples:
-            return
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO samples(t, body) VALUES(?, ?)",
-                                 [(t, json.dumps(s, separators=(",", ":"))) for t, s in samples])
-            self._db.execute("COMMIT")
+            return True
+        rows = [(t, json.dumps(s, separators=(",", ":"))) for t, s in samples]
+        return self._commit(lambda db: db.executemany("INSERT INTO samples(t, body) VALUES(?, ?)", rows))
 
     def add_log(self, kind, text, t=None):
+        row = (t if t is not None else time.perf_counter_ns(), kind, text)
+        return self._commit(lambda db: db.execute("INSERT INTO log(t, kind, text) VALUES(?, ?, ?)", row))
+
+    def finish(self, **items):
+        """Store the run's final metadata (its status...), also after a failed write: a checkpoint first moves
+        what the log holds into the database and empties the log, which is usually room enough.  Returns
+        whether it was stored."""
+        if self.failure is None:
+            return self.set_meta(**items)
+        self._release_reserve()
+        rows = self._meta_rows(items)
         with self._lock:
-            self._db.execute("INSERT INTO log(t, kind, text) VALUES(?, ?, ?)",
-                             (t if t is not None else time.perf_counter_ns(), kind, text))
+            for checkpoint_first in (False, True):
+                if self._db is None:
+                    return False
+                try:
+                    if checkpoint_first:
+                        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    self._db.execute("BEGIN")
+                    self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", rows)
+                    self._db.execute("COMMIT")
+                    return True
+                except (sqlite3.Error, OSError):
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+            return False
+
+    def _release_reserve(self):
+        if self._reserve is not None:
+            self._reserve.close()
+            self._reserve = None
 
     def close(self):
+        self._release_reserve()
         with self._lock:
             if self._db is not None:
                 try:
@@ -246,7 +326,7 @@ class BackgroundWriter:
                               [m for b in pending for m in b.metas], drops)
             try:
                 self.writer.add_batch(batch)
-            except Exception as e:        # keep draining; the error is reported by close()
+            except Exception as e:        # a bug must not stop the draining: keep the error for the runner
                 self.error = e
             if self.listener is not None:
                 self.listener(batch)

@@ -34,11 +34,14 @@ PROGRAM = textwrap.dedent('''
 ''')
 
 
-def run_cli(args, home, timeout=120, **kw):
+def run_command(argv, home, timeout=120, **kw):
     env = dict(os.environ, MPGUI_HOME=str(home))
     env.update(kw.pop("env", {}))
-    return subprocess.run([sys.executable, MAIN] + [str(a) for a in args], capture_output=True, text=True,
-                          env=env, timeout=timeout, **kw)
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env, timeout=timeout, **kw)
+
+
+def run_cli(args, home, timeout=120, **kw):
+    return run_command([sys.executable, MAIN] + list(args), home, timeout, **kw)
 
 
 def assert_one_sentence(r, needle):
@@ -465,15 +468,44 @@ def _fill_at(limit):
     return preexec
 
 
+def _can_mount_a_small_disk():
+    try:
+        return subprocess.run(["unshare", "-Urm", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _trace_until_full(tmp_path, disk_kind, args):
+    """Run ``main.py`` with ``args`` (which write into ``disk/``) on a disk that fills: files limited to
+    FULL_AT bytes (RLIMIT_FSIZE), or a tmpfs of that size in a mount namespace of the command's own (then
+    the disk's contents are copied out to ``disk/`` when the command is done, before the tmpfs goes)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    env = {"MPGUI_TRACE_RING": str(SMALL_RING), "MPGUI_HOME": str(disk / "home")}
+    if disk_kind == "file size limit":
+        return run_cli(args, disk / "home", timeout=180, env=env, preexec_fn=_fill_at(FULL_AT))
+    if not _can_mount_a_small_disk():
+        pytest.skip("no unprivileged mount namespaces here (unshare -Urm)")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    command = " ".join("'%s'" % a for a in [sys.executable, MAIN] + [str(a) for a in args])
+    script = ('mount -t tmpfs -o size=%d tmpfs "$1" || exit 99; %s; rc=$?; cp -a "$1"/. "$2"/; exit $rc'
+              % (FULL_AT, command))
+    r = run_command(["unshare", "-Urm", "sh", "-c", script, "sh", disk, copy], disk / "home", timeout=180, env=env)
+    assert r.returncode != 99, r.stderr
+    os.rmdir(disk)
+    copy.rename(disk)
+    return r
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and /dev/shm are Linux's")
-def test_a_disk_that_fills_during_a_run(tmp_path):
+@pytest.mark.parametrize("disk_kind", ["file size limit", "small tmpfs"])
+def test_a_disk_that_fills_during_a_run(tmp_path, disk_kind):
     script = tmp_path / "flood.py"
     script.write_text(FLOOD)
     name_file = tmp_path / "shm-name"
-    out = tmp_path / "full.mpgrun"
-    home = tmp_path / "home"
-    r = run_cli(["trace", "--quiet", script, name_file, "--out", out], home, timeout=180,
-                env={"MPGUI_TRACE_RING": str(SMALL_RING)}, preexec_fn=_fill_at(FULL_AT))
+    out = tmp_path / "disk" / "full.mpgrun"
+    r = _trace_until_full(tmp_path, disk_kind, ["trace", "--quiet", script, name_file, "--out", out])
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("mpgui:")]
@@ -481,8 +513,8 @@ def test_a_disk_that_fills_during_a_run(tmp_path):
     with RunFile(out) as rf:
         meta = rf.meta()
         assert meta["status"] == "cut short"
-        assert rf.model().events_seen > 10000                 # what was recorded before is kept
-    history = RunHistory(home, readonly=True)
+        assert rf.model().events_seen > 5000                  # what was recorded before is kept
+    history = RunHistory(tmp_path / "disk" / "home", readonly=True)
     try:
         (entry,) = history.list()
     finally:
