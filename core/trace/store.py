@@ -336,6 +336,32 @@ class BackgroundWriter:
         self._thread.join()
 
 
+#: The tables every run file has.
+_RUN_TABLES = {"meta", "regs", "chunks", "samples", "drops", "log"}
+
+_NUMBER = (int, float)
+_OPTIONAL_TEXT = (str, type(None))
+#: The type of each metadata value mpgui writes.  A value of another type is damage and is left out, so no
+#: reader meets a text where it expects a time; keys not named here are kept as they are.
+META_TYPES = {
+    "format": str, "version": int, "status": str, "run_id": str, "kind": str, "command": list,
+    "title": _OPTIONAL_TEXT, "scenario": _OPTIONAL_TEXT, "params": dict, "start_method": _OPTIONAL_TEXT,
+    "machine": dict, "script": str, "args": list, "created_wall": _NUMBER, "created_perf": int,
+    "started_wall": _NUMBER, "ended_wall": _NUMBER, "ended_perf": int, "runner_pid": int, "program_pid": int,
+    "exit_code": (int, type(None)), "dropped": int, "events": int, "lesson": _OPTIONAL_TEXT,
+    "result": (dict, type(None)), "error": _OPTIONAL_TEXT,
+}
+
+
+def _meta_value_ok(key, value):
+    expected = META_TYPES.get(key)
+    if expected is None:
+        return True
+    if isinstance(value, bool):             # JSON true is no number, whatever Python's bool says
+        return bool in (expected if isinstance(expected, tuple) else (expected,))
+    return isinstance(value, expected)
+
+
 class RunFile:
     """Reads a run file, finished or still being written.
 
@@ -362,36 +388,61 @@ class RunFile:
         if not head.startswith(b"SQLite format 3"):
             raise RunFileError("%s is not an mpgui run file (it is not an SQLite database): open a "
                                ".mpgrun file written by 'main.py run' or 'main.py trace'." % self.path)
+        self.problems = []
+        self._undecodable = 0
         try:
             self._db = sqlite3.connect(sqlite_uri(self.path, "ro"), uri=True, check_same_thread=False)
+            # Text that is not UTF-8 (damage) is read with replacement characters and reported, rather than
+            # failing every query that meets it.
+            self._db.text_factory = self._decode
             self._db.execute("PRAGMA query_only=1")
-            self._meta = self._read_meta()
+            # A file cut short still gives its old length in its header, and SQLite calls that corrupt unless
+            # told to read the pages that are there (nothing is written: the connection is read-only).
+            self._db.execute("PRAGMA writable_schema=1")
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             raise RunFileError("%s cannot be read as a run file (%s): it is damaged beyond recovery; "
                                "record the run again." % (self.path, e)) from None
+        self._meta = self._read_meta()
         if self._meta.get("format") != FORMAT_NAME:
-            raise RunFileError("%s is an SQLite database but not an mpgui run file: open a .mpgrun file "
-                               "written by 'main.py run' or 'main.py trace'." % self.path)
-        self.problems = []
+            # Without its format mark, a file is still a run file if the mark was lost to damage and the
+            # file has a run file's tables.
+            if "format" in self._meta or not self.problems or not _RUN_TABLES <= tables:
+                raise RunFileError("%s is an SQLite database but not an mpgui run file: open a .mpgrun file "
+                                   "written by 'main.py run' or 'main.py trace'." % self.path)
         self._query_model = None
         self._cursor = {"chunks": 0, "regs": 0, "samples": 0, "log": 0}
         self._lock = threading.Lock()
 
+    def _decode(self, raw):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._undecodable += 1
+            return raw.decode("utf-8", "replace")
+
     def _read_meta(self):
+        """The metadata, without what damage made of it: keys that are not text, values that are not JSON or
+        not of their key's type (each reported in ``problems``)."""
         out = {}
-        for k, v in self._db.execute("SELECT key, value FROM meta"):
+        for _, key, raw in self._rows("meta", "key, value", 0, id_column="rowid"):
+            if not isinstance(key, str):
+                self._problem("run metadata: a key that is not text (%r) skipped" % (key,))
+                continue
             try:
-                out[k] = json.loads(v)
-            except ValueError:
-                out[k] = v
+                value = json.loads(raw)
+            except (TypeError, ValueError):
+                self._problem("run metadata %r is not valid JSON; ignored" % key)
+                continue
+            if not _meta_value_ok(key, value):
+                self._problem("run metadata %r has a value of the wrong type (%r); ignored" % (key, value))
+                continue
+            out[key] = value
         return out
 
     def meta(self, refresh=True):
         if refresh:
-            try:
-                self._meta = self._read_meta()
-            except sqlite3.DatabaseError as e:
-                self._problem("run metadata unreadable (%s)" % e)
+            self._meta = self._read_meta()
         return dict(self._meta)
 
     def _problem(self, text):
@@ -399,24 +450,33 @@ class RunFile:
             self.problems.append(text)
 
     # -- reading rows, one at a time on damage --------------------------------------------------------------
-    def _rows(self, table, cols, after):
+    def _rows(self, table, cols, after, id_column="id"):
         """Rows of ``table`` with id > after, in id order.  On damage, fall back to row-by-row and skip."""
-        q = "SELECT id, %s FROM %s WHERE id > ? ORDER BY id" % (cols, table)
+        undecodable = self._undecodable
         try:
-            return self._db.execute(q, (after,)).fetchall()
+            return self._fetch(table, cols, after, id_column)
+        finally:
+            if self._undecodable > undecodable:
+                self._problem("%s: %d text value(s) are not valid UTF-8 (read with replacement characters)"
+                              % (table, self._undecodable - undecodable))
+
+    def _fetch(self, table, cols, after, id_column):
+        row_q = "SELECT {id}, {cols} FROM {table} WHERE {id} {op} ? ORDER BY {id}".format
+        try:
+            return self._db.execute(row_q(id=id_column, cols=cols, table=table, op=">"), (after,)).fetchall()
         except sqlite3.DatabaseError as e:
             first_err = e
+        id_q = "SELECT {id} FROM {table} WHERE {id} {op} ? ORDER BY {id}".format
         rows = []
         try:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM %s WHERE id > ? ORDER BY id" % table,
-                                                  (after,))]
+            ids = [r[0] for r in self._db.execute(id_q(id=id_column, table=table, op=">"), (after,))]
         except sqlite3.DatabaseError:
             ids = []
             # The index itself is damaged: probe ids upward until a long run of misses.
             misses, i = 0, after + 1
             while misses < 1000:
                 try:
-                    r = self._db.execute("SELECT id FROM %s WHERE id = ?" % table, (i,)).fetchone()
+                    r = self._db.execute(id_q(id=id_column, table=table, op="="), (i,)).fetchone()
                 except sqlite3.DatabaseError:
                     r = None
                 if r is None:
@@ -428,7 +488,7 @@ class RunFile:
         bad = 0
         for i in ids:
             try:
-                r = self._db.execute("SELECT id, %s FROM %s WHERE id = ?" % (cols, table), (i,)).fetchone()
+                r = self._db.execute(row_q(id=id_column, cols=cols, table=table, op="="), (i,)).fetchone()
             except sqlite3.DatabaseError:
                 bad += 1
                 continue
@@ -442,11 +502,22 @@ class RunFile:
         with self._lock:
             cur = self._cursor
             parts = []
+            size = EVENT_DTYPE.itemsize
             for cid, n, data in self._rows("chunks", "n, data", cur["chunks"]):
                 cur["chunks"] = cid
-                if data is None or len(data) != n * EVENT_DTYPE.itemsize:
-                    self._problem("event chunk %d is truncated (%s of %d bytes); its events are skipped"
-                                  % (cid, len(data) if data is not None else 0, n * EVENT_DTYPE.itemsize))
+                if not isinstance(data, bytes):
+                    self._problem("event chunk %d has no event data; its events are skipped" % cid)
+                    continue
+                if not isinstance(n, int) or isinstance(n, bool):
+                    if len(data) % size:
+                        self._problem("event chunk %d has neither an event count nor whole events; skipped" % cid)
+                        continue
+                    n = len(data) // size      # the count only repeats what the data says
+                    self._problem("event chunk %d lost its event count; its %d events were counted from its data"
+                                  % (cid, n))
+                if len(data) != n * size:
+                    self._problem("event chunk %d is truncated (%d of %d bytes); its events are skipped"
+                                  % (cid, len(data), n * size))
                     continue
                 parts.append(np.frombuffer(data, dtype=EVENT_DTYPE))
             events = np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE)
@@ -454,16 +525,24 @@ class RunFile:
             for rid, body in self._rows("regs", "body", cur["regs"]):
                 cur["regs"] = rid
                 try:
-                    regs.append(json.loads(body))
-                except ValueError:
+                    reg = json.loads(body)
+                except (TypeError, ValueError):
+                    reg = None
+                if isinstance(reg, dict):
+                    regs.append(reg)
+                else:
                     self._problem("registration %d is not valid JSON; skipped" % rid)
             samples = []
             for sid, t, body in self._rows("samples", "t, body", cur["samples"]):
                 cur["samples"] = sid
                 try:
-                    samples.append((t, json.loads(body)))
-                except ValueError:
-                    self._problem("resource sample %d is not valid JSON; skipped" % sid)
+                    sample = json.loads(body)
+                except (TypeError, ValueError):
+                    sample = None
+                if isinstance(sample, dict) and isinstance(t, int):
+                    samples.append((t, sample))
+                else:
+                    self._problem("resource sample %d is not valid; skipped" % sid)
             logs = []
             for lid, t, kind, text in self._rows("log", "t, kind, text", cur["log"]):
                 cur["log"] = lid
@@ -477,11 +556,14 @@ class RunFile:
         return self.read_new()
 
     def dropped(self):
-        try:
-            return int(self._db.execute("SELECT COALESCE(SUM(dropped), 0) FROM drops").fetchone()[0])
-        except sqlite3.DatabaseError as e:
-            self._problem("drop counts unreadable (%s)" % e)
-            return 0
+        """Events the rings had to drop, in total (counts lost to damage are reported and left out)."""
+        total = 0
+        for _, ring, n in self._rows("drops", "ring, dropped", 0, id_column="rowid"):
+            if isinstance(n, int) and n >= 0:
+                total += n
+            else:
+                self._problem("the drop count of ring %s is damaged (%r); left out" % (ring, n))
+        return total
 
     def model(self):
         """A ``RunModel`` of the whole run (processes, tasks, sync intervals, messages, counters)."""

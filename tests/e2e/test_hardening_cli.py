@@ -521,3 +521,116 @@ def test_a_disk_that_fills_during_a_run(tmp_path, disk_kind):
         history.close()
     assert entry["status"] == "cut short"
     assert not os.path.exists(os.path.join("/dev/shm", name_file.read_text().lstrip("/")))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# damaged run files export what is valid
+# ----------------------------------------------------------------------------------------------------------
+
+STEADY = textwrap.dedent('''
+    import time
+    import core as multiprocessing
+
+    def work(lock, n):
+        for i in range(n):
+            with lock:
+                pass
+            if i % 200 == 0:
+                time.sleep(0.002)          # a steady stream: the run file gets many chunks
+
+    if __name__ == "__main__":
+        lock = multiprocessing.Lock(name="steady")
+        ps = [multiprocessing.Process(target=work, args=(lock, 30000)) for _ in range(2)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+''')
+
+
+@pytest.fixture(scope="module")
+def steady_run(tmp_path_factory):
+    """A finished run file with many event chunks, and its events count; tests damage copies of it."""
+    d = tmp_path_factory.mktemp("steady")
+    script = d / "steady.py"
+    script.write_text(STEADY)
+    out = d / "steady.mpgrun"
+    r = run_cli(["trace", "--quiet", script, "--out", out], d / "home")
+    assert r.returncode == 0, r.stderr
+    with RunFile(out) as rf:
+        events = rf.model().events_seen
+        chunks = rf._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    assert chunks >= 20, chunks
+    return out, events
+
+
+def damaged_copy(steady_run, tmp_path, *statements, loosen=False):
+    """A copy of the steady run with ``statements`` applied (``loosen`` first drops the NOT NULL rules, as a
+    damaged schema could)."""
+    import shutil
+    import sqlite3
+    src, _ = steady_run
+    path = tmp_path / "damaged.mpgrun"
+    shutil.copy(src, path)
+    db = sqlite3.connect(path)
+    if loosen:
+        db.execute("PRAGMA writable_schema=1")
+        db.execute("UPDATE sqlite_master SET sql=replace(sql, 'NOT NULL', '') WHERE type='table'")
+        db.commit()
+        db.close()
+        db = sqlite3.connect(path)
+    for s in statements:
+        db.execute(s)
+    db.commit()
+    db.close()
+    return path
+
+
+def export_events(path, tmp_path):
+    """``main.py export`` of ``path``: (result, number of events the Chrome file shows)."""
+    import json
+    js = tmp_path / "t.json"
+    r = run_cli(["export", path, "--chrome", js, "--csv", tmp_path / "csv"], tmp_path)
+    n = 0
+    if r.returncode == 0:
+        n = json.loads(js.read_text())["otherData"]["events"]
+    return r, n
+
+
+FIRST_CHUNK = "(SELECT min(id) FROM chunks)"
+
+
+@pytest.mark.parametrize("damage, loosen, lose_events", [
+    (["INSERT INTO meta(key, value) VALUES(x'ff00', '1')"], False, False),                 # a key that is no text
+    (["INSERT INTO meta(key, value) VALUES(NULL, '1')"], False, False),
+    (["UPDATE meta SET value='\"abc\"' WHERE key='created_perf'"], False, False),          # a value of a wrong type
+    (["UPDATE meta SET value='{' WHERE key='started_wall'"], False, False),                # a value that is no JSON
+    (["UPDATE meta SET value=CAST(x'22ff22' AS TEXT) WHERE key='title'"], False, False),   # not UTF-8
+    (["UPDATE meta SET key=CAST(x'ff' AS TEXT) WHERE key='title'"], False, False),
+    (["UPDATE chunks SET n=NULL WHERE id=" + FIRST_CHUNK], True, False),                   # count lost, data whole
+    (["UPDATE chunks SET n='many' WHERE id=" + FIRST_CHUNK], False, False),
+    (["UPDATE chunks SET data=NULL WHERE id=" + FIRST_CHUNK], True, True),                 # data lost
+    (["UPDATE regs SET body=CAST(x'7bff7d' AS TEXT) WHERE id=1"], False, False),
+    (["INSERT INTO log(t, kind, text) VALUES(1, 'stdout', CAST(x'ff' AS TEXT))"], False, False),
+    (["UPDATE samples SET body=CAST(x'7bff7d' AS TEXT) WHERE id=1"], False, False),
+    (["INSERT INTO drops(ring, dropped) VALUES('x', NULL)"], True, False),
+])
+def test_a_damaged_run_file_exports_what_is_valid(steady_run, tmp_path, damage, loosen, lose_events):
+    path = damaged_copy(steady_run, tmp_path, *damage, loosen=loosen)
+    r, n = export_events(path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and "damaged" in r.stderr and "exported what was valid" in r.stderr
+    total = steady_run[1]
+    assert (n < total) if lose_events else (n == total), (n, total)
+
+
+def test_a_run_file_cut_at_90_percent_exports_its_first_90_percent(steady_run, tmp_path):
+    src, total = steady_run
+    data = src.read_bytes()
+    path = tmp_path / "cut.mpgrun"
+    path.write_bytes(data[: len(data) * 9 // 10])
+    r, n = export_events(path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "damaged" in r.stderr and "Traceback" not in r.stderr
+    assert total * 0.7 <= n < total, (n, total)
