@@ -85,6 +85,19 @@ def _hold_space(directory, size):
         return None
 
 
+def _leave_wal(db):
+    """Close ``db``, a run file's connection, leaving the file whole and alone: the log checkpointed into it
+    and the file switched out of WAL mode, so SQLite removes the -wal and -shm files and readers of the
+    finished file make none.  While another connection has the file open (a live writer, a reader), the
+    switch is refused and left to the last one to close."""
+    for statement in ("PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA journal_mode=DELETE"):
+        try:
+            db.execute(statement)
+        except sqlite3.Error:
+            break
+    db.close()
+
+
 def _exists_message(path):
     return ("%s already holds a run: choose another path for --out, or add --force to replace it." % path)
 
@@ -275,11 +288,7 @@ class RunWriter:
         self._release_reserve()
         with self._lock:
             if self._db is not None:
-                try:
-                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                except sqlite3.Error:
-                    pass
-                self._db.close()
+                _leave_wal(self._db)
                 self._db = None
 
 
@@ -602,6 +611,14 @@ class RunFile:
             self._db.close()
         except sqlite3.Error:
             pass
+        # A read-only connection cannot remove the -wal and -shm files it found or made; the last reader of a
+        # run file whose writer is gone does it through a connection of its own.
+        if any(os.path.exists(self.path + c) for c in ("-wal", "-shm")):
+            try:
+                db = sqlite3.connect(sqlite_uri(self.path, "rw"), uri=True, timeout=0)
+            except sqlite3.Error:
+                return                          # a file this process may only read: leave it as it is
+            _leave_wal(db)
 
     def __enter__(self):
         return self

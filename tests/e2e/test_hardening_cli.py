@@ -634,3 +634,51 @@ def test_a_run_file_cut_at_90_percent_exports_its_first_90_percent(steady_run, t
     assert r.returncode == 0, r.stderr
     assert "damaged" in r.stderr and "Traceback" not in r.stderr
     assert total * 0.7 <= n < total, (n, total)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# finished run files stand alone
+# ----------------------------------------------------------------------------------------------------------
+
+def companions(path):
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name) and p != path)
+
+
+def test_finished_run_files_leave_no_wal_or_shm(program, tmp_path):
+    traced = tmp_path / "traced.mpgrun"
+    r = run_cli(["trace", program, "--out", traced], tmp_path)          # the summary reads the file
+    assert r.returncode == 0, r.stderr
+    assert companions(traced) == []
+    scenario = tmp_path / "scenario.mpgrun"
+    r = run_cli(["run", "lock_contention", "--set", "increments=10", "--out", scenario], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert companions(scenario) == []
+    r = run_cli(["export", traced, "--chrome", tmp_path / "t.json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert companions(traced) == []
+    with RunFile(traced) as rf:
+        rf.model()
+    assert companions(traced) == []
+
+
+def test_a_reader_of_a_live_run_leaves_no_wal_or_shm(tmp_path):
+    """The app opens a run while it is recorded, and may close it after the runner is done or before."""
+    for reader_closes_first in (False, True):
+        path = tmp_path / ("live-%s.mpgrun" % reader_closes_first)
+        writer = RunWriter(path, {})
+        writer.add_log("stdout", "first line")
+        reader = RunFile(path)
+        assert [row[2] for row in reader.read_new()[3]] == ["first line"]
+        if reader_closes_first:
+            reader.close()
+            writer.add_log("stdout", "second line")
+            writer.close()
+        else:
+            writer.add_log("stdout", "second line")
+            writer.close()
+            assert [row[2] for row in reader.read_new()[3]] == ["second line"]
+            reader.close()
+        assert companions(path) == []
+        with RunFile(path) as rf:
+            assert [row[2] for row in rf.read_all()[3]] == ["first line", "second line"]
+        assert companions(path) == []
