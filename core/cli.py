@@ -177,16 +177,16 @@ def cmd_trace(args):
     install_cancel_handlers(run)
     run.start()
     status = run.wait()
+    print("", file=sys.stderr)
     with RunFile(out) as rf:
         model = rf.model()
-    print("", file=sys.stderr)
     print(summary_text(model, status))
     print("run file: %s" % out)
     if run.storage_problem:
         print("mpgui: %s" % run.storage_problem, file=sys.stderr)
         return EXIT_USAGE
     if status == "cancelled":
-        return 130
+        return run.cancel_exit_code
     return run.exit_code if run.exit_code and run.exit_code > 0 else (EXIT_OK if status == "done" else EXIT_FAILED)
 
 

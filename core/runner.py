@@ -239,6 +239,9 @@ class TracedRun:
         self.stdin = stdin
         self._cancel = threading.Event()
         self.status = "created"
+        self.cancel_signal = None
+        #: True once the run is over and its file and history entry are written.
+        self.finalized = False
         self.exit_code = None
         self.proc = None
         self.started_at = None
@@ -330,9 +333,18 @@ class TracedRun:
                     pass
         stream.close()
 
-    def cancel(self):
-        """Ask the run to stop; ``wait()`` ends the tree and returns ``cancelled``."""
+    def cancel(self, signum=None):
+        """Ask the run to stop; ``wait()`` ends the tree and returns ``cancelled``.  ``signum``: the signal that
+        asked for it, if one did (see ``cancel_exit_code``)."""
+        if signum is not None and self.cancel_signal is None:
+            self.cancel_signal = signum
         self._cancel.set()
+
+    @property
+    def cancel_exit_code(self):
+        """A cancelled run's exit code, as a shell gives it: 128 + the signal (130 for Ctrl+C or Stop, 143 for
+        SIGTERM)."""
+        return 128 + int(self.cancel_signal or signal.SIGINT)
 
     @property
     def cancelled(self):
@@ -410,6 +422,7 @@ class TracedRun:
         if self.history is not None:
             self._enter_in_history(self.history.finish, self.run_id, status, lesson, self.writer.events_written,
                                    self.writer.dropped, code)
+        self.finalized = True
 
     def _enter_in_history(self, call, *args):
         """The history is secondary to the run file: a write to it that fails (the disk is full) is noted in
@@ -438,9 +451,16 @@ class TracedRun:
 
 
 def install_cancel_handlers(run):
-    """SIGTERM and SIGINT (Ctrl+C) to the runner cancel the run cleanly instead of killing the runner."""
+    """SIGTERM and SIGINT (Ctrl+C) to the runner cancel the run cleanly instead of killing the runner, until the
+    run is finalized.  After that (the command's summary of a long run) they interrupt as they always do:
+    Ctrl+C raises KeyboardInterrupt, SIGTERM exits with 128 + 15."""
     def handler(signum, frame):
-        run.cancel()
+        if not run.finalized:
+            run.cancel(signum)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:
+            raise SystemExit(128 + signum)
     for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
         if sig is not None:
             try:

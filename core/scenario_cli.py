@@ -126,7 +126,7 @@ def cmd_run(args):
         return EXIT_USAGE
     if status == "cancelled":
         print("mpgui: run cancelled; the run file keeps everything recorded so far.", file=sys.stderr)
-        return 130
+        return run.cancel_exit_code
     if status != "done":
         if not run.error:
             print("mpgui: the scenario's main process ended with exit code %s; its output is in the run file."

@@ -2,6 +2,7 @@
 collide, odd paths, a killed runner, one sentence (never a traceback) for every mistake a user can make, a
 disk that fills, damaged run files, and the signals and options of ``trace`` and ``run``."""
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -682,3 +683,77 @@ def test_a_reader_of_a_live_run_leaves_no_wal_or_shm(tmp_path):
         with RunFile(path) as rf:
             assert [row[2] for row in rf.read_all()[3]] == ["first line", "second line"]
         assert companions(path) == []
+
+
+# ----------------------------------------------------------------------------------------------------------
+# signals: exit codes as shells give them, and never ignored
+# ----------------------------------------------------------------------------------------------------------
+
+MANY_EVENTS = textwrap.dedent('''
+    import core as multiprocessing
+
+    def work(lock, n):
+        for _ in range(n):
+            with lock:
+                pass
+
+    if __name__ == "__main__":
+        lock = multiprocessing.Lock(name="busy")
+        ps = [multiprocessing.Process(target=work, args=(lock, 150000)) for _ in range(2)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+''')
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_the_summary_ends_the_command(tmp_path, sig, code):
+    script = tmp_path / "many.py"
+    script.write_text(MANY_EVENTS)
+    out = tmp_path / "many.mpgrun"
+    p = subprocess.Popen([sys.executable, MAIN, "trace", "--quiet", str(script), "--out", str(out)],
+                         env=dict(os.environ, MPGUI_HOME=str(tmp_path)), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The runner's first line on stderr (its program's output is not echoed) comes when the run is
+        # recorded and closed, just before it reads the whole run for its summary.
+        assert p.stderr.readline() == "\n"
+        p.send_signal(sig)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == code, stderr
+    assert "processes:" not in stdout and "Traceback" not in stderr
+    with RunFile(out) as rf:
+        assert rf.meta()["status"] == "done"
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_cancels_a_traced_run_with_the_shells_exit_code(tmp_path, sig, code):
+    script = tmp_path / "forever.py"
+    script.write_text(FOREVER)
+    pidfile = tmp_path / "pids"
+    out = tmp_path / "cancelled.mpgrun"
+    p = subprocess.Popen([sys.executable, MAIN, "trace", "--quiet", str(script), str(pidfile), "--out", str(out)],
+                         env=dict(os.environ, MPGUI_HOME=str(tmp_path)), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = []
+    try:
+        wait_for(pidfile.exists, what="the program to start its processes")
+        pids = [int(x) for x in pidfile.read_text().split()]
+        p.send_signal(sig)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        for pid in alive(pids):
+            os.kill(pid, signal.SIGKILL)
+    assert p.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert not alive(pids)
+    with RunFile(out) as rf:
+        assert rf.meta()["status"] == "cancelled"
