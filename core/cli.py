@@ -157,7 +157,7 @@ def _split_trace_args(rest):
 
 def cmd_trace(args):
     from .history import RunHistory
-    from .runner import TracedRun, install_cancel_handlers
+    from .runner import MAIN_GUARD_ADVICE, TracedRun, install_cancel_handlers
     from .trace.store import RunFile
     rest, trailing_out, trailing_force = _split_trace_args(args.script_and_args)
     if not rest:
@@ -187,6 +187,8 @@ def cmd_trace(args):
         return EXIT_USAGE
     if status == "cancelled":
         return run.cancel_exit_code
+    if run.missing_main_guard:
+        print("mpgui: %s" % MAIN_GUARD_ADVICE, file=sys.stderr)
     return run.exit_code if run.exit_code and run.exit_code > 0 else (EXIT_OK if status == "done" else EXIT_FAILED)
 
 

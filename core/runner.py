@@ -51,6 +51,13 @@ GUARD_RELEASE = b"done"
 #: tracker releases what the program left once every other process is gone).
 HELPER_MARKS = {"resource_tracker": "resource tracker", "forkserver": "forkserver"}
 
+#: Words of the RuntimeError a spawned (or forkserver) child raises when it runs the main module's
+#: process-starting code again: the script has no main guard (they are in the stdlib's message in 3.10-3.13).
+BOOTSTRAP_MARK = "finished its bootstrapping phase"
+MAIN_GUARD_ADVICE = ("The script starts processes at its top level, so each spawned child ran that code again and "
+                     "failed (the RuntimeError about the bootstrapping phase in its output): put the code that "
+                     "starts processes under 'if __name__ == \"__main__\":'.")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -240,6 +247,8 @@ class TracedRun:
         self._cancel = threading.Event()
         self.status = "created"
         self.cancel_signal = None
+        #: A traced script's children failed for want of the main guard (seen in their stderr).
+        self.missing_main_guard = False
         #: True once the run is over and its file and history entry are written.
         self.finalized = False
         self.exit_code = None
@@ -321,6 +330,8 @@ class TracedRun:
         out = sys.stdout if label == "stdout" else sys.stderr
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
+            if BOOTSTRAP_MARK in line and self.kind == "trace":
+                self.missing_main_guard = True
             try:
                 self.writer.add_log(label, line)
             except Exception:
@@ -389,12 +400,13 @@ class TracedRun:
         if _group_members(pgid):
             kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
         self._release_guard()
+        for t in self._out_threads:             # all the output read: it can change the status
+            t.join(timeout=2.0)
         if self.writer.failure is not None:
             status = "cut short"
         elif status is None:
-            status = "cancelled" if self._cancel.is_set() else ("done" if code == 0 else "failed")
-        for t in self._out_threads:
-            t.join(timeout=2.0)
+            status = "cancelled" if self._cancel.is_set() else \
+                ("done" if code == 0 and not self.missing_main_guard else "failed")
         self._finish(status, code)
         return status
 
@@ -414,7 +426,8 @@ class TracedRun:
         result = next((n for n in reversed(self.sink.notes) if n.get("t") == "result"), None)
         error = next((n for n in reversed(self.sink.notes) if n.get("t") == "error"), None)
         lesson = result.get("lesson") if result else None
-        message = self.storage_problem or (error.get("message") if error else None)
+        message = self.storage_problem or (MAIN_GUARD_ADVICE if self.missing_main_guard else None) or \
+            (error.get("message") if error else None)
         self.writer.finish(status=status, exit_code=code, ended_wall=time.time(), ended_perf=time.perf_counter_ns(),
                            dropped=self.writer.dropped, events=self.writer.events_written, lesson=lesson,
                            result=result, error=message)

@@ -757,3 +757,51 @@ def test_a_signal_cancels_a_traced_run_with_the_shells_exit_code(tmp_path, sig, 
     assert not alive(pids)
     with RunFile(out) as rf:
         assert rf.meta()["status"] == "cancelled"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# trace: a script without the main guard, and --start-method
+# ----------------------------------------------------------------------------------------------------------
+
+NO_GUARD = {
+    "process": textwrap.dedent('''
+        import sys
+        import core as multiprocessing
+
+        def hello():
+            print("child ran")
+
+        ctx = multiprocessing.get_context(sys.argv[1])
+        p = ctx.Process(target=hello)
+        p.start()
+        p.join()
+        print("main done")
+    '''),
+    "pool": textwrap.dedent('''
+        import sys
+        import core as multiprocessing
+
+        def square(x):
+            return x * x
+
+        with multiprocessing.get_context(sys.argv[1]).Pool(2) as pool:
+            print(pool.map(square, range(4)))
+    '''),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NO_GUARD))
+def test_trace_of_a_script_without_the_main_guard_says_what_to_add(tmp_path, start_method, kind):
+    if start_method == "fork":
+        pytest.skip("fork does not import the main module again")
+    script = tmp_path / "noguard.py"
+    script.write_text(NO_GUARD[kind])
+    out = tmp_path / "noguard.mpgrun"
+    r = run_cli(["trace", "--quiet", script, start_method, "--out", out], tmp_path, timeout=180)
+    assert r.returncode != 0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("mpgui:")]
+    assert len(errors) == 1 and 'if __name__ == "__main__":' in errors[0], r.stderr
+    with RunFile(out) as rf:
+        meta = rf.meta()
+    assert meta["status"] == "failed"
+    assert 'if __name__ == "__main__":' in meta["error"]
