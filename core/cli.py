@@ -1,6 +1,6 @@
 """The headless command line: ``python main.py COMMAND ...`` (and the installed ``mpgui COMMAND``).
 
-    trace SCRIPT [ARGS...] [--out RUNFILE] [--force]
+    trace [--start-method M] SCRIPT [ARGS...] [--out RUNFILE] [--force]
                                                 run a script that uses core, record everything, summarise
     export RUNFILE --chrome FILE.json [--csv DIR]
     run SCENARIO [--start-method M] [--set name=value ...] [--out RUNFILE [--force]]
@@ -168,12 +168,20 @@ def cmd_trace(args):
                          "(import core as multiprocessing)." % script)
     if getattr(sys, "frozen", False):
         raise UsageError("The packaged app cannot run Python scripts; trace them with 'python main.py trace'.")
+    env = None
+    if args.start_method:
+        import multiprocessing
+        from .context import START_METHOD_ENV
+        if args.start_method not in multiprocessing.get_all_start_methods():
+            raise UsageError("This platform has no %r start method: choose one of %s."
+                             % (args.start_method, ", ".join(multiprocessing.get_all_start_methods())))
+        env = {START_METHOD_ENV: args.start_method}
     history = RunHistory(args.home)
     out = args.out or trailing_out or history.new_run_path("trace-" + os.path.splitext(os.path.basename(script))[0])
     run = TracedRun([sys.executable, script] + script_args, out, kind="trace", history=history,
                     title="trace %s" % os.path.basename(script), echo_output=not args.quiet,
-                    meta={"script": os.path.abspath(script), "args": script_args},
-                    replace=args.force or trailing_force, stdin=None)
+                    meta={"script": os.path.abspath(script), "args": script_args}, start_method=args.start_method,
+                    env=env, replace=args.force or trailing_force, stdin=None)
     install_cancel_handlers(run)
     run.start()
     status = run.wait()
@@ -263,6 +271,8 @@ def build_parser():
 
     t = sub.add_parser("trace", help="run a Python script that uses core and record everything it does")
     t.add_argument("--out", help="run file to write (default: a new file in the run history)")
+    t.add_argument("--start-method", dest="start_method", help="the script's default start method (fork, spawn or "
+                   "forkserver, what the platform has), where it chooses none itself")
     t.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
     t.add_argument("--quiet", action="store_true", help="do not echo the script's output")
     t.add_argument("script_and_args", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...] [--out RUNFILE] [--force]")

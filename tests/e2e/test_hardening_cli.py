@@ -805,3 +805,50 @@ def test_trace_of_a_script_without_the_main_guard_says_what_to_add(tmp_path, sta
         meta = rf.meta()
     assert meta["status"] == "failed"
     assert 'if __name__ == "__main__":' in meta["error"]
+
+
+METHOD_PROGRAM = textwrap.dedent('''
+    import sys
+    import core as multiprocessing
+
+    def hello():
+        pass
+
+    if __name__ == "__main__":
+        if len(sys.argv) > 1:
+            multiprocessing.set_start_method(sys.argv[1])      # the program's own choice wins
+        print("method", multiprocessing.get_start_method())
+        p = multiprocessing.Process(target=hello)
+        p.start()
+        p.join()
+''')
+
+
+def test_trace_start_method_sets_the_programs_default(tmp_path, start_method):
+    script = tmp_path / "method.py"
+    script.write_text(METHOD_PROGRAM)
+    out = tmp_path / "m.mpgrun"
+    r = run_cli(["trace", "--start-method", start_method, script, "--out", out], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "method %s" % start_method in r.stdout
+    with RunFile(out) as rf:
+        children = [p for p in rf.model().procs.values() if p.traced and p.ppid and p.method]
+        assert [p.method for p in children] == [start_method]
+        assert rf.meta()["start_method"] == start_method
+    other = [m for m in multiprocessing_methods() if m != start_method][:1]
+    if other:                                   # a program that chooses its own method keeps it
+        r = run_cli(["trace", "--start-method", start_method, script, other[0], "--out", out, "--force"], tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "method %s" % other[0] in r.stdout
+
+
+def multiprocessing_methods():
+    import multiprocessing
+    return multiprocessing.get_all_start_methods()
+
+
+def test_trace_refuses_a_start_method_the_platform_lacks(program, tmp_path):
+    r = run_cli(["trace", "--start-method", "teleport", program], tmp_path)
+    assert_one_sentence(r, "teleport")
+    assert "program done" not in r.stdout
+    assert not (tmp_path / "runs").exists() or os.listdir(tmp_path / "runs") == []
