@@ -226,6 +226,9 @@ class TracedRun:
     def __init__(self, argv, out_path, *, kind="trace", meta=None, history=None, env=None, cwd=None,
                  echo_output=("stdout", "stderr"), listener=None, title=None, scenario=None, params=None,
                  start_method=None, replace=False, stdin=subprocess.DEVNULL):
+        from .history import machine_facts
+        from .trace.collector import Collector, make_trace_dir
+        from .trace.store import BackgroundWriter, RunWriter
         self.argv = list(argv)
         self.out_path = os.path.abspath(out_path)
         self.kind = kind
@@ -235,9 +238,6 @@ class TracedRun:
         self.cwd = cwd
         # which of the program's streams to pass through to ours (they are always kept in the run file)
         self.echo_output = (("stdout", "stderr") if echo_output is True else tuple(echo_output or ()))
-        from .history import machine_facts
-        from .trace.collector import Collector, make_trace_dir
-        from .trace.store import BackgroundWriter, RunWriter
         self.title = title
         self.scenario = scenario
         self.params = params or {}
@@ -451,7 +451,8 @@ class TracedRun:
         if self.writer.failure is None:
             return None
         return ("Writing the run file %s failed (%s; is the disk full?), so the run was stopped: the file keeps "
-                "what was recorded until then; free some space and run it again." % (self.out_path, self.writer.failure))
+                "what was recorded until then; free some space and run it again."
+                % (self.out_path, self.writer.failure))
 
     @property
     def result(self):

@@ -201,11 +201,14 @@ class RunWriter:
                 return True
             except (sqlite3.Error, OSError) as e:
                 self.failure = e
-                try:
-                    self._db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
+                self._rollback()
                 return False
+
+    def _rollback(self):
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass                            # nothing was begun, or the failure already ended it
 
     @staticmethod
     def _meta_rows(items):
@@ -273,10 +276,7 @@ class RunWriter:
                     self._db.execute("COMMIT")
                     return True
                 except (sqlite3.Error, OSError):
-                    try:
-                        self._db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
+                    self._rollback()
             return False
 
     def _release_reserve(self):
