@@ -126,10 +126,9 @@ def test_history_survives_a_killed_runner(tmp_path):
     assert "lock_contention" in r.stdout and "interrupted" in r.stdout
     with RunFile(out) as rf:                  # what was recorded before the kill is readable
         assert rf.model().events_seen > 0
-    # the killed runner could not remove its trace directory; the next collector does
+    # the killed runner could not remove its trace directory; the next collector does (on a shared machine
+    # that may be another session's, which makes a new trace directory meanwhile)
     base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-    left = [n for n in os.listdir(base) if n.startswith("%s%d-" % (collector.TRACE_DIR_PREFIX, p.pid))]
-    assert left
     collector.remove_stale_trace_dirs(base)
     assert not [n for n in os.listdir(base) if n.startswith("%s%d-" % (collector.TRACE_DIR_PREFIX, p.pid))]
 
