@@ -1,6 +1,7 @@
 """Hardening of the runner, run files, the history and the command line: private files, runs that cannot
 collide, odd paths, a killed runner, one sentence (never a traceback) for every mistake a user can make, a
 disk that fills, damaged run files, and the signals and options of ``trace`` and ``run``."""
+import contextlib
 import os
 import signal
 import stat
@@ -12,11 +13,12 @@ import pytest
 
 from core.history import RunHistory
 from core.trace.store import RunFile, RunWriter
+from test_runner import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAIN = os.path.join(ROOT, "main.py")
 
-PROGRAM = textwrap.dedent('''
+LOCK_PROGRAM = textwrap.dedent('''
     import core as multiprocessing
 
     def work(lock, n):
@@ -26,13 +28,15 @@ PROGRAM = textwrap.dedent('''
 
     if __name__ == "__main__":
         lock = multiprocessing.Lock(name="db")
-        ps = [multiprocessing.Process(target=work, args=(lock, 50)) for _ in range(2)]
+        ps = [multiprocessing.Process(target=work, args=(lock, %d)) for _ in range(2)]
         for p in ps:
             p.start()
         for p in ps:
             p.join()
         print("program done")
 ''')
+#: A small traced program: two processes take one lock in turns.
+PROGRAM = LOCK_PROGRAM % 50
 
 
 def run_command(argv, home, timeout=120, **kw):
@@ -43,6 +47,23 @@ def run_command(argv, home, timeout=120, **kw):
 
 def run_cli(args, home, timeout=120, **kw):
     return run_command([sys.executable, MAIN] + list(args), home, timeout, **kw)
+
+
+def start_cli(args, home):
+    """``main.py`` with ``args`` in the background, without stdin, its output captured as text."""
+    return subprocess.Popen([sys.executable, MAIN] + [str(a) for a in args], env=dict(os.environ, MPGUI_HOME=str(home)),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@contextlib.contextmanager
+def ended(p):
+    """Whatever happens in the block, the command ``p`` does not outlive it."""
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
 
 
 def assert_one_sentence(r, needle):
@@ -249,16 +270,6 @@ def alive(pids):
         except psutil.Error:
             pass
     return out
-
-
-def wait_for(cond, timeout=30.0, what="condition"):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def test_killing_the_runner_of_trace_ends_the_program_tree(tmp_path):
@@ -689,22 +700,8 @@ def test_a_reader_of_a_live_run_leaves_no_wal_or_shm(tmp_path):
 # signals: exit codes as shells give them, and never ignored
 # ----------------------------------------------------------------------------------------------------------
 
-MANY_EVENTS = textwrap.dedent('''
-    import core as multiprocessing
-
-    def work(lock, n):
-        for _ in range(n):
-            with lock:
-                pass
-
-    if __name__ == "__main__":
-        lock = multiprocessing.Lock(name="busy")
-        ps = [multiprocessing.Process(target=work, args=(lock, 150000)) for _ in range(2)]
-        for p in ps:
-            p.start()
-        for p in ps:
-            p.join()
-''')
+#: The same with enough events that reading the run for its summary takes a while.
+MANY_EVENTS = LOCK_PROGRAM % 150000
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -712,19 +709,13 @@ def test_a_signal_during_the_summary_ends_the_command(tmp_path, sig, code):
     script = tmp_path / "many.py"
     script.write_text(MANY_EVENTS)
     out = tmp_path / "many.mpgrun"
-    p = subprocess.Popen([sys.executable, MAIN, "trace", "--quiet", str(script), "--out", str(out)],
-                         env=dict(os.environ, MPGUI_HOME=str(tmp_path)), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    p = start_cli(["trace", "--quiet", script, "--out", out], tmp_path)
+    with ended(p):
         # The runner's first line on stderr (its program's output is not echoed) comes when the run is
         # recorded and closed, just before it reads the whole run for its summary.
         assert p.stderr.readline() == "\n"
         p.send_signal(sig)
         stdout, stderr = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
     assert p.returncode == code, stderr
     assert "processes:" not in stdout and "Traceback" not in stderr
     with RunFile(out) as rf:
@@ -737,19 +728,15 @@ def test_a_signal_cancels_a_traced_run_with_the_shells_exit_code(tmp_path, sig, 
     script.write_text(FOREVER)
     pidfile = tmp_path / "pids"
     out = tmp_path / "cancelled.mpgrun"
-    p = subprocess.Popen([sys.executable, MAIN, "trace", "--quiet", str(script), str(pidfile), "--out", str(out)],
-                         env=dict(os.environ, MPGUI_HOME=str(tmp_path)), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = start_cli(["trace", "--quiet", script, pidfile, "--out", out], tmp_path)
     pids = []
     try:
-        wait_for(pidfile.exists, what="the program to start its processes")
-        pids = [int(x) for x in pidfile.read_text().split()]
-        p.send_signal(sig)
-        stdout, stderr = p.communicate(timeout=60)
+        with ended(p):
+            wait_for(pidfile.exists, what="the program to start its processes")
+            pids = [int(x) for x in pidfile.read_text().split()]
+            p.send_signal(sig)
+            stdout, stderr = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
         for pid in alive(pids):
             os.kill(pid, signal.SIGKILL)
     assert p.returncode == code, stderr
