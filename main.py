@@ -15,6 +15,9 @@ def main(argv=None):
     if argv and argv[0] == "_scenario-host":          # a scenario's main process, started by the runner
         from core.scenario_host import main as host_main
         return host_main(argv[1:])
+    if argv and argv[0] == "_run-guard":              # ends a run's tree if its runner dies (packaged app)
+        from core.runner import guard_main
+        return guard_main(argv[1:])
     rest = argv[2:] if argv[:1] == ["--home"] else argv
     if rest and rest[0] in COMMANDS:
         from core.cli import main as cli_main

@@ -13,6 +13,7 @@ use ``multiprocessing`` directly has one start method, as it would with the stdl
 Exceptions and helpers (``TimeoutError``, ``cpu_count``, ``get_logger``, ``freeze_support``...) are the
 stdlib's own, so code that catches ``multiprocessing.TimeoutError`` catches core's too.
 """
+import os
 import sys
 
 from multiprocessing import context as _std
@@ -198,6 +199,14 @@ class DefaultContext(TracedContext):
 
     def get_all_start_methods(self):
         return self._std_default.get_all_start_methods()
+
+
+#: A start method named here (``main.py trace --start-method``) is the default of a program that chooses
+#: none, core's and the stdlib's alike, as if it were the platform's; the program's own choice still wins.
+START_METHOD_ENV = "MPGUI_START_METHOD"
+
+if os.environ.get(START_METHOD_ENV) in _std._concrete_contexts and _std._default_context._actual_context is None:
+    _std._default_context._default_context = _std._concrete_contexts[os.environ[START_METHOD_ENV]]
 
 
 if sys.platform != 'win32':

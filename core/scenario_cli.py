@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from .cli import EXIT_FAILED, EXIT_OK, ProgressBar, UsageError, format_table, summary_text
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, format_table, summary_text
 from .scenario_host import HOST_COMMAND
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,16 +54,21 @@ def scenario_command(scenario, params, method):
                         json.dumps(params, sort_keys=True))
 
 
-def start_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None):
-    """Create and start a TracedRun of a scenario (also used by tests and by embedding code)."""
+def make_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None, replace=False):
+    """A TracedRun of a scenario, not started yet; its run file is claimed (RunFileError if it cannot be, and
+    HistoryError if the history cannot be written)."""
     from .history import RunHistory
     from .runner import TracedRun
     history = RunHistory(home)
     out = out or history.new_run_path(scenario.name)
-    run = TracedRun(scenario_command(scenario, params, method), out, kind="scenario", history=history,
-                    title=scenario.title, scenario=scenario.name, params=params, start_method=method,
-                    echo_output=echo_output, listener=listener)
-    return run.start()
+    return TracedRun(scenario_command(scenario, params, method), out, kind="scenario", history=history,
+                     title=scenario.title, scenario=scenario.name, params=params, start_method=method,
+                     echo_output=echo_output, listener=listener, replace=replace)
+
+
+def start_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None):
+    """Create and start a TracedRun of a scenario (also used by tests and by embedding code)."""
+    return make_run(scenario, params, method, out, home, echo_output, listener).start()
 
 
 def _cancel_on_stdin(run):
@@ -84,9 +89,10 @@ def cmd_run(args):
     from .runner import install_cancel_handlers
     from .trace.store import RunFile
     scenario, params, method = prepare(args.scenario, args.start_method, parse_sets(args.set))
+    run = make_run(scenario, params, method, out=args.out, home=args.home,
+                   echo_output=() if args.quiet else ("stdout",), replace=args.force)
     print("%s  (start method %s)" % (scenario.title, method), file=sys.stderr)
-    run = start_run(scenario, params, method, out=args.out, home=args.home,
-                    echo_output=() if args.quiet else ("stdout",))
+    run.start()
     install_cancel_handlers(run)
     if args.control_stdin:
         _cancel_on_stdin(run)
@@ -108,16 +114,19 @@ def cmd_run(args):
         if result.get("rows"):
             print()
             print(format_table(result["headers"], result["rows"]))
-    if run.error:
+    if run.error and not run.storage_problem:
         print("mpgui: %s" % run.error, file=sys.stderr)
     if not args.quiet:
         with RunFile(run.out_path) as rf:
             print()
             print(summary_text(rf.model(), status))
     print("run file: %s" % run.out_path)
+    if run.storage_problem:
+        print("mpgui: %s" % run.storage_problem, file=sys.stderr)
+        return EXIT_USAGE
     if status == "cancelled":
         print("mpgui: run cancelled; the run file keeps everything recorded so far.", file=sys.stderr)
-        return 130
+        return run.cancel_exit_code
     if status != "done":
         if not run.error:
             print("mpgui: the scenario's main process ended with exit code %s; its output is in the run file."
@@ -143,7 +152,11 @@ def cmd_scenarios(args):
 
 def cmd_runs(args):
     from .history import RunHistory
-    runs = RunHistory(args.home).list(limit=args.limit)
+    history = RunHistory(args.home, readonly=True)
+    try:
+        runs = history.list(limit=args.limit)
+    finally:
+        history.close()
     if not runs:
         print("No runs yet: start one with 'main.py run SCENARIO' or 'main.py trace SCRIPT'.")
         return EXIT_OK
@@ -164,6 +177,7 @@ def add_commands(sub):
     r.add_argument("--start-method", dest="start_method", help="fork, spawn or forkserver (what the platform has)")
     r.add_argument("--set", action="append", metavar="NAME=VALUE", help="a parameter (repeatable)")
     r.add_argument("--out", help="run file to write (default: a new file in the run history)")
+    r.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no scenario output")
     r.add_argument("--control-stdin", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)

@@ -4,7 +4,8 @@ Started by the runner (never by the GUI directly), traced like any program using
 parameters again (the runner already did, this process must not trust its command line either), sets the
 start method, runs the scenario and records its result (lesson, figures, table) as a registration the runner
 reads back from the trace.  A scenario that fails records one sentence; its traceback goes to stderr, which
-the runner keeps in the run file's log.
+the runner keeps in the run file's log.  If the runner dies, its guardian ends this process tree (see
+core.runner); nothing here watches for it.
 """
 import argparse
 import json
@@ -15,31 +16,6 @@ from .scenarios import ParamError, Reporter, get
 from .trace import recorder
 
 HOST_COMMAND = "_scenario-host"
-
-
-def _watch_runner():
-    """The runner keeps our stdin open; EOF means it is gone (even killed with SIGKILL).  Then this run's
-    tree must not live on: end it, as the runner's cancel would have."""
-    import os
-    import signal
-    import threading
-
-    # Read the raw descriptor, not sys.stdin: a thread blocked in sys.stdin.read() holds the buffer's lock,
-    # and a child forked meanwhile would deadlock closing its copy of stdin (lesson 14 of the notes).
-    fd = os.dup(sys.stdin.fileno())
-
-    def watch():
-        try:
-            while os.read(fd, 4096):
-                pass
-        except OSError:
-            pass
-        if os.name == "posix" and os.getpgrp() == os.getpid():
-            os.killpg(os.getpgrp(), signal.SIGTERM)     # the stdlib's resource tracker ignores it and cleans up
-        os._exit(137)
-
-    if sys.stdin is not None and not sys.stdin.isatty():
-        threading.Thread(target=watch, name="mpgui-runner-watch", daemon=True).start()
 
 
 def main(argv):
@@ -56,7 +32,6 @@ def main(argv):
         recorder.write_note({"t": "error", "message": str(e)})
         print(str(e), file=sys.stderr)
         return 2
-    _watch_runner()
     import core
     core.set_start_method(method, force=True)
     ctx = core.get_context(method)

@@ -23,7 +23,7 @@ from .runsource import RunSource
 from .timeline import TimelineView
 
 REFRESH_MS = 33
-FINAL_STATES = ("done", "failed", "cancelled", "interrupted", "error")
+FINAL_STATES = ("done", "failed", "cancelled", "cut short", "interrupted", "error")
 
 
 class _Job(QtCore.QRunnable):

@@ -195,11 +195,18 @@ def chrome_trace(model):
 
 
 def write_chrome(model, path):
+    """Write the Chrome trace to ``path`` (whole or not at all: through a temporary file); OSError if it
+    cannot be written.  Returns the number of trace events."""
     data = chrome_trace(model)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, separators=(",", ":"))
-    os.replace(tmp, path)
+    tmp = os.fspath(path) + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return len(data["traceEvents"])
 
 

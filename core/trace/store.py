@@ -15,6 +15,7 @@ No Qt here.
 """
 import json
 import os
+import pathlib
 import sqlite3
 import threading
 import time
@@ -23,9 +24,20 @@ import numpy as np
 
 from .arrays import EVENT_DTYPE
 
+#: Run files hold a program's output and arguments, so only their owner may read them (SQLite creates the
+#: ``-wal`` and ``-shm`` companions with the permissions of the database file).  Directories mpgui makes
+#: for them are the owner's only too.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
 FORMAT_NAME = "mpgui-run"
 FORMAT_VERSION = 1
 RUN_SUFFIX = ".mpgrun"
+#: Space a run holds beside its file and gives back when a write fails for lack of room, so that the run's
+#: final metadata (a few of the run file's 64 KiB pages in its log) and the history can still be written.
+RESERVE_BYTES = 1 << 20
+#: The files SQLite keeps beside a database while it is open (and after a crash).
+_COMPANIONS = ("-wal", "-shm", "-journal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,88 +55,240 @@ class RunFileError(Exception):
     """A run file that cannot be read at all; the message says what to do."""
 
 
-class RunWriter:
-    """Appends to a run file.  Every method commits, so a crash loses at most the batch being written."""
+def sqlite_uri(path, mode):
+    """The SQLite URI that opens ``path`` with ``mode`` (ro, rw...).  The path is percent-encoded: a ``#``
+    or ``?`` in a directory name would otherwise end the path and start the URI's fragment or query."""
+    return "%s?mode=%s" % (pathlib.Path(os.path.abspath(path)).as_uri(), mode)
 
-    def __init__(self, path, meta=None):
-        self.path = os.fspath(path)
-        d = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(d, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        # 64 KiB pages: event chunks are large BLOBs, and big pages store them with few overflow pages.
+
+def create_private_file(path, exclusive=False):
+    """Create ``path`` readable by its owner only.  An existing file is kept as it is, or, if ``exclusive``,
+    is an error (FileExistsError)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else 0)
+    os.close(os.open(path, flags, PRIVATE_FILE_MODE))
+
+
+def _hold_space(directory, size):
+    """An anonymous file of ``size`` bytes in ``directory`` (so on the run file's disk), or None if there is no
+    room for it.  Closing it gives the space back; so does the end of this process, however it ends."""
+    import tempfile
+    try:
+        f = tempfile.TemporaryFile(dir=directory)
+    except OSError:
+        return None
+    try:
+        f.write(b"\0" * size)
+        f.flush()
+        return f
+    except OSError:
+        f.close()
+        return None
+
+
+def _leave_wal(db):
+    """Close ``db``, a run file's connection, leaving the file whole and alone: the log checkpointed into it
+    and the file switched out of WAL mode, so SQLite removes the -wal and -shm files and readers of the
+    finished file make none.  While another connection has the file open (a live writer, a reader), the
+    switch is refused and left to the last one to close."""
+    for statement in ("PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA journal_mode=DELETE"):
+        try:
+            db.execute(statement)
+        except sqlite3.Error:
+            break
+    db.close()
+
+
+def _exists_message(path):
+    return ("%s already holds a run: choose another path for --out, or add --force to replace it." % path)
+
+
+def _check_replaceable(path, replace):
+    """Raise RunFileError unless ``path`` is a run file and ``replace`` says it may go."""
+    try:
+        RunFile(path).close()
+    except RunFileError:
+        raise RunFileError("%s is not an mpgui run file, and mpgui does not overwrite other files: choose "
+                           "another path for --out." % path) from None
+    if not replace:
+        raise RunFileError(_exists_message(path))
+
+
+def _claim_run_file(path, replace):
+    """The connection of a new run's own file at ``path``, or RunFileError with one sentence.
+
+    A run never writes into another run's file: the file is new, or empty (a name reserved by
+    ``RunHistory.new_run_path``), and it is claimed by one exclusive transaction that finds it without
+    tables, so of two runners given one path only the first gets it.  An existing run file is replaced only
+    with ``replace``; any other file is left as it is."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=PRIVATE_DIR_MODE, exist_ok=True)
+        if os.path.isdir(path):
+            raise RunFileError("%s is a directory: give --out the path of a file (a name ending in %s)."
+                               % (path, RUN_SUFFIX))
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            _check_replaceable(path, replace)
+            for p in (path,) + tuple(path + s for s in _COMPANIONS):
+                if os.path.exists(p):
+                    os.unlink(p)
+        create_private_file(path)
+    except OSError as e:
+        raise RunFileError("Cannot create the run file %s (%s): choose a path in a directory you can write "
+                           "to." % (path, e.strerror or e)) from None
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        # 64 KiB pages: event chunks are large BLOBs, and big pages store them with few overflow pages (the
+        # page size is taken when the first table is created, so it is set before the claim).
+        db.execute("PRAGMA page_size=65536")
+        db.execute("BEGIN EXCLUSIVE")
+        if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            db.execute("ROLLBACK")
+            raise RunFileError(_exists_message(path))
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("COMMIT")
         # synchronous=OFF: no fsync.  A crash of any process (GUI, runner, workload) cannot corrupt a WAL
         # database without fsync; only losing power can, and a run is not worth the 3x write cost.
-        self._db.execute("PRAGMA page_size=65536")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.executescript(_SCHEMA)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise RunFileError("%s cannot be used for a run (%s): choose another path for --out." % (path, e)) from None
+    except RunFileError:
+        db.close()
+        raise
+    return db
+
+
+class RunWriter:
+    """Appends to a run file.  Every method commits, so a crash loses at most the batch being written.
+
+    A write that fails (the disk is full, the file may grow no more) never raises into the threads that
+    record: the first failure is kept in ``failure``, everything committed before it stays, and later writes
+    are dropped; the runner sees ``failure`` and stops the run.  ``finish()`` still stores the final metadata
+    then: the writer holds ``RESERVE_BYTES`` of disk in an anonymous file (gone with the writer, even if it is
+    killed) and gives them back first, and if the file itself may grow no more, a checkpoint moves the log
+    into the database to make room in the log."""
+
+    def __init__(self, path, meta=None, replace=False):
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._db = _claim_run_file(self.path, replace)
+        self._reserve = _hold_space(os.path.dirname(os.path.abspath(self.path)), RESERVE_BYTES)
         self.events_written = 0
         self.dropped = 0
         self._drops = {}
+        #: The first write that failed (sqlite3.Error or OSError), or None.
+        self.failure = None
         base = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "status": "running",
                 "created_wall": time.time(), "created_perf": time.perf_counter_ns()}
         base.update(meta or {})
-        self.set_meta(**base)
+        if not self.set_meta(**base):
+            self.close()
+            raise RunFileError("Cannot write the run file %s (%s): free some space or choose another path for "
+                               "--out." % (self.path, self.failure))
 
     # -- writing -----------------------------------------------------------------------------------------------
-    def set_meta(self, **items):
+    def _commit(self, work):
+        """Run ``work(db)`` in one transaction; False (and ``failure`` set) if it could not be stored."""
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
-                                 [(k, json.dumps(v)) for k, v in items.items()])
-            self._db.execute("COMMIT")
+            if self._db is None or self.failure is not None:
+                return False
+            try:
+                self._db.execute("BEGIN")
+                work(self._db)
+                self._db.execute("COMMIT")
+                return True
+            except (sqlite3.Error, OSError) as e:
+                self.failure = e
+                self._rollback()
+                return False
+
+    def _rollback(self):
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass                            # nothing was begun, or the failure already ended it
+
+    @staticmethod
+    def _meta_rows(items):
+        return [(k, json.dumps(v)) for k, v in items.items()]
+
+    def set_meta(self, **items):
+        rows = self._meta_rows(items)
+        return self._commit(lambda db: db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", rows))
 
     def add_batch(self, batch):
         """Store one collector ``Batch``: events as one chunk, registrations, drop totals."""
         ev = batch.events
-        with self._lock:
-            self._db.execute("BEGIN")
+
+        def work(db):
             if len(ev):
-                self._db.execute("INSERT INTO chunks(n, t0, t1, data) VALUES(?, ?, ?, ?)",
-                                 (len(ev), int(ev["t"].min()), int(ev["t"].max()), memoryview(ev).cast("B")))
-                self.events_written += len(ev)
+                db.execute("INSERT INTO chunks(n, t0, t1, data) VALUES(?, ?, ?, ?)",
+                           (len(ev), int(ev["t"].min()), int(ev["t"].max()), memoryview(ev).cast("B")))
             if batch.metas:
-                self._db.executemany("INSERT INTO regs(body) VALUES(?)",
-                                     [(json.dumps(m, separators=(",", ":")),) for m in batch.metas])
+                db.executemany("INSERT INTO regs(body) VALUES(?)",
+                               [(json.dumps(m, separators=(",", ":")),) for m in batch.metas])
             if batch.drops:
-                self._db.executemany("INSERT OR REPLACE INTO drops(ring, dropped) VALUES(?, ?)",
-                                     list(batch.drops.items()))
-                self._drops.update(batch.drops)
-                self.dropped = sum(self._drops.values())
-            self._db.execute("COMMIT")
+                db.executemany("INSERT OR REPLACE INTO drops(ring, dropped) VALUES(?, ?)", list(batch.drops.items()))
+
+        if not self._commit(work):
+            return False
+        self.events_written += len(ev)
+        if batch.drops:
+            self._drops.update(batch.drops)
+            self.dropped = sum(self._drops.values())
+        return True
 
     def add_registrations(self, records):
         """Registrations from the runner itself (the program's exit, notes): same table as the processes'."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO regs(body) VALUES(?)",
-                                 [(json.dumps(m, separators=(",", ":")),) for m in records])
-            self._db.execute("COMMIT")
+        rows = [(json.dumps(m, separators=(",", ":")),) for m in records]
+        return self._commit(lambda db: db.executemany("INSERT INTO regs(body) VALUES(?)", rows))
 
     def add_samples(self, samples):
         """``samples``: list of (t_perf_ns, dict) from the resource monitor."""
         if not samples:
-            return
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO samples(t, body) VALUES(?, ?)",
-                                 [(t, json.dumps(s, separators=(",", ":"))) for t, s in samples])
-            self._db.execute("COMMIT")
+            return True
+        rows = [(t, json.dumps(s, separators=(",", ":"))) for t, s in samples]
+        return self._commit(lambda db: db.executemany("INSERT INTO samples(t, body) VALUES(?, ?)", rows))
 
     def add_log(self, kind, text, t=None):
+        row = (t if t is not None else time.perf_counter_ns(), kind, text)
+        return self._commit(lambda db: db.execute("INSERT INTO log(t, kind, text) VALUES(?, ?, ?)", row))
+
+    def finish(self, **items):
+        """Store the run's final metadata (its status...), also after a failed write: a checkpoint first moves
+        what the log holds into the database and empties the log, which is usually room enough.  Returns
+        whether it was stored."""
+        if self.failure is None:
+            return self.set_meta(**items)
+        self._release_reserve()
+        rows = self._meta_rows(items)
         with self._lock:
-            self._db.execute("INSERT INTO log(t, kind, text) VALUES(?, ?, ?)",
-                             (t if t is not None else time.perf_counter_ns(), kind, text))
+            for checkpoint_first in (False, True):
+                if self._db is None:
+                    return False
+                try:
+                    if checkpoint_first:
+                        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    self._db.execute("BEGIN")
+                    self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", rows)
+                    self._db.execute("COMMIT")
+                    return True
+                except (sqlite3.Error, OSError):
+                    self._rollback()
+            return False
+
+    def _release_reserve(self):
+        if self._reserve is not None:
+            self._reserve.close()
+            self._reserve = None
 
     def close(self):
+        self._release_reserve()
         with self._lock:
             if self._db is not None:
-                try:
-                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                except sqlite3.Error:
-                    pass
-                self._db.close()
+                _leave_wal(self._db)
                 self._db = None
 
 
@@ -171,7 +335,7 @@ class BackgroundWriter:
                               [m for b in pending for m in b.metas], drops)
             try:
                 self.writer.add_batch(batch)
-            except Exception as e:        # keep draining; the error is reported by close()
+            except Exception as e:        # a bug must not stop the draining: keep the error for the runner
                 self.error = e
             if self.listener is not None:
                 self.listener(batch)
@@ -179,6 +343,32 @@ class BackgroundWriter:
     def close(self):
         self._q.put(None)
         self._thread.join()
+
+
+#: The tables every run file has.
+_RUN_TABLES = {"meta", "regs", "chunks", "samples", "drops", "log"}
+
+_NUMBER = (int, float)
+_OPTIONAL_TEXT = (str, type(None))
+#: The type of each metadata value mpgui writes.  A value of another type is damage and is left out, so no
+#: reader meets a text where it expects a time; keys not named here are kept as they are.
+META_TYPES = {
+    "format": str, "version": int, "status": str, "run_id": str, "kind": str, "command": list,
+    "title": _OPTIONAL_TEXT, "scenario": _OPTIONAL_TEXT, "params": dict, "start_method": _OPTIONAL_TEXT,
+    "machine": dict, "script": str, "args": list, "created_wall": _NUMBER, "created_perf": int,
+    "started_wall": _NUMBER, "ended_wall": _NUMBER, "ended_perf": int, "runner_pid": int, "program_pid": int,
+    "exit_code": (int, type(None)), "dropped": int, "events": int, "lesson": _OPTIONAL_TEXT,
+    "result": (dict, type(None)), "error": _OPTIONAL_TEXT,
+}
+
+
+def _meta_value_ok(key, value):
+    expected = META_TYPES.get(key)
+    if expected is None:
+        return True
+    if isinstance(value, bool):             # JSON true is no number, whatever Python's bool says
+        return bool in (expected if isinstance(expected, tuple) else (expected,))
+    return isinstance(value, expected)
 
 
 class RunFile:
@@ -193,41 +383,75 @@ class RunFile:
         if not os.path.exists(self.path):
             raise RunFileError("Run file %s does not exist: check the path, or list runs with "
                                "'main.py runs'." % self.path)
-        with open(self.path, "rb") as f:
-            head = f.read(16)
-        if head and not head.startswith(b"SQLite format 3"):
+        if os.path.isdir(self.path):
+            raise RunFileError("%s is a directory: give the path of a .mpgrun file, or a run id from "
+                               "'main.py runs'." % self.path)
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+        except OSError as e:
+            raise RunFileError("Cannot read %s (%s): check its permissions, or copy the file somewhere you can "
+                               "read it." % (self.path, e.strerror or e)) from None
+        if not head:
+            raise RunFileError("%s is empty: its run never started recording; record the run again." % self.path)
+        if not head.startswith(b"SQLite format 3"):
             raise RunFileError("%s is not an mpgui run file (it is not an SQLite database): open a "
                                ".mpgrun file written by 'main.py run' or 'main.py trace'." % self.path)
+        self.problems = []
+        self._undecodable = 0
         try:
-            self._db = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, check_same_thread=False)
+            self._db = sqlite3.connect(sqlite_uri(self.path, "ro"), uri=True, check_same_thread=False)
+            # Text that is not UTF-8 (damage) is read with replacement characters and reported, rather than
+            # failing every query that meets it.
+            self._db.text_factory = self._decode
             self._db.execute("PRAGMA query_only=1")
-            self._meta = self._read_meta()
+            # A file cut short still gives its old length in its header, and SQLite calls that corrupt unless
+            # told to read the pages that are there (nothing is written: the connection is read-only).
+            self._db.execute("PRAGMA writable_schema=1")
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             raise RunFileError("%s cannot be read as a run file (%s): it is damaged beyond recovery; "
                                "record the run again." % (self.path, e)) from None
+        self._meta = self._read_meta()
         if self._meta.get("format") != FORMAT_NAME:
-            raise RunFileError("%s is an SQLite database but not an mpgui run file: open a .mpgrun file "
-                               "written by 'main.py run' or 'main.py trace'." % self.path)
-        self.problems = []
+            # Without its format mark, a file is still a run file if the mark was lost to damage and the
+            # file has a run file's tables.
+            if "format" in self._meta or not self.problems or not _RUN_TABLES <= tables:
+                raise RunFileError("%s is an SQLite database but not an mpgui run file: open a .mpgrun file "
+                                   "written by 'main.py run' or 'main.py trace'." % self.path)
         self._query_model = None
         self._cursor = {"chunks": 0, "regs": 0, "samples": 0, "log": 0}
         self._lock = threading.Lock()
 
+    def _decode(self, raw):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._undecodable += 1
+            return raw.decode("utf-8", "replace")
+
     def _read_meta(self):
+        """The metadata, without what damage made of it: keys that are not text, values that are not JSON or
+        not of their key's type (each reported in ``problems``)."""
         out = {}
-        for k, v in self._db.execute("SELECT key, value FROM meta"):
+        for _, key, raw in self._rows("meta", "key, value", 0, id_column="rowid"):
+            if not isinstance(key, str):
+                self._problem("run metadata: a key that is not text (%r) skipped" % (key,))
+                continue
             try:
-                out[k] = json.loads(v)
-            except ValueError:
-                out[k] = v
+                value = json.loads(raw)
+            except (TypeError, ValueError):
+                self._problem("run metadata %r is not valid JSON; ignored" % key)
+                continue
+            if not _meta_value_ok(key, value):
+                self._problem("run metadata %r has a value of the wrong type (%r); ignored" % (key, value))
+                continue
+            out[key] = value
         return out
 
     def meta(self, refresh=True):
         if refresh:
-            try:
-                self._meta = self._read_meta()
-            except sqlite3.DatabaseError as e:
-                self._problem("run metadata unreadable (%s)" % e)
+            self._meta = self._read_meta()
         return dict(self._meta)
 
     def _problem(self, text):
@@ -235,24 +459,33 @@ class RunFile:
             self.problems.append(text)
 
     # -- reading rows, one at a time on damage --------------------------------------------------------------
-    def _rows(self, table, cols, after):
+    def _rows(self, table, cols, after, id_column="id"):
         """Rows of ``table`` with id > after, in id order.  On damage, fall back to row-by-row and skip."""
-        q = "SELECT id, %s FROM %s WHERE id > ? ORDER BY id" % (cols, table)
+        undecodable = self._undecodable
         try:
-            return self._db.execute(q, (after,)).fetchall()
+            return self._fetch(table, cols, after, id_column)
+        finally:
+            if self._undecodable > undecodable:
+                self._problem("%s: %d text value(s) are not valid UTF-8 (read with replacement characters)"
+                              % (table, self._undecodable - undecodable))
+
+    def _fetch(self, table, cols, after, id_column):
+        row_q = "SELECT {id}, {cols} FROM {table} WHERE {id} {op} ? ORDER BY {id}".format
+        try:
+            return self._db.execute(row_q(id=id_column, cols=cols, table=table, op=">"), (after,)).fetchall()
         except sqlite3.DatabaseError as e:
             first_err = e
+        id_q = "SELECT {id} FROM {table} WHERE {id} {op} ? ORDER BY {id}".format
         rows = []
         try:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM %s WHERE id > ? ORDER BY id" % table,
-                                                  (after,))]
+            ids = [r[0] for r in self._db.execute(id_q(id=id_column, table=table, op=">"), (after,))]
         except sqlite3.DatabaseError:
             ids = []
             # The index itself is damaged: probe ids upward until a long run of misses.
             misses, i = 0, after + 1
             while misses < 1000:
                 try:
-                    r = self._db.execute("SELECT id FROM %s WHERE id = ?" % table, (i,)).fetchone()
+                    r = self._db.execute(id_q(id=id_column, table=table, op="="), (i,)).fetchone()
                 except sqlite3.DatabaseError:
                     r = None
                 if r is None:
@@ -264,7 +497,7 @@ class RunFile:
         bad = 0
         for i in ids:
             try:
-                r = self._db.execute("SELECT id, %s FROM %s WHERE id = ?" % (cols, table), (i,)).fetchone()
+                r = self._db.execute(row_q(id=id_column, cols=cols, table=table, op="="), (i,)).fetchone()
             except sqlite3.DatabaseError:
                 bad += 1
                 continue
@@ -278,11 +511,22 @@ class RunFile:
         with self._lock:
             cur = self._cursor
             parts = []
+            size = EVENT_DTYPE.itemsize
             for cid, n, data in self._rows("chunks", "n, data", cur["chunks"]):
                 cur["chunks"] = cid
-                if data is None or len(data) != n * EVENT_DTYPE.itemsize:
-                    self._problem("event chunk %d is truncated (%s of %d bytes); its events are skipped"
-                                  % (cid, len(data) if data is not None else 0, n * EVENT_DTYPE.itemsize))
+                if not isinstance(data, bytes):
+                    self._problem("event chunk %d has no event data; its events are skipped" % cid)
+                    continue
+                if not isinstance(n, int) or isinstance(n, bool):
+                    if len(data) % size:
+                        self._problem("event chunk %d has neither an event count nor whole events; skipped" % cid)
+                        continue
+                    n = len(data) // size      # the count only repeats what the data says
+                    self._problem("event chunk %d lost its event count; its %d events were counted from its data"
+                                  % (cid, n))
+                if len(data) != n * size:
+                    self._problem("event chunk %d is truncated (%d of %d bytes); its events are skipped"
+                                  % (cid, len(data), n * size))
                     continue
                 parts.append(np.frombuffer(data, dtype=EVENT_DTYPE))
             events = np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE)
@@ -290,16 +534,24 @@ class RunFile:
             for rid, body in self._rows("regs", "body", cur["regs"]):
                 cur["regs"] = rid
                 try:
-                    regs.append(json.loads(body))
-                except ValueError:
+                    reg = json.loads(body)
+                except (TypeError, ValueError):
+                    reg = None
+                if isinstance(reg, dict):
+                    regs.append(reg)
+                else:
                     self._problem("registration %d is not valid JSON; skipped" % rid)
             samples = []
             for sid, t, body in self._rows("samples", "t, body", cur["samples"]):
                 cur["samples"] = sid
                 try:
-                    samples.append((t, json.loads(body)))
-                except ValueError:
-                    self._problem("resource sample %d is not valid JSON; skipped" % sid)
+                    sample = json.loads(body)
+                except (TypeError, ValueError):
+                    sample = None
+                if isinstance(sample, dict) and isinstance(t, int):
+                    samples.append((t, sample))
+                else:
+                    self._problem("resource sample %d is not valid; skipped" % sid)
             logs = []
             for lid, t, kind, text in self._rows("log", "t, kind, text", cur["log"]):
                 cur["log"] = lid
@@ -313,11 +565,14 @@ class RunFile:
         return self.read_new()
 
     def dropped(self):
-        try:
-            return int(self._db.execute("SELECT COALESCE(SUM(dropped), 0) FROM drops").fetchone()[0])
-        except sqlite3.DatabaseError as e:
-            self._problem("drop counts unreadable (%s)" % e)
-            return 0
+        """Events the rings had to drop, in total (counts lost to damage are reported and left out)."""
+        total = 0
+        for _, ring, n in self._rows("drops", "ring, dropped", 0, id_column="rowid"):
+            if isinstance(n, int) and n >= 0:
+                total += n
+            else:
+                self._problem("the drop count of ring %s is damaged (%r); left out" % (ring, n))
+        return total
 
     def model(self):
         """A ``RunModel`` of the whole run (processes, tasks, sync intervals, messages, counters)."""
@@ -356,6 +611,14 @@ class RunFile:
             self._db.close()
         except sqlite3.Error:
             pass
+        # A read-only connection cannot remove the -wal and -shm files it found or made; the last reader of a
+        # run file whose writer is gone does it through a connection of its own.
+        if any(os.path.exists(self.path + c) for c in ("-wal", "-shm")):
+            try:
+                db = sqlite3.connect(sqlite_uri(self.path, "rw"), uri=True, timeout=0)
+            except sqlite3.Error:
+                return                          # a file this process may only read: leave it as it is
+            _leave_wal(db)
 
     def __enter__(self):
         return self
