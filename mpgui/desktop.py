@@ -71,22 +71,22 @@ def first_platform(env):
     return names.split(";")[0].split(":")[0].strip().lower()
 
 
-def xcb_plugin(env):
-    """The xcb plugin file Qt will load: from ``QT_QPA_PLATFORM_PLUGIN_PATH`` first (Qt's own order), then
-    ``QT_PLUGIN_PATH``, then Qt's plugin directory; None if there is none."""
-    dirs = [d for d in env.get("QT_QPA_PLATFORM_PLUGIN_PATH", "").split(os.pathsep) if d]
-    dirs += [os.path.join(d, "platforms") for d in env.get("QT_PLUGIN_PATH", "").split(os.pathsep) if d]
+def xcb_plugins(env):
+    """The xcb plugin files Qt will try, in its order: one in ``QT_QPA_PLATFORM_PLUGIN_PATH``, then (if that
+    one fails to load) the first one its plugin loader finds: Qt's own plugin directory, then
+    ``QT_PLUGIN_PATH``."""
+    override = [d for d in env.get("QT_QPA_PLATFORM_PLUGIN_PATH", "").split(os.pathsep) if d]
+    found = [p for p in (os.path.join(d, "libqxcb.so") for d in override) if os.path.isfile(p)][:1]
+    dirs = []
     try:
         from PySide6 import QtCore
         info = QtCore.QLibraryInfo
-        dirs.append(os.path.join(info.path(info.LibraryPath.PluginsPath), "platforms"))
+        dirs.append(info.path(info.LibraryPath.PluginsPath))
     except Exception:
         pass
-    for d in dirs:
-        path = os.path.join(d, "libqxcb.so")
-        if os.path.isfile(path):
-            return path
-    return None
+    dirs += [d for d in env.get("QT_PLUGIN_PATH", "").split(os.pathsep) if d]
+    found += [p for p in (os.path.join(d, "platforms", "libqxcb.so") for d in dirs) if os.path.isfile(p)][:1]
+    return found
 
 
 # -- what is missing -----------------------------------------------------------------------------------------
@@ -177,9 +177,12 @@ def startup_problem(env=None):
     env = os.environ if env is None else env
     if not sys.platform.startswith("linux") or first_platform(env) != "xcb":
         return None
-    plugin = xcb_plugin(env)
-    missing = missing_libraries(plugin) if plugin else []
-    if missing:
+    missing = []
+    for plugin in xcb_plugins(env):
+        missing = missing_libraries(plugin)
+        if not missing:
+            break                   # Qt loads this one
+    if missing:                     # every plugin Qt would try lacks something: name what the last one lacks
         return missing_libraries_message(missing)
     return display_problem(env.get("DISPLAY", "").strip())
 

@@ -24,24 +24,31 @@ FAKE_LIB = b"libxcb-absnt.so.4"
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Qt's xcb platform is Linux's")
 
 
-def qt_dirs():
+def pyside_with_broken_xcb(tmp_path):
+    """A PySide6 package made of links to the installed one, except for its xcb platform plugin: a copy whose
+    dependency on one library is renamed to a library that is nowhere.  Put first on PYTHONPATH, it is what a
+    machine without that library has.  Returns (the folder to put on PYTHONPATH, the copy of the plugin)."""
     from PySide6 import QtCore
-    info = QtCore.QLibraryInfo
-    return info.path(info.LibraryPath.PluginsPath), info.path(info.LibraryPath.LibrariesPath)
+    src = os.path.dirname(QtCore.__file__)
+    plugin = os.path.join("Qt", "plugins", "platforms", "libqxcb.so")
+    copied = {os.path.dirname(plugin), os.path.dirname(os.path.dirname(plugin)), "Qt"}   # folders made, not linked
+    dst = str(tmp_path / "site")
 
+    def mirror(rel):
+        os.makedirs(os.path.join(dst, "PySide6", rel))
+        for name in os.listdir(os.path.join(src, rel)):
+            sub = os.path.normpath(os.path.join(rel, name))
+            if sub in copied:
+                mirror(sub)
+            elif sub != plugin:
+                os.symlink(os.path.join(src, sub), os.path.join(dst, "PySide6", sub))
 
-def broken_plugin_dir(tmp_path):
-    """A platforms folder holding Qt's xcb plugin with one dependency renamed to a library that is nowhere.
-    The plugin finds Qt's own libraries through its RUNPATH ($ORIGIN/../../lib): a link recreates that."""
-    plugins, libs = qt_dirs()
-    real = os.path.join(plugins, "platforms", "libqxcb.so")
-    data = open(real, "rb").read()
+    mirror("")
+    data = open(os.path.join(src, plugin), "rb").read()
     assert REAL_LIB in data, "Qt's xcb plugin no longer needs %s: choose another library" % REAL_LIB.decode()
-    platforms = tmp_path / "qt" / "plugins" / "platforms"
-    platforms.mkdir(parents=True)
-    (platforms / "libqxcb.so").write_bytes(data.replace(REAL_LIB, FAKE_LIB))
-    os.symlink(libs, str(tmp_path / "qt" / "lib"))
-    return str(platforms)
+    with open(os.path.join(dst, "PySide6", plugin), "wb") as f:
+        f.write(data.replace(REAL_LIB, FAKE_LIB))
+    return dst, os.path.join(dst, "PySide6", plugin)
 
 
 def start_app(tmp_path, **env_changes):
@@ -64,16 +71,28 @@ def assert_one_sentence(proc, *words):
 
 @linux_only
 def test_a_missing_xcb_library_is_named_not_a_core_dump(tmp_path):
-    proc = start_app(tmp_path, DISPLAY=":0", QT_QPA_PLATFORM_PLUGIN_PATH=broken_plugin_dir(tmp_path))
-    assert_one_sentence(proc, FAKE_LIB.decode(), "apt-get install", "dnf install")
+    site, _ = pyside_with_broken_xcb(tmp_path)
+    proc = start_app(tmp_path, DISPLAY=":0", PYTHONPATH=os.pathsep.join([site, os.environ.get("PYTHONPATH", "")]))
+    assert_one_sentence(proc, FAKE_LIB.decode(), "apt-file search", "dnf provides")
     assert not os.path.exists(tmp_path / "core")
 
 
 @linux_only
 def test_the_check_finds_what_the_plugin_lacks(tmp_path):
     from mpgui import desktop
-    missing = desktop.missing_libraries(os.path.join(broken_plugin_dir(tmp_path), "libqxcb.so"))
-    assert FAKE_LIB.decode() in missing
+    _, plugin = pyside_with_broken_xcb(tmp_path)
+    assert FAKE_LIB.decode() in desktop.missing_libraries(plugin)
+
+
+@linux_only
+def test_a_broken_override_plugin_does_not_stop_a_start_that_works(tmp_path):
+    """Qt falls back from QT_QPA_PLATFORM_PLUGIN_PATH's plugin to its own: so does the check."""
+    from mpgui import desktop
+    _, plugin = pyside_with_broken_xcb(tmp_path)
+    env = {"QT_QPA_PLATFORM_PLUGIN_PATH": os.path.dirname(plugin), "DISPLAY": ":87"}
+    assert desktop.xcb_plugins(env)[0] == plugin and len(desktop.xcb_plugins(env)) == 2
+    problem = desktop.startup_problem(env)
+    assert FAKE_LIB.decode() not in problem and ":87" in problem     # the display, not the library, is wrong
 
 
 def test_the_sentence_names_the_packages_of_debian_and_fedora():
