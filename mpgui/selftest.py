@@ -5,13 +5,15 @@ each start method this platform has (or the ones named), it starts real processe
 back: Process, Pool (a worker killed in the middle of a task: the task fails with WorkerLostError, the pool
 goes on), Queue, Pipe, Lock, Barrier, Manager and SharedMemory; then one short scenario run by the runner
 as the app runs it (its main process started as a separate program), whose trace must hold every lock
-hold the scenario made.  One line per check; exit code 0 when all passed, 1 otherwise.
+hold the scenario made; then the app's main window (offscreen, in a process of its own) opens that run
+and must draw its lock holds.  One line per check; exit code 0 when all passed, 1 otherwise.
 
 Every wait has a deadline, and a watchdog ends the whole self-test (and every process it started) if a
 check hangs anyway: it reports, it never hangs.  It leaves nothing behind: no process, no segment, no run
 in the user's history (the scenario's run goes to a temporary directory).
 
-No Qt here.
+Qt is imported only in the window check's own process (``selftest --show-run RUNFILE``): the self-test's
+process forks, and must not hold Qt's threads when it does.
 """
 import os
 import signal
@@ -26,7 +28,9 @@ WAIT_S = 60.0
 WATCHDOG_S = 600.0
 #: The scenario run: short, one start method, and every lock hold recorded.
 SCENARIO = "lock_contention"
-SCENARIO_PARAMS = {"processes": "2", "increments": "200", "mode": "with lock"}
+SCENARIO_PARAMS = {"processes": "2", "increments": "200", "hold_ms": "1", "mode": "with lock"}
+#: The window check: the timeline must show at least this many pixels of the lock-hold colour.
+MIN_HOLD_PIXELS = 200
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -252,7 +256,8 @@ CHECKS = (("process", check_process), ("pool", check_pool), ("queue", check_queu
 
 
 def scenario_checks(method, tmp):
-    """Run the scenario as the app runs it; yields (name, text or exception) for 'scenario' and 'tracing'."""
+    """Run the scenario as the app runs it, then show its run in the window; yields (name, text or exception)
+    for 'scenario', 'tracing' and 'window'."""
     from core.scenario_cli import prepare, start_run
     from core.trace.model import Span
     from core.trace.store import RunFile
@@ -282,6 +287,62 @@ def scenario_checks(method, tmp):
         yield "tracing", "%d traced processes, all %d lock holds recorded" % (traced, holds)
     except Exception as e:
         yield "tracing", e
+    try:
+        yield "window", check_window(out)
+    except Exception as e:
+        yield "window", e
+
+
+def check_window(run_path):
+    """The app's main window, in a process of its own, opens the run and draws it (see ``show_run``)."""
+    import subprocess
+    from core.scenario_cli import self_command
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    p = subprocess.run(self_command("selftest", "--show-run", run_path), env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=2 * WAIT_S)
+    said = (p.stdout.strip().splitlines() or [""])[-1]
+    expect(p.returncode == 0, "the window did not show the run (exit code %s): %s" % (
+        p.returncode, said or " ".join(p.stderr.split())[-300:]))
+    return said
+
+
+def show_run(run_path):
+    """In its own process: open ``run_path`` in the main window (offscreen) and count the timeline's pixels
+    of the lock-hold colour.  Prints one line; exit code 0 if the holds are drawn."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6 import QtCore, QtGui, QtWidgets
+    import pyqtgraph as pg
+
+    from . import theme
+    from .main_window import MainWindow
+    pg.setConfigOptions(antialias=False, foreground=theme.LANE_TEXT)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["mpgui"])
+    app.setStyle("Fusion")
+    app.setStyleSheet(theme.STYLE)
+    with tempfile.TemporaryDirectory(prefix="mpgui-selftest-") as tmp:
+        settings = QtCore.QSettings(os.path.join(tmp, "settings.ini"), QtCore.QSettings.IniFormat)
+        win = MainWindow(home=os.path.join(tmp, "home"), settings=settings)
+        win.resize(1200, 800)
+        win.show()
+        win.open_run(run_path)
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline and (win.source is None or win.source.snapshot is None
+                                                or win.source.state in ("loading", "starting", "running")):
+            app.processEvents(QtCore.QEventLoop.AllEvents, 50)
+        win.timeline.fit()
+        for _ in range(10):
+            app.processEvents(QtCore.QEventLoop.AllEvents, 20)
+        img = win.timeline.grab().toImage().convertToFormat(QtGui.QImage.Format_RGB32)
+        hold = QtGui.QColor(theme.LOCK_HOLD).rgb() & 0xFFFFFF
+        pixels = sum(1 for y in range(img.height()) for x in range(0, img.width(), 2)
+                     if img.pixel(x, y) & 0xFFFFFF == hold)
+        state = win.source.state if win.source is not None else "no run"
+        win.close()
+        settings.sync()
+    print("%s on Qt's %s platform: %s, the timeline shows %d lock-hold pixels"
+          % ("window opened the run" if pixels >= MIN_HOLD_PIXELS else "window did not draw the run",
+             app.platformName(), state, pixels))
+    return EXIT_OK if pixels >= MIN_HOLD_PIXELS else EXIT_FAILED
 
 
 # -- running them ----------------------------------------------------------------------------------------------
@@ -369,8 +430,10 @@ def _report(out, method, name, seen, secs):
 
 def add_command(sub):
     """Register ``selftest`` with the command line's subparsers."""
+    import argparse
     s = sub.add_parser("selftest", help="check that processes, pools, queues, pipes, locks, barriers, managers, "
                                         "shared memory, tracing and a scenario work here (one line per check)")
     s.add_argument("--start-method", dest="start_methods", action="append", metavar="M",
                    help="check only this start method (repeatable; default: every one the platform has)")
-    s.set_defaults(func=lambda args: run(args.start_methods))
+    s.add_argument("--show-run", metavar="RUNFILE", help=argparse.SUPPRESS)     # the window check's process
+    s.set_defaults(func=lambda args: show_run(args.show_run) if args.show_run else run(args.start_methods))

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MAIN = os.path.join(ROOT, "main.py")
 SELFTEST_TIMEOUT = 300
 CHECK_NAMES = ["process", "pool", "queue", "pipe", "lock", "barrier", "manager", "shared_memory", "scenario",
-               "tracing"]
+               "tracing", "window"]
 
 
 def test_every_check_passes_under_each_start_method(start_method, tmp_path):
@@ -22,7 +22,7 @@ def test_every_check_passes_under_each_start_method(start_method, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     assert [ln.split()[2] for ln in lines[:-1]] == CHECK_NAMES
     assert all(ln.split()[:2] == ["ok", start_method] for ln in lines[:-1]), p.stdout
-    assert lines[-1] == "selftest: 10 checks under %s: all passed" % start_method
+    assert lines[-1] == "selftest: 11 checks under %s: all passed" % start_method
     assert "WorkerLostError" in lines[1]
     assert not (tmp_path / "home").exists()            # the scenario's run is not put in the user's history
 
