@@ -62,21 +62,22 @@ PACKAGES = {
 
 # -- which platform, which plugin --------------------------------------------------------------------------
 
-def first_platform(env):
-    """The platform plugin Qt tries first, chosen as Qt chooses it: ``QT_QPA_PLATFORM`` (a ``;`` list whose
-    entries may carry ``:options``), else Wayland first in a Wayland session, else xcb."""
+def first_platform(env, installed=None):
+    """The platform plugin Qt will use, chosen as Qt chooses it: the first of ``QT_QPA_PLATFORM`` (a ``;``
+    list whose entries may carry ``:options``; else Wayland then xcb in a Wayland session, else xcb) whose
+    plugin is ``installed`` (by default: found where Qt looks)."""
     names = env.get("QT_QPA_PLATFORM", "").strip()
     if not names:
         names = "wayland;xcb" if env.get("XDG_SESSION_TYPE", "").strip().lower() == "wayland" else "xcb"
-    return names.split(";")[0].split(":")[0].strip().lower()
+    names = [n.split(":")[0].strip().lower() for n in names.split(";") if n.strip()] or ["xcb"]
+    installed = installed_platforms(env) if installed is None else installed
+    return next((n for n in names if n in installed), names[0])
 
 
-def xcb_plugins(env):
-    """The xcb plugin files Qt will try, in its order: one in ``QT_QPA_PLATFORM_PLUGIN_PATH``, then (if that
-    one fails to load) the first one its plugin loader finds: Qt's own plugin directory, then
-    ``QT_PLUGIN_PATH``."""
+def platform_dirs(env):
+    """Where Qt looks for platform plugins, in its order: ``QT_QPA_PLATFORM_PLUGIN_PATH`` first; then its
+    plugin loader's folders: Qt's own plugin directory, then ``QT_PLUGIN_PATH``'s."""
     override = [d for d in env.get("QT_QPA_PLATFORM_PLUGIN_PATH", "").split(os.pathsep) if d]
-    found = [p for p in (os.path.join(d, "libqxcb.so") for d in override) if os.path.isfile(p)][:1]
     dirs = []
     try:
         from PySide6 import QtCore
@@ -85,7 +86,31 @@ def xcb_plugins(env):
     except Exception:
         pass
     dirs += [d for d in env.get("QT_PLUGIN_PATH", "").split(os.pathsep) if d]
-    found += [p for p in (os.path.join(d, "platforms", "libqxcb.so") for d in dirs) if os.path.isfile(p)][:1]
+    return override, [os.path.join(d, "platforms") for d in dirs]
+
+
+def installed_platforms(env):
+    """Names of the platform plugins there are (``libqxcb.so`` -> ``xcb``; Wayland's plugin serves its
+    variants too)."""
+    override, loader = platform_dirs(env)
+    names = set()
+    for d in override + loader:
+        try:
+            files = os.listdir(d)
+        except OSError:
+            continue
+        names.update(f[4:].split(".")[0] for f in files if f.startswith("libq") and ".so" in f)
+    if "wayland" in names:
+        names.update(("wayland-egl", "wayland-brcm"))
+    return names
+
+
+def xcb_plugins(env):
+    """The xcb plugin files Qt will try, in its order: one in ``QT_QPA_PLATFORM_PLUGIN_PATH``, then (if that
+    one fails to load) the first one its plugin loader finds."""
+    override, loader = platform_dirs(env)
+    found = [p for p in (os.path.join(d, "libqxcb.so") for d in override) if os.path.isfile(p)][:1]
+    found += [p for p in (os.path.join(d, "libqxcb.so") for d in loader) if os.path.isfile(p)][:1]
     return found
 
 

@@ -123,6 +123,8 @@ def test_another_platform_is_left_to_qt(monkeypatch):
     from mpgui import desktop
     assert desktop.first_platform({"QT_QPA_PLATFORM": "offscreen"}) == "offscreen"
     assert desktop.first_platform({"QT_QPA_PLATFORM": "xcb:nograb;wayland"}) == "xcb"
-    assert desktop.first_platform({"XDG_SESSION_TYPE": "wayland"}) == "wayland"
+    assert desktop.first_platform({"XDG_SESSION_TYPE": "wayland"}, installed={"wayland", "xcb"}) == "wayland"
+    # Without Wayland's plugin (the packaged app leaves it out) Qt goes on to xcb: so does the check.
+    assert desktop.first_platform({"XDG_SESSION_TYPE": "wayland"}, installed={"xcb", "offscreen"}) == "xcb"
     assert desktop.first_platform({}) == "xcb"
     assert desktop.startup_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
