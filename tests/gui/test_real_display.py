@@ -83,7 +83,7 @@ def test_the_window_opens_on_a_real_display_and_shows_a_run(tmp_path, xvfb):
     # The X server's own pixels of the timeline show the run: lock holds in their colour among lanes.
     x, y, w, h = seen["timeline_area"]
     assert w > 400 and h > 200
-    assert seen["hold_pixels"] > 1000, seen
+    assert seen["hold_pixels"] > 200, seen         # (about 1000 seen; without holds drawn: 0)
     assert seen["other_pixels"] > 500, seen
 
 
