@@ -319,7 +319,7 @@ def show_run(run_path):
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["mpgui"])
     app.setStyle("Fusion")
     app.setStyleSheet(theme.STYLE)
-    with tempfile.TemporaryDirectory(prefix="mpgui-selftest-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mpgui-selftest-", ignore_cleanup_errors=True) as tmp:
         settings = QtCore.QSettings(os.path.join(tmp, "settings.ini"), QtCore.QSettings.IniFormat)
         win = MainWindow(home=os.path.join(tmp, "home"), settings=settings)
         win.resize(1200, 800)
@@ -423,7 +423,7 @@ def run(methods=None, out=None):
 def _report(out, method, name, seen, secs):
     if isinstance(seen, BaseException):
         text = str(seen) if isinstance(seen, CheckFailed) else "%s: %s" % (type(seen).__name__, seen)
-        print(_line(False, method, name, text, secs), file=out, flush=True)
+        print(_line(False, method, name, " ".join(text.split()), secs), file=out, flush=True)   # one line
     else:
         print(_line(True, method, name, seen, secs), file=out, flush=True)
 

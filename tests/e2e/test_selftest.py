@@ -33,13 +33,18 @@ def test_a_failing_check_is_one_line_and_fails_the_run(monkeypatch):
     def broken(ctx):
         raise selftest.CheckFailed("the answer was 41")
 
-    monkeypatch.setattr(selftest, "CHECKS", (("process", selftest.check_process), ("broken", broken)))
+    def crashed(ctx):
+        raise ImportError("a module is missing\n\nwith advice\non many lines")
+
+    monkeypatch.setattr(selftest, "CHECKS", (("process", selftest.check_process), ("broken", broken),
+                                             ("crashed", crashed)))
     monkeypatch.setattr(selftest, "scenario_checks", lambda method, tmp: iter(()))
     out = io.StringIO()
     assert selftest.run(["spawn"], out=out) == 1
     lines = out.getvalue().strip().splitlines()
     assert lines[0].startswith("ok ") and lines[1].startswith("FAIL") and "the answer was 41" in lines[1]
-    assert lines[-1].endswith("1 FAILED")
+    assert lines[2].startswith("FAIL") and "ImportError: a module is missing with advice on many lines" in lines[2]
+    assert len(lines) == 4 and lines[-1].endswith("2 FAILED")
 
 
 def test_an_unknown_start_method_is_one_sentence(tmp_path):
