@@ -7,7 +7,7 @@ the app.
 import sys
 
 #: First words that mean the command line (anything else, or nothing, opens the app).
-COMMANDS = ("trace", "export", "run", "runs", "scenarios", "-h", "--help")
+COMMANDS = ("trace", "export", "run", "runs", "scenarios", "selftest", "-h", "--help")
 
 
 def main(argv=None):
@@ -18,6 +18,9 @@ def main(argv=None):
     if argv and argv[0] == "_run-guard":              # ends a run's tree if its runner dies (packaged app)
         from core.runner import guard_main
         return guard_main(argv[1:])
+    if argv and argv[0] == "_run-script":             # the packaged app standing in for `python SCRIPT`
+        from core.script_host import main as script_main
+        return script_main(argv[1:])
     rest = argv[2:] if argv[:1] == ["--home"] else argv
     if rest and rest[0] in COMMANDS:
         from core.cli import main as cli_main

@@ -186,3 +186,5 @@ def add_commands(sub):
     h = sub.add_parser("runs", help="the run history")
     h.add_argument("--limit", type=int, default=30)
     h.set_defaults(func=cmd_runs)
+    from mpgui.selftest import add_command as add_selftest      # (moves with this file to mpgui/cli/)
+    add_selftest(sub)

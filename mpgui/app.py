@@ -9,6 +9,8 @@ def main(argv=None):
     ap.add_argument("runfile", nargs="?", help="a .mpgrun file to open")
     ap.add_argument("--home", help="data directory (run history and run files)")
     args = ap.parse_args(argv)
+    from . import desktop
+    desktop.prepare(args.home)           # or one sentence and exit code 2: the window cannot open here
 
     from PySide6 import QtWidgets
     import pyqtgraph as pg

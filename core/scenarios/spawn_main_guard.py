@@ -12,8 +12,8 @@ process tree is killed if it runs over) and reports what happened: the script's 
 the error the child printed, how many processes ran the script's top level, and the time.  The scripts use
 the run's start method (spawn or forkserver: fork does not re-import the main module, so it has no such
 failure).  They import core from this source tree (its root is put on their PYTHONPATH) and are not traced:
-they are separate programs, not part of this run.  A packaged (frozen) app has no Python to run them with,
-so there the scenario stops with an error that says so.
+they are separate programs, not part of this run.  A packaged (frozen) app has no ``python``: there its own
+executable runs them (``mpgui _run-script SCRIPT``, core.script_host), as ``python SCRIPT`` would.
 """
 import os
 import re
@@ -86,10 +86,18 @@ def kill_tree(proc):
     proc.kill()
 
 
+def script_command(path):
+    """``python SCRIPT``; in the packaged app, whose executable is no Python, its stand-in for it."""
+    if getattr(sys, "frozen", False):
+        from ..script_host import SCRIPT_COMMAND
+        return [sys.executable, SCRIPT_COMMAND, path]
+    return [sys.executable, path]
+
+
 def run_script(path, timeout):
     """Run one script; (exit code or None if it timed out, stdout, stderr, seconds)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, path], cwd=os.path.dirname(path), env=script_env(),
+    proc = subprocess.Popen(script_command(path), cwd=os.path.dirname(path), env=script_env(),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -120,10 +128,6 @@ def outcome(code, out, err, secs):
 
 
 def run(ctx, p, report):
-    if getattr(sys, "frozen", False):
-        raise RuntimeError("this scenario runs small Python scripts, and the packaged app has no Python "
-                           "interpreter to run them with: run it from a source checkout (python main.py run "
-                           "spawn_main_guard)")
     method = ctx.get_start_method()
     figures = {"method": method}
     rows = []
