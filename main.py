@@ -1,5 +1,9 @@
 """mpgui entry point: ``python main.py`` opens the app; ``python main.py COMMAND ...`` runs the command line.
 
+The one place that knows every part: the app (``mpgui.gui``), the command line (``mpgui.cli``), and the
+hidden commands this program is started again with (a scenario's main process, a run's guardian, a script
+run by the packaged app, the self-test's window).
+
 ``freeze_support()`` comes first under the main guard: in the packaged app, the same executable is started
 again as every spawned worker, and freeze_support turns those starts into workers instead of new copies of
 the app.
@@ -13,21 +17,24 @@ COMMANDS = ("trace", "export", "run", "runs", "scenarios", "selftest", "-h", "--
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "_scenario-host":          # a scenario's main process, started by the runner
-        from core.scenario_host import main as host_main
+        from mpgui.scenario_host import main as host_main
         return host_main(argv[1:])
     if argv and argv[0] == "_run-guard":              # ends a run's tree if its runner dies (packaged app)
-        from core.runner import guard_main
+        from core.trace.procs import guard_main
         return guard_main(argv[1:])
     if argv and argv[0] == "_run-script":             # the packaged app standing in for `python SCRIPT`
-        from core.script_host import main as script_main
+        from mpgui.script_host import main as script_main
         return script_main(argv[1:])
+    if argv and argv[0] == "_show-run":               # the self-test's window check, in a process of its own
+        from mpgui.gui.selftest_window import show_run
+        return show_run(argv[1])
     rest = argv[2:] if argv[:1] == ["--home"] else argv
     if rest and rest[0] in COMMANDS:
-        from core.cli import main as cli_main
+        from mpgui.cli import main as cli_main
         return cli_main(argv)
     if rest[:1] in (["gui"], ["open"]):
         argv = argv[:len(argv) - len(rest)] + rest[1:]
-    from mpgui.app import main as gui_main
+    from mpgui.gui.app import main as gui_main
     return gui_main(argv)
 
 

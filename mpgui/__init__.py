@@ -1,5 +1,7 @@
-"""mpgui: the Qt desktop app.  Widgets bind to models; models read runs through core.trace.
+"""mpgui: the application around core.  The scenario catalog (``scenarios``), the run history
+(``history``), the command line (``cli``) and the Qt desktop app (``gui``, the only part that imports Qt).
 
-Nothing here runs multiprocessing itself: workloads run in the runner's process tree (core.runner), and
-the app only starts the runner (``main.py run ... --control-stdin``), tails its run file and draws it.
+The app and the command line never run a workload themselves: scenarios run in the runner's process tree
+(``core.trace.runner``); the app starts the runner (``main.py run ... --control-stdin``), tails its run
+file and draws it.
 """

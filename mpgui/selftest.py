@@ -34,6 +34,8 @@ MIN_HOLD_PIXELS = 200
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: The hidden command of the window check's process (main.py dispatches it to mpgui.gui.selftest_window).
+SHOW_RUN_COMMAND = "_show-run"
 
 
 class CheckFailed(Exception):
@@ -258,7 +260,7 @@ CHECKS = (("process", check_process), ("pool", check_pool), ("queue", check_queu
 def scenario_checks(method, tmp):
     """Run the scenario as the app runs it, then show its run in the window; yields (name, text or exception)
     for 'scenario', 'tracing' and 'window'."""
-    from core.scenario_cli import prepare, start_run
+    from mpgui.scenario_run import prepare, start_run
     from core.trace.model import Span
     from core.trace.store import RunFile
     scenario, params, method = prepare(SCENARIO, method, SCENARIO_PARAMS)
@@ -294,55 +296,17 @@ def scenario_checks(method, tmp):
 
 
 def check_window(run_path):
-    """The app's main window, in a process of its own, opens the run and draws it (see ``show_run``)."""
+    """The app's main window, in a process of its own, opens the run and draws it
+    (``mpgui.gui.selftest_window``, started as ``main.py _show-run RUNFILE``)."""
     import subprocess
-    from core.scenario_cli import self_command
+    from .program import self_command
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    p = subprocess.run(self_command("selftest", "--show-run", run_path), env=env, stdin=subprocess.DEVNULL,
+    p = subprocess.run(self_command(SHOW_RUN_COMMAND, run_path), env=env, stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=2 * WAIT_S)
     said = (p.stdout.strip().splitlines() or [""])[-1]
     expect(p.returncode == 0, "the window did not show the run (exit code %s): %s" % (
         p.returncode, said or " ".join(p.stderr.split())[-300:]))
     return said
-
-
-def show_run(run_path):
-    """In its own process: open ``run_path`` in the main window (offscreen) and count the timeline's pixels
-    of the lock-hold colour.  Prints one line; exit code 0 if the holds are drawn."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6 import QtCore, QtGui, QtWidgets
-    import pyqtgraph as pg
-
-    from . import theme
-    from .main_window import MainWindow
-    pg.setConfigOptions(antialias=False, foreground=theme.LANE_TEXT)
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["mpgui"])
-    app.setStyle("Fusion")
-    app.setStyleSheet(theme.STYLE)
-    with tempfile.TemporaryDirectory(prefix="mpgui-selftest-", ignore_cleanup_errors=True) as tmp:
-        settings = QtCore.QSettings(os.path.join(tmp, "settings.ini"), QtCore.QSettings.IniFormat)
-        win = MainWindow(home=os.path.join(tmp, "home"), settings=settings)
-        win.resize(1200, 800)
-        win.show()
-        win.open_run(run_path)
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline and (win.source is None or win.source.snapshot is None
-                                                or win.source.state in ("loading", "starting", "running")):
-            app.processEvents(QtCore.QEventLoop.AllEvents, 50)
-        win.timeline.fit()
-        for _ in range(10):
-            app.processEvents(QtCore.QEventLoop.AllEvents, 20)
-        img = win.timeline.grab().toImage().convertToFormat(QtGui.QImage.Format_RGB32)
-        hold = QtGui.QColor(theme.LOCK_HOLD).rgb() & 0xFFFFFF
-        pixels = sum(1 for y in range(img.height()) for x in range(0, img.width(), 2)
-                     if img.pixel(x, y) & 0xFFFFFF == hold)
-        state = win.source.state if win.source is not None else "no run"
-        win.close()
-        settings.sync()
-    print("%s on Qt's %s platform: %s, the timeline shows %d lock-hold pixels"
-          % ("window opened the run" if pixels >= MIN_HOLD_PIXELS else "window did not draw the run",
-             app.platformName(), state, pixels))
-    return EXIT_OK if pixels >= MIN_HOLD_PIXELS else EXIT_FAILED
 
 
 # -- running them ----------------------------------------------------------------------------------------------
@@ -435,5 +399,4 @@ def add_command(sub):
                                         "shared memory, tracing and a scenario work here (one line per check)")
     s.add_argument("--start-method", dest="start_methods", action="append", metavar="M",
                    help="check only this start method (repeatable; default: every one the platform has)")
-    s.add_argument("--show-run", metavar="RUNFILE", help=argparse.SUPPRESS)     # the window check's process
-    s.set_defaults(func=lambda args: show_run(args.show_run) if args.show_run else run(args.start_methods))
+    s.set_defaults(func=lambda args: run(args.start_methods))

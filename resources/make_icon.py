@@ -15,7 +15,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6 import QtCore, QtGui  # noqa: E402
 
-from mpgui import theme  # noqa: E402
+from mpgui.gui import theme  # noqa: E402
 
 SIZES = (16, 24, 32, 48, 64, 128, 256)
 #: Lanes as (start, end) fractions of the width, and their bar colours: the timeline's task outcomes.

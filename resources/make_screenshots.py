@@ -15,8 +15,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
-from mpgui import theme  # noqa: E402
-from mpgui.main_window import MainWindow  # noqa: E402
+from mpgui.gui import theme  # noqa: E402
+from mpgui.gui.main_window import MainWindow  # noqa: E402
 
 def kill_a_worker(win, elapsed, state):
     """During the run: after 3 s, SIGKILL one busy pool worker from the process table (once)."""

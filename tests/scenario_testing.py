@@ -1,7 +1,7 @@
 """Run a scenario the way the CLI and the GUI do (a traced process tree, a run file), for tests."""
 import os
 
-from core.scenario_cli import prepare, start_run
+from mpgui.scenario_run import prepare, start_run
 from core.trace.store import RunFile
 
 

@@ -17,7 +17,6 @@ records lost because no ring could be made for their thread).
 
 No Qt here; numpy for the copies.
 """
-import errno
 import json
 import mmap
 import os
@@ -32,6 +31,7 @@ import numpy as np
 
 from .arrays import EVENT_DTYPE, RECORD_DTYPE
 from .events import RECORD_SIZE
+from .procs import pid_alive
 from .recorder import (HEADER_FORMAT, HEADER_SIZE, LOST_FILE_SIZE, LOST_FORMAT, LOST_MAGIC, LOST_SUFFIX, MAGIC,
                        OFF_CLOSED, OFF_DROPPED, OFF_LOST, OFF_READ_IDX)
 
@@ -55,22 +55,6 @@ class Batch:
 
     def __bool__(self):
         return bool(len(self.events) or self.metas or self.drops or self.ended)
-
-
-def _pid_alive(pid):
-    if pid == os.getpid():
-        return True
-    try:
-        import psutil
-        if not psutil.pid_exists(pid):
-            return False
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        try:
-            os.kill(pid, 0)
-        except OSError as e:
-            return e.errno == errno.EPERM
-        return True
 
 
 class RingReader:
@@ -300,7 +284,7 @@ def remove_stale_trace_dirs(base):
                 old = time.time() - os.stat(d).st_mtime > 60
             except OSError:
                 continue
-            if old and owner.isdigit() and not _pid_alive(int(owner)):
+            if old and owner.isdigit() and not pid_alive(int(owner)):
                 shutil.rmtree(d, ignore_errors=True)
             continue
         except OSError:
@@ -450,7 +434,7 @@ class Collector:
         if now - r.last_data < LIVENESS_INTERVAL or now - r.last_liveness < LIVENESS_INTERVAL:
             return False
         r.last_liveness = now
-        return not _pid_alive(r.pid)
+        return not pid_alive(r.pid)
 
     def _process_gone(self, r, now, final):
         if final:
@@ -458,4 +442,4 @@ class Collector:
         if now - r.last_liveness < LIVENESS_INTERVAL:
             return False
         r.last_liveness = now
-        return not _pid_alive(r.pid)
+        return not pid_alive(r.pid)

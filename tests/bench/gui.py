@@ -29,8 +29,8 @@ from core.trace.arrays import EVENT_DTYPE  # noqa: E402
 from core.trace.collector import Batch  # noqa: E402
 from core.trace.events import Kind  # noqa: E402
 from core.trace.store import RunWriter  # noqa: E402
-from mpgui.timeline import TimelineView  # noqa: E402
-from mpgui.timeline_data import C_OK, C_RUNNING, Bars, Lane, TimelineData  # noqa: E402
+from mpgui.gui.timeline import TimelineView  # noqa: E402
+from mpgui.gui.timeline_data import C_OK, C_RUNNING, Bars, Lane, TimelineData  # noqa: E402
 
 N_BARS = 100_000
 N_LANES = 16
@@ -106,8 +106,8 @@ def frame_benchmark(app):
 
 def stall_benchmark(app):
     """A live run file growing by 20,000 events/s while the main window shows it."""
-    from mpgui.main_window import MainWindow
-    from mpgui.runsource import RunSource
+    from mpgui.gui.main_window import MainWindow
+    from mpgui.gui.runsource import RunSource
     tmp = tempfile.mkdtemp(prefix="mpgui-bench-")
     path = os.path.join(tmp, "live.mpgrun")
     writer = RunWriter(path, {"created_perf": time.perf_counter_ns()})
@@ -180,8 +180,8 @@ def stall_benchmark(app):
 def cold_start():
     app_code = ("import time, sys; t0 = time.perf_counter(); sys.path.insert(0, %r)\n"
                 "from PySide6 import QtWidgets, QtCore\n"
-                "from mpgui.app import main\n"
-                "import mpgui.main_window as mw\n"
+                "from mpgui.gui.app import main\n"
+                "import mpgui.gui.main_window as mw\n"
                 "orig = mw.MainWindow.show\n"
                 "def show(self):\n"
                 "    orig(self)\n"

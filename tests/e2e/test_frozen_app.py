@@ -115,7 +115,7 @@ def test_core_source_is_in_the_bundle_for_an_outside_python(bundle, tmp_path):
     source = [os.path.join(d, "source") for d, dirs, _ in os.walk(str(folder)) if "source" in dirs]
     assert len(source) == 1, source
     env = dict(clean_env(tmp_path), PYTHONPATH=source[0])
-    p = subprocess.run([sys.executable, "-c", "import core, core.scenarios.spawn_main_guard; print(core.__file__)"],
+    p = subprocess.run([sys.executable, "-c", "import core, mpgui.scenarios.spawn_main_guard; print(core.__file__)"],
                        env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=RUN_TIMEOUT)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().startswith(source[0])

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from core.history import RunHistory
+from mpgui.history import RunHistory
 from core.trace.store import RunFile, RunWriter
 from test_runner import wait_for
 

@@ -11,8 +11,8 @@ import psutil
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from core.scenario_cli import prepare, start_run
-from core.scenarios import ParamError, catalog, get
+from mpgui.scenario_run import prepare, start_run
+from mpgui.scenarios import ParamError, catalog, get
 from core.trace import collector
 from core.trace.store import RunFile
 

@@ -221,7 +221,7 @@ def test_spawn_main_guard(tmp_path, start_method):
 
 
 def test_spawn_main_guard_refuses_fork():
-    from core.scenarios import ParamError, get
+    from mpgui.scenarios import ParamError, get
     sc = get("spawn_main_guard")
     if "fork" in multiprocessing.get_all_start_methods():
         with pytest.raises(ParamError, match="does not use the fork start method"):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from core.scenarios.spawn_main_guard import BOOTSTRAP_ERROR, outcome, script_env, script_text
+from mpgui.scenarios.spawn_main_guard import BOOTSTRAP_ERROR, outcome, script_env, script_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAIN = os.path.join(ROOT, "main.py")

@@ -31,7 +31,7 @@ def main():
         sys.stdout = sys.stderr = None                # a windowed build has no console
     from PySide6 import QtCore
 
-    import mpgui.main_window as main_window
+    import mpgui.gui.main_window as main_window
 
     report = {"mode": mode}
 
@@ -99,7 +99,7 @@ def drive_scenario(win, finish):
 def look(win, src, finish):
     from PySide6 import QtCore, QtGui, QtWidgets
 
-    from mpgui import theme
+    from mpgui.gui import theme
     screen = QtWidgets.QApplication.primaryScreen()
     shot = screen.grabWindow(0)                                   # the whole X screen
     path = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "screen.png")

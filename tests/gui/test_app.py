@@ -5,8 +5,8 @@ import psutil
 import pytest
 from PySide6 import QtCore, QtWidgets
 
-from mpgui import theme
-from mpgui.main_window import MainWindow
+from mpgui.gui import theme
+from mpgui.gui.main_window import MainWindow
 from core.trace.store import RunFile
 
 RUN_TIMEOUT_MS = 90_000

@@ -79,7 +79,7 @@ def test_a_missing_xcb_library_is_named_not_a_core_dump(tmp_path):
 
 @linux_only
 def test_the_check_finds_what_the_plugin_lacks(tmp_path):
-    from mpgui import desktop
+    from mpgui.gui import desktop
     _, plugin = pyside_with_broken_xcb(tmp_path)
     assert FAKE_LIB.decode() in desktop.missing_libraries(plugin)
 
@@ -87,7 +87,7 @@ def test_the_check_finds_what_the_plugin_lacks(tmp_path):
 @linux_only
 def test_a_broken_override_plugin_does_not_stop_a_start_that_works(tmp_path):
     """Qt falls back from QT_QPA_PLATFORM_PLUGIN_PATH's plugin to its own: so does the check."""
-    from mpgui import desktop
+    from mpgui.gui import desktop
     _, plugin = pyside_with_broken_xcb(tmp_path)
     env = {"QT_QPA_PLATFORM_PLUGIN_PATH": os.path.dirname(plugin), "DISPLAY": ":87"}
     assert desktop.xcb_plugins(env)[0] == plugin and len(desktop.xcb_plugins(env)) == 2
@@ -96,7 +96,7 @@ def test_a_broken_override_plugin_does_not_stop_a_start_that_works(tmp_path):
 
 
 def test_the_sentence_names_the_packages_of_debian_and_fedora():
-    from mpgui import desktop
+    from mpgui.gui import desktop
     text = desktop.missing_libraries_message(["libxcb-icccm.so.4", "libxcb-keysyms.so.1"])
     assert "libxcb-icccm.so.4" in text and "libxcb-keysyms.so.1" in text
     assert "apt-get install libxcb-icccm4 libxcb-keysyms1" in text
@@ -120,7 +120,7 @@ def test_a_display_nobody_serves_is_one_sentence(tmp_path):
 
 
 def test_another_platform_is_left_to_qt(monkeypatch):
-    from mpgui import desktop
+    from mpgui.gui import desktop
     assert desktop.first_platform({"QT_QPA_PLATFORM": "offscreen"}) == "offscreen"
     assert desktop.first_platform({"QT_QPA_PLATFORM": "xcb:nograb;wayland"}) == "xcb"
     assert desktop.first_platform({"XDG_SESSION_TYPE": "wayland"}, installed={"wayland", "xcb"}) == "wayland"

@@ -14,9 +14,9 @@ from core.trace.arrays import EVENT_DTYPE
 from core.trace.collector import Batch
 from core.trace.events import Kind
 from core.trace.store import RunWriter
-from mpgui import theme
-from mpgui.main_window import MainWindow
-from mpgui.timeline_data import C_LOST, C_RUNNING
+from mpgui.gui import theme
+from mpgui.gui.main_window import MainWindow
+from mpgui.gui.timeline_data import C_LOST, C_RUNNING
 
 RUN_TIMEOUT_MS = 90_000
 
@@ -76,7 +76,7 @@ def test_a_run_still_being_recorded_is_followed_live(qtbot, window, tmp_path):
 def test_data_that_arrives_just_after_a_snapshot_is_shown_without_more_data(qtbot, window, tmp_path, monkeypatch):
     """Snapshots are rebuilt at most every SNAPSHOT_INTERVAL: a batch read sooner than that after one must
     still be shown when nothing follows it (a program that goes quiet)."""
-    import mpgui.runsource as runsource
+    import mpgui.gui.runsource as runsource
     monkeypatch.setattr(runsource, "SNAPSHOT_INTERVAL", 1.0)
     path = str(tmp_path / "quiet.mpgrun")
     writer = RunWriter(path, {"runner_pid": os.getpid(), "kind": "trace"})
@@ -142,7 +142,7 @@ def test_a_followed_run_whose_runner_dies_becomes_interrupted(qtbot, window, tmp
 
 
 def test_a_process_is_the_runner_only_if_it_writes_the_run_file(tmp_path):
-    from mpgui.runsource import runner_alive
+    from mpgui.gui.runsource import runner_alive
     path = str(tmp_path / "mine.mpgrun")
     other = str(tmp_path / "other.mpgrun")
     RunWriter(other, {"kind": "trace"}).close()
@@ -198,7 +198,7 @@ def test_an_unreadable_file_says_so(qtbot, window, tmp_path):
 def test_a_file_that_cannot_be_read_says_so(qtbot, window, tmp_path, monkeypatch):
     """Whatever the operating system refuses while opening a run (here a denied read, simulated so that it
     also happens for root), the window says so in one sentence and the reader does not die silently."""
-    import mpgui.runsource as runsource
+    import mpgui.gui.runsource as runsource
     path = str(tmp_path / "refused.mpgrun")
     RunWriter(path, {"kind": "trace"}).close()
 

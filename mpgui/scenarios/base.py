@@ -15,8 +15,8 @@ import math
 import multiprocessing
 from dataclasses import dataclass, field
 
-from ..trace import recorder
-from ..trace.events import Kind
+from core.trace import recorder
+from core.trace.events import Kind
 
 #: The sane bound on worker processes a scenario may ask for.
 MAX_PROCESSES = 64

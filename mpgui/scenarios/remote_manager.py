@@ -19,7 +19,7 @@ import time
 from multiprocessing import AuthenticationError
 from multiprocessing.managers import DictProxy
 
-from ..managers import BaseManager
+from core.managers import BaseManager
 from .base import Param, Result, Scenario, processes_param
 from .harness import reap
 

@@ -152,7 +152,7 @@ class Cases:
                  time.perf_counter() - t0)
 
     def sentinels(self):
-        from ..connection import wait
+        from core.connection import wait
         lengths = [3 * self.u, 1 * self.u, 2 * self.u]
         go = self.ctx.Event(name="go")
         procs = [self.ctx.Process(target=waits_then_sleeps, args=(go, s), name="sleeps %g s" % s) for s in lengths]

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from .. import dummy
+from core import dummy
 from .base import Param, Result, Scenario, processes_param
 from .work import burn, burn_rate, signal_ready, wait_until_ready
 

@@ -7,7 +7,7 @@ slow first task before it can review anything; imap_unordered returns them as th
 import time
 
 from .base import Param, Result, Scenario, processes_param
-from ..errors import TaskTimeoutError, WorkerLostError
+from core.errors import TaskTimeoutError, WorkerLostError
 from .work import timed_task, timed_task_args
 
 LOST = (WorkerLostError, TaskTimeoutError)

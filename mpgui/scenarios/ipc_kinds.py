@@ -23,7 +23,7 @@ import struct
 import tempfile
 import time
 
-from ..ipc import FileChannel, SharedMemory, SignalChannel, SocketChannel
+from core.ipc import FileChannel, SharedMemory, SignalChannel, SocketChannel
 from .base import Param, Result, Scenario
 
 #: A safety bound on every blocking wait (nothing here should wait this long).

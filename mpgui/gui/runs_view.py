@@ -3,7 +3,7 @@ import time
 
 from PySide6 import QtCore, QtWidgets
 
-from core.history import RunHistory
+from mpgui.history import RunHistory
 
 COLUMNS = ("Started", "Scenario", "Method", "Status", "Events", "Lesson")
 

@@ -8,7 +8,7 @@ import os
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.scenarios import catalog
+from mpgui.scenarios import catalog
 from core.trace.export import write_chrome, write_csv
 from core.trace.store import RunFile
 

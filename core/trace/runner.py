@@ -4,10 +4,14 @@
       collector thread --- drains rings --->      main  --start method-->  workers, manager, forkserver...
       monitor thread   --- psutil 10 Hz --->      (every process writes its events into the trace dir)
       output threads   --- stdout/stderr -->
-           \\-> RunWriter (SQLite WAL run file)  <- the GUI tails this file while it is written
-           \\-> RunHistory (one row per run)
+           \\-> RunWriter (SQLite WAL run file)  <- the app tails this file while it is written
+           \\-> observers (the app's run history): told when the run starts and when it ends
 
-The program runs in a process tree of its own (never inside the GUI, never inside this process: the runner
+A run is described by a ``RunSpec`` (what to run, where to record it, what to call it) and carried out by a
+``TracedRun``: nothing happens before ``start()``, which claims the run file, starts the collector, the
+program and its guardian.  Its ``status`` is a ``RunStatus``.
+
+The program runs in a process tree of its own (never inside the app, never inside this process: the runner
 has threads, and forking a threaded process is the deadlock the notes warn about).  ``cancel()`` (Stop,
 Ctrl+C, SIGTERM to the runner) ends the whole tree within 2 seconds: SIGTERM, then SIGKILL for what is left,
 the stdlib's resource tracker last so it can release semaphores; shared-memory segments the program created
@@ -15,14 +19,14 @@ and did not unlink are unlinked; the run file keeps everything recorded and is m
 
 If the runner itself dies (SIGKILL, a crash), the program's tree must not live on, and the program cannot be
 asked to help (a user's script owns its stdin and may never import core's watchers).  So every run has a
-guardian: a small process in a session of its own, started with ``GUARD_COMMAND``, that blocks reading a
-pipe only the runner holds.  A runner that ends normally writes ``done`` first; end of file without it means
-the runner is gone, and the guardian ends the tree as ``cancel()`` would (``kill_tree``).  It imports this
-module, so the module's top level imports only what the guardian needs (the rest is imported where used).
+guardian (``procs.guard_main``): a small process in a session of its own that blocks reading a pipe only the
+runner holds, and ends the tree unless the runner said it is done.
 
 No Qt here.
 """
+import enum
 import os
+import platform
 import signal
 import sqlite3
 import subprocess
@@ -30,26 +34,17 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
-import psutil
+from . import recorder
+from .events import Kind
+from .procs import GUARD_RELEASE, ROOT, group_members, guard_command, kill_tree, unlink_segment
 
-from .trace import recorder
-from .trace.events import Kind
-
-#: How long processes get to end after SIGTERM before SIGKILL.
-TERM_GRACE = 0.8
 #: After the main process ends, how long its children get to end on their own before they are killed.
 ORPHAN_GRACE = 1.0
-
 #: How long the runner waits for its released guardian to exit.
 GUARD_EXIT_TIMEOUT = 5.0
-#: The hidden command that runs the guardian in the packaged app (main.py dispatches it).
-GUARD_COMMAND = "_run-guard"
-#: What a runner that ends normally tells its guardian before closing the pipe.
-GUARD_RELEASE = b"done"
-#: Command-line marks of the stdlib's helper processes: they go last when a tree is ended (the resource
-#: tracker releases what the program left once every other process is gone).
-HELPER_MARKS = {"resource_tracker": "resource tracker", "forkserver": "forkserver"}
 
 #: Words of the RuntimeError a spawned (or forkserver) child raises when it runs the main module's
 #: process-starting code again: the script has no main guard (they are in the stdlib's message in 3.10-3.13).
@@ -58,7 +53,31 @@ MAIN_GUARD_ADVICE = ("The script starts processes at its top level, so each spaw
                      "failed (the RuntimeError about the bootstrapping phase in its output): put the code that "
                      "starts processes under 'if __name__ == \"__main__\":'.")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+class RunStatus(str, enum.Enum):
+    """Where a run stands.  A ``str``, so it is stored, printed and compared as its value (``"done"``)."""
+    CREATED = "created"          # described, not started
+    RUNNING = "running"          # the program runs (or the runner died: see INTERRUPTED)
+    DONE = "done"                # the program ended with exit code 0
+    FAILED = "failed"            # it ended otherwise, or could not start
+    CANCELLED = "cancelled"      # stopped on request (Stop, Ctrl+C, SIGTERM)
+    CUT_SHORT = "cut short"      # the run file could not be written (a full disk): stopped, what was recorded kept
+    INTERRUPTED = "interrupted"  # the file says running but its runner is gone (said by readers, never written)
+
+    def __str__(self):
+        return self.value
+
+    @property
+    def final(self):
+        return self not in (RunStatus.CREATED, RunStatus.RUNNING)
+
+
+def machine_facts():
+    """What a run's figures depend on: cores, OS, Python, the start methods the platform has."""
+    import multiprocessing
+    return {"cpu_count": os.cpu_count(), "os": platform.platform(), "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "machine": platform.machine(),
+            "start_methods": multiprocessing.get_all_start_methods()}
 
 
 def child_env(trace_dir, extra=None):
@@ -72,7 +91,36 @@ def child_env(trace_dir, extra=None):
     return env
 
 
-class _RunObserver:
+@dataclass
+class RunSpec:
+    """What to run and how to record it."""
+    argv: Sequence[str]                      # the program's command line
+    out_path: str                            # the run file to write
+    kind: str = "trace"                      # "scenario" or "trace"
+    title: Optional[str] = None
+    scenario: Optional[str] = None
+    params: Dict[str, Any] = field(default_factory=dict)
+    start_method: Optional[str] = None
+    meta: Dict[str, Any] = field(default_factory=dict)     # more keys for the run file's metadata
+    env: Optional[Dict[str, str]] = None     # more environment variables for the program
+    cwd: Optional[str] = None
+    #: The program's stdin: nothing by default; ``None`` passes this process's own stdin on (``trace``).
+    stdin: Any = subprocess.DEVNULL
+    #: Which of the program's streams to pass through to ours (they are always kept in the run file).
+    echo_output: Sequence[str] = ("stdout", "stderr")
+    #: Replace ``out_path`` if it holds another run (``--force``); otherwise that is refused.
+    replace: bool = False
+
+
+class RunObserver(Protocol):
+    """Told when a run starts and when it is finalized (the app's run history is one)."""
+
+    def run_started(self, run: "TracedRun") -> None: ...
+
+    def run_finished(self, run: "TracedRun") -> None: ...
+
+
+class _BatchWatcher:
     """Sees every batch after it was stored, and keeps what the runner itself needs."""
 
     def __init__(self, listener=None):
@@ -106,173 +154,69 @@ class _RunObserver:
             self.listener(batch)
 
 
-def unlink_segment(name):
-    """Remove a POSIX shared-memory segment by name (no-op where segments die with their handles)."""
-    if os.name != "posix":
-        return False
-    try:
-        import _posixshmem
-        _posixshmem.shm_unlink(name if name.startswith("/") else "/" + name)
-        return True
-    except (OSError, ImportError):
-        return False
-
-
-def _group_members(pgid):
-    out = []
-    if pgid is None or os.name != "posix":
-        return out
-    for p in psutil.process_iter():
-        try:
-            if os.getpgid(p.pid) == pgid and p.pid != os.getpid():
-                out.append(p)
-        except (OSError, psutil.Error):
-            pass
-    return out
-
-
-def _stdlib_helpers(procs):
-    """pid -> role of the stdlib's helper processes among ``procs``, told by their command lines."""
-    out = {}
-    for p in procs:
-        try:
-            cmd = " ".join(p.cmdline())
-        except psutil.Error:
-            continue
-        for mark, role in HELPER_MARKS.items():
-            if "multiprocessing.%s" % mark in cmd:
-                out[p.pid] = role
-    return out
-
-
-def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
-    """End ``root_pid``, its descendants and its process group: SIGTERM, then SIGKILL after ``grace``.
-    Processes named in ``spare_roles`` (pid -> role, e.g. the resource tracker) go last, so they can clean up.
-    Returns the pids that were still alive and had to be signalled."""
-    procs = {}
-    try:
-        root = psutil.Process(root_pid)
-        procs[root.pid] = root
-        for c in root.children(recursive=True):
-            procs[c.pid] = c
-    except psutil.Error:
-        pass
-    for p in _group_members(pgid):
-        procs.setdefault(p.pid, p)
-    procs.pop(os.getpid(), None)
-    spare_roles = {**(spare_roles or {}), **_stdlib_helpers(procs.values())}
-    spare = {pid: p for pid, p in procs.items() if pid in spare_roles}
-    first = [p for pid, p in procs.items() if pid not in spare]
-    for p in first:
-        try:
-            p.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(first, timeout=grace)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=grace)
-    if spare:
-        # The resource tracker exits by itself once every process holding its pipe is gone.
-        _, left = psutil.wait_procs(list(spare.values()), timeout=0.5)
-        for p in left:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(left, timeout=grace)
-    return list(procs)
-
-
-def guard_command(program_pid):
-    """The command line of a guardian for the program ``program_pid`` (see the module docstring)."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, GUARD_COMMAND, str(program_pid)]
-    # ROOT first on the path: the current directory (first for -c) may hold another package named core.
-    code = "import sys; sys.path.insert(0, %r); from core.runner import guard_main; sys.exit(guard_main(sys.argv[1:]))"
-    return [sys.executable, "-c", code % ROOT, str(program_pid)]
-
-
-def guard_main(argv):
-    """The guardian: wait for the runner's pipe (stdin) to end; unless the runner said ``done``, end the
-    program's tree."""
-    for sig in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            signal.signal(sig, signal.SIG_IGN)
-    program_pid = int(argv[0])
-    said = b""
-    try:
-        while True:
-            chunk = os.read(0, 64)
-            if not chunk:
-                break
-            said += chunk
-    except OSError:
-        pass
-    if GUARD_RELEASE not in said:
-        kill_tree(program_pid, program_pid if os.name == "posix" else None)
-    return 0
-
-
 class TracedRun:
     """One traced program run.  ``start()``, then ``wait()``; ``cancel()`` from any thread.
 
-    Creating it claims the run file (``RunFileError`` with one sentence if ``out_path`` is another run's
-    file, unless ``replace``, or is no run file at all); nothing is started before ``start()``."""
+    Creating it has no effect outside the object.  ``claim()`` (or ``start()``) claims the run file first (``RunFileError``
+    with one sentence if ``out_path`` is another run's file, unless the spec says ``replace``, or is no run file
+    at all), and only then starts anything."""
 
-    def __init__(self, argv, out_path, *, kind="trace", meta=None, history=None, env=None, cwd=None,
-                 echo_output=("stdout", "stderr"), listener=None, title=None, scenario=None, params=None,
-                 start_method=None, replace=False, stdin=subprocess.DEVNULL):
-        from .history import machine_facts
-        from .trace.collector import Collector, make_trace_dir
-        from .trace.store import BackgroundWriter, RunWriter
-        self.argv = list(argv)
-        self.out_path = os.path.abspath(out_path)
-        self.kind = kind
+    def __init__(self, spec: RunSpec, *, observers: Sequence[RunObserver] = (),
+                 listener: Optional[Callable[[Any], None]] = None):
+        self.spec = spec
+        self.argv: List[str] = list(spec.argv)
+        self.out_path = os.path.abspath(spec.out_path)
+        self.kind = spec.kind
         self.run_id = uuid.uuid4().hex[:12]
-        self.history = history
-        self.extra_env = env
-        self.cwd = cwd
-        # which of the program's streams to pass through to ours (they are always kept in the run file)
-        self.echo_output = (("stdout", "stderr") if echo_output is True else tuple(echo_output or ()))
-        self.title = title
-        self.scenario = scenario
-        self.params = params or {}
-        self.start_method = start_method
-        # the program's stdin: nothing by default; ``None`` passes this process's own stdin on (``trace``)
-        self.stdin = stdin
+        self.observers = list(observers)
+        self.echo_output = (("stdout", "stderr") if spec.echo_output is True else tuple(spec.echo_output or ()))
         self._cancel = threading.Event()
-        self.status = "created"
-        self.cancel_signal = None
+        self.status = RunStatus.CREATED
+        self.cancel_signal: Optional[int] = None
         #: A traced script's children failed for want of the main guard (seen in their stderr).
         self.missing_main_guard = False
-        #: True once the run is over and its file and history entry are written.
+        #: True once the run is over and its file and observers are told.
         self.finalized = False
-        self.exit_code = None
-        self.proc = None
-        self.started_at = None
-        base = {"run_id": self.run_id, "kind": kind, "command": self.argv, "title": title, "scenario": scenario,
-                "params": self.params, "start_method": start_method, "machine": machine_facts(),
-                "started_wall": time.time(), "runner_pid": os.getpid()}
-        base.update(meta or {})
-        # First, so a path that cannot take this run (another run's file, not a run file) stops it here.
-        self.writer = RunWriter(self.out_path, base, replace=replace)
-        self.sink = _RunObserver(listener)
+        self.exit_code: Optional[int] = None
+        self.lesson: Optional[str] = None
+        self.proc: Optional[subprocess.Popen] = None
+        self.started_at: Optional[float] = None
+        self.sink = _BatchWatcher(listener)
+        self.writer = self.store = self.collector = self.trace_dir = None
+        self.monitor = None
+        self.guard = None
+        self._out_threads: List[threading.Thread] = []
+
+    # Shorthands for what observers and callers read.
+    title = property(lambda self: self.spec.title)
+    scenario = property(lambda self: self.spec.scenario)
+    params = property(lambda self: self.spec.params)
+    start_method = property(lambda self: self.spec.start_method)
+
+    def claim(self):
+        """Claim the run file (RunFileError with one sentence if ``out_path`` is another run's file, unless
+        ``replace``, or no run file at all) and prepare the collector; nothing is started yet.  ``start()``
+        does it if it was not done: a caller that must know first (to say so before anything else) calls it."""
+        if self.writer is not None:
+            return self
+        from .collector import Collector, make_trace_dir
+        from .store import BackgroundWriter, RunWriter
+        spec = self.spec
+        base = {"run_id": self.run_id, "kind": spec.kind, "command": self.argv, "title": spec.title,
+                "scenario": spec.scenario, "params": spec.params, "start_method": spec.start_method,
+                "machine": machine_facts(), "started_wall": time.time(), "runner_pid": os.getpid()}
+        base.update(spec.meta or {})
+        self.writer = RunWriter(self.out_path, base, replace=spec.replace)
         self.store = BackgroundWriter(self.writer, listener=self.sink)
         self.trace_dir = make_trace_dir()
         self.collector = Collector(self.trace_dir, self.store)
-        self.monitor = None
-        self.guard = None
-        self._out_threads = []
+        return self
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self):
-        if self.history is not None:
-            self._enter_in_history(self.history.begin, self.run_id, self.out_path, self.kind, self.scenario,
-                                   self.title, self.params, self.start_method)
+        self.claim()
+        for o in self.observers:
+            self._tell(o.run_started)
         self.collector.start()
         kwargs = {}
         if os.name == "posix":
@@ -281,14 +225,14 @@ class TracedRun:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         self.started_at = time.monotonic()
         try:
-            self.proc = subprocess.Popen(self.argv, env=child_env(self.trace_dir, self.extra_env), cwd=self.cwd,
-                                         stdin=self.stdin, stdout=subprocess.PIPE,
+            self.proc = subprocess.Popen(self.argv, env=child_env(self.trace_dir, self.spec.env), cwd=self.spec.cwd,
+                                         stdin=self.spec.stdin, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, **kwargs)
         except OSError as e:
             self.writer.add_log("error", "could not start %s: %s" % (self.argv[0], e))
-            self._finish("failed", 127)
+            self._finish(RunStatus.FAILED, 127)
             raise
-        self.status = "running"
+        self.status = RunStatus.RUNNING
         self._start_guard()
         self.writer.set_meta(program_pid=self.proc.pid)
         for stream, label in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
@@ -388,25 +332,25 @@ class TracedRun:
         pgid = self.proc.pid if os.name == "posix" else None
         if cancelled and self.proc.poll() is None:
             kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
-            status = "cancelled"
+            status = RunStatus.CANCELLED
         else:
             status = None
         code = self.proc.wait()
         self._main_ended = time.perf_counter_ns()
         # Orphans (workers of a main process that died, daemon leftovers): a moment to end, then killed.
         deadline = time.monotonic() + ORPHAN_GRACE
-        while _group_members(pgid) and time.monotonic() < deadline:
+        while group_members(pgid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _group_members(pgid):
+        if group_members(pgid):
             kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
         self._release_guard()
         for t in self._out_threads:             # all the output read: it can change the status
             t.join(timeout=2.0)
         if self.writer.failure is not None:
-            status = "cut short"
+            status = RunStatus.CUT_SHORT
         elif status is None:
-            status = "cancelled" if self._cancel.is_set() else \
-                ("done" if code == 0 and not self.missing_main_guard else "failed")
+            status = RunStatus.CANCELLED if self._cancel.is_set() else \
+                (RunStatus.DONE if code == 0 and not self.missing_main_guard else RunStatus.FAILED)
         self._finish(status, code)
         return status
 
@@ -428,22 +372,33 @@ class TracedRun:
         lesson = result.get("lesson") if result else None
         message = self.storage_problem or (MAIN_GUARD_ADVICE if self.missing_main_guard else None) or \
             (error.get("message") if error else None)
-        self.writer.finish(status=status, exit_code=code, ended_wall=time.time(), ended_perf=time.perf_counter_ns(),
+        self.writer.finish(status=status.value, exit_code=code, ended_wall=time.time(), ended_perf=time.perf_counter_ns(),
                            dropped=self.writer.dropped, events=self.writer.events_written, lesson=lesson,
                            result=result, error=message)
+        self.lesson = lesson
         self.writer.close()
-        if self.history is not None:
-            self._enter_in_history(self.history.finish, self.run_id, status, lesson, self.writer.events_written,
-                                   self.writer.dropped, code)
+        for o in self.observers:
+            self._tell(o.run_finished)
         self.finalized = True
 
-    def _enter_in_history(self, call, *args):
-        """The history is secondary to the run file: a write to it that fails (the disk is full) is noted in
-        the run file, if that can still be written, and does not stop the run."""
+    def _tell(self, call):
+        """Observers (the history) are secondary to the run file: one that fails (the disk is full) is noted
+        in the run file, if that can still be written, and does not stop the run."""
         try:
-            call(*args)
+            call(self)
         except (sqlite3.Error, OSError) as e:
-            self.writer.add_log("error", "the run history could not be updated: %s" % e)
+            try:
+                self.writer.add_log("error", "the run history could not be updated: %s" % e)
+            except Exception:
+                pass
+
+    @property
+    def events_written(self):
+        return self.writer.events_written if self.writer is not None else 0
+
+    @property
+    def dropped(self):
+        return self.writer.dropped if self.writer is not None else 0
 
     @property
     def storage_problem(self):

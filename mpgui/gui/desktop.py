@@ -219,7 +219,7 @@ def log_without_stdio(home=None):
     directory, private to the user, and Qt's messages with them.  Returns the log's path, or None."""
     if sys.stdout is not None and sys.stderr is not None:
         return None
-    from core.history import home_dir
+    from mpgui.history import home_dir
     path = os.path.join(home_dir(home), LOG_NAME)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:

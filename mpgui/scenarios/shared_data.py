@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ..shared_memory import SharedMemory
+from core.shared_memory import SharedMemory
 from .base import Param, Result, Scenario
 
 #: A safety bound on every blocking wait (nothing here should wait this long).

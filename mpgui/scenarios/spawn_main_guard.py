@@ -13,7 +13,7 @@ the error the child printed, how many processes ran the script's top level, and 
 the run's start method (spawn or forkserver: fork does not re-import the main module, so it has no such
 failure).  They import core from this source tree (its root is put on their PYTHONPATH) and are not traced:
 they are separate programs, not part of this run.  A packaged (frozen) app has no ``python``: there its own
-executable runs them (``mpgui _run-script SCRIPT``, core.script_host), as ``python SCRIPT`` would.
+executable runs them (``mpgui _run-script SCRIPT``, mpgui.script_host), as ``python SCRIPT`` would.
 """
 import os
 import re
@@ -62,7 +62,7 @@ def script_text(method, guarded):
 
 def script_env():
     """The scripts import core from this tree and are not traced (they are not part of this run)."""
-    from ..trace import recorder
+    from core.trace import recorder
     env = dict(os.environ)
     env.pop(recorder.TRACE_ENV, None)
     env.pop(recorder.RING_ENV, None)

@@ -16,12 +16,13 @@ No Qt here.
 import errno
 import json
 import os
-import platform
 import sqlite3
 import sys
 import time
 
-from .trace.store import PRIVATE_DIR_MODE, create_private_file, sqlite_uri
+from core.trace.procs import pid_alive
+from core.trace.runner import machine_facts
+from core.trace.store import PRIVATE_DIR_MODE, create_private_file, sqlite_uri
 
 HOME_ENV = "MPGUI_HOME"
 
@@ -47,23 +48,6 @@ def default_home():
 
 def home_dir(override=None):
     return os.path.abspath(override or os.environ.get(HOME_ENV) or default_home())
-
-
-def machine_facts():
-    import multiprocessing
-    return {"cpu_count": os.cpu_count(), "os": platform.platform(), "python": platform.python_version(),
-            "implementation": platform.python_implementation(), "machine": platform.machine(),
-            "start_methods": multiprocessing.get_all_start_methods()}
-
-
-def _pid_alive(pid):
-    if not pid:
-        return False
-    try:
-        import psutil
-        return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return False
 
 
 def _is_damage(e):
@@ -172,6 +156,13 @@ class RunHistory:
             (run_id, os.path.abspath(path), kind, scenario, title, json.dumps(params or {}), start_method,
              json.dumps(machine_facts()), time.time(), os.getpid()))
 
+    # -- as a run's observer (core.trace.runner.RunObserver) --------------------------------------------------
+    def run_started(self, run):
+        self.begin(run.run_id, run.out_path, run.kind, run.scenario, run.title, run.params, run.start_method)
+
+    def run_finished(self, run):
+        self.finish(run.run_id, str(run.status), run.lesson, run.events_written, run.dropped, run.exit_code)
+
     def finish(self, run_id, status, lesson=None, events=0, dropped=0, exit_code=None):
         self._db.execute("UPDATE runs SET ended=?, status=?, lesson=?, events=?, dropped=?, exit_code=?"
                          " WHERE id=?", (time.time(), status, lesson, events, dropped, exit_code, run_id))
@@ -186,7 +177,7 @@ class RunHistory:
             d = dict(zip(_COLUMNS, r))
             d["params"] = _json_or_empty(d["params"])
             d["machine"] = _json_or_empty(d["machine"])
-            if d["status"] == "running" and not _pid_alive(d["runner_pid"]):
+            if d["status"] == "running" and not pid_alive(d["runner_pid"]):
                 d["status"] = "interrupted"
             out.append(d)
         return out

@@ -5,7 +5,7 @@ parameters again (the runner already did, this process must not trust its comman
 start method, runs the scenario and records its result (lesson, figures, table) as a registration the runner
 reads back from the trace.  A scenario that fails records one sentence; its traceback goes to stderr, which
 the runner keeps in the run file's log.  If the runner dies, its guardian ends this process tree (see
-core.runner); nothing here watches for it.
+core.trace.runner); nothing here watches for it.
 """
 import argparse
 import json
@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from .scenarios import ParamError, Reporter, get
-from .trace import recorder
+from core.trace import recorder
 
 HOST_COMMAND = "_scenario-host"
 

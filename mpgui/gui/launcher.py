@@ -7,7 +7,7 @@ while any field is invalid.
 """
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.scenarios import ParamError, catalog
+from mpgui.scenarios import ParamError, catalog
 
 from . import theme
 

@@ -1,29 +1,16 @@
-"""Scenario commands of the command line: ``scenarios``, ``run``, ``runs`` (added to core.cli's parser).
+"""Scenario commands of the command line: ``scenarios``, ``run``, ``runs``.
 
 ``run`` validates everything before anything starts (exit code 2 and one sentence on bad input), then runs
 the scenario in its own traced process tree with a progress bar, and ends with the lesson and a summary.
 No Qt here.
 """
 import argparse
-import json
 import os
 import sys
 import time
 
-from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, format_table, summary_text
-from .scenario_host import HOST_COMMAND
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def self_command(*args):
-    """The command line that starts this program again with ``args``.  In the packaged app that is the
-    console executable ``mpgui`` beside the running one (the windowed ``mpgui-app`` has no stdio)."""
-    if getattr(sys, "frozen", False):
-        here = os.path.dirname(sys.executable)
-        cli = os.path.join(here, "mpgui.exe" if sys.platform == "win32" else "mpgui")
-        return [cli if os.path.exists(cli) else sys.executable] + list(args)
-    return [sys.executable, os.path.join(ROOT, "main.py")] + list(args)
+from ..scenario_run import make_run, prepare
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, format_table, summary_text
 
 
 def parse_sets(items):
@@ -35,40 +22,6 @@ def parse_sets(items):
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
-
-
-def prepare(name, method=None, values=None):
-    """(scenario, typed params, start method), or UsageError with one sentence.  Nothing is started."""
-    from .scenarios import ParamError, get
-    try:
-        scenario = get(name)
-        params = scenario.validate(values or {})
-        method = scenario.check_method(method)
-    except ParamError as e:
-        raise UsageError(str(e)) from None
-    return scenario, params, method
-
-
-def scenario_command(scenario, params, method):
-    return self_command(HOST_COMMAND, scenario.name, "--start-method", method, "--params",
-                        json.dumps(params, sort_keys=True))
-
-
-def make_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None, replace=False):
-    """A TracedRun of a scenario, not started yet; its run file is claimed (RunFileError if it cannot be, and
-    HistoryError if the history cannot be written)."""
-    from .history import RunHistory
-    from .runner import TracedRun
-    history = RunHistory(home)
-    out = out or history.new_run_path(scenario.name)
-    return TracedRun(scenario_command(scenario, params, method), out, kind="scenario", history=history,
-                     title=scenario.title, scenario=scenario.name, params=params, start_method=method,
-                     echo_output=echo_output, listener=listener, replace=replace)
-
-
-def start_run(scenario, params, method, out=None, home=None, echo_output=True, listener=None):
-    """Create and start a TracedRun of a scenario (also used by tests and by embedding code)."""
-    return make_run(scenario, params, method, out, home, echo_output, listener).start()
 
 
 def _cancel_on_stdin(run):
@@ -86,11 +39,11 @@ def _cancel_on_stdin(run):
 
 
 def cmd_run(args):
-    from .runner import install_cancel_handlers
-    from .trace.store import RunFile
+    from core.trace.runner import install_cancel_handlers
+    from core.trace.store import RunFile
     scenario, params, method = prepare(args.scenario, args.start_method, parse_sets(args.set))
     run = make_run(scenario, params, method, out=args.out, home=args.home,
-                   echo_output=() if args.quiet else ("stdout",), replace=args.force)
+                   echo_output=() if args.quiet else ("stdout",), replace=args.force).claim()
     print("%s  (start method %s)" % (scenario.title, method), file=sys.stderr)
     run.start()
     install_cancel_handlers(run)
@@ -136,7 +89,7 @@ def cmd_run(args):
 
 
 def cmd_scenarios(args):
-    from .scenarios import catalog
+    from ..scenarios import catalog
     for sc in catalog().values():
         methods = ", ".join(sc.available_methods())
         print("%s — %s" % (sc.name, sc.title))
@@ -151,7 +104,7 @@ def cmd_scenarios(args):
 
 
 def cmd_runs(args):
-    from .history import RunHistory
+    from ..history import RunHistory
     history = RunHistory(args.home, readonly=True)
     try:
         runs = history.list(limit=args.limit)
@@ -186,5 +139,3 @@ def add_commands(sub):
     h = sub.add_parser("runs", help="the run history")
     h.add_argument("--limit", type=int, default=30)
     h.set_defaults(func=cmd_runs)
-    from mpgui.selftest import add_command as add_selftest      # (moves with this file to mpgui/cli/)
-    add_selftest(sub)

@@ -20,8 +20,8 @@ import time
 import psutil
 from PySide6 import QtCore
 
-from core.history import RunHistory
-from core.scenario_cli import self_command
+from mpgui.history import RunHistory
+from mpgui.program import self_command
 from core.trace.model import RunModel
 from core.trace.store import RunFile, RunFileError
 

@@ -1,0 +1,156 @@
+"""Process trees: whether a process is alive, the members of a run's process tree, ending that tree, and the
+guardian that ends it if its runner dies.  One home for this knowledge: the runner, the collector, the
+history and the app's process table all ask here.
+
+No Qt here.  It is imported by the guardian process, so it imports only what the guardian needs.
+"""
+import errno
+import os
+import signal
+import sys
+
+import psutil
+
+#: How long processes get to end after SIGTERM before SIGKILL.
+TERM_GRACE = 0.8
+#: The hidden command that runs the guardian in the packaged app (main.py dispatches it).
+GUARD_COMMAND = "_run-guard"
+#: What a runner that ends normally tells its guardian before closing the pipe.
+GUARD_RELEASE = b"done"
+#: Command-line marks of the stdlib's helper processes: they go last when a tree is ended (the resource
+#: tracker releases what the program left once every other process is gone).
+HELPER_MARKS = {"resource_tracker": "resource tracker", "forkserver": "forkserver"}
+
+#: The directory holding the core package, put first on a guardian's path.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def pid_alive(pid):
+    """Whether process ``pid`` exists and has not ended (a zombie, ended but not reaped, counts as ended)."""
+    if not pid:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        if not psutil.pid_exists(pid):
+            return False
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        try:
+            os.kill(pid, 0)
+        except OSError as e:
+            return e.errno == errno.EPERM
+        return True
+
+
+def unlink_segment(name):
+    """Remove a POSIX shared-memory segment by name (no-op where segments die with their handles)."""
+    if os.name != "posix":
+        return False
+    try:
+        import _posixshmem
+        _posixshmem.shm_unlink(name if name.startswith("/") else "/" + name)
+        return True
+    except (OSError, ImportError):
+        return False
+
+
+def group_members(pgid):
+    out = []
+    if pgid is None or os.name != "posix":
+        return out
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.pid != os.getpid():
+                out.append(p)
+        except (OSError, psutil.Error):
+            pass
+    return out
+
+
+def _stdlib_helpers(procs):
+    """pid -> role of the stdlib's helper processes among ``procs``, told by their command lines."""
+    out = {}
+    for p in procs:
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        for mark, role in HELPER_MARKS.items():
+            if "multiprocessing.%s" % mark in cmd:
+                out[p.pid] = role
+    return out
+
+
+def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
+    """End ``root_pid``, its descendants and its process group: SIGTERM, then SIGKILL after ``grace``.
+    Processes named in ``spare_roles`` (pid -> role, e.g. the resource tracker) go last, so they can clean up.
+    Returns the pids that were still alive and had to be signalled."""
+    procs = {}
+    try:
+        root = psutil.Process(root_pid)
+        procs[root.pid] = root
+        for c in root.children(recursive=True):
+            procs[c.pid] = c
+    except psutil.Error:
+        pass
+    for p in group_members(pgid):
+        procs.setdefault(p.pid, p)
+    procs.pop(os.getpid(), None)
+    spare_roles = {**(spare_roles or {}), **_stdlib_helpers(procs.values())}
+    spare = {pid: p for pid, p in procs.items() if pid in spare_roles}
+    first = [p for pid, p in procs.items() if pid not in spare]
+    for p in first:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(first, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+    if spare:
+        # The resource tracker exits by itself once every process holding its pipe is gone.
+        _, left = psutil.wait_procs(list(spare.values()), timeout=0.5)
+        for p in left:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(left, timeout=grace)
+    return list(procs)
+
+
+def guard_command(program_pid):
+    """The command line of a guardian for the program ``program_pid`` (see the module docstring)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, GUARD_COMMAND, str(program_pid)]
+    # ROOT first on the path: the current directory (first for -c) may hold another package named core.
+    code = "import sys; sys.path.insert(0, %r); from core.trace.procs import guard_main; sys.exit(guard_main(sys.argv[1:]))"
+    return [sys.executable, "-c", code % ROOT, str(program_pid)]
+
+
+def guard_main(argv):
+    """The guardian: wait for the runner's pipe (stdin) to end; unless the runner said ``done``, end the
+    program's tree."""
+    for sig in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+    program_pid = int(argv[0])
+    said = b""
+    try:
+        while True:
+            chunk = os.read(0, 64)
+            if not chunk:
+                break
+            said += chunk
+    except OSError:
+        pass
+    if GUARD_RELEASE not in said:
+        kill_tree(program_pid, program_pid if os.name == "posix" else None)
+    return 0

@@ -1,0 +1,149 @@
+"""Commands that record and export runs: ``trace SCRIPT`` (a user's program, traced) and ``export RUNFILE``.
+
+A run never writes into another run's file: ``--out`` onto a run file is refused unless ``--force`` replaces it,
+and onto any other file always.  No Qt here.
+"""
+import argparse
+import os
+import sys
+
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, summary_text
+
+
+def _split_trace_args(rest):
+    """``SCRIPT [ARGS...] [--out RUNFILE] [--force]``: a trailing ``--out X`` and ``--force`` (in either
+    order) belong to us, the rest to the script.  Returns (script and its args, out, force)."""
+    out, force = None, False
+    while True:
+        if rest[-1:] == ["--force"] and not force:
+            force, rest = True, rest[:-1]
+        elif len(rest) >= 2 and rest[-2] == "--out" and out is None:
+            out, rest = rest[-1], rest[:-2]
+        else:
+            return rest, out, force
+
+
+def cmd_trace(args):
+    from core.trace.runner import MAIN_GUARD_ADVICE, RunSpec, TracedRun, install_cancel_handlers
+    from core.trace.store import RunFile
+
+    from ..history import RunHistory
+    rest, trailing_out, trailing_force = _split_trace_args(args.script_and_args)
+    if not rest:
+        raise UsageError("Name the script to trace: main.py trace SCRIPT [ARGS...] --out RUNFILE.")
+    script, script_args = rest[0], rest[1:]
+    if not os.path.isfile(script):
+        raise UsageError("No such script: %s. Give the path of a Python file that uses core "
+                         "(import core as multiprocessing)." % script)
+    if getattr(sys, "frozen", False):
+        raise UsageError("The packaged app cannot run Python scripts; trace them with 'python main.py trace'.")
+    env = None
+    if args.start_method:
+        import multiprocessing
+        from core.context import START_METHOD_ENV
+        if args.start_method not in multiprocessing.get_all_start_methods():
+            raise UsageError("This platform has no %r start method: choose one of %s."
+                             % (args.start_method, ", ".join(multiprocessing.get_all_start_methods())))
+        env = {START_METHOD_ENV: args.start_method}
+    history = RunHistory(args.home)
+    out = args.out or trailing_out or history.new_run_path("trace-" + os.path.splitext(os.path.basename(script))[0])
+    spec = RunSpec([sys.executable, script] + script_args, out, kind="trace", title="trace %s" % os.path.basename(script),
+                   echo_output=() if args.quiet else ("stdout", "stderr"), start_method=args.start_method,
+                   meta={"script": os.path.abspath(script), "args": script_args}, env=env,
+                   replace=args.force or trailing_force, stdin=None)
+    run = TracedRun(spec, observers=[history])
+    install_cancel_handlers(run)
+    run.start()
+    status = run.wait()
+    print("", file=sys.stderr)
+    with RunFile(out) as rf:
+        model = rf.model()
+    print(summary_text(model, status))
+    print("run file: %s" % out)
+    if run.storage_problem:
+        print("mpgui: %s" % run.storage_problem, file=sys.stderr)
+        return EXIT_USAGE
+    if status == "cancelled":
+        return run.cancel_exit_code
+    if run.missing_main_guard:
+        print("mpgui: %s" % MAIN_GUARD_ADVICE, file=sys.stderr)
+    return run.exit_code if run.exit_code and run.exit_code > 0 else (EXIT_OK if status == "done" else EXIT_FAILED)
+
+
+def _resolve_run(spec, home):
+    """A run file path, or a run id (prefix) from the history."""
+    if os.path.exists(spec):
+        return spec
+    from ..history import RunHistory
+    try:
+        h = RunHistory(home, readonly=True)
+        d = h.get(spec)
+    except Exception:
+        d = None
+    if d is not None:
+        return d["path"]
+    raise UsageError("No run file or run id %r: give the path of a .mpgrun file, or an id from 'main.py runs'."
+                     % spec)
+
+
+def _check_outputs(chrome, csv_dir):
+    """UsageError for export targets that cannot be: a directory for the JSON file, a file for the CSV
+    directory, a missing or unwritable directory to write into."""
+    if chrome:
+        parent = os.path.dirname(os.path.abspath(chrome))
+        if os.path.isdir(chrome):
+            raise UsageError("--chrome %s is a directory: give the name of the JSON file to write." % chrome)
+        if not os.path.isdir(parent):
+            raise UsageError("Cannot write %s: the directory %s does not exist; create it or choose another path."
+                             % (chrome, parent))
+        if not os.access(parent, os.W_OK):
+            raise UsageError("Cannot write %s: %s is not writable; choose a path in a directory you can write to."
+                             % (chrome, parent))
+    if csv_dir:
+        if os.path.exists(csv_dir) and not os.path.isdir(csv_dir):
+            raise UsageError("--csv %s is a file: give a directory for the CSV tables (it is created if missing)."
+                             % csv_dir)
+
+
+def cmd_export(args):
+    from core.trace.export import write_chrome, write_csv
+    from core.trace.store import RunFile
+    if not args.chrome and not args.csv:
+        raise UsageError("Say what to export: --chrome FILE.json and/or --csv DIR.")
+    path = _resolve_run(args.runfile, args.home)
+    _check_outputs(args.chrome, args.csv)         # before reading a run that may take a while
+    with RunFile(path) as rf:
+        model = rf.model()
+        events = rf.read_all()[0] if args.csv else None
+        problems = list(rf.problems)
+    try:
+        if args.chrome:
+            n = write_chrome(model, args.chrome)
+            print("wrote %s (%d trace events; open it in https://ui.perfetto.dev)" % (args.chrome, n))
+        if args.csv:
+            files = write_csv(model, args.csv, events)
+            print("wrote %d CSV files to %s" % (len(files), args.csv))
+    except OSError as e:
+        raise UsageError("Cannot write %s (%s): choose a path in a directory you can write to."
+                         % (e.filename or args.chrome or args.csv, e.strerror or e)) from None
+    if problems:
+        print("the run file is damaged; exported what was valid. Skipped: %s" % "; ".join(problems),
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def add_commands(sub):
+    t = sub.add_parser("trace", help="run a Python script that uses core and record everything it does")
+    t.add_argument("--out", help="run file to write (default: a new file in the run history)")
+    t.add_argument("--start-method", dest="start_method", help="the script's default start method (fork, spawn or "
+                   "forkserver, what the platform has), where it chooses none itself")
+    t.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
+    t.add_argument("--quiet", action="store_true", help="do not echo the script's output")
+    t.add_argument("script_and_args", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...] [--out RUNFILE] [--force]")
+    t.set_defaults(func=cmd_trace)
+
+    e = sub.add_parser("export", help="export a run to Chrome/Perfetto JSON and/or CSV")
+    e.add_argument("runfile", metavar="RUNFILE", help="a .mpgrun file, or a run id from 'runs'")
+    e.add_argument("--chrome", metavar="FILE.json", help="write Chrome Trace Event JSON (Perfetto opens it)")
+    e.add_argument("--csv", metavar="DIR", help="write CSV tables into this directory")
+    e.set_defaults(func=cmd_export)
