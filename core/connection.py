@@ -82,7 +82,7 @@ def Pipe(duplex=True, *, name=None):
     c1, c2 = _std.Pipe(duplex)
     base = name or recorder.default_name("Pipe")
     ends = []
-    for i, c in enumerate((c1, c2)):
+    for i in range(2):
         uid = recorder.new_uid()
         ends.append((uid, "%s[%d]" % (base, i)))
     for (uid, end_name), peer in zip(ends, reversed(ends)):

@@ -150,7 +150,7 @@ def check_pool(ctx):
             pass
         except Exception as e:
             raise CheckFailed("the killed worker's task failed with %s: %s, not WorkerLostError"
-                              % (type(e).__name__, e))
+                              % (type(e).__name__, e)) from e
         else:
             raise CheckFailed("the task of a killed worker returned a result")
         after = pool.map(_square, range(10))
@@ -394,7 +394,6 @@ def _report(out, method, name, seen, secs):
 
 def add_command(sub):
     """Register ``selftest`` with the command line's subparsers."""
-    import argparse
     s = sub.add_parser("selftest", help="check that processes, pools, queues, pipes, locks, barriers, managers, "
                                         "shared memory, tracing and a scenario work here (one line per check)")
     s.add_argument("--start-method", dest="start_methods", action="append", metavar="M",

@@ -5,7 +5,6 @@ the scenario in its own traced process tree with a progress bar, and ends with t
 No Qt here.
 """
 import argparse
-import os
 import sys
 import time
 

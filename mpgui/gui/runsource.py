@@ -293,7 +293,7 @@ class RunSource(QtCore.QObject):
         if self.process is None:
             return None
         err = bytes(self.process.readAllStandardError()).decode("utf-8", "replace").strip()
-        lines = [l for l in err.splitlines() if l.startswith("mpgui:")]
+        lines = [line for line in err.splitlines() if line.startswith("mpgui:")]
         return lines[-1][len("mpgui:"):].strip() if lines else (err.splitlines()[-1] if err else None)
 
     def _on_finished(self, code, status):

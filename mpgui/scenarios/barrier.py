@@ -102,7 +102,7 @@ def run(ctx, p, report):
             if gen != seen:
                 report.progress(gen, phases)
                 seen = gen
-            wait_until(lambda: barrier.generation != gen or barrier.generation >= phases,
+            wait_until(lambda gen=gen: barrier.generation != gen or barrier.generation >= phases,
                        "phase %d" % gen, procs)
         report.progress(phases, phases)
 

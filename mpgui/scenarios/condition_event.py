@@ -125,7 +125,7 @@ def run(ctx, p, report):
             mode = "notify" if r < rounds else "notify_all"
             if r in (0, rounds):
                 report.phase("Condition.%s()" % mode)
-            wait_until(lambda: sh.arrived[r] == n, "round %d: consumers waiting" % r, procs, cond)
+            wait_until(lambda r=r: sh.arrived[r] == n, "round %d: consumers waiting" % r, procs, cond)
             sh.items.value += 1
             sh.t_notify.value = time.perf_counter()
             if mode == "notify":
@@ -133,7 +133,7 @@ def run(ctx, p, report):
             else:
                 cond.notify_all()
             cond.release()
-            wait_until(lambda: sh.reported[r] == n, "round %d: consumers reporting" % r, procs)
+            wait_until(lambda r=r: sh.reported[r] == n, "round %d: consumers reporting" % r, procs)
             with cond:
                 leftover.append(sh.items.value)
                 sh.items.value = 0

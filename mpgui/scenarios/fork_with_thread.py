@@ -60,11 +60,11 @@ def run_children(mctx, method, p, report, done, total):
         r, w = mctx.Pipe(duplex=False, name="%s child %d report" % (method, i))
         procs.append(mctx.Process(target=take_lock, args=(w, p["timeout_s"]), name="%s-lock-taker-%d" % (method, i)))
         ends.append((r, w))
-    for pr, (r, w) in zip(procs, ends):
+    for pr, (_r, w) in zip(procs, ends):
         pr.start()
         w.close()
     outcomes = []
-    for pr, (r, w) in zip(procs, ends):
+    for pr, (r, _w) in zip(procs, ends):
         try:
             locked, got, waited = r.recv()
         except EOFError:                            # the child died before it could report

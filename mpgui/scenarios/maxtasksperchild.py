@@ -49,7 +49,7 @@ def run_variant(ctx, p, maxtasks, label, report, done, total):
     per_pid = defaultdict(list)
     t0 = time.perf_counter()
     with ctx.Pool(p["processes"], maxtasksperchild=maxtasks) as pool:
-        for index, pid, before, after in pool.imap_unordered(leaky_task, items, chunksize=1):
+        for _index, pid, before, after in pool.imap_unordered(leaky_task, items, chunksize=1):
             per_pid[pid].append((before, after))
             done[0] += 1
             report.progress(done[0], total)

@@ -64,11 +64,11 @@ def start_batch(mctx, method, n, iterations, report, done, total):
     latencies = []
     t0 = time.perf_counter()
     try:
-        for p, (r, w) in zip(procs, ends):
+        for p, (_r, w) in zip(procs, ends):
             called.append(time.perf_counter())
             p.start()
             w.close()                   # the child has its own copy now
-        for i, (p, (r, w)) in enumerate(zip(procs, ends)):
+        for i, (p, (r, _w)) in enumerate(zip(procs, ends)):
             try:
                 began, _ = r.recv()
             except EOFError:

@@ -112,7 +112,8 @@ def test_queue_across_processes(start_method, traced):
             q_in.put(None)
             doubled = [q_out.get(timeout=10) for _ in range(10)]
             produced = [prod_q.get(timeout=10) for _ in range(21)]
-        r = [doubled, produced[:20], produced[20] == big, catch(q_out.get, timeout=0.05), [echo.exitcode, prod.exitcode]]
+        r = [doubled, produced[:20], produced[20] == big, catch(q_out.get, timeout=0.05),
+             [echo.exitcode, prod.exitcode]]
         filled = ctx.Queue()
         p = ctx.Process(target=H.produce, args=(filled, ["a", "b"]))
         with started(p):

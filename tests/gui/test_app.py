@@ -134,7 +134,7 @@ def test_a_saved_run_shows_the_same_bars(qtbot, window):
     qtbot.waitUntil(lambda: window.source.path == path and window.source.state == "done"
                     and window.source.snapshot is not None)
     saved = window.source.snapshot.timeline
-    assert [l.pid for l in saved.lanes] == [l.pid for l in live.lanes]
+    assert [lane.pid for lane in saved.lanes] == [lane.pid for lane in live.lanes]
     for name in ("life", "tasks", "holds", "waits", "used"):
         a, b = live.layers[name], saved.layers[name]
         assert len(a) == len(b), name
