@@ -249,7 +249,8 @@ def test_set_executable_and_freeze_support():
     def prog(mod):
         try:
             res = [mod.set_executable(sys.executable),
-                   os.fsdecode(multiprocessing.spawn.get_executable()) == sys.executable, mod.freeze_support(), getattr(sys, "frozen", False)]
+                   os.fsdecode(multiprocessing.spawn.get_executable()) == sys.executable, mod.freeze_support(),
+                   getattr(sys, "frozen", False)]
             ctx = mod.get_context("spawn")
             q = ctx.SimpleQueue()
             p = ctx.Process(target=H.put_value, args=(q, "spawned"))
