@@ -14,6 +14,7 @@ This package holds no logic and never imports Qt.
 """
 import sys
 
+from . import _stdlib  # noqa: F401  (first: fails clearly on an interpreter that lacks what core needs)
 from . import context
 from . import process, reduction  # noqa: F401  (attributes after a bare import, as in the stdlib)
 

@@ -15,6 +15,7 @@ from multiprocessing import reduction as _reduction
 from multiprocessing.connection import (Client, Listener, answer_challenge, deliver_challenge,  # noqa: F401
                                         wait)
 
+from ._stdlib import extra_reducers
 from .trace import recorder
 from .trace.events import Kind
 
@@ -96,7 +97,7 @@ def _rebuild_traced(rebuild, args, uid, name):
 
 def _reduce_traced(conn):
     base = type(conn).__mro__[2]          # the stdlib class: (Traced class, mixin, stdlib class, ...)
-    rebuild, args = _reduction.ForkingPickler._extra_reducers[base](conn)
+    rebuild, args = extra_reducers[base](conn)
     return _rebuild_traced, (rebuild, args, conn._trace_uid, conn._trace_name)
 
 

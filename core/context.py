@@ -20,6 +20,7 @@ from multiprocessing import context as _std
 from multiprocessing import reduction as _reduction
 
 from . import process
+from ._stdlib import std_concrete_contexts, std_default_context
 
 __all__ = ()
 
@@ -38,7 +39,7 @@ class TracedContext(_std.BaseContext):
     @property
     def _stdlib(self):
         """The stdlib context this one stands for (used for untraced internals)."""
-        return _std._concrete_contexts[self.get_start_method()]
+        return std_concrete_contexts[self.get_start_method()]
 
     def get_context(self, method=None):
         if method is None:
@@ -205,8 +206,8 @@ class DefaultContext(TracedContext):
 #: none, core's and the stdlib's alike, as if it were the platform's; the program's own choice still wins.
 START_METHOD_ENV = "MPGUI_START_METHOD"
 
-if os.environ.get(START_METHOD_ENV) in _std._concrete_contexts and _std._default_context._actual_context is None:
-    _std._default_context._default_context = _std._concrete_contexts[os.environ[START_METHOD_ENV]]
+if os.environ.get(START_METHOD_ENV) in std_concrete_contexts and std_default_context._actual_context is None:
+    std_default_context._default_context = std_concrete_contexts[os.environ[START_METHOD_ENV]]
 
 
 if sys.platform != 'win32':
@@ -250,7 +251,7 @@ def _traced(std_ctx):
         raise ValueError('cannot find context for %r' % (std_ctx._name,)) from None
 
 
-_default_context = DefaultContext(_std._default_context)
+_default_context = DefaultContext(std_default_context)
 
 
 def _force_start_method(method):

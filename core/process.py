@@ -31,18 +31,8 @@ def note_helper_processes():
     """Record the pids of the stdlib's helper processes (forkserver, resource tracker) once they exist."""
     if not recorder.ENABLED:
         return
-    found = []
-    try:
-        from multiprocessing import forkserver
-        found.append(("forkserver", getattr(forkserver._forkserver, "_forkserver_pid", None)))
-    except Exception:
-        pass
-    try:
-        from multiprocessing import resource_tracker
-        found.append(("resource tracker", getattr(resource_tracker._resource_tracker, "_pid", None)))
-    except Exception:
-        pass
-    for role, pid in found:
+    from ._stdlib import forkserver_pid, resource_tracker_pid
+    for role, pid in (("forkserver", forkserver_pid()), ("resource tracker", resource_tracker_pid())):
         if pid and (role, pid) not in _helpers_noted:
             _helpers_noted.add((role, pid))
             recorder.note_process(pid, role)
