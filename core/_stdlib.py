@@ -98,8 +98,8 @@ def check(required=REQUIRED):
 
 check()
 
-from multiprocessing.context import _concrete_contexts as std_concrete_contexts  # noqa: E402
-from multiprocessing.context import _default_context as std_default_context  # noqa: E402
+from multiprocessing.context import _concrete_contexts as std_concrete_contexts  # noqa: E402,F401
+from multiprocessing.context import _default_context as std_default_context  # noqa: E402,F401
 from multiprocessing.reduction import ForkingPickler  # noqa: E402
 
 #: The stdlib's reducers registered with ForkingPickler (class -> reduce function).
