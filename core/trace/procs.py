@@ -154,3 +154,17 @@ def guard_main(argv):
     if GUARD_RELEASE not in said:
         kill_tree(program_pid, program_pid if os.name == "posix" else None)
     return 0
+
+
+def tree_pids(root_pid, pgid=None):
+    """The pids of ``root_pid``, its descendants and its process group (a run's tree)."""
+    pids = set()
+    try:
+        root = psutil.Process(root_pid)
+        pids.add(root.pid)
+        pids.update(c.pid for c in root.children(recursive=True))
+    except psutil.Error:
+        pass
+    pids.update(p.pid for p in group_members(pgid))
+    pids.discard(os.getpid())
+    return pids

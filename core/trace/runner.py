@@ -301,6 +301,30 @@ class TracedRun:
         SIGTERM)."""
         return 128 + int(self.cancel_signal or signal.SIGINT)
 
+    def signal_process(self, pid: int, kill: bool = True) -> str:
+        """Kill (SIGKILL) or terminate (SIGTERM) one process of this run's tree, as a user asked (to watch a
+        Pool notice a dead worker).  Refuses a pid outside the tree.  Returns one sentence saying what was
+        done, which is also kept in the run file's log."""
+        from .procs import tree_pids
+        how = "SIGKILL" if kill else "SIGTERM"
+        if self.proc is None or self.proc.poll() is not None:
+            said = "The run is over: pid %d was not signalled." % pid
+        elif pid == self.proc.pid:
+            said = "pid %d is the program's main process: stop the run instead." % pid
+        elif pid not in tree_pids(self.proc.pid, self.proc.pid if os.name == "posix" else None):
+            said = "pid %d is not a process of this run: nothing was signalled." % pid
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL if kill and hasattr(signal, "SIGKILL") else signal.SIGTERM)
+                said = "%s sent to pid %d at the user's request." % (how, pid)
+            except OSError as e:
+                said = "Could not send %s to pid %d: %s." % (how, pid, e.strerror or e)
+        try:
+            self.writer.add_log("control", said)
+        except Exception:
+            pass
+        return said
+
     @property
     def cancelled(self):
         return self._cancel.is_set()

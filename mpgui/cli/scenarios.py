@@ -23,15 +23,20 @@ def parse_sets(items):
     return out
 
 
-def _cancel_on_stdin(run):
-    """For a GUI driving this runner: a line 'cancel' on stdin, or stdin closing (the GUI is gone),
-    cancels the run.  Works the same on every platform, unlike signals."""
+def _control_from_stdin(run):
+    """For the app driving this runner, one command per line on stdin (the same on every platform, unlike
+    signals): ``cancel``; ``kill PID`` or ``term PID`` for one process of the run's tree (the runner owns the
+    tree and refuses other pids).  Stdin closing (the app is gone) cancels the run."""
     import threading
 
     def watch():
         for line in sys.stdin:
-            if line.strip() == "cancel":
+            words = line.split()
+            if words == ["cancel"]:
                 break
+            if len(words) == 2 and words[0] in ("kill", "term") and words[1].isdigit():
+                print("mpgui: %s" % run.signal_process(int(words[1]), kill=words[0] == "kill"),
+                      file=sys.stderr, flush=True)
         run.cancel()
 
     threading.Thread(target=watch, name="mpgui-control", daemon=True).start()
@@ -47,7 +52,7 @@ def cmd_run(args):
     run.start()
     install_cancel_handlers(run)
     if args.control_stdin:
-        _cancel_on_stdin(run)
+        _control_from_stdin(run)
     bar = ProgressBar() if not args.quiet else None
     t0 = time.monotonic()
 

@@ -21,28 +21,10 @@ from .process_view import ProcessView
 from .runs_view import RunsView
 from .runsource import RunSource
 from .timeline import TimelineView
+from .viewparts import in_background
 
 REFRESH_MS = 33
 FINAL_STATES = ("done", "failed", "cancelled", "cut short", "interrupted", "error")
-
-
-class _Job(QtCore.QRunnable):
-    """Runs ``fn`` in the thread pool and reports through ``done(message)`` on the Qt thread."""
-
-    class Signals(QtCore.QObject):
-        done = QtCore.Signal(str)
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-        self.signals = _Job.Signals()
-
-    def run(self):
-        try:
-            msg = self.fn()
-        except Exception as e:
-            msg = "Export failed: %s" % e
-        self.signals.done.emit(msg)
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -79,6 +61,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cpu = CpuView()
         self.processes = ProcessView()
         self.processes.sigMessage.connect(self.status_message)
+        self.processes.sigSignal.connect(self.signal_process)
         self.objects = ObjectsView()
         self.events = EventLogView()
         self.output = QtWidgets.QPlainTextEdit()
@@ -198,6 +181,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.set_follow(True)
         self.state_label.setText("starting %s (%s)" % (scenario.name, method))
 
+    def signal_process(self, pid, kill):
+        """Kill or terminate one process of the run shown, through the runner that owns its tree."""
+        if self.source is None or not self.source.signal_process(pid, kill):
+            self.status_message("Only a run started in this window can have its processes stopped.")
+        else:
+            self.status_message("Asked the runner to %s pid %d…" % ("kill" if kill else "terminate", pid))
+
     def stop_run(self):
         if self.source is not None and self.source.controls_run:
             self.source.stop()
@@ -260,7 +250,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._shown_version = snap.version
             self.timeline.set_data(snap.timeline)
             tab = self.tabs.currentWidget()
-            self.processes.set_procs(snap.procs, src.running)
+            self.processes.set_procs(snap.procs, src.controls_run)
             self.cpu.show_run(snap)
             if tab is self.objects:
                 self.objects.set_rows(snap.contention)
@@ -308,10 +298,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status_message(("Saved %s" % path) if ok else "Could not write %s." % path)
 
     def _background(self, fn):
-        job = _Job(fn)
-        job.signals.done.connect(self.status_message)
-        self._jobs.append(job)
-        QtCore.QThreadPool.globalInstance().start(job)
+        in_background(fn, self.status_message, lambda e: self.status_message("Export failed: %s" % e), self._jobs)
 
     def export_csv(self):
         run = self._run_path()

@@ -1,7 +1,6 @@
 """The run's processes: pid, role, start method, state, CPU%, RSS, threads, start latency, exit code or
 signal; sortable; exited processes stay listed.  A live process can be killed or terminated from its context
 menu (to watch a Pool notice and recover)."""
-import psutil
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import theme
@@ -72,7 +71,11 @@ class ProcessModel(ColumnsModel):
 
 
 class ProcessView(QtWidgets.QWidget):
+    """The process table.  Killing or terminating a process is asked of the run's runner, which owns the tree
+    (``sigSignal``): the app never signals a process itself."""
+
     sigMessage = QtCore.Signal(str)
+    sigSignal = QtCore.Signal(int, bool)        # pid, kill (True: SIGKILL, False: SIGTERM)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -122,9 +125,5 @@ class ProcessView(QtWidgets.QWidget):
             self.signal_process(p.pid, kill=chosen is kill)
 
     def signal_process(self, pid, kill=True):
-        try:
-            proc = psutil.Process(pid)
-            proc.kill() if kill else proc.terminate()
-            self.sigMessage.emit("%s sent to pid %d" % ("SIGKILL" if kill else "SIGTERM", pid))
-        except psutil.Error as e:
-            self.sigMessage.emit("Could not signal pid %d: %s" % (pid, e))
+        """Ask for ``pid`` to be killed (or terminated): the main window passes it to the runner."""
+        self.sigSignal.emit(int(pid), bool(kill))

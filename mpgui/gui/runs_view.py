@@ -1,20 +1,36 @@
-"""The run history: every run with its scenario, start method, status and lesson; double-click to open."""
+"""The run history: every run with its scenario, start method, status and lesson; double-click to open.
+
+The history (SQLite) is read off the Qt thread; the table is filled when it arrives (``sigRefreshed``)."""
 import time
 
 from PySide6 import QtCore, QtWidgets
 
 from mpgui.history import RunHistory
 
+from .viewparts import in_background
+
 COLUMNS = ("Started", "Scenario", "Method", "Status", "Events", "Lesson")
+
+
+def load_runs(home, limit=200):
+    """The newest runs of the history at ``home`` (runs in a worker thread)."""
+    h = RunHistory(home, readonly=True)
+    try:
+        return h.list(limit=limit)
+    finally:
+        h.close()
 
 
 class RunsView(QtWidgets.QWidget):
     sigOpen = QtCore.Signal(str)
+    sigRefreshed = QtCore.Signal()
 
     def __init__(self, home=None, parent=None):
         super().__init__(parent)
         self.home = home
         self.runs = []
+        self._jobs = []
+        self._generation = 0
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
@@ -37,13 +53,22 @@ class RunsView(QtWidgets.QWidget):
         lay.addLayout(row)
 
     def refresh(self):
-        try:
-            h = RunHistory(self.home)
-            self.runs = h.list(limit=200)
-            h.close()
-        except Exception as e:          # an unreadable history must not take the app down
-            self.runs = []
-            self.table.setToolTip("The run history could not be read: %s" % e)
+        """Reload the history in the background; the newest request wins."""
+        self._generation += 1
+        gen = self._generation
+        in_background(lambda: load_runs(self.home), lambda runs: self._loaded(gen, runs, None),
+                      lambda e: self._loaded(gen, [], e), self._jobs)
+
+    def _loaded(self, gen, runs, error):
+        if gen != self._generation:
+            return
+        self.runs = runs
+        # an unreadable history (or none yet) must not take the app down: the table says why it is empty
+        self.table.setToolTip("" if error is None else "The run history could not be read: %s" % error)
+        self._fill()
+        self.sigRefreshed.emit()
+
+    def _fill(self):
         self.table.setRowCount(len(self.runs))
         for r, run in enumerate(self.runs):
             when = time.strftime("%m-%d %H:%M:%S", time.localtime(run["started"])) if run["started"] else ""

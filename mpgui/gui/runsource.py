@@ -104,6 +104,7 @@ class RunSource(QtCore.QObject):
         self._reader = threading.Thread(target=self._read_loop, name="mpgui-reader", daemon=True)
         self._pending_state = None
         self._lock = threading.Lock()
+        self._stderr_lines = []
         #: The latest Snapshot for the views (replaced whole by the reader thread).
         self.snapshot = None
         # State changes found by the reader thread are delivered on the Qt thread by this timer.
@@ -136,6 +137,7 @@ class RunSource(QtCore.QObject):
         env.remove("QT_QPA_PLATFORM")
         proc.setProcessEnvironment(env)
         proc.setProcessChannelMode(QtCore.QProcess.SeparateChannels)
+        proc.readyReadStandardError.connect(src._on_stderr)
         proc.finished.connect(src._on_finished)
         proc.errorOccurred.connect(src._on_error)
         src.process = proc
@@ -153,6 +155,14 @@ class RunSource(QtCore.QObject):
     def controls_run(self):
         """A run this window started and can stop (its runner is our child); a followed run is not."""
         return self.live and self.running
+
+    def signal_process(self, pid, kill=True):
+        """Ask the runner of a run this window started to kill (or terminate) one process of its tree;
+        False if there is no such runner (a saved or followed run)."""
+        if not self.controls_run or self.process is None or self.process.state() == QtCore.QProcess.NotRunning:
+            return False
+        self.process.write(("%s %d\n" % ("kill" if kill else "term", int(pid))).encode())
+        return True
 
     def stop(self):
         """Cancel a live run: the runner ends the whole tree and marks the run file cancelled."""
@@ -289,14 +299,27 @@ class RunSource(QtCore.QObject):
     def _exit_code(self):
         return self.process.exitCode() if self.process is not None else 0
 
+    def _on_stderr(self):
+        """The runner's stderr, as it comes: kept for its last word, and its ``mpgui:`` sentences (answers to
+        kill/term requests) shown while the run goes."""
+        text = bytes(self.process.readAllStandardError()).decode("utf-8", "replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        with self._lock:
+            self._stderr_lines.extend(lines)
+            del self._stderr_lines[:-200]
+        for line in lines:
+            if line.startswith("mpgui:") and self.process.state() != QtCore.QProcess.NotRunning:
+                self.sigMessage.emit(line[len("mpgui:"):].strip())
+
     def _runner_error(self):
-        if self.process is None:
-            return None
-        err = bytes(self.process.readAllStandardError()).decode("utf-8", "replace").strip()
-        lines = [line for line in err.splitlines() if line.startswith("mpgui:")]
-        return lines[-1][len("mpgui:"):].strip() if lines else (err.splitlines()[-1] if err else None)
+        """The runner's last ``mpgui:`` sentence (or its last line of stderr): safe from any thread."""
+        with self._lock:
+            lines = list(self._stderr_lines)
+        said = [line for line in lines if line.startswith("mpgui:")]
+        return said[-1][len("mpgui:"):].strip() if said else (lines[-1] if lines else None)
 
     def _on_finished(self, code, status):
+        self._on_stderr()
         err = self._runner_error()
         if err and code not in (0, 130):
             self.error = err

@@ -1,6 +1,51 @@
-"""Pieces the views share: a table model over a list of rows with fixed columns, and the layout of a view
-with a small tool bar above its content.  No logic of any view lives here."""
+"""Pieces the views share: a table model over a list of rows with fixed columns, the layout of a view with a
+small tool bar above its content, and running work off the Qt thread.  No logic of any view lives here."""
 from PySide6 import QtCore, QtWidgets
+
+
+class BackgroundJob(QtCore.QRunnable):
+    """Runs ``fn()`` in Qt's thread pool; ``sigDone(result)`` or ``sigFailed(exception)`` arrive on the Qt thread.
+    For what must not run on the Qt thread: disk (history, run files, exports) and anything slow."""
+
+    class Signals(QtCore.QObject):
+        sigDone = QtCore.Signal(object)
+        sigFailed = QtCore.Signal(object)
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.signals = BackgroundJob.Signals()
+        self.setAutoDelete(False)           # the caller keeps it until it reported
+
+    def run(self):
+        try:
+            result = self.fn()
+        except Exception as e:              # reported to the caller, who says it in one sentence
+            self.signals.sigFailed.emit(e)
+        else:
+            self.signals.sigDone.emit(result)
+
+
+def in_background(fn, on_done, on_failed, keep):
+    """Start ``fn`` off the Qt thread; ``on_done(result)`` / ``on_failed(exc)`` on the Qt thread.  ``keep``: a
+    list the job stays in until it reported (a QRunnable must outlive its run)."""
+    job = BackgroundJob(fn)
+
+    def done(result, job=job):
+        if job in keep:
+            keep.remove(job)
+        on_done(result)
+
+    def failed(exc, job=job):
+        if job in keep:
+            keep.remove(job)
+        on_failed(exc)
+
+    job.signals.sigDone.connect(done)
+    job.signals.sigFailed.connect(failed)
+    keep.append(job)
+    QtCore.QThreadPool.globalInstance().start(job)
+    return job
 
 
 class ColumnsModel(QtCore.QAbstractTableModel):

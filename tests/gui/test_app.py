@@ -61,7 +61,8 @@ def test_run_a_scenario_from_the_launcher(qtbot, window):
     # lock holds are drawn
     assert len(window.timeline.data.layers["holds"]) == 600
     # the run is in the history
-    window.runs.refresh()
+    with qtbot.waitSignal(window.runs.sigRefreshed, timeout=10_000):
+        window.runs.refresh()
     assert any(r["path"] == src.path and r["status"] == "done" for r in window.runs.runs)
 
 
