@@ -25,6 +25,39 @@ parent_process = _stdprocess.parent_process
 active_children = _stdprocess.active_children
 
 _helpers_noted = set()
+_traced_popen_classes = {}
+
+
+def _traced_popen(cls):
+    """A subclass of the stdlib's Popen class ``cls`` that records the child's exit status (PROC_REAPED) the
+    first time the parent learns it, whichever way it does: ``join()``, ``is_alive()``, ``exitcode``, or
+    ``active_children()`` reaping it behind the Process's back (as ``multiprocessing.util._exit_function``
+    does for a daemon child it just terminated).  A class, not a wrapped method, so the Popen object holds no
+    reference cycle (its finalizer closes file descriptors)."""
+    traced = _traced_popen_classes.get(cls)
+    if traced is None:
+        def poll(self, *args, **kwargs):
+            code = cls.poll(self, *args, **kwargs)
+            if code is not None:
+                _reaped(self, code)
+            return code
+
+        def wait(self, *args, **kwargs):
+            code = cls.wait(self, *args, **kwargs)
+            if code is not None:
+                _reaped(self, code)
+            return code
+
+        traced = type(cls.__name__, (cls,), {"poll": poll, "wait": wait, "__module__": cls.__module__,
+                                            "__qualname__": cls.__qualname__})
+        _traced_popen_classes[cls] = traced
+    return traced
+
+
+def _reaped(popen, code):
+    if not popen.__dict__.get("_trace_reaped") and recorder.ENABLED:
+        popen._trace_reaped = True
+        recorder.emit(Kind.PROC_REAPED, popen.__dict__.get("_trace_uid", 0), popen.pid, code)
 
 
 def note_helper_processes():
@@ -46,7 +79,6 @@ class TracedProcessMixin:
     def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None):
         super().__init__(group, target, name, args, kwargs, daemon=daemon)
         self._trace_uid = recorder.new_uid()
-        self._trace_reaped = False
         if recorder.ENABLED:
             recorder.register_object(self._trace_uid, "Process", self._name)
             recorder.emit(Kind.PROC_CREATED, self._trace_uid)
@@ -71,15 +103,9 @@ class TracedProcessMixin:
             recorder.emit_at(t1, Kind.PROC_START, uid, self.pid, StartMethod.of(self._core_start_method),
                              min((t1 - t0) // 1000, 2**31 - 1))
             note_helper_processes()
-
-    def _trace_reap(self):
-        """Record the exit status the first time the parent sees it."""
-        if self._trace_reaped or not recorder.ENABLED or self._popen is None:
-            return
-        code = self._popen.returncode
-        if code is not None:
-            self._trace_reaped = True
-            recorder.emit(Kind.PROC_REAPED, getattr(self, "_trace_uid", 0), self._popen.pid, code)
+            popen = self._popen
+            popen.__class__ = _traced_popen(type(popen))
+            popen._trace_uid = uid
 
     def terminate(self):
         if recorder.ENABLED and self._popen is not None:
@@ -99,25 +125,6 @@ class TracedProcessMixin:
         ended = self._popen.returncode is not None
         recorder.emit(Kind.PROC_JOIN, getattr(self, "_trace_uid", 0), recorder.now() - t0, int(ended),
                       int(timeout is not None and not ended))
-        self._trace_reap()
-
-    def is_alive(self):
-        alive = super().is_alive()
-        if not alive:
-            self._trace_reap()
-        return alive
-
-    @property
-    def exitcode(self):
-        code = super().exitcode
-        if code is not None:
-            self._trace_reap()
-        return code
-
-    def close(self):
-        if self._popen is not None and self._popen.poll() is not None:
-            self._trace_reap()
-        super().close()
 
     def __reduce_ex__(self, protocol):
         # Unpickled in a spawn/forkserver child: the rebuild runs before the state (the target's arguments)
