@@ -42,7 +42,8 @@ _SPAN_TEXT = {Span.LOCK_WAIT: "waiting for", Span.LOCK_HOLD: "holding", Span.CON
               Span.EVENT_WAIT: "waiting for event", Span.BARRIER_WAIT: "waiting at barrier",
               Span.QUEUE_PUT: "blocked putting into", Span.QUEUE_GET: "blocked getting from",
               Span.QUEUE_JOIN: "joining", Span.PIPE_RECV: "blocked receiving on", Span.PIPE_SEND: "blocked sending on",
-              Span.MANAGER_CALL: "manager call on", Span.PROC_JOIN: "joining process"}
+              Span.MANAGER_CALL: "manager call on", Span.PROC_JOIN: "joining process",
+              Span.INITIALIZER: "running the initializer of"}
 
 
 def fmt_s(seconds):

@@ -29,7 +29,7 @@ _OUTCOME_COLOR = {Outcome.OK: C_OK, Outcome.ERROR: C_ERROR, Outcome.TIMEOUT: C_T
 _SPAN_COLOR = {Span.LOCK_WAIT: C_WAIT, Span.COND_WAIT: C_OTHER_WAIT, Span.EVENT_WAIT: C_OTHER_WAIT,
                Span.BARRIER_WAIT: C_OTHER_WAIT, Span.QUEUE_PUT: C_IO, Span.QUEUE_GET: C_IO, Span.QUEUE_JOIN: C_IO,
                Span.PIPE_RECV: C_IO, Span.PIPE_SEND: C_IO, Span.MANAGER_CALL: C_MANAGER,
-               Span.PROC_JOIN: C_OTHER_WAIT}
+               Span.PROC_JOIN: C_OTHER_WAIT, Span.INITIALIZER: C_STARTING}
 
 
 @dataclass
