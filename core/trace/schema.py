@@ -9,6 +9,8 @@ from these declarations, so a kind cannot be half-supported: tests/core/test_sch
 Readers import this module; traced processes never do (``events`` is all they need), so declaring a kind
 costs a worker nothing.  Pure Python: no numpy, no Qt, nothing that touches the OS.
 """
+import signal
+
 from .events import IpcKind, JobMethod, Kind, Outcome, StartMethod, WorkerExit
 from .units import fmt_bytes, fmt_ns
 
@@ -92,12 +94,16 @@ class Field:
         return str(v)
 
     def export(self, v, strings):
-        """The value as exports hold it: numbers raw, flags as booleans, enums and strings as text."""
+        """The value as exports hold it: numbers raw, flags as booleans, enums, signals and strings as text
+        (signal numbers differ between platforms; their names do not)."""
         unit = self.unit
         if unit == FLAG:
             return bool(v) if v in (0, 1) else v
         if unit == STRING:
             return strings.get(v, v)
+        if unit == SIGNAL:
+            name = signal_name(v)
+            return name if name.startswith("SIG") else v
         if isinstance(unit, type):
             return unit(v).name.lower() if v in unit._value2member_map_ else v
         return v
@@ -110,6 +116,8 @@ class Field:
             return x
         if self.unit == STRING:
             return string_ids[x]
+        if self.unit == SIGNAL:
+            return int(signal.Signals[x])
         return int(self.unit[x.upper()])
 
 
@@ -375,7 +383,6 @@ def enum_text(enum_class, v):
 
 def signal_name(signum):
     """``SIGKILL``; ``signal 99`` for a number the platform does not name."""
-    import signal        # here, not at import: traced processes never read events
     try:
         return signal.Signals(signum).name
     except ValueError:

@@ -5,6 +5,7 @@ These tests run on declarations and synthetic events only (no processes).
 """
 import csv
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -133,6 +134,8 @@ def test_export_keys_carry_physical_units():
     assert schema.fields(Kind.ACQ_OK, 1500, 2, 1, {}) == {"wait_ns": 1500, "value": 2, "depth": 1}
     assert schema.fields(Kind.ACQ_OK, 1500, -1, 1, {}) == {"wait_ns": 1500, "depth": 1}
     assert schema.fields(Kind.POOL_JOB, 1, 5, 4, {}) == {"job": 1, "tasks": 5, "method": "imap_unordered"}
+    assert schema.fields(Kind.SIGNAL_SEND, int(signal.SIGUSR1), 42, 0, {}) == {"signal": "SIGUSR1", "target": 42}
+    assert schema.payload(Kind.SIGNAL_SEND, {"signal": "SIGUSR1", "target": 42}, {}) == (signal.SIGUSR1, 42, 0)
 
 
 # -- the exports, on a model fed one event of every kind ------------------------------------------------------
