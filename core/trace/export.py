@@ -179,7 +179,7 @@ def chrome_trace(model):
         obj = schema.subject_name(kind, uid, names, model.strings)
         args = {"kind": Kind(kind).name, "object": obj, "description": schema.describe(kind, a, b, c, model.strings)}
         args.update(schema.fields(kind, a, b, c, model.strings))
-        out.append({"ph": "i", "s": "t", "name": ("%s %s" % (schema.SCHEMA[kind].title, obj)).strip(),
+        out.append({"ph": "i", "s": "t", "name": ("%s %s" % (schema.title(kind), obj)).strip(),
                     "cat": "moment", "pid": pid, "tid": lanes.place(pid, 0, _MOMENTS, t, t, "process"),
                     "ts": us(t), "args": args})
 

@@ -145,11 +145,6 @@ class KindSpec:
         """The declared fields, in slot order."""
         return [f for f in self.slots if f is not None]
 
-    @property
-    def title(self):
-        """The kind as the event log names it: ``acq ok``."""
-        return self.kind.name.lower().replace("_", " ")
-
     def parts(self):
         if self._parts is None:
             self._parts = _parse(self.template, {f.name: i for i, f in enumerate(self.slots) if f is not None})
@@ -363,6 +358,11 @@ def payload(kind, exported, string_ids):
         else:
             out.append(f.unknown if f.unknown is not None else 0)
     return tuple(out)
+
+
+def title(kind):
+    """A kind as the event log names it: ``acq ok``; the number of a kind from a newer version of core."""
+    return Kind(kind).name.lower().replace("_", " ") if kind in SCHEMA else str(kind)
 
 
 def subject_name(kind, uid, names, strings):

@@ -14,12 +14,6 @@ from .viewparts import ColumnsModel, with_bar
 COLUMNS = ("Time", "PID", "Thread", "Event", "Object", "Details")
 
 
-def kind_title(kind):
-    """An event kind as the log names it (``acq ok``); the number for a kind this version does not know."""
-    spec = schema.SCHEMA.get(kind)
-    return spec.title if spec is not None else str(kind)
-
-
 class EventModel(ColumnsModel):
     COLUMNS = COLUMNS
 
@@ -50,7 +44,7 @@ class EventModel(ColumnsModel):
         if col == 2:
             return str(tid)
         if col == 3:
-            return kind_title(kind)
+            return schema.title(kind)
         if col == 4:
             return schema.subject_name(kind, uid, self.names, self.strings)
         return schema.describe(kind, a, b, c, self.strings)
@@ -129,7 +123,7 @@ class EventLogView(QtWidgets.QWidget):
         if uids != self._choices[1]:
             self._fill(self.obj_box, sorted(((u, names[u]) for u in uids), key=lambda x: x[1]), self._filters[1])
         if kinds != self._choices[2]:
-            self._fill(self.kind_box, [(k, kind_title(k)) for k in sorted(kinds)], self._filters[2])
+            self._fill(self.kind_box, [(k, schema.title(k)) for k in sorted(kinds)], self._filters[2])
         self._choices = (pids, uids, kinds)
         mask = np.ones(n, bool)
         pid, uid, kind = self._filters

@@ -490,9 +490,8 @@ class TimelineView(QtWidgets.QWidget):
         d = self.data
         kind, a, b, c = int(r["kind"]), int(r["a"]), int(r["b"]), int(r["c"])
         obj = schema.subject_name(kind, int(r["uid"]), d.names, d.strings)
-        spec = schema.SCHEMA.get(kind)
-        title = spec.title if spec is not None else str(kind)
-        lines = ["%s: %s%s" % (who, title, " " + obj if obj else ""), schema.describe(kind, a, b, c, d.strings)]
+        lines = ["%s: %s%s" % (who, schema.title(kind), " " + obj if obj else ""),
+                 schema.describe(kind, a, b, c, d.strings)]
         if int(r["by"]) != int(r["pid"]):
             by = d.procs.get(int(r["by"]))
             lines[-1] += ", by %s (pid %d)" % (by.name if by else "process", int(r["by"]))
