@@ -3,9 +3,9 @@
 Chrome trace layout:
 * ``M`` process_name / thread_name / sort-index records for every pid and every (pid, lane) used;
 * ``X`` slices for pool tasks, lock holds and waits, condition/event/barrier waits, blocked queue and pipe
-  operations, manager calls and pool workers' initializers.  Slices on one (pid, tid) must nest, so each kind of slice gets its own lanes
-  per real thread, and overlapping slices of one kind are spread over as many lanes as needed (greedy
-  interval partitioning); each lane is a synthetic tid with a readable thread name;
+  operations, manager calls and pool workers' initializers.  Slices on one (pid, tid) must nest, so each kind
+  of slice gets its own lanes per real thread, and overlapping slices of one kind are spread over as many
+  lanes as needed (greedy interval partitioning); each lane is a synthetic tid with a readable thread name;
 * ``C`` counters: semaphore values, queue depths, barrier waiting, CPU per core, per-process CPU% and RSS;
 * flow events (``s``/``f``) for "released -> next acquired by" on contended locks and for
   "dispatched -> started" on pool tasks;

@@ -475,7 +475,6 @@ class RunModel:
     def _asked_to_end(self, kind):
         """terminate() or kill(): a moment on the lane of the process asked to end, next to when it did."""
         def fn(t, uid, target, b, c, pid, tid):
-            self.proc(target)
             self.instants.append((t, target, pid, tid, kind, uid, target, b, c))
         return fn
 
@@ -711,7 +710,6 @@ class RunModel:
         """The worker's initializer ran until ``t`` (the worker's own clock reading): a span on its lane, on
         its main thread (whose native id is the pid on Linux)."""
         if duration >= MIN_BLOCKED_NS:
-            self.proc(worker)
             self._span(uid, worker, worker, Span.INITIALIZER, t - duration, t)
 
     def _worker_exit(self, t, uid, worker, code, reason, pid, tid):
