@@ -34,7 +34,7 @@ import numpy as np
 
 from .arrays import EVENT_DTYPE
 from .events import Kind, Outcome, StartMethod, WorkerExit
-from .schema import exit_text
+from .schema import enum_text, exit_text
 
 
 class Span(enum.IntEnum):
@@ -720,7 +720,7 @@ class RunModel:
         if p.end_reported == NO_TIME:
             p.end_reported = t
         if reason in WorkerExit._value2member_map_:
-            p.exit_reason = WorkerExit(reason).name.lower().replace("_", " ")
+            p.exit_reason = enum_text(WorkerExit, reason)
 
     # free-form
     def _mark(self, t, uid, label, value, _c, pid, tid):
