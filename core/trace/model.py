@@ -72,9 +72,11 @@ MESSAGE_DTYPE = np.dtype([("uid", "<u8"), ("pid", "<i4"), ("tid", "<i4"), ("kind
 INSTANT_DTYPE = np.dtype([("t", "<i8"), ("pid", "<i4"), ("by", "<i4"), ("tid", "<i4"), ("kind", "<u4"),
                           ("uid", "<u8"), ("a", "<i8"), ("b", "<i8"), ("c", "<i4")])
 
-#: Blocking shorter than this in a queue or pipe operation is not worth a span (it is in ``messages``); nor is
-#: a pool worker's initializer that took less (a pool without one still reports a few microseconds).
+#: Blocking shorter than this in a queue or pipe operation is not worth a span (it is in ``messages``).
 MIN_BLOCKED_NS = 50_000
+#: A pool worker's initializer that took less is no span: a pool without one reports the few hundred ns
+#: between two clock readings, while a real one (even a small one, under fork) takes microseconds.
+MIN_INITIALIZER_NS = 2_000
 
 NO_TIME = -1
 _OUTCOME_PENDING = -1
@@ -709,7 +711,7 @@ class RunModel:
     def _worker_init(self, t, uid, duration, worker, _c, pid, tid):
         """The worker's initializer ran until ``t`` (the worker's own clock reading): a span on its lane, on
         its main thread (whose native id is the pid on Linux)."""
-        if duration >= MIN_BLOCKED_NS:
+        if duration >= MIN_INITIALIZER_NS:
             self._span(uid, worker, worker, Span.INITIALIZER, t - duration, t)
 
     def _worker_exit(self, t, uid, worker, code, reason, pid, tid):
