@@ -322,11 +322,12 @@ class RunModel:
                 p = procs.get(pid)
                 if p is None:
                     p = self.proc(pid)
-                if p.first == NO_TIME:
+                # batches from different rings (and the monitor's samples) may arrive out of order
+                if p.first == NO_TIME or t < p.first:
                     p.first = t
-                    p.traced = True
-                if t > p.last:            # batches from different rings may arrive out of order
+                if t > p.last:
                     p.last = t
+                p.traced = True
                 p.events += 1
                 fn = dispatch.get(kind)
                 if fn is not None:
@@ -757,7 +758,7 @@ class RunModel:
                 p.ppid = pr.get("ppid", 0)
                 p.name = pr.get("name", "")
                 p.role = pr.get("role", "other")
-            if p.first == NO_TIME:
+            if p.first == NO_TIME or t < p.first:
                 p.first = t
             if pr.get("status") == "zombie":     # ended; its parent has not reaped it yet
                 p.saw_end(t)

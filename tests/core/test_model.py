@@ -113,6 +113,14 @@ def test_a_task_whose_worker_is_still_running_stays_open():
     assert task(m, 0)["end"] == NO_TIME
 
 
+def test_a_process_is_first_seen_at_its_earliest_record_whatever_arrives_first():
+    """Live, the monitor's first sample of the main process may reach the model before its first event; a
+    saved run gives the events first.  Either way the process was first seen at the earlier of the two."""
+    live = [{"samples": [sample(0.03, alive=(MAIN,))]}, {"events": events((0.5, Kind.MARK, MAIN, 0, 0, 0, 0))}]
+    for pieces in (live, merged(live)):
+        assert model_of(pieces).procs[MAIN].first == at(0.03)
+
+
 # -- a lost task never ends after its worker's death ------------------------------------------------------
 
 def killed_worker_pieces(pool_saw_it=True):
