@@ -6,7 +6,3 @@ from .events import EVENT_FIELDS, RECORD_FIELDS, RECORD_SIZE
 RECORD_DTYPE = np.dtype(RECORD_FIELDS)
 EVENT_DTYPE = np.dtype(EVENT_FIELDS)
 assert RECORD_DTYPE.itemsize == RECORD_SIZE == EVENT_DTYPE.itemsize
-
-
-def empty_events(n=0):
-    return np.empty(n, dtype=EVENT_DTYPE)

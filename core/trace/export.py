@@ -3,12 +3,17 @@
 Chrome trace layout:
 * ``M`` process_name / thread_name / sort-index records for every pid and every (pid, lane) used;
 * ``X`` slices for pool tasks, lock holds and waits, condition/event/barrier waits, blocked queue and pipe
-  operations and manager calls.  Slices on one (pid, tid) must nest, so each kind of slice gets its own lanes
-  per real thread, and overlapping slices of one kind are spread over as many lanes as needed (greedy
-  interval partitioning); each lane is a synthetic tid with a readable thread name;
+  operations, manager calls and pool workers' initializers.  Slices on one (pid, tid) must nest, so each kind
+  of slice gets its own lanes per real thread, and overlapping slices of one kind are spread over as many
+  lanes as needed (greedy interval partitioning); each lane is a synthetic tid with a readable thread name;
 * ``C`` counters: semaphore values, queue depths, barrier waiting, CPU per core, per-process CPU% and RSS;
 * flow events (``s``/``f``) for "released -> next acquired by" on contended locks and for
-  "dispatched -> started" on pool tasks.
+  "dispatched -> started" on pool tasks;
+* ``i`` instants: results used, and the model's moments (signals, shared-memory segments, notifies, requests
+  to end...) on a "moments" track of their lane, with the event's declared fields as args.
+
+CSV: one table per model table, and ``events.csv`` with every event's fields named as the schema declares them
+(a JSON object, units in the keys: ``{"wait_ns": 1200, "value": 2}``) and its description in words.
 
 Times are microseconds from the run's start.  No Qt here.
 """
@@ -18,19 +23,23 @@ import os
 
 import numpy as np
 
+from . import schema
 from .events import Kind, Outcome
 from .model import NO_TIME, Span, SpanEnd
 
 _SPAN_LABEL = {Span.LOCK_WAIT: "wait", Span.LOCK_HOLD: "hold", Span.COND_WAIT: "condition wait",
                Span.EVENT_WAIT: "event wait", Span.BARRIER_WAIT: "barrier wait", Span.QUEUE_PUT: "blocked put",
                Span.QUEUE_GET: "blocked get", Span.QUEUE_JOIN: "queue join", Span.PIPE_RECV: "blocked recv",
-               Span.PIPE_SEND: "blocked send", Span.MANAGER_CALL: "manager call", Span.PROC_JOIN: "join"}
+               Span.PIPE_SEND: "blocked send", Span.MANAGER_CALL: "manager call", Span.PROC_JOIN: "join",
+               Span.INITIALIZER: "initializer"}
 # One lane family per kind of slice; the tasks lane family is 0.
 _LANE_FAMILY = {Span.LOCK_HOLD: 1, Span.LOCK_WAIT: 2, Span.COND_WAIT: 3, Span.EVENT_WAIT: 3,
                 Span.BARRIER_WAIT: 3, Span.QUEUE_PUT: 4, Span.QUEUE_GET: 4, Span.QUEUE_JOIN: 4,
-                Span.PIPE_RECV: 5, Span.PIPE_SEND: 5, Span.MANAGER_CALL: 6, Span.PROC_JOIN: 7}
+                Span.PIPE_RECV: 5, Span.PIPE_SEND: 5, Span.MANAGER_CALL: 6, Span.PROC_JOIN: 7,
+                Span.INITIALIZER: 9}
+_MOMENTS = 10
 _FAMILY_NAME = {0: "pool tasks", 1: "lock holds", 2: "lock waits", 3: "waits", 4: "queue", 5: "pipe",
-                6: "manager calls", 7: "joins", 8: "results used"}
+                6: "manager calls", 7: "joins", 8: "results used", 9: "initializer", _MOMENTS: "moments"}
 _OUTCOME_NAME = {Outcome.OK: "ok", Outcome.ERROR: "error", Outcome.TIMEOUT: "timeout", Outcome.LOST: "lost",
                  Outcome.CANCELLED: "cancelled"}
 
@@ -162,6 +171,18 @@ def chrome_trace(model):
                 out.append({"ph": "i", "s": "t", "name": "result %d used" % index, "cat": "result",
                             "pid": caller, "tid": lanes.place(caller, 0, 8, used, used, "main"), "ts": us(used)})
 
+    # -- moments: each is one event, so its args are that event's declared fields ----------------------------
+    names = {uid: o.get("name", "") for uid, o in model.objects.items()}
+    instants = model.instants_array()
+    for r in instants[np.argsort(instants["t"], kind="stable")].tolist():   # in time order: one track each
+        t, pid, by, tid, kind, uid, a, b, c = r
+        obj = schema.subject_name(kind, uid, names, model.strings)
+        args = {"kind": Kind(kind).name, "object": obj, "description": schema.describe(kind, a, b, c, model.strings)}
+        args.update(schema.fields(kind, a, b, c, model.strings))
+        out.append({"ph": "i", "s": "t", "name": ("%s %s" % (schema.title(kind), obj)).strip(),
+                    "cat": "moment", "pid": pid, "tid": lanes.place(pid, 0, _MOMENTS, t, t, "process"),
+                    "ts": us(t), "args": args})
+
     for (pid, stid), name in lanes.names.items():
         out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": stid, "args": {"name": name}})
 
@@ -211,7 +232,7 @@ def write_chrome(model, path):
 
 
 def write_csv(model, directory, events=None):
-    """processes.csv, tasks.csv, spans.csv, messages.csv, counters.csv (and events.csv if given)."""
+    """processes.csv, tasks.csv, spans.csv, messages.csv, counters.csv, instants.csv (and events.csv if given)."""
     os.makedirs(directory, exist_ok=True)
     t0 = model.t0
     written = []
@@ -248,8 +269,20 @@ def write_csv(model, directory, events=None):
     for name, (t, v) in model.counters().items():
         rows.extend((name, rel(ti), vi) for ti, vi in zip(t.tolist(), v.tolist()))
     table("counters.csv", ["counter", "time_s", "value"], rows)
+    names = {uid: o.get("name", "") for uid, o in model.objects.items()}
+    strings = model.strings
+
+    def kind_name(kind):
+        return Kind(kind).name if kind in Kind._value2member_map_ else kind
+
+    table("instants.csv", ["time_s", "pid", "recorded_by", "kind", "object", "description"],
+          [(rel(t), pid, by, kind_name(kind), schema.subject_name(kind, uid, names, strings),
+            schema.describe(kind, a, b, c, strings))
+           for t, pid, by, tid, kind, uid, a, b, c in model.instants_array().tolist()])
     if events is not None:
-        table("events.csv", ["time_s", "pid", "tid", "kind", "object", "a", "b", "c"],
-              [(rel(r[0]), r[6], r[7], Kind(r[4]).name if r[4] in Kind._value2member_map_ else r[4],
-                model.name_of(r[1]), r[2], r[3], r[5]) for r in events.tolist()])
+        table("events.csv", ["time_s", "pid", "tid", "kind", "object", "fields", "description"],
+              [(rel(t), pid, tid, kind_name(kind), schema.subject_name(kind, uid, names, strings),
+                json.dumps(schema.fields(kind, a, b, c, strings), separators=(",", ":")),
+                schema.describe(kind, a, b, c, strings))
+               for t, uid, a, b, kind, c, pid, tid in events.tolist()])
     return written

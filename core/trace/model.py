@@ -9,11 +9,18 @@ order across processes) and keeps:
   operations, manager calls, joins) in a growable numpy table, plus the ones still open;
 * ``tasks``: pool tasks (queued, sent to a worker, started, ended, outcome, result consumed);
 * ``messages``: every put/get/send/recv with its size and time blocked;
+* ``instants``: moments worth a mark on a process's lane (signals sent and handled, shared-memory segments
+  created, attached, closed and unlinked, condition notifies, events set and cleared, barriers aborted and
+  reset, refused releases, terminate and kill requests, pools created and closed, pipes closed), each kept as
+  its event's raw payload so the schema describes it;
 * ``counters``: time series (semaphore values, queue depths, barrier waiting, CPU per core, CPU%/RSS per
   process, free-form counters);
 * ``objects`` and ``strings`` from registrations, marks, progress and log lines.
 
-Ingestion is a Python loop over ``tolist()`` rows with a dispatch table: about 1 us per event.  Arrays are
+Ingestion is a Python loop over ``tolist()`` rows with a dispatch table (``handlers``: kind -> handler): about
+1 us per event.  What each kind's payload means is declared in ``schema``; a handler's parameters are named
+after its kind's declared fields (``_x`` for a slot it ignores, ``a``/``b``/``c`` for one it keeps raw), which
+tests/core/test_schema.py checks, along with every kind being handled here or declared log-only.  Arrays are
 built on demand (``spans_array()``, ``tasks_array()``...) so views get numpy, never per-event objects.
 
 No Qt here: the GUI runs this in a worker thread.
@@ -27,6 +34,7 @@ import numpy as np
 
 from .arrays import EVENT_DTYPE
 from .events import Kind, Outcome, StartMethod, WorkerExit
+from .schema import enum_text, exit_text
 
 
 class Span(enum.IntEnum):
@@ -42,6 +50,7 @@ class Span(enum.IntEnum):
     PIPE_SEND = 10      # blocked in send (pipe full)
     MANAGER_CALL = 11
     PROC_JOIN = 12
+    INITIALIZER = 13    # a pool worker's initializer ran (on the worker's lane)
 
 
 class SpanEnd(enum.IntEnum):
@@ -58,9 +67,16 @@ TASK_DTYPE = np.dtype([("pool", "<u8"), ("job", "<i8"), ("index", "<i8"), ("work
                        ("start", "<i8"), ("end", "<i8"), ("used", "<i8")])
 MESSAGE_DTYPE = np.dtype([("uid", "<u8"), ("pid", "<i4"), ("tid", "<i4"), ("kind", "<i2"), ("t", "<i8"),
                           ("nbytes", "<i8"), ("blocked", "<i8"), ("depth", "<i8")])
+#: A moment on a lane: ``pid`` is the lane (a terminate request shows on its target's), ``by`` the process that
+#: recorded it; ``kind``, ``uid`` and ``a``/``b``/``c`` are the event's, for ``schema.describe``.
+INSTANT_DTYPE = np.dtype([("t", "<i8"), ("pid", "<i4"), ("by", "<i4"), ("tid", "<i4"), ("kind", "<u4"),
+                          ("uid", "<u8"), ("a", "<i8"), ("b", "<i8"), ("c", "<i4")])
 
 #: Blocking shorter than this in a queue or pipe operation is not worth a span (it is in ``messages``).
 MIN_BLOCKED_NS = 50_000
+#: A pool worker's initializer that took less is no span: a pool without one reports the few hundred ns
+#: between two clock readings, while a real one (even a small one, under fork) takes microseconds.
+MIN_INITIALIZER_NS = 2_000
 
 NO_TIME = -1
 _OUTCOME_PENDING = -1
@@ -191,15 +207,7 @@ class ProcInfo:
         return text or self.exit_reason
 
     def _exit_code_text(self):
-        code = self.exitcode
-        if code is None:
-            return ""
-        if code < 0:
-            try:
-                return "killed by %s" % signal.Signals(-code).name
-            except ValueError:
-                return "killed by signal %d" % -code
-        return "exit %d" % code
+        return "" if self.exitcode is None else exit_text(self.exitcode)
 
 
 @dataclass
@@ -240,6 +248,7 @@ class RunModel:
         self.jobs = {}                  # (pool, job) -> dict(method, total, submitted, done, failed)
         self.chunks = {}                # (pool, job, first) -> (size, worker pid)
         self.messages = Table(MESSAGE_DTYPE)
+        self.instants = Table(INSTANT_DTYPE)
         self.series = {}                # key -> Series (counters over time)
         self.marks = []                 # (t, pid, label, value)
         self.progress = {}              # label -> (t, done, total)
@@ -252,7 +261,8 @@ class RunModel:
         self.dropped = 0
         self._holds = defaultdict(list)     # (uid, pid, tid) -> stack of (t_acquired, depth)
         self._barrier_waiting = defaultdict(int)
-        self._dispatch = self._make_dispatch()
+        #: kind -> handler(t, uid, <the kind's fields a, b, c>, pid, tid); see the module's docstring.
+        self.handlers = self._make_handlers()
         self.version = 0
 
     # ------------------------------------------------------------------------------------------------------
@@ -305,18 +315,19 @@ class RunModel:
             self.t_first = t_lo if self.t_first is None else min(self.t_first, t_lo)
             self.t_last = t_hi if self.t_last is None else max(self.t_last, t_hi)
             self.events_seen += len(events)
-            dispatch = self._dispatch
+            dispatch = self.handlers
             procs = self.procs
             for row in events.tolist():
                 t, uid, a, b, kind, c, pid, tid = row
                 p = procs.get(pid)
                 if p is None:
                     p = self.proc(pid)
-                if p.first == NO_TIME:
+                # batches from different rings (and the monitor's samples) may arrive out of order
+                if p.first == NO_TIME or t < p.first:
                     p.first = t
-                    p.traced = True
-                if t > p.last:            # batches from different rings may arrive out of order
+                if t > p.last:
                     p.last = t
+                p.traced = True
                 p.events += 1
                 fn = dispatch.get(kind)
                 if fn is not None:
@@ -373,22 +384,22 @@ class RunModel:
             self.strings[r["id"]] = r["s"]
 
     # -- events -----------------------------------------------------------------------------------------------
-    def _make_dispatch(self):
+    def _make_handlers(self):
         K = Kind
-        return {
+        handlers = {
             K.PROC_CREATED: self._proc_created, K.PROC_START: self._proc_start, K.PROC_BOOT: self._proc_boot,
             K.PROC_EXIT: self._proc_exit, K.PROC_REAPED: self._proc_reaped, K.PROC_JOIN: self._proc_join,
+            K.PROC_TERMINATE: self._asked_to_end(K.PROC_TERMINATE), K.PROC_KILL: self._asked_to_end(K.PROC_KILL),
             K.ACQ_REQUEST: self._acq_request, K.ACQ_OK: self._acq_ok, K.ACQ_TIMEOUT: self._acq_timeout,
             K.RELEASE: self._release,
-            K.COND_WAIT: self._open(Span.COND_WAIT), K.COND_WOKEN: self._close(Span.COND_WAIT, timeout_if_b0=True),
-            K.EVENT_WAIT: self._open(Span.EVENT_WAIT),
-            K.EVENT_WAIT_END: self._close(Span.EVENT_WAIT, timeout_if_b0=True),
+            K.COND_WAIT: self._open(Span.COND_WAIT), K.COND_WOKEN: self._cond_woken,
+            K.EVENT_WAIT: self._open(Span.EVENT_WAIT), K.EVENT_WAIT_END: self._event_wait_end,
             K.BARRIER_ARRIVE: self._barrier_arrive, K.BARRIER_PASS: self._barrier_leave(SpanEnd.OK),
             K.BARRIER_BROKEN: self._barrier_leave(SpanEnd.BROKEN),
             K.QUEUE_PUT: self._queue_put, K.QUEUE_GET: self._queue_get, K.QUEUE_SEND: self._queue_send,
             K.QUEUE_FULL: self._queue_gave_up(Span.QUEUE_PUT), K.QUEUE_EMPTY: self._queue_gave_up(Span.QUEUE_GET),
             K.QUEUE_TASK_DONE: self._queue_task_done,
-            K.QUEUE_JOIN_WAIT: self._open(Span.QUEUE_JOIN), K.QUEUE_JOIN: self._close(Span.QUEUE_JOIN),
+            K.QUEUE_JOIN_WAIT: self._open(Span.QUEUE_JOIN), K.QUEUE_JOIN: self._queue_join,
             K.PIPE_SEND: self._pipe_send, K.PIPE_RECV: self._pipe_recv,
             K.IPC_SEND: self._ipc(Kind.IPC_SEND), K.IPC_RECV: self._ipc(Kind.IPC_RECV),
             K.MANAGER_CALL: self._manager_call,
@@ -396,9 +407,15 @@ class RunModel:
             K.POOL_TASK_T0: self._task_t0, K.POOL_TASK: self._task_end, K.POOL_TASK_LOST: self._task_lost,
             K.POOL_RESULT_USED: self._result_used, K.POOL_JOB_DONE: self._job_done,
             K.POOL_GROUP_T0: self._group_t0, K.POOL_GROUP: self._group_end,
-            K.POOL_WORKER_EXIT: self._worker_exit,
+            K.POOL_WORKER_INIT: self._worker_init, K.POOL_WORKER_EXIT: self._worker_exit,
             K.MARK: self._mark, K.COUNTER: self._counter, K.PROGRESS: self._progress, K.PHASE: self._phase,
         }
+        # Moments on the lane of the process that recorded them (the schema says what each one means).
+        for kind in (K.RELEASE_ERROR, K.COND_NOTIFY, K.EVENT_SET, K.EVENT_CLEAR, K.BARRIER_ABORT, K.BARRIER_RESET,
+                     K.PIPE_CLOSE, K.SHM_CREATE, K.SHM_ATTACH, K.SHM_CLOSE, K.SHM_UNLINK, K.MANAGER_START,
+                     K.SIGNAL_SEND, K.SIGNAL_RECV, K.POOL_CREATED, K.POOL_CLOSED):
+            handlers[kind] = self._instant(kind)
+        return handlers
 
     def _series(self, key, name, unit=""):
         s = self.series.get(key)
@@ -409,8 +426,13 @@ class RunModel:
     def _span(self, uid, pid, tid, kind, t0, t1, end=SpanEnd.OK, value=0):
         self.spans.append((uid, pid, tid, kind, end, t0, t1, value))
 
+    def _instant(self, kind):
+        def fn(t, uid, a, b, c, pid, tid):
+            self.instants.append((t, pid, pid, tid, kind, uid, a, b, c))
+        return fn
+
     # processes
-    def _proc_created(self, t, uid, a, b, c, pid, tid):
+    def _proc_created(self, t, uid, _a, _b, _c, pid, tid):
         child = self.proc_uids.get(uid)
         if child is not None:
             self.procs[child].created = t
@@ -418,65 +440,71 @@ class RunModel:
             self._pending_created = getattr(self, "_pending_created", {})
             self._pending_created[uid] = t
 
-    def _proc_start(self, t, uid, a, b, c, pid, tid):
-        p = self.proc(a)
+    def _proc_start(self, t, uid, child, method, took, pid, tid):
+        p = self.proc(child)
         p.started = t
-        p.start_us = c
+        p.start_us = took
         p.uid = uid
         if not p.ppid or p.ppid != pid:
             p.ppid = pid
-        self.proc_uids[uid] = a
+        self.proc_uids[uid] = child
         if not p.method:
-            p.method = StartMethod(b).name.lower() if b in StartMethod._value2member_map_ else ""
+            p.method = StartMethod(method).name.lower() if method in StartMethod._value2member_map_ else ""
         pending = getattr(self, "_pending_created", None)
         if pending and uid in pending:
             p.created = pending.pop(uid)
 
-    def _proc_boot(self, t, uid, a, b, c, pid, tid):
+    def _proc_boot(self, t, uid, _parent, _b, _c, pid, tid):
         p = self.proc(pid)
         p.booted = t
         if uid:
             self.proc_uids.setdefault(uid, pid)
 
-    def _proc_exit(self, t, uid, a, b, c, pid, tid):
+    def _proc_exit(self, t, uid, code, _b, _c, pid, tid):
         p = self.proc(pid)
         p.exit_recorded = t
         if p.exitcode is None:
-            p.exitcode = a
+            p.exitcode = code
 
-    def _proc_reaped(self, t, uid, a, b, c, pid, tid):
-        p = self.proc(a)
-        p.exitcode = b
+    def _proc_reaped(self, t, uid, child, code, _c, pid, tid):
+        p = self.proc(child)
+        p.exitcode = code
         p.saw_end(t)
 
-    def _proc_join(self, t, uid, a, b, c, pid, tid):
-        if a >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.PROC_JOIN, t - a, t, SpanEnd.TIMEOUT if c else SpanEnd.OK)
+    def _proc_join(self, t, uid, wait, _ended, timed_out, pid, tid):
+        if wait >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.PROC_JOIN, t - wait, t, SpanEnd.TIMEOUT if timed_out else SpanEnd.OK)
+
+    def _asked_to_end(self, kind):
+        """terminate() or kill(): a moment on the lane of the process asked to end, next to when it did."""
+        def fn(t, uid, target, b, c, pid, tid):
+            self.instants.append((t, target, pid, tid, kind, uid, target, b, c))
+        return fn
 
     # locks
-    def _acq_request(self, t, uid, a, b, c, pid, tid):
+    def _acq_request(self, t, uid, _timeout, _b, _c, pid, tid):
         self.open_spans[(Span.LOCK_WAIT, uid, pid, tid)] = (t, 0)
 
-    def _acq_ok(self, t, uid, a, b, c, pid, tid):
-        if a > 0:
+    def _acq_ok(self, t, uid, wait, value, depth, pid, tid):
+        if wait > 0:
             self.open_spans.pop((Span.LOCK_WAIT, uid, pid, tid), None)
-            self._span(uid, pid, tid, Span.LOCK_WAIT, t - a, t)
+            self._span(uid, pid, tid, Span.LOCK_WAIT, t - wait, t)
         stack = self._holds[(uid, pid, tid)]
-        if not stack or c <= 1:
+        if not stack or depth <= 1:
             stack.append(t)
             self.open_spans[(Span.LOCK_HOLD, uid, pid, tid, len(stack))] = (t, 0)
-        if b >= 0:
-            self._series(("value", uid), self.name_of(uid)).add(t, b)
+        if value >= 0:
+            self._series(("value", uid), self.name_of(uid)).add(t, value)
 
-    def _acq_timeout(self, t, uid, a, b, c, pid, tid):
+    def _acq_timeout(self, t, uid, wait, _b, _c, pid, tid):
         self.open_spans.pop((Span.LOCK_WAIT, uid, pid, tid), None)
-        if a > 0:
-            self._span(uid, pid, tid, Span.LOCK_WAIT, t - a, t, SpanEnd.TIMEOUT)
+        if wait > 0:
+            self._span(uid, pid, tid, Span.LOCK_WAIT, t - wait, t, SpanEnd.TIMEOUT)
 
-    def _release(self, t, uid, a, b, c, pid, tid):
-        if b >= 0:
-            self._series(("value", uid), self.name_of(uid)).add(t, b)
-        if c > 0:                     # an RLock still held at depth c
+    def _release(self, t, uid, hold, value, depth, pid, tid):
+        if value >= 0:
+            self._series(("value", uid), self.name_of(uid)).add(t, value)
+        if depth > 0:                 # an RLock still held at this depth
             return
         key = (uid, pid, tid)
         stack = self._holds.get(key)
@@ -484,85 +512,92 @@ class RunModel:
             t_acq = stack.pop()
             self.open_spans.pop((Span.LOCK_HOLD, uid, pid, tid, len(stack) + 1), None)
             self._span(uid, pid, tid, Span.LOCK_HOLD, t_acq, t)
-        elif a > 0:                   # released by the thread that acquired, but the acquire was not seen
-            self._span(uid, pid, tid, Span.LOCK_HOLD, t - a, t)
+        elif hold > 0:                # released by the thread that acquired, but the acquire was not seen
+            self._span(uid, pid, tid, Span.LOCK_HOLD, t - hold, t)
 
     # generic waits
     def _open(self, kind):
-        def fn(t, uid, a, b, c, pid, tid):
+        def fn(t, uid, _a, _b, _c, pid, tid):
             self.open_spans[(kind, uid, pid, tid)] = (t, 0)
         return fn
 
-    def _close(self, kind, timeout_if_b0=False):
-        def fn(t, uid, a, b, c, pid, tid):
-            opened = self.open_spans.pop((kind, uid, pid, tid), None)
-            t0 = opened[0] if opened else t - a
-            end = SpanEnd.TIMEOUT if (timeout_if_b0 and not b) else SpanEnd.OK
-            self._span(uid, pid, tid, kind, t0, t, end)
-        return fn
+    def _close(self, kind, uid, pid, tid, t, waited, end=SpanEnd.OK):
+        """A wait opened by ``_open`` ended at ``t`` after ``waited`` ns (its start, if the opening was not seen)."""
+        opened = self.open_spans.pop((kind, uid, pid, tid), None)
+        self._span(uid, pid, tid, kind, opened[0] if opened else t - waited, t, end)
+
+    def _cond_woken(self, t, uid, wait, notified, _c, pid, tid):
+        self._close(Span.COND_WAIT, uid, pid, tid, t, wait, SpanEnd.OK if notified else SpanEnd.TIMEOUT)
+
+    def _event_wait_end(self, t, uid, wait, flag, _c, pid, tid):
+        self._close(Span.EVENT_WAIT, uid, pid, tid, t, wait, SpanEnd.OK if flag else SpanEnd.TIMEOUT)
+
+    def _queue_join(self, t, uid, blocked, _b, _c, pid, tid):
+        self._close(Span.QUEUE_JOIN, uid, pid, tid, t, blocked)
 
     # barrier
     def _barrier_count(self, t, uid, delta):
         self._barrier_waiting[uid] = max(0, self._barrier_waiting[uid] + delta)
         self._series(("waiting", uid), self.name_of(uid) + " waiting").add(t, self._barrier_waiting[uid])
 
-    def _barrier_arrive(self, t, uid, a, b, c, pid, tid):
-        self.open_spans[(Span.BARRIER_WAIT, uid, pid, tid)] = (t, b)
+    def _barrier_arrive(self, t, uid, _parties, generation, _waiting, pid, tid):
+        self.open_spans[(Span.BARRIER_WAIT, uid, pid, tid)] = (t, generation)
         self._barrier_count(t, uid, +1)
 
     def _barrier_leave(self, end):
         """A wait at a barrier ended: passed (OK) or broken."""
-        def fn(t, uid, a, b, c, pid, tid):
+        def fn(t, uid, wait, generation, _c, pid, tid):
             opened = self.open_spans.pop((Span.BARRIER_WAIT, uid, pid, tid), None)
-            self._span(uid, pid, tid, Span.BARRIER_WAIT, opened[0] if opened else t - a, t, end, b)
+            self._span(uid, pid, tid, Span.BARRIER_WAIT, opened[0] if opened else t - wait, t, end, generation)
             self._barrier_count(t, uid, -1)
         return fn
 
     # queues, pipes, ipc, manager
-    def _queue_put(self, t, uid, a, b, c, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.QUEUE_PUT, t, -1, a, b))
-        if a >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.QUEUE_PUT, t - a, t)
-        if b >= 0:
-            self._series(("depth", uid), self.name_of(uid) + " depth").add(t, b)
+    def _queue_put(self, t, uid, blocked, depth, _c, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.QUEUE_PUT, t, -1, blocked, depth))
+        if blocked >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.QUEUE_PUT, t - blocked, t)
+        if depth >= 0:
+            self._series(("depth", uid), self.name_of(uid) + " depth").add(t, depth)
 
-    def _queue_send(self, t, uid, a, b, c, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.QUEUE_SEND, t, a, 0, -1))
+    def _queue_send(self, t, uid, size, _b, _c, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.QUEUE_SEND, t, size, 0, -1))
 
-    def _queue_get(self, t, uid, a, b, c, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.QUEUE_GET, t, b, a, c))
-        if a >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.QUEUE_GET, t - a, t)
-        if c >= 0:
-            self._series(("depth", uid), self.name_of(uid) + " depth").add(t, c)
+    def _queue_get(self, t, uid, blocked, size, depth, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.QUEUE_GET, t, size, blocked, depth))
+        if blocked >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.QUEUE_GET, t - blocked, t)
+        if depth >= 0:
+            self._series(("depth", uid), self.name_of(uid) + " depth").add(t, depth)
 
     def _queue_gave_up(self, kind):
-        def fn(t, uid, a, b, c, pid, tid):
-            if a >= MIN_BLOCKED_NS:
-                self._span(uid, pid, tid, kind, t - a, t, SpanEnd.TIMEOUT)
+        def fn(t, uid, blocked, _b, _c, pid, tid):
+            if blocked >= MIN_BLOCKED_NS:
+                self._span(uid, pid, tid, kind, t - blocked, t, SpanEnd.TIMEOUT)
         return fn
 
-    def _queue_task_done(self, t, uid, a, b, c, pid, tid):
-        if a >= 0:
-            self._series(("unfinished", uid), self.name_of(uid) + " unfinished").add(t, a)
+    def _queue_task_done(self, t, uid, unfinished, _b, _c, pid, tid):
+        if unfinished >= 0:
+            self._series(("unfinished", uid), self.name_of(uid) + " unfinished").add(t, unfinished)
 
-    def _pipe_send(self, t, uid, a, b, c, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.PIPE_SEND, t, a, b, -1))
-        if b >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.PIPE_SEND, t - b, t, SpanEnd.OK, a)
+    def _pipe_send(self, t, uid, size, blocked, _c, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.PIPE_SEND, t, size, blocked, -1))
+        if blocked >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.PIPE_SEND, t - blocked, t, SpanEnd.OK, size)
 
-    def _pipe_recv(self, t, uid, a, b, c, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.PIPE_RECV, t, a, b, -1))
-        if b >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.PIPE_RECV, t - b, t, SpanEnd.OK, a)
+    def _pipe_recv(self, t, uid, size, blocked, _c, pid, tid):
+        self.messages.append((uid, pid, tid, Kind.PIPE_RECV, t, size, blocked, -1))
+        if blocked >= MIN_BLOCKED_NS:
+            self._span(uid, pid, tid, Span.PIPE_RECV, t - blocked, t, SpanEnd.OK, size)
 
     def _ipc(self, kind):
-        def fn(t, uid, a, b, c, pid, tid):
-            self.messages.append((uid, pid, tid, kind, t, a, 0, b))
+        def fn(t, uid, size, channel, _c, pid, tid):
+            self.messages.append((uid, pid, tid, kind, t, size, 0, channel))
         return fn
 
-    def _manager_call(self, t, uid, a, b, c, pid, tid):
-        self._span(uid, pid, tid, Span.MANAGER_CALL, t - a, t, SpanEnd.BROKEN if c else SpanEnd.OK, b)
+    def _manager_call(self, t, uid, duration, method, raised, pid, tid):
+        self._span(uid, pid, tid, Span.MANAGER_CALL, t - duration, t, SpanEnd.BROKEN if raised else SpanEnd.OK,
+                   method)
 
     # pool: tasks live in a numpy table; these handlers fill in their columns as the events arrive
     def _task(self, pool, job, index):
@@ -581,34 +616,34 @@ class RunModel:
             a[name][i] = value
         self.tasks.version += 1
 
-    def _pool_job(self, t, uid, a, b, c, pid, tid):
-        self.jobs[(uid, a)] = {"method": c, "total": b, "submitted": t, "done": 0, "failed": 0, "ended": NO_TIME,
-                               "pid": pid}
+    def _pool_job(self, t, uid, job, tasks, method, pid, tid):
+        self.jobs[(uid, job)] = {"method": method, "total": tasks, "submitted": t, "done": 0, "failed": 0,
+                                 "ended": NO_TIME, "pid": pid}
 
-    def _chunk_queued(self, t, uid, a, b, c, pid, tid):
-        for i in range(b, b + max(c, 1)):
-            self._set_task(self._task(uid, a, i), queued=t)
-        self.chunks[(uid, a, b)] = (max(c, 1), 0)
+    def _chunk_queued(self, t, uid, job, first, size, pid, tid):
+        for i in range(first, first + max(size, 1)):
+            self._set_task(self._task(uid, job, i), queued=t)
+        self.chunks[(uid, job, first)] = (max(size, 1), 0)
 
-    def _chunk_sent(self, t, uid, a, b, c, pid, tid):
-        size, _ = self.chunks.get((uid, a, b), (1, 0))
-        self.chunks[(uid, a, b)] = (size, c)
-        for i in range(b, b + size):
-            self._set_task(self._task(uid, a, i), sent=t, worker=c)
+    def _chunk_sent(self, t, uid, job, first, worker, pid, tid):
+        size, _ = self.chunks.get((uid, job, first), (1, 0))
+        self.chunks[(uid, job, first)] = (size, worker)
+        for i in range(first, first + size):
+            self._set_task(self._task(uid, job, i), sent=t, worker=worker)
 
-    def _task_t0(self, t, uid, a, b, c, pid, tid):
-        self._set_task(self._task(uid, a, b), start=t, worker=pid)
+    def _task_t0(self, t, uid, job, index, _c, pid, tid):
+        self._set_task(self._task(uid, job, index), start=t, worker=pid)
 
-    def _task_end(self, t, uid, a, b, c, pid, tid):
-        i = self._task(uid, a, b)
+    def _task_end(self, t, uid, job, index, outcome, pid, tid):
+        i = self._task(uid, job, index)
         row = self.tasks._a[i]
         if row["outcome"] in _PARENT_VERDICTS:
             # The pool failed it first (this record was read late): the worker finished it but its result
             # never arrived.  The worker's time is the exact end; the verdict stands.
             self._set_task(i, end=t, worker=pid)
             return
-        self._set_task(i, end=t, worker=pid, outcome=c)
-        self._count_end(uid, a, c)
+        self._set_task(i, end=t, worker=pid, outcome=outcome)
+        self._count_end(uid, job, outcome)
 
     def _count_end(self, pool, job, outcome):
         j = self.jobs.get((pool, job))
@@ -617,85 +652,91 @@ class RunModel:
             if outcome != Outcome.OK:
                 j["failed"] += 1
 
-    def _group_t0(self, t, uid, a, b, c, pid, tid):
-        self._groups[(uid, a, b)] = t
-        rows = [self._task(uid, a, i) for i in range(b, b + c)]
+    def _group_t0(self, t, uid, job, first, count, pid, tid):
+        self._groups[(uid, job, first)] = t
+        rows = [self._task(uid, job, i) for i in range(first, first + count)]
         tab = self.tasks._a
         pending = [r for r in rows if tab["start"][r] == NO_TIME]
         tab["start"][pending] = t
         tab["worker"][pending] = pid
         self.tasks.version += 1
 
-    def _group_end(self, t, uid, a, b, c, pid, tid):
+    def _group_end(self, t, uid, job, first, count, pid, tid):
         """A group of tasks too short to record one by one: each gets an equal share of the group's time."""
-        t0 = self._groups.pop((uid, a, b), t)
-        rows = np.array([self._task(uid, a, i) for i in range(b, b + c)], dtype=np.int64)
+        t0 = self._groups.pop((uid, job, first), t)
+        rows = np.array([self._task(uid, job, i) for i in range(first, first + count)], dtype=np.int64)
         tab = self.tasks._a
         open_ = rows[tab["end"][rows] == NO_TIME]           # failures were recorded alone, and keep theirs
         k = np.arange(len(rows))[np.isin(rows, open_)]
-        step = (t - t0) / max(c, 1)
+        step = (t - t0) / max(count, 1)
         tab["start"][open_] = t0 + (k * step).astype(np.int64)
         tab["end"][open_] = t0 + ((k + 1) * step).astype(np.int64)
         tab["worker"][open_] = pid
         tab["outcome"][open_] = Outcome.OK
-        j = self.jobs.get((uid, a))
+        j = self.jobs.get((uid, job))
         if j is not None:
             j["done"] += len(open_)
         self.tasks.version += 1
 
-    def _task_lost(self, t, uid, a, b, c, pid, tid):
+    def _task_lost(self, t, uid, job, index, outcome, pid, tid):
         """The pool failed a task without its worker's answer.  ``t`` is when the pool noticed; a task its
         worker had finished (result not yet sent) keeps the worker's end, and ``tasks_array`` ends any other
         no later than its worker did."""
-        i = self._task(uid, a, b)
+        i = self._task(uid, job, index)
         row = self.tasks._a[i]
         if row["end"] != NO_TIME:
             if row["outcome"] == Outcome.OK:
-                j = self.jobs.get((uid, a))
+                j = self.jobs.get((uid, job))
                 if j is not None:
                     j["failed"] += 1
-            self._set_task(i, outcome=c)
+            self._set_task(i, outcome=outcome)
             return
         start = row["start"] if row["start"] != NO_TIME else (row["sent"] if row["sent"] != NO_TIME else t)
-        self._set_task(i, end=t, outcome=c, start=start)
-        self._count_end(uid, a, c)
+        self._set_task(i, end=t, outcome=outcome, start=start)
+        self._count_end(uid, job, outcome)
 
-    def _result_used(self, t, uid, a, b, c, pid, tid):
-        if b >= 0:
-            self._set_task(self._task(uid, a, b), used=t)
+    def _result_used(self, t, uid, job, index, _c, pid, tid):
+        if index >= 0:
+            self._set_task(self._task(uid, job, index), used=t)
             return
         tab = self.tasks.view()
-        sel = (tab["pool"] == uid) & (tab["job"] == a) & (tab["used"] == NO_TIME)
+        sel = (tab["pool"] == uid) & (tab["job"] == job) & (tab["used"] == NO_TIME)
         tab["used"][sel] = t
         self.tasks.version += 1
 
-    def _job_done(self, t, uid, a, b, c, pid, tid):
-        j = self.jobs.get((uid, a))
+    def _job_done(self, t, uid, job, _b, _failed, pid, tid):
+        j = self.jobs.get((uid, job))
         if j is not None:
             j["ended"] = t
 
-    def _worker_exit(self, t, uid, a, b, c, pid, tid):
-        p = self.proc(a)
+    def _worker_init(self, t, uid, duration, worker, _c, pid, tid):
+        """The worker's initializer ran until ``t`` (the worker's own clock reading): a span on its lane, on
+        its main thread (whose native id is the pid on Linux)."""
+        if duration >= MIN_INITIALIZER_NS:
+            self._span(uid, worker, worker, Span.INITIALIZER, t - duration, t)
+
+    def _worker_exit(self, t, uid, worker, code, reason, pid, tid):
+        p = self.proc(worker)
         if p.exitcode is None:
-            p.exitcode = b
+            p.exitcode = code
         p.saw_end(t)
         if p.end_reported == NO_TIME:
             p.end_reported = t
-        if c in WorkerExit._value2member_map_:
-            p.exit_reason = WorkerExit(c).name.lower().replace("_", " ")
+        if reason in WorkerExit._value2member_map_:
+            p.exit_reason = enum_text(WorkerExit, reason)
 
     # free-form
-    def _mark(self, t, uid, a, b, c, pid, tid):
-        self.marks.append((t, pid, self.strings.get(a, str(a)), b))
+    def _mark(self, t, uid, label, value, _c, pid, tid):
+        self.marks.append((t, pid, self.strings.get(label, str(label)), value))
 
-    def _phase(self, t, uid, a, b, c, pid, tid):
-        self.marks.append((t, pid, self.strings.get(a, str(a)), None))
+    def _phase(self, t, uid, label, _b, _c, pid, tid):
+        self.marks.append((t, pid, self.strings.get(label, str(label)), None))
 
-    def _counter(self, t, uid, a, b, c, pid, tid):
-        self._series(("counter", b), self.strings.get(b, "counter %d" % b)).add(t, a)
+    def _counter(self, t, uid, value, name, _c, pid, tid):
+        self._series(("counter", name), self.strings.get(name, "counter %d" % name)).add(t, value)
 
-    def _progress(self, t, uid, a, b, c, pid, tid):
-        self.progress[self.strings.get(uid, "progress")] = (t, a, b)
+    def _progress(self, t, uid, done, total, _c, pid, tid):
+        self.progress[self.strings.get(uid, "progress")] = (t, done, total)
 
     # samples from the resource monitor
     def _sample(self, t, s):
@@ -717,7 +758,7 @@ class RunModel:
                 p.ppid = pr.get("ppid", 0)
                 p.name = pr.get("name", "")
                 p.role = pr.get("role", "other")
-            if p.first == NO_TIME:
+            if p.first == NO_TIME or t < p.first:
                 p.first = t
             if pr.get("status") == "zombie":     # ended; its parent has not reaped it yet
                 p.saw_end(t)
@@ -786,6 +827,10 @@ class RunModel:
     def messages_array(self):
         return self.messages.view().copy()
 
+    def instants_array(self):
+        """The moments on the lanes (a copy), in the order they were ingested."""
+        return self.instants.view().copy()
+
     def processes_table(self):
         """Processes sorted main first, then by role and creation."""
         order = {"main": 0, "manager": 2, "worker": 3, "process": 4, "forkserver": 5, "resource tracker": 6}
@@ -836,4 +881,5 @@ class RunModel:
     def summary(self):
         return {"processes": len(self.procs), "events": self.events_seen, "dropped": self.dropped,
                 "tasks": len(self.tasks), "spans": len(self.spans), "messages": len(self.messages),
+                "instants": len(self.instants),
                 "duration_s": ((self.t_last or 0) - self.t0) / 1e9 if self.t_last else 0.0}

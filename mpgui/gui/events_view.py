@@ -1,85 +1,17 @@
 """The event log: every recorded event, filterable by process, object and kind.
 
 A virtual table over the model's event array (a million rows cost nothing until they are scrolled to);
-filters are numpy masks, recomputed when the filters or the data change.
+filters are numpy masks, recomputed when the filters or the data change.  Each event reads in words from its
+kind's declaration in ``core.trace.schema``: its object, and its payload through the kind's template.
 """
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from core.trace.events import Kind, Outcome, StartMethod
+from core.trace import schema
 
 from .viewparts import ColumnsModel, with_bar
 
 COLUMNS = ("Time", "PID", "Thread", "Event", "Object", "Details")
-
-
-def _ms(ns):
-    return "%.3f ms" % (ns / 1e6)
-
-
-def describe(kind, a, b, c, strings):
-    """A short human description of an event's payload."""
-    K = Kind
-    if kind in (K.ACQ_OK,):
-        return "waited %s" % _ms(a) + ("" if b < 0 else ", value now %d" % b) + ("" if c <= 1 else ", depth %d" % c)
-    if kind == K.RELEASE:
-        return ("held %s" % _ms(a) if a >= 0 else "released") + ("" if b < 0 else ", value now %d" % b)
-    if kind == K.ACQ_TIMEOUT:
-        return "gave up after %s" % _ms(a)
-    if kind == K.ACQ_REQUEST:
-        return "must wait" + ("" if a < 0 else " (timeout %s)" % _ms(a))
-    if kind in (K.QUEUE_PUT,):
-        return "blocked %s" % _ms(a) + (", depth %d" % b if b >= 0 else "")
-    if kind == K.QUEUE_GET:
-        return "blocked %s, %d bytes" % (_ms(a), b) + (", depth %d" % c if c >= 0 else "")
-    if kind == K.QUEUE_SEND:
-        return "%d bytes written by the feeder thread" % a
-    if kind in (K.PIPE_SEND, K.PIPE_RECV):
-        return "%d bytes, %s" % (a, _ms(b))
-    if kind in (K.IPC_SEND, K.IPC_RECV):
-        return "%d bytes" % a
-    if kind == K.PROC_START:
-        return "child pid %d, %s, start() took %.1f ms" % (a, StartMethod(b).name.lower() if b in
-                                                           StartMethod._value2member_map_ else "?", c / 1000)
-    if kind in (K.PROC_REAPED,):
-        return "pid %d ended: %d" % (a, b)
-    if kind == K.PROC_EXIT:
-        return "exit code %d" % a
-    if kind == K.PROC_BOOT:
-        return "first instruction (parent pid %d)" % a
-    if kind == K.PROC_JOIN:
-        return "waited %s%s" % (_ms(a), "" if b else " (still running)")
-    if kind in (K.PROC_TERMINATE, K.PROC_KILL):
-        return "pid %d" % a
-    if kind == K.MANAGER_CALL:
-        return "%s() %s%s" % (strings.get(b, "?"), _ms(a), " raised" if c else "")
-    if kind in (K.POOL_TASK, K.POOL_TASK_LOST):
-        return "job %d task %d: %s" % (a, b, Outcome(c).name.lower() if c in Outcome._value2member_map_ else c)
-    if kind == K.POOL_TASK_T0:
-        return "job %d task %d started" % (a, b)
-    if kind in (K.POOL_CHUNK_QUEUED,):
-        return "job %d tasks %d..%d queued" % (a, b, b + max(c, 1) - 1)
-    if kind == K.POOL_CHUNK_SENT:
-        return "job %d chunk from task %d sent to pid %d" % (a, b, c)
-    if kind == K.POOL_RESULT_USED:
-        return "job %d %s used" % (a, "all results" if b < 0 else "task %d result" % b)
-    if kind in (K.BARRIER_ARRIVE,):
-        return "generation %d, arrival %d of %d" % (b, c + 1, a)
-    if kind == K.BARRIER_PASS:
-        return "waited %s, generation %d, index %d" % (_ms(a), b, c)
-    if kind in (K.COND_WOKEN, K.EVENT_WAIT_END):
-        return "after %s: %s" % (_ms(a), "yes" if b else "timed out")
-    if kind in (K.MARK, K.PHASE):
-        return strings.get(a, "")
-    if kind == K.PROGRESS:
-        return "%d / %d" % (a, b)
-    if kind == K.COUNTER:
-        return "%s = %d" % (strings.get(b, "?"), a)
-    if kind in (K.SIGNAL_SEND,):
-        return "signal %d to pid %d" % (a, b)
-    if kind == K.SIGNAL_RECV:
-        return "signal %d" % a
-    return "a=%d b=%d c=%d" % (a, b, c) if (a or b or c) else ""
 
 
 class EventModel(ColumnsModel):
@@ -112,10 +44,10 @@ class EventModel(ColumnsModel):
         if col == 2:
             return str(tid)
         if col == 3:
-            return Kind(kind).name.lower().replace("_", " ") if kind in Kind._value2member_map_ else str(kind)
+            return schema.title(kind)
         if col == 4:
-            return self.names.get(uid, "") if uid else ""
-        return describe(kind, a, b, c, self.strings)
+            return schema.subject_name(kind, uid, self.names, self.strings)
+        return schema.describe(kind, a, b, c, self.strings)
 
 
 class EventLogView(QtWidgets.QWidget):
@@ -191,8 +123,7 @@ class EventLogView(QtWidgets.QWidget):
         if uids != self._choices[1]:
             self._fill(self.obj_box, sorted(((u, names[u]) for u in uids), key=lambda x: x[1]), self._filters[1])
         if kinds != self._choices[2]:
-            self._fill(self.kind_box, [(k, Kind(k).name.lower().replace("_", " ")) for k in sorted(kinds)
-                                       if k in Kind._value2member_map_], self._filters[2])
+            self._fill(self.kind_box, [(k, schema.title(k)) for k in sorted(kinds)], self._filters[2])
         self._choices = (pids, uids, kinds)
         mask = np.ones(n, bool)
         pid, uid, kind = self._filters

@@ -18,6 +18,8 @@ MANAGER_CALL = "#d07cc0"
 LIFETIME = "#e9edf3"
 STARTING = "#f7d9b5"
 RESULT_USED = "#20252d"
+MOMENT = "#16808c"              # an instant on a lane: a notify, a segment created, a pool closed...
+SIGNAL_MOMENT = "#c2185b"       # a signal sent or handled, a terminate or kill request
 SELECTION = "#ff5a1f"
 
 LANE_TEXT = "#2b3440"

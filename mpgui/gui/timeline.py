@@ -1,5 +1,6 @@
 """The timeline: one lane per process, pool tasks coloured by outcome, lock waits and holds, process lifetimes
-with their start latency, results consumed by the main process; zoom and pan with the mouse.
+with their start latency, results consumed by the main process, and moments (signals, shared-memory segments,
+notifies, requests to end...) as ticks; zoom and pan with the mouse.
 
 Drawing follows pyqtgraph's fast path (BarGraphItem): one ``drawRects`` call per colour with the rectangles in
 a numpy-backed array, no pen.  Each frame draws only what is visible, and bars narrower than a pixel are
@@ -13,22 +14,28 @@ import pyqtgraph as pg
 from pyqtgraph.Qt import internals
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.trace import schema
 from core.trace.events import Outcome
 from core.trace.model import NO_TIME, Span, SpanEnd
+from core.trace.units import fmt_s
 
 from . import theme
-from .timeline_data import (C_ERROR, C_HOLD, C_IO, C_LIFE, C_LOST, C_MANAGER, C_OK, C_OTHER_WAIT, C_RUNNING,
-                            C_STARTING, C_TIMEOUT, C_USED, C_WAIT)
+from .timeline_data import (C_ERROR, C_HOLD, C_IO, C_LIFE, C_LOST, C_MANAGER, C_MOMENT, C_OK, C_OTHER_WAIT,
+                            C_RUNNING, C_SIGNAL, C_STARTING, C_TIMEOUT, C_USED, C_WAIT, COLOR_KEYS)
 
 PALETTE = {C_LIFE: theme.LIFETIME, C_STARTING: theme.STARTING, C_RUNNING: theme.TASK_RUNNING, C_OK: theme.TASK_OK,
            C_ERROR: theme.TASK_ERROR, C_TIMEOUT: theme.TASK_TIMEOUT, C_LOST: theme.TASK_LOST, C_HOLD: theme.LOCK_HOLD,
            C_WAIT: theme.LOCK_WAIT, C_OTHER_WAIT: theme.OTHER_WAIT, C_IO: theme.BLOCKED_IO,
-           C_MANAGER: theme.MANAGER_CALL, C_USED: theme.RESULT_USED}
+           C_MANAGER: theme.MANAGER_CALL, C_USED: theme.RESULT_USED, C_MOMENT: theme.MOMENT,
+           C_SIGNAL: theme.SIGNAL_MOMENT}
+assert len(PALETTE) <= COLOR_KEYS      # sub-pixel bars are merged per lane, colour key and pixel column
 
 # Where each layer sits inside a lane of height 1 (lane i spans y = i .. i+1, drawn top-down).
 LAYOUT = (("life", 0.04, 0.92), ("starting", 0.04, 0.92), ("tasks", 0.14, 0.50), ("waits", 0.66, 0.13),
-          ("holds", 0.80, 0.13), ("used", 0.10, 0.58))
-HIT_ORDER = ("used", "tasks", "holds", "waits", "starting", "life")
+          ("holds", 0.80, 0.13), ("used", 0.10, 0.58), ("moments", 0.02, 0.40))
+HIT_ORDER = ("moments", "used", "tasks", "holds", "waits", "starting", "life")
+#: Layers of zero-length bars, drawn as ticks this many pixels wide.
+TICK_PX = {"used": 2, "moments": 3}
 #: Bars wider than this many pixels get an outline, so neighbours stay apart.
 OUTLINE_MIN_PX = 5
 #: Task bars wider than this get their index written inside.
@@ -42,15 +49,8 @@ _SPAN_TEXT = {Span.LOCK_WAIT: "waiting for", Span.LOCK_HOLD: "holding", Span.CON
               Span.EVENT_WAIT: "waiting for event", Span.BARRIER_WAIT: "waiting at barrier",
               Span.QUEUE_PUT: "blocked putting into", Span.QUEUE_GET: "blocked getting from",
               Span.QUEUE_JOIN: "joining", Span.PIPE_RECV: "blocked receiving on", Span.PIPE_SEND: "blocked sending on",
-              Span.MANAGER_CALL: "manager call on", Span.PROC_JOIN: "joining process"}
-
-
-def fmt_s(seconds):
-    if seconds >= 1:
-        return "%.3f s" % seconds
-    if seconds >= 1e-3:
-        return "%.2f ms" % (seconds * 1e3)
-    return "%.0f µs" % (seconds * 1e6)
+              Span.MANAGER_CALL: "manager call on", Span.PROC_JOIN: "joining process",
+              Span.INITIALIZER: "running the initializer of"}
 
 
 class LaneAxis(pg.AxisItem):
@@ -172,8 +172,8 @@ class TimelineItem(pg.GraphicsObject):
             # Merge what shares a lane, a colour and a pixel column: at most lanes x width x colours rects.
             ncols = int((vx1 - vx0) / pw) + 8
             col = np.clip(np.floor((x0[narrow] - vx0) / pw).astype(np.int64) + 2, 0, ncols - 1)
-            key = (lanes[narrow] * 16 + color[narrow]) * ncols + col
-            space = (int(lanes.max()) + 1) * 16 * ncols
+            key = (lanes[narrow] * COLOR_KEYS + color[narrow]) * ncols + col
+            space = (int(lanes.max()) + 1) * COLOR_KEYS * ncols
             if space <= 8_000_000:          # a bitmap of occupied cells: linear time, no sort
                 cells = np.zeros(space, bool)
                 cells[key] = True
@@ -183,11 +183,11 @@ class TimelineItem(pg.GraphicsObject):
             lane_col = uniq // ncols
             r = np.empty((len(uniq), 4))
             r[:, 0] = vx0 + (uniq % ncols - 2) * pw
-            r[:, 1] = lane_col // 16 + y_off
-            r[:, 2] = pw * (2 if layer == "used" else 1)
+            r[:, 1] = lane_col // COLOR_KEYS + y_off
+            r[:, 2] = pw * TICK_PX.get(layer, 1)
             r[:, 3] = height
             out_rects.append(r)
-            out_colors.append((lane_col % 16).astype(np.int8))
+            out_colors.append((lane_col % COLOR_KEYS).astype(np.int8))
             out_refs.append(np.full(len(uniq), -1, np.int64))     # merged cells stand for several bars
             out_wide.append(np.zeros(len(r), bool))
         return (np.concatenate(out_rects), np.concatenate(out_colors), np.concatenate(out_refs),
@@ -314,7 +314,8 @@ class TimelineView(QtWidgets.QWidget):
                             ("timed out", theme.TASK_TIMEOUT), ("lost", theme.TASK_LOST),
                             ("lock wait", theme.LOCK_WAIT), ("lock hold", theme.LOCK_HOLD),
                             ("other wait", theme.OTHER_WAIT), ("blocked I/O", theme.BLOCKED_IO),
-                            ("starting", theme.STARTING), ("result used", theme.RESULT_USED)):
+                            ("starting", theme.STARTING), ("result used", theme.RESULT_USED),
+                            ("moment", theme.MOMENT), ("signal, kill", theme.SIGNAL_MOMENT)):
             sw = QtWidgets.QLabel()
             sw.setFixedSize(10, 10)
             sw.setStyleSheet("background: %s; border-radius: 2px;" % color)
@@ -464,6 +465,8 @@ class TimelineView(QtWidgets.QWidget):
         if layer == "used":
             t = d.tasks[ref]
             return "Result of task %d used by %s at %s" % (t["index"], who, fmt_s(x0))
+        if layer == "moments":
+            return self._describe_moment(d.instants[ref], who, x0)
         if layer in ("holds", "waits"):
             s = d.spans[ref]
             kind = Span(int(s["kind"]))
@@ -481,3 +484,16 @@ class TimelineView(QtWidgets.QWidget):
             return who
         status = proc.exit_text() or proc.state
         return "%s — %s, %s\nalive %s to %s (%s)" % (who, proc.role, status, fmt_s(x0), fmt_s(x1), fmt_s(x1 - x0))
+
+    def _describe_moment(self, r, who, x):
+        """A moment in words, from its kind's declaration: ``worker (pid 7): signal recv chan — handled SIGUSR1``."""
+        d = self.data
+        kind, a, b, c = int(r["kind"]), int(r["a"]), int(r["b"]), int(r["c"])
+        obj = schema.subject_name(kind, int(r["uid"]), d.names, d.strings)
+        lines = ["%s: %s%s" % (who, schema.title(kind), " " + obj if obj else ""),
+                 schema.describe(kind, a, b, c, d.strings)]
+        if int(r["by"]) != int(r["pid"]):
+            by = d.procs.get(int(r["by"]))
+            lines[-1] += ", by %s (pid %d)" % (by.name if by else "process", int(r["by"]))
+        lines.append("at %s" % fmt_s(x))
+        return "\n".join(lines)

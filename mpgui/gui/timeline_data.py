@@ -7,29 +7,34 @@
 * ``layers``: name -> ``Bars`` (pid, x0, x1 in seconds from the run's start, a colour key, and ``ref``, the
   row in the source table, for tooltips).  Layers: ``life`` (process lifetime), ``starting`` (start() called
   to first instruction), ``tasks`` (pool tasks by outcome; running ones end at ``now``), ``waits`` (lock waits
-  and other blocking), ``holds`` (lock holds), ``used`` (results consumed by the caller);
+  and other blocking), ``holds`` (lock holds), ``used`` (results consumed by the caller), ``moments`` (the
+  model's instants: signals, shared-memory segments, notifies, requests to end..., drawn as ticks);
 * ``marks``: scenario phases (x, label).
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.trace.events import Outcome
+from core.trace.events import Kind, Outcome
 from core.trace.model import NO_TIME, Span
 
 ROLE_ORDER = {"main": 0, "manager": 1, "worker": 2, "process": 3, "other": 4, "forkserver": 5,
               "resource tracker": 6}
 
-# colour keys (see TimelineItem's palette)
+# colour keys (see TimelineItem's palette; fewer than COLOR_KEYS of them)
 C_LIFE, C_STARTING, C_RUNNING, C_OK, C_ERROR, C_TIMEOUT, C_LOST, C_HOLD, C_WAIT, C_OTHER_WAIT, C_IO, \
-    C_MANAGER, C_USED = range(13)
+    C_MANAGER, C_USED, C_MOMENT, C_SIGNAL = range(15)
+COLOR_KEYS = 16
 
 _OUTCOME_COLOR = {Outcome.OK: C_OK, Outcome.ERROR: C_ERROR, Outcome.TIMEOUT: C_TIMEOUT, Outcome.LOST: C_LOST,
                   Outcome.CANCELLED: C_LOST}
 _SPAN_COLOR = {Span.LOCK_WAIT: C_WAIT, Span.COND_WAIT: C_OTHER_WAIT, Span.EVENT_WAIT: C_OTHER_WAIT,
                Span.BARRIER_WAIT: C_OTHER_WAIT, Span.QUEUE_PUT: C_IO, Span.QUEUE_GET: C_IO, Span.QUEUE_JOIN: C_IO,
                Span.PIPE_RECV: C_IO, Span.PIPE_SEND: C_IO, Span.MANAGER_CALL: C_MANAGER,
-               Span.PROC_JOIN: C_OTHER_WAIT}
+               Span.PROC_JOIN: C_OTHER_WAIT, Span.INITIALIZER: C_STARTING}
+#: Moments that interrupt a process (a signal, a request to end) stand out from the others.
+_MOMENT_COLOR = {Kind.SIGNAL_SEND: C_SIGNAL, Kind.SIGNAL_RECV: C_SIGNAL, Kind.PROC_TERMINATE: C_SIGNAL,
+                 Kind.PROC_KILL: C_SIGNAL}
 
 
 @dataclass
@@ -68,6 +73,7 @@ class TimelineData:
     strings: dict = field(default_factory=dict)
     procs: dict = field(default_factory=dict)
     version: int = 0
+    instants: np.ndarray = None     # the model's instants (for tooltips)
 
     def lane_pids(self):
         return np.array([l.pid for l in self.lanes], dtype=np.int64)
@@ -96,6 +102,7 @@ def build(model):
         lanes = [Lane(p.pid, lane_label(p), p.role, p.state) for p in lane_order(procs)]
         tasks = model.tasks_array()
         spans = model.spans_array(include_open=True, now=t_last)
+        instants = model.instants_array()
         jobs = {k: v.get("pid", 0) for k, v in model.jobs.items()}
         marks = [((t - t0) / 1e9, label) for t, pid, label, value in model.marks if value is None]
         names = {uid: o.get("name", "") for uid, o in model.objects.items()}
@@ -159,4 +166,11 @@ def build(model):
     else:
         layers["holds"] = Bars.empty()
         layers["waits"] = Bars.empty()
-    return TimelineData(lanes, layers, marks, now, tasks, spans, names, strings, pinfo, version)
+
+    # moments: zero-width bars, drawn as ticks
+    x = sec(instants["t"])
+    mcolor = np.full(len(instants), C_MOMENT, np.int8)
+    for k, c in _MOMENT_COLOR.items():
+        mcolor[instants["kind"] == k] = c
+    layers["moments"] = Bars(instants["pid"].astype(np.int64), x, x, mcolor, np.arange(len(instants)))
+    return TimelineData(lanes, layers, marks, now, tasks, spans, names, strings, pinfo, version, instants)

@@ -11,7 +11,7 @@ import pytest
 
 from core.trace.arrays import EVENT_DTYPE
 from core.trace.events import JobMethod, Kind, Outcome, WorkerExit
-from core.trace.model import NO_TIME, RunModel
+from core.trace.model import NO_TIME, RunModel, Span
 
 S = 1_000_000_000
 MAIN, W1, W2 = 100, 201, 202
@@ -113,6 +113,14 @@ def test_a_task_whose_worker_is_still_running_stays_open():
     assert task(m, 0)["end"] == NO_TIME
 
 
+def test_a_process_is_first_seen_at_its_earliest_record_whatever_arrives_first():
+    """Live, the monitor's first sample of the main process may reach the model before its first event; a
+    saved run gives the events first.  Either way the process was first seen at the earlier of the two."""
+    live = [{"samples": [sample(0.03, alive=(MAIN,))]}, {"events": events((0.5, Kind.MARK, MAIN, 0, 0, 0, 0))}]
+    for pieces in (live, merged(live)):
+        assert model_of(pieces).procs[MAIN].first == at(0.03)
+
+
 # -- a lost task never ends after its worker's death ------------------------------------------------------
 
 def killed_worker_pieces(pool_saw_it=True):
@@ -208,3 +216,46 @@ def test_a_worker_the_pool_stopped_says_so(code, text):
 def test_a_worker_that_died_still_says_how():
     m = model_of(killed_worker_pieces())
     assert m.procs[W1].exit_text() == "killed by SIGKILL (died)"
+
+
+# -- moments on the lanes: signals, shared memory, notifies, requests to end --------------------------------
+
+SEG, COND, CHAN = 0x4000_0000_0000_0001, 31, 32
+
+
+def test_signals_segments_and_notifies_are_moments_on_their_lanes():
+    m = model_of([{"events": events(
+        (0.1, Kind.SHM_CREATE, MAIN, SEG, 4096, 0, 0),
+        (0.2, Kind.SHM_ATTACH, W1, SEG, 4096, 0, 0),
+        (0.3, Kind.SIGNAL_SEND, MAIN, CHAN, signal.SIGUSR1, W1, 0),
+        (0.31, Kind.SIGNAL_RECV, W1, CHAN, signal.SIGUSR1, 0, 0),
+        (0.4, Kind.COND_NOTIFY, W2, COND, -1, 0, 0),
+        (0.5, Kind.SHM_CLOSE, W1, SEG, 4096, 0, 0),
+        (0.6, Kind.SHM_UNLINK, MAIN, SEG, 4096, 0, 0))}])
+    got = [(r["t"], r["pid"], Kind(r["kind"]), r["uid"], r["a"], r["b"]) for r in m.instants_array()]
+    assert got == [(at(0.1), MAIN, Kind.SHM_CREATE, SEG, 4096, 0), (at(0.2), W1, Kind.SHM_ATTACH, SEG, 4096, 0),
+                   (at(0.3), MAIN, Kind.SIGNAL_SEND, CHAN, signal.SIGUSR1, W1),
+                   (at(0.31), W1, Kind.SIGNAL_RECV, CHAN, signal.SIGUSR1, 0),
+                   (at(0.4), W2, Kind.COND_NOTIFY, COND, -1, 0), (at(0.5), W1, Kind.SHM_CLOSE, SEG, 4096, 0),
+                   (at(0.6), MAIN, Kind.SHM_UNLINK, SEG, 4096, 0)]
+    assert len(m.spans) == 0 and len(m.messages) == 0
+
+
+@pytest.mark.parametrize("kind", [Kind.PROC_TERMINATE, Kind.PROC_KILL])
+def test_a_request_to_end_shows_on_the_target_s_lane(kind):
+    m = model_of([{"events": events((0.5, kind, MAIN, 9, W1, 0, 0),
+                                    (0.52, Kind.PROC_REAPED, MAIN, 9, W1, -signal.SIGTERM, 0))}])
+    (r,) = m.instants_array()
+    assert (r["pid"], r["by"], Kind(r["kind"]), r["t"]) == (W1, MAIN, kind, at(0.5))
+    assert m.procs[W1].exited == at(0.52)
+
+
+def test_a_worker_s_initializer_is_a_span_on_its_lane():
+    """The pool records when its worker's initializer returned and how long it took; a small one (a few
+    microseconds under fork) is a span too, but not the nothing a pool without an initializer reports."""
+    m = model_of([{"events": events((1.25, Kind.POOL_WORKER_INIT, MAIN, POOL, at(1.0), W1, 0),
+                                    (0.3, Kind.POOL_WORKER_INIT, MAIN, POOL, 200, W2, 0),
+                                    (0.5, Kind.POOL_WORKER_INIT, MAIN, POOL, 8_600, W2, 0))}])
+    spans = m.spans_array()
+    assert [(s["pid"], Span(s["kind"]), s["t0"], s["t1"]) for s in spans] == [
+        (W2, Span.INITIALIZER, at(0.5) - 8_600, at(0.5)), (W1, Span.INITIALIZER, at(0.25), at(1.25))]

@@ -231,12 +231,22 @@ def test_shared_memory_lifecycle(trace_session, start_method):
     finally:
         shm.close()
         shm.unlink()
-    trace_session.stop()
+    model = trace_session.stop()
     ev = trace_session.events()
     from core.shared_memory import segment_uid
     uid = segment_uid(shm.name)
     assert kinds_of(ev, uid, os.getpid()) == [Kind.SHM_CREATE, Kind.SHM_CLOSE, Kind.SHM_UNLINK]
     assert kinds_of(ev, uid, p.pid) == [Kind.SHM_ATTACH, Kind.SHM_CLOSE]
+    # the segment's life shows as moments on the lanes of the processes that created, mapped and unlinked it
+    ins = model.instants_array()
+    ins = ins[ins["uid"] == uid]
+    ins = ins[np.argsort(ins["t"], kind="stable")]
+    lanes = [(pid, Kind(k)) for pid, k in zip(ins["pid"].tolist(), ins["kind"].tolist())]
+    assert [x for x in lanes if x[0] == os.getpid()] == [(os.getpid(), Kind.SHM_CREATE),
+                                                          (os.getpid(), Kind.SHM_CLOSE),
+                                                          (os.getpid(), Kind.SHM_UNLINK)]
+    assert [x for x in lanes if x[0] == p.pid] == [(p.pid, Kind.SHM_ATTACH), (p.pid, Kind.SHM_CLOSE)]
+    assert set(ins["a"].tolist()) == {shm.size}
 
 
 def test_manager_calls_recorded(trace_session):
@@ -268,8 +278,33 @@ def test_process_lifecycle_terminate_and_kill(trace_session, start_method):
     assert model.procs[ps[1].pid].exitcode == -signal.SIGKILL
     assert Kind.PROC_TERMINATE in kinds_of(ev, ps[0]._trace_uid)
     assert Kind.PROC_KILL in kinds_of(ev, ps[1]._trace_uid)
+    # each request shows on the lane of the process asked to end, before it ended
+    ins = model.instants_array()
+    for p, kind in ((ps[0], Kind.PROC_TERMINATE), (ps[1], Kind.PROC_KILL)):
+        (r,) = ins[ins["kind"] == kind]
+        assert (r["pid"], r["by"]) == (p.pid, os.getpid())
+        assert r["t"] <= model.procs[p.pid].end_seen
     starts = ev[ev["kind"] == Kind.PROC_START]
     assert set(starts["b"].tolist()) == {StartMethod.of(start_method)}
+
+
+def test_pool_initializer_is_a_span_on_each_worker(trace_session, start_method):
+    """A worker's initializer shows on its lane, timed by the worker's own clock."""
+    ctx = core.get_context(start_method)
+    with ctx.Pool(2, initializer=time.sleep, initargs=(0.2,)) as pool:
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+        workers = sorted(p.pid for p in pool._pool)
+        pool.close()            # each worker finishes its initializer before it ends
+        pool.join()
+    model = trace_session.stop()
+    spans = model.spans_array()
+    inits = spans[spans["kind"] == Span.INITIALIZER]
+    assert sorted(inits["pid"].tolist()) == workers
+    tasks = model.tasks_array()
+    for uid, pid, tid, kind, end, t0, t1, value in inits.tolist():
+        assert t1 - t0 >= 190_000_000
+        assert model.procs[pid].booted <= t0
+        assert (tasks["start"][tasks["worker"] == pid] >= t1).all()       # its tasks came after it
 
 
 def test_events_survive_sigkill(trace_session, start_method):
