@@ -129,7 +129,7 @@ def chrome_trace(model):
             continue
         releases = np.array([h[1] for h in holds], dtype=np.int64)
         starts = {(h[2], h[0]): h for h in holds}
-        for w0, w1, wpid, wtid in waits:
+        for w0, w1, wpid, _wtid in waits:
             # the release that ended this wait: the last release at or before the acquisition
             i = int(np.searchsorted(releases, w1, side="right")) - 1
             if i < 0:

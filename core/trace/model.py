@@ -858,7 +858,7 @@ class RunModel:
         """Per lock-like object: acquisitions, contended ones, total/max wait and hold, timeouts."""
         spans = self.spans.view()
         out = {}
-        for kind, key_w, key_h in ((Span.LOCK_WAIT, "wait", None), (Span.LOCK_HOLD, None, "hold")):
+        for kind, key_w in ((Span.LOCK_WAIT, "wait"), (Span.LOCK_HOLD, None)):
             sel = spans[spans["kind"] == kind]
             for uid in np.unique(sel["uid"]):
                 rows = sel[sel["uid"] == uid]

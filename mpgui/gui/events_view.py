@@ -119,7 +119,8 @@ class EventLogView(QtWidgets.QWidget):
         uids = set(np.unique(ev["uid"]).tolist()) & set(names) if n else set()
         kinds = set(np.unique(ev["kind"]).tolist()) if n else set()
         if pids != self._choices[0]:
-            self._fill(self.proc_box, [(p, "%d %s" % (p, procnames.get(p, ""))) for p in sorted(pids)], self._filters[0])
+            self._fill(self.proc_box, [(p, "%d %s" % (p, procnames.get(p, ""))) for p in sorted(pids)],
+                       self._filters[0])
         if uids != self._choices[1]:
             self._fill(self.obj_box, sorted(((u, names[u]) for u in uids), key=lambda x: x[1]), self._filters[1])
         if kinds != self._choices[2]:

@@ -353,7 +353,7 @@ class TimelineView(QtWidgets.QWidget):
     def set_data(self, data):
         self.data = data
         self.item.set_data(data)
-        self.axis.labels = [l.label for l in data.lanes]
+        self.axis.labels = [lane.label for lane in data.lanes]
         n = max(len(data.lanes), 1)
         self.vb.setLimits(yMin=0, yMax=n)
         self.vb.setYRange(0, n, padding=0)
@@ -460,7 +460,8 @@ class TimelineView(QtWidgets.QWidget):
             if t["queued"] != NO_TIME and t["start"] != NO_TIME:
                 lines.append("waited %s in the queue" % fmt_s((t["start"] - t["queued"]) / 1e9))
             if t["used"] != NO_TIME and t["end"] != NO_TIME:
-                lines.append("result used by the caller %s after it was ready" % fmt_s(max(0, t["used"] - t["end"]) / 1e9))
+                lines.append("result used by the caller %s after it was ready"
+                             % fmt_s(max(0, t["used"] - t["end"]) / 1e9))
             return "\n".join(lines)
         if layer == "used":
             t = d.tasks[ref]

@@ -76,7 +76,7 @@ class TimelineData:
     instants: np.ndarray = None     # the model's instants (for tooltips)
 
     def lane_pids(self):
-        return np.array([l.pid for l in self.lanes], dtype=np.int64)
+        return np.array([lane.pid for lane in self.lanes], dtype=np.int64)
 
 
 def lane_order(procs):

@@ -301,7 +301,7 @@ def test_pool_initializer_is_a_span_on_each_worker(trace_session, start_method):
     inits = spans[spans["kind"] == Span.INITIALIZER]
     assert sorted(inits["pid"].tolist()) == workers
     tasks = model.tasks_array()
-    for uid, pid, tid, kind, end, t0, t1, value in inits.tolist():
+    for _uid, pid, _tid, _kind, _end, t0, t1, _value in inits.tolist():
         assert t1 - t0 >= 190_000_000
         assert model.procs[pid].booted <= t0
         assert (tasks["start"][tasks["worker"] == pid] >= t1).all()       # its tasks came after it
