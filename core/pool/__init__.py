@@ -109,9 +109,9 @@ from multiprocessing.pool import (CLOSE, INIT, RUN, TERMINATE, ExceptionWithTrac
                                   starmapstar)
 from multiprocessing.reduction import ForkingPickler
 
-from .errors import PoolTerminatedError, TaskTimeoutError, WorkerLostError  # noqa: F401 (re-exported)
-from .trace import recorder
-from .trace.events import JobMethod, Kind, Outcome, WorkerExit
+from ..errors import PoolTerminatedError, TaskTimeoutError, WorkerLostError  # noqa: F401 (re-exported)
+from ..trace import recorder
+from ..trace.events import JobMethod, Kind, Outcome, WorkerExit
 
 __all__ = ["Pool", "ThreadPool", "AsyncResult", "ApplyResult", "MapResult", "IMapIterator",
            "IMapUnorderedIterator", "RemoteTraceback", "MaybeEncodingError", "ExceptionWithTraceback",
@@ -2143,7 +2143,7 @@ class Pool:
         self._pool = []
         self._state = INIT
         self._st = None
-        from .context import resolve
+        from ..context import resolve
         self._ctx = resolve(context)
         self._cache = {}
         self._maxtasksperchild = maxtasksperchild
