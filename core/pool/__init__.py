@@ -85,14 +85,12 @@ uses os-level pipes, the stdlib's RawArray and threading objects, so a trace sho
 its plumbing.  The worker entry point is the module-level ``_worker_main`` (picklable for spawn).
 """
 import collections
-import io
 import itertools
 import os
 import pickle
 import select
 import selectors
 import signal
-import struct
 import sys
 import threading
 import time
@@ -107,11 +105,13 @@ from multiprocessing.context import ProcessError, TimeoutError
 from multiprocessing.pool import (CLOSE, INIT, RUN, TERMINATE, ExceptionWithTraceback,  # noqa: F401
                                   MaybeEncodingError, RemoteTraceback, ThreadPool, mapstar, rebuild_exc,
                                   starmapstar)
-from multiprocessing.reduction import ForkingPickler
 
 from ..errors import PoolTerminatedError, TaskTimeoutError, WorkerLostError  # noqa: F401 (re-exported)
 from ..trace import recorder
 from ..trace.events import JobMethod, Kind, Outcome, WorkerExit
+from .wire import (APPLY, IDX, INIT_FAILED, MAP, READ_SIZE, READY, RESULTS, SEQ, SLOT, STARMAP, START,
+                   Dumper, FrameReader, frame, now, pack_error, parse, set_pipe_size, unpack_error, views_of,
+                   write_some)
 
 __all__ = ["Pool", "ThreadPool", "AsyncResult", "ApplyResult", "MapResult", "IMapIterator",
            "IMapUnorderedIterator", "RemoteTraceback", "MaybeEncodingError", "ExceptionWithTraceback",
@@ -151,12 +151,6 @@ HELPER_JOIN_TIMEOUT = 5.0
 MAX_REQUEUES = 3
 #: Workers dying before any became ready, in a row, before the pool gives up (fails every job).
 MAX_STARTUP_DEATHS = 5
-#: Pipe buffer size asked for (Linux F_SETPIPE_SZ, best effort): fewer wake-ups for big results.
-PIPE_BUFFER = 1 << 20
-#: Bytes read from a result pipe per read call.
-READ_SIZE = 1 << 18
-#: A frame at least this big is read straight into a buffer of its own size.
-BIG_FRAME = 1 << 20
 #: Read-ahead of the feeder thread, in chunks per worker, on top of what prefetching needs.
 FEED_AHEAD = 2
 #: The longest task_timeout accepted (seconds): the longest wait the threading module can do (about 292
@@ -166,13 +160,6 @@ MAX_TASK_TIMEOUT = int(threading.TIMEOUT_MAX)
 _PREFETCH_NS = int(PREFETCH_SECONDS * 1e9)
 _BATCH_NS = int(BATCH_SECONDS * 1e9)
 
-# Worker modes: how a task's item is applied.
-_MAP, _STARMAP, _APPLY = 0, 1, 2
-# Worker -> manager message tags.
-_READY, _RESULTS, _INIT_FAILED = 0, 1, 2
-# Slot layout (int64 per field), one slot per worker.
-_SEQ, _IDX, _START = 0, 1, 2
-_SLOT = 4
 # Selector tags.
 _K_RESULT, _K_SENTINEL, _K_WAKE, _K_WRITE = 0, 1, 2, 3
 
@@ -184,145 +171,15 @@ _K_GROUP = int(Kind.POOL_GROUP)
 _OK = int(Outcome.OK)
 _ERROR = int(Outcome.ERROR)
 
-_HDR = struct.Struct("<QI")      # frame: payload length, header-pickle length; then header, then blobs
-_Q = struct.Struct("<Q")
-_I = struct.Struct("<I")
 _SLICEABLE = (list, tuple, range)
 _DEFAULT = object()              # "use the pool's task_timeout"
-_now = time.perf_counter_ns      # the recorder's clock: system-wide monotonic
 
 job_counter = itertools.count()  # the stdlib module has it; core's job ids are per pool
 
 
 # ------------------------------------------------------------------------------------------------------
-# Pickling and framing (shared by the manager and the workers)
+# Messages for people
 # ------------------------------------------------------------------------------------------------------
-
-class _Dumper:
-    """ForkingPickler.dumps with one reused pickler (the stdlib's reducers, without building a pickler and
-    a buffer per call).  One per thread that pickles.
-
-    Between calls it holds nothing: the pickler's memo references every object it pickled and the buffer
-    holds the bytes, so both are emptied as soon as a dump ends (otherwise the last task's arguments, or a
-    worker's last results, would stay alive until the next dump)."""
-
-    __slots__ = ("buf", "pickler", "nreducers")
-
-    def __init__(self):
-        self.buf = io.BytesIO()
-        self.pickler = None
-        self.nreducers = -1
-
-    def __call__(self, obj):
-        buf = self.buf
-        p = self.pickler
-        if p is None or self.nreducers != len(ForkingPickler._extra_reducers):
-            p = self.pickler = ForkingPickler(buf)
-            self.nreducers = len(ForkingPickler._extra_reducers)
-        try:
-            p.dump(obj)
-            return buf.getvalue()
-        except BaseException:
-            self.pickler = None
-            raise
-        finally:
-            p.clear_memo()
-            buf.seek(0)
-            buf.truncate()
-
-
-def _frame(header, blobs):
-    """The parts of one frame: length prefix and header pickle, then the blobs."""
-    h = pickle.dumps(header, pickle.HIGHEST_PROTOCOL)
-    size = 4 + len(h)
-    for b in blobs:
-        size += len(b)
-    return [_HDR.pack(size, len(h)) + h, *blobs]
-
-
-def _parse(payload):
-    """A frame's payload -> (header, offset of the first blob)."""
-    hlen = _I.unpack_from(payload, 0)[0]
-    return pickle.loads(payload[4:4 + hlen]), 4 + hlen
-
-
-class _FrameReader:
-    """Reassembles frames from a pipe.  Frames are handed out as memoryviews of buffers never written
-    again, so reading never blocks on a half-written frame and never copies a frame twice."""
-
-    __slots__ = ("fd", "buf", "big", "bigpos")
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.buf = bytearray()
-        self.big = None
-        self.bigpos = 0
-
-    def fill(self):
-        """One read.  False at end of file; BlockingIOError when nothing is there (non-blocking fds).
-        Returns the number of bytes read otherwise."""
-        if self.big is not None:
-            mv = memoryview(self.big)
-            k = os.readv(self.fd, [mv[self.bigpos:]])
-            mv.release()
-            if not k:
-                return False
-            self.bigpos += k
-            return k
-        data = os.read(self.fd, READ_SIZE)
-        if not data:
-            return False
-        self.buf += data
-        return len(data)
-
-    def frames(self):
-        out = []
-        if self.big is not None:
-            if self.bigpos < len(self.big):
-                return out
-            out.append(memoryview(self.big)[8:])
-            self.big = None
-        buf = self.buf
-        n_buf = len(buf)
-        pos = 0
-        while n_buf - pos >= 8:
-            n = _Q.unpack_from(buf, pos)[0]
-            if n_buf - pos - 8 < n:
-                if n + 8 >= BIG_FRAME:
-                    big = bytearray(n + 8)
-                    have = n_buf - pos
-                    big[:have] = buf[pos:]
-                    self.big, self.bigpos = big, have
-                    pos = n_buf
-                break
-            out.append(memoryview(buf)[pos + 8:pos + 8 + n])
-            pos += 8 + n
-        if pos:
-            # the old buffer is never written again: views handed out stay valid
-            self.buf = bytearray(buf[pos:]) if pos < n_buf else bytearray()
-        return out
-
-
-def _pack_error(pos, exc, dumps):
-    """A task's exception for the wire: (position, remote traceback text, pickled exception)."""
-    tb = '\n"""\n%s"""' % "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    try:
-        data = dumps(exc)
-    except Exception as e:
-        data = dumps(MaybeEncodingError(e, exc))
-    return (pos, tb, data)
-
-
-def _unpack_error(tb, data):
-    try:
-        exc = pickle.loads(data)
-    except Exception as e:
-        exc = pickle.UnpicklingError("could not rebuild the exception a pool task raised (%s: %s); "
-                                     "its remote traceback follows" % (type(e).__name__, e))
-    if tb:
-        exc.__cause__ = RemoteTraceback(tb)
-    return exc
-
 
 def _describe_exit(code):
     if code is None:
@@ -342,15 +199,6 @@ def _tasks_text(tasks):
         return "task %d" % tasks[0]
     shown = ", ".join(str(t) for t in tasks[:10])
     return "tasks [%s%s]" % (shown, ", ..." if len(tasks) > 10 else "")
-
-
-def _set_pipe_size(fd):
-    try:
-        import fcntl
-        if hasattr(fcntl, "F_SETPIPE_SZ"):
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
-    except (OSError, ImportError):
-        pass
 
 
 _HAVE_SIGMASK = hasattr(signal, "pthread_sigmask")
@@ -398,31 +246,31 @@ def _worker_main(task_r, result_w, slots, slot, initializer, initargs, maxtasks,
     wfd = result_w.fileno()
     os.set_blocking(wfd, False)
     ppid = os.getppid()
-    sl = memoryview(slots).cast("B").cast("q")[slot * _SLOT:(slot + 1) * _SLOT]
-    dumps = _Dumper()
+    sl = memoryview(slots).cast("B").cast("q")[slot * SLOT:(slot + 1) * SLOT]
+    dumps = Dumper()
     out = _WorkerOut(wfd, ppid)
     try:
-        t0 = _now()
+        t0 = now()
         if initializer is not None:
             try:
                 initializer(*initargs)
             except Exception as e:
-                _, tb, data = _pack_error(0, e, dumps)
-                out.send((_INIT_FAILED, tb, data), ())
+                _, tb, data = pack_error(0, e, dumps)
+                out.send((INIT_FAILED, tb, data), ())
                 return
-        t1 = _now()
-        out.send((_READY, t1, t1 - t0), ())
+        t1 = now()
+        out.send((READY, t1, t1 - t0), ())
         _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid)
     except _ParentGone:
         return
     finally:
-        sl[_START] = 0
+        sl[START] = 0
 
 
 def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
     poller = select.poll()
     poller.register(rfd, select.POLLIN)
-    reader = _FrameReader(rfd)
+    reader = FrameReader(rfd)
     pending = collections.deque()
     seq = 0
     completed = 0
@@ -436,7 +284,7 @@ def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
                 return                                 # the parent closed the pipe
             pending.extend(reader.frames())
         payload = pending.popleft()
-        header, off = _parse(payload)
+        header, off = parse(payload)
         if header is None:
             return
         traced = recorder.ENABLED
@@ -451,8 +299,8 @@ def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
                 func, items = pickle.loads(blob)
             except Exception as e:              # e.g. a class the child cannot import
                 seq += nchunks
-                sl[_SEQ] = seq
-                _, tb, data = _pack_error(0, e, dumps)
+                sl[SEQ] = seq
+                _, tb, data = pack_error(0, e, dumps)
                 errs = [(k, tb, data) for k in range(n)]
                 values, dur = [None] * n, 0
                 if traced:
@@ -477,7 +325,7 @@ def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
         header = payload = blob = values = errs = vb = func = items = None
         bye = bool(maxtasks) and completed >= maxtasks
         if pieces or bye:
-            out.send((_RESULTS, pieces, bye), blobs)
+            out.send((RESULTS, pieces, bye), blobs)
         pieces = blobs = None
         if bye:
             return
@@ -515,27 +363,15 @@ class _WorkerOut:
         self.poller = None
 
     def send(self, header, blobs):
-        parts = _frame(header, blobs)
-        if len(parts) > 1 and sum(len(p) for p in parts) <= 65536:
-            parts = [b"".join(parts)]
-        views = [memoryview(p) for p in parts]
+        views = views_of(frame(header, blobs))
         fd = self.fd
         while views:
             try:
-                k = os.writev(fd, views[:512])
+                write_some(fd, views)
             except BlockingIOError:
                 self._wait_writable()
-                continue
             except OSError:
                 raise _ParentGone() from None
-            while k:
-                first = len(views[0])
-                if k >= first:
-                    k -= first
-                    views.pop(0)
-                else:
-                    views[0] = views[0][k:]
-                    k = 0
 
     def _wait_writable(self):
         if self.poller is None:
@@ -548,52 +384,52 @@ class _WorkerOut:
 
 def _run_fast(func, mode, items, cs, sl, seq, dumps):
     """Untraced, no timeout: each chunk through map() at C speed; an exception costs a restart."""
-    t0 = _now()
+    t0 = now()
     values = []
     errs = None
     n = len(items)
-    if mode == _APPLY:
+    if mode == APPLY:
         seq += 1
-        sl[_SEQ] = seq
+        sl[SEQ] = seq
         args, kwds = items[0]
         try:
             values.append(func(*args, **kwds))
         except Exception as e:
-            errs = [_pack_error(0, e, dumps)]
+            errs = [pack_error(0, e, dumps)]
             values.append(None)
-        return values, errs, _now() - t0, seq, None
+        return values, errs, now() - t0, seq, None
     if cs == 1:
         append = values.append
-        star = mode == _STARMAP
+        star = mode == STARMAP
         for x in items:
             seq += 1
-            sl[_SEQ] = seq
+            sl[SEQ] = seq
             try:
                 # tuple(): the stdlib's starmap message for a non-iterable item
                 append((func(*x) if type(x) is tuple else func(*tuple(x))) if star else func(x))
             except Exception as e:
                 if errs is None:
                     errs = []
-                errs.append(_pack_error(len(values), e, dumps))
+                errs.append(pack_error(len(values), e, dumps))
                 append(None)
-        return values, errs, _now() - t0, seq, None
-    mapper = map if mode == _MAP else itertools.starmap
+        return values, errs, now() - t0, seq, None
+    mapper = map if mode == MAP else itertools.starmap
     it = iter(items)
     extend = values.extend
     end = 0
     while end < n:
         end = min(end + cs, n)
         seq += 1
-        sl[_SEQ] = seq
+        sl[SEQ] = seq
         while len(values) < end:
             try:
                 extend(mapper(func, itertools.islice(it, end - len(values))))
             except Exception as e:
                 if errs is None:
                     errs = []
-                errs.append(_pack_error(len(values), e, dumps))
+                errs.append(pack_error(len(values), e, dumps))
                 values.append(None)
-    return values, errs, _now() - t0, seq, None
+    return values, errs, now() - t0, seq, None
 
 
 def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, dumps, out):
@@ -602,35 +438,35 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
     ``BATCH_SECONDS`` have passed since the last send: a task longer than that is reported before the next
     one starts, so killing an overrunning task loses at most that much of short finished ones.
     Returns (values, errs, duration, seq, index of values[0]): what is left to send."""
-    if traced and not timed and mode == _MAP:
+    if traced and not timed and mode == MAP:
         return _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps)
     emit = recorder.emit
     emit_at = recorder.emit_at
-    t_run = t_flush = _now()
+    t_run = t_flush = now()
     values = []
     errs = None
     vfirst = first
-    star = mode == _STARMAP
-    apply = mode == _APPLY
+    star = mode == STARMAP
+    apply = mode == APPLY
     i = first
     k = 0
     for x in items:
         if k % cs == 0:
             seq += 1
-            sl[_SEQ] = seq
+            sl[SEQ] = seq
         k += 1
         if timed:
-            t0 = _now()
+            t0 = now()
             if values and t0 - t_flush >= _BATCH_NS:
                 vb, e1 = _dump_values(values, errs, dumps)
-                out.send((_RESULTS, [(job, vfirst, len(values), e1, t0 - t_flush, len(vb))], False), [vb])
+                out.send((RESULTS, [(job, vfirst, len(values), e1, t0 - t_flush, len(vb))], False), [vb])
                 values = []
                 errs = None
                 vfirst = i
                 t_flush = t0
-            sl[_START] = 0
-            sl[_IDX] = i
-            sl[_START] = t0
+            sl[START] = 0
+            sl[IDX] = i
+            sl[START] = t0
             if traced:
                 emit_at(t0, _K_TASK_T0, uid, job, i)
         elif traced:
@@ -644,7 +480,7 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
                 v = func(x)
         except Exception as e:
             v = None
-            err = _pack_error(len(values), e, dumps)
+            err = pack_error(len(values), e, dumps)
             oc = _ERROR
         else:
             err = None
@@ -652,7 +488,7 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
         if traced:
             emit(_K_TASK, uid, job, i, oc)
         if timed:
-            sl[_START] = 0
+            sl[START] = 0
         if err is not None:
             if errs is None:
                 errs = []
@@ -660,7 +496,7 @@ def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, du
         values.append(v)
         v = x = None
         i += 1
-    t_end = _now()
+    t_end = now()
     return values, errs, t_end - (t_flush if timed else t_run), seq, vfirst
 
 
@@ -670,14 +506,14 @@ def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
     CPU time each: preemption does not count), the rest of the run is recorded per chunk
     (POOL_GROUP_T0/POOL_GROUP) and runs at C speed; a task that fails is still recorded alone."""
     emit = recorder.emit
-    t_run = _now()
+    t_run = now()
     values = []
     errs = None
     n = len(items)
     grouped = False
     for c0 in range(0, n, cs):
         seq += 1
-        sl[_SEQ] = seq
+        sl[SEQ] = seq
         c1 = min(c0 + cs, n)
         k = c0
         if not grouped:
@@ -691,7 +527,7 @@ def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
                 except Exception as e:
                     if errs is None:
                         errs = []
-                    errs.append(_pack_error(k, e, dumps))
+                    errs.append(pack_error(k, e, dumps))
                     values.append(None)
                     emit(_K_TASK, uid, job, i, _ERROR)
                 else:
@@ -706,7 +542,7 @@ def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
                             break
         if grouped and k < c1:
             errs = _run_group(func, items, k, c1, job, first, uid, values, errs, dumps)
-    return values, errs, _now() - t_run, seq, first
+    return values, errs, now() - t_run, seq, first
 
 
 def _run_group(func, items, k0, k1, job, first, uid, values, errs, dumps):
@@ -720,9 +556,9 @@ def _run_group(func, items, k0, k1, job, first, uid, values, errs, dumps):
             k = len(values)
             if errs is None:
                 errs = []
-            errs.append(_pack_error(k, e, dumps))
+            errs.append(pack_error(k, e, dumps))
             values.append(None)
-            t = _now()
+            t = now()
             recorder.emit_at(t, _K_TASK_T0, uid, job, first + k)
             recorder.emit_at(t, _K_TASK, uid, job, first + k, _ERROR)
     recorder.emit(_K_GROUP, uid, job, first + k0, k1 - k0)
@@ -1069,7 +905,7 @@ class _Worker:
         self.task_fd = task_conn.fileno()
         self.result_conn = result_conn
         self.result_fd = result_conn.fileno()
-        self.reader = _FrameReader(self.result_fd)
+        self.reader = FrameReader(self.result_fd)
         self.slot = slot
         self.ready = False
         self.leaving = False          # will not take more work (maxtasks reached, or told to stop)
@@ -1120,7 +956,7 @@ class _PoolState:
         self.number = 0
         nslots = 2 * processes + 2
         import ctypes
-        self.slots = _sharedctypes.RawArray(ctypes.c_int64, nslots * _SLOT)
+        self.slots = _sharedctypes.RawArray(ctypes.c_int64, nslots * SLOT)
         self.slot_view = memoryview(self.slots).cast("B").cast("q")
         self.free_slots = list(range(nslots - 1, -1, -1))
         self.sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") else \
@@ -1131,7 +967,7 @@ class _PoolState:
         self.wake_pending = False
         self.wake_lock = threading.Lock()
         self.sel.register(self.wake_r, selectors.EVENT_READ, (_K_WAKE, None))
-        self.dumps = _Dumper()
+        self.dumps = Dumper()
         self.broken = None                  # (tb, pickled exception) or an exception
         self.startup_deaths = 0
         self.func_est = weakref.WeakKeyDictionary()
@@ -1168,9 +1004,9 @@ class _PoolState:
         task_r, task_w = _connection.Pipe(duplex=False)
         res_r, res_w = _connection.Pipe(duplex=False)
         for fd in (task_w.fileno(), res_w.fileno()):
-            _set_pipe_size(fd)
+            set_pipe_size(fd)
         slot = self.free_slots.pop()
-        self.slot_view[slot * _SLOT:(slot + 1) * _SLOT] = memoryview(bytes(8 * _SLOT)).cast("q")
+        self.slot_view[slot * SLOT:(slot + 1) * SLOT] = memoryview(bytes(8 * SLOT)).cast("q")
         try:
             p = self.process_factory(self.ctx, target=_worker_main,
                                      args=(task_r, res_w, self.slots, slot, self.initializer, self.initargs,
@@ -1240,9 +1076,9 @@ class _PoolState:
         except Exception:
             pass
         code = w.proc.exitcode
-        base = w.slot * _SLOT
+        base = w.slot * SLOT
         sv = self.slot_view
-        cur, idx, start = sv[base + _SEQ], sv[base + _IDX], sv[base + _START]
+        cur, idx, start = sv[base + SEQ], sv[base + IDX], sv[base + START]
         if w.kill_info is not None:
             why = WorkerExit.TIMED_OUT
         elif self.state == TERMINATE or (w.stopping and not w.outstanding):
@@ -1361,7 +1197,7 @@ class _PoolState:
     def broken_exc(self):
         err = self.broken
         if isinstance(err, tuple):
-            return _unpack_error(*err)
+            return unpack_error(*err)
         return err
 
     # -- results ----------------------------------------------------------------------------------------
@@ -1392,20 +1228,20 @@ class _PoolState:
                 pass
 
     def on_frame(self, w, payload):
-        header, off = _parse(payload)
+        header, off = parse(payload)
         tag = header[0]
-        if tag == _RESULTS:
+        if tag == RESULTS:
             for jid, first, n, errs, dur, blen in header[1]:
                 self.on_piece(w, jid, first, n, errs, dur, payload[off:off + blen])
                 off += blen
             if header[2]:
                 w.bye = w.leaving = True
-        elif tag == _READY:
+        elif tag == READY:
             w.ready = True
             self.startup_deaths = 0
             if recorder.ENABLED:
                 recorder.emit_at(header[1], Kind.POOL_WORKER_INIT, self.uid, header[2], w.pid)
-        elif tag == _INIT_FAILED:
+        elif tag == INIT_FAILED:
             w.leaving = w.init_failed = True
             if self.broken is None:
                 self.set_broken((header[1], header[2]))
@@ -1445,7 +1281,7 @@ class _PoolState:
             return
         errd = None
         if errs:
-            errd = {pos: _unpack_error(tb, data) for pos, tb, data in errs}
+            errd = {pos: unpack_error(tb, data) for pos, tb, data in errs}
             job.failed = True
         if n:
             job.est_sum += dur
@@ -1797,7 +1633,7 @@ class _PoolState:
                 jid = run.job.id
                 for k in range(0, run.n, run.cs):
                     emit(Kind.POOL_CHUNK_SENT, self.uid, jid, run.first + k, w.pid)
-        self.write(w, _frame(headers, blobs))
+        self.write(w, frame(headers, blobs))
         if self.maxtasks and w.sent >= self.maxtasks:
             w.leaving = True                # no more work for it; it says bye after answering these
 
@@ -1805,9 +1641,7 @@ class _PoolState:
         if w.wbuf is not None:
             w.wbuf.extend(memoryview(p) for p in parts)
             return
-        if len(parts) > 1 and sum(len(p) for p in parts) <= 65536:
-            parts = [b"".join(parts)]
-        views = collections.deque(memoryview(p) for p in parts)
+        views = views_of(parts)
         self._write_views(w, views)
         if views:
             w.wbuf = views
@@ -1820,20 +1654,12 @@ class _PoolState:
         fd = w.task_fd
         while views:
             try:
-                k = os.writev(fd, list(itertools.islice(views, 0, 512)))
+                write_some(fd, views)
             except BlockingIOError:
                 return
             except OSError:                 # the worker is gone; its sentinel will tell
                 views.clear()
                 return
-            while k:
-                first = len(views[0])
-                if k >= first:
-                    k -= first
-                    views.popleft()
-                else:
-                    views[0] = views[0][k:]
-                    k = 0
 
     def flush(self, w):
         views = w.wbuf
@@ -1850,19 +1676,19 @@ class _PoolState:
     # -- deadlines and liveness -------------------------------------------------------------------------
     def check_deadlines(self):
         """Kill workers whose task overran its timeout; returns seconds to the next deadline (or None)."""
-        now = _now()
+        t = now()
         nearest = None
         sv = self.slot_view
         for w in self.workers:
             if not w.timed or w.kill_info is not None or w.dead:
                 continue
-            base = w.slot * _SLOT
-            s1 = sv[base + _START]
+            base = w.slot * SLOT
+            s1 = sv[base + START]
             if not s1:
                 continue
-            idx = sv[base + _IDX]
-            cur = sv[base + _SEQ]
-            if sv[base + _START] != s1:
+            idx = sv[base + IDX]
+            cur = sv[base + SEQ]
+            if sv[base + START] != s1:
                 continue
             run = None
             for r in w.outstanding:
@@ -1872,7 +1698,7 @@ class _PoolState:
             if run is None or not run.job.timeout_ns:
                 continue
             due = s1 + run.job.timeout_ns
-            if now >= due:
+            if t >= due:
                 w.kill_info = (run.job.id, idx, s1, run.job.timeout)
                 try:
                     w.proc.kill()
@@ -1880,7 +1706,7 @@ class _PoolState:
                     pass
             elif nearest is None or due < nearest:
                 nearest = due
-        return None if nearest is None else (nearest - now) / 1e9
+        return None if nearest is None else (nearest - t) / 1e9
 
     def check_liveness(self):
         for w in list(self.workers):
@@ -1910,7 +1736,7 @@ class _PoolState:
                 for w in self.workers:
                     if not w.stopping and not w.dead:
                         w.stopping = w.leaving = True
-                        self.write(w, _frame(None, ()))
+                        self.write(w, frame(None, ()))
                 if not self.workers:
                     return
             timeout = None
@@ -2276,7 +2102,7 @@ class Pool:
         self._check_running()
         timeout = self._timeout_for(task_timeout)
         via_cb = callback is not None or error_callback is not None
-        job = self._new_job(func, _APPLY, JobMethod.APPLY, 1, timeout,
+        job = self._new_job(func, APPLY, JobMethod.APPLY, 1, timeout,
                             lambda jid: ApplyResult(self, callback, error_callback, job=jid), None, via_cb)
         job.seq = [(args, kwds)]
         job.total = 1
@@ -2287,7 +2113,7 @@ class Pool:
         Apply `func` to each element in `iterable`, collecting the results
         in a list that is returned.
         '''
-        return self._map_async(func, iterable, _MAP, chunksize, None, None, task_timeout, progress,
+        return self._map_async(func, iterable, MAP, chunksize, None, None, task_timeout, progress,
                                JobMethod.MAP).get()
 
     def starmap(self, func, iterable, chunksize=None, *, task_timeout=_DEFAULT, progress=None):
@@ -2296,7 +2122,7 @@ class Pool:
         be iterables as well and will be unpacked as arguments. Hence
         `func` and (a, b) becomes func(a, b).
         '''
-        return self._map_async(func, iterable, _STARMAP, chunksize, None, None, task_timeout, progress,
+        return self._map_async(func, iterable, STARMAP, chunksize, None, None, task_timeout, progress,
                                JobMethod.STARMAP).get()
 
     def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None, *,
@@ -2304,7 +2130,7 @@ class Pool:
         '''
         Asynchronous version of `starmap()` method.
         '''
-        return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback, task_timeout,
+        return self._map_async(func, iterable, STARMAP, chunksize, callback, error_callback, task_timeout,
                                progress, JobMethod.STARMAP)
 
     def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None, *,
@@ -2312,7 +2138,7 @@ class Pool:
         '''
         Asynchronous version of `map()` method.
         '''
-        return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback, task_timeout,
+        return self._map_async(func, iterable, MAP, chunksize, callback, error_callback, task_timeout,
                                progress, JobMethod.MAP)
 
     def _map_async(self, func, iterable, mode, chunksize, callback, error_callback, task_timeout, progress,
@@ -2370,7 +2196,7 @@ class Pool:
         chunksize = int(chunksize)
         sliceable = type(iterable) in _SLICEABLE
         length = len(iterable) if sliceable else None
-        job = self._new_job(func, _MAP, method, chunksize, timeout,
+        job = self._new_job(func, MAP, method, chunksize, timeout,
                             lambda jid: cls(self, job=jid, length=length), progress, progress is not None)
         if sliceable:
             job.seq = iterable
