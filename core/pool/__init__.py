@@ -88,7 +88,6 @@ import collections
 import itertools
 import os
 import pickle
-import select
 import selectors
 import signal
 import sys
@@ -109,8 +108,10 @@ from multiprocessing.pool import (CLOSE, INIT, RUN, TERMINATE, ExceptionWithTrac
 from ..errors import PoolTerminatedError, TaskTimeoutError, WorkerLostError  # noqa: F401 (re-exported)
 from ..trace import recorder
 from ..trace.events import JobMethod, Kind, Outcome, WorkerExit
+from .worker import (GROUP_BELOW_NS, GROUP_PROBE, HAVE_SIGMASK, WORKER_IDLE_CHECK,  # noqa: F401 (re-exported)
+                     WorkerSetup, no_sigint, worker_main)
 from .wire import (APPLY, IDX, INIT_FAILED, MAP, READ_SIZE, READY, RESULTS, SEQ, SLOT, STARMAP, START,
-                   Dumper, FrameReader, frame, now, pack_error, parse, set_pipe_size, unpack_error, views_of,
+                   Dumper, FrameReader, frame, now, parse, set_pipe_size, unpack_error, views_of,
                    write_some)
 
 __all__ = ["Pool", "ThreadPool", "AsyncResult", "ApplyResult", "MapResult", "IMapIterator",
@@ -124,11 +125,6 @@ __all__ = ["Pool", "ThreadPool", "AsyncResult", "ApplyResult", "MapResult", "IMa
 #: Measured work (seconds) the manager may keep queued at one worker, counting the chunk it runs.  Below
 #: it, several chunks are sent ahead; a chunk measured longer than this is sent only to an idle worker.
 PREFETCH_SECONDS = 0.005
-#: Traced map tasks shorter than this (ns, mean over the first GROUP_PROBE of a run) are recorded as groups,
-#: one pair of events per chunk instead of per task: recording one task costs more than running it.
-GROUP_BELOW_NS = 5_000
-#: Tasks of a run recorded one by one before its mean length decides.
-GROUP_PROBE = 32
 #: Measured work (seconds) packed into one message when several chunks go together.
 BATCH_SECONDS = 0.001
 #: At most this many chunks in one message.
@@ -141,8 +137,6 @@ TIMEOUT_POLL = 0.05
 #: How often (seconds) the manager polls busy workers' exit status, in case a sentinel never fires (a
 #: process forked by another thread at the wrong moment can hold a worker's sentinel pipe open).
 LIVENESS_POLL = 0.5
-#: Seconds an idle worker waits for work before it checks that its parent is still alive.
-WORKER_IDLE_CHECK = 1.0
 #: After terminate() sends SIGTERM, seconds to wait before SIGKILL.
 TERMINATE_GRACE = 1.0
 #: Seconds terminate() waits for the feeder and callback threads (they may be stuck in user code).
@@ -163,13 +157,6 @@ _BATCH_NS = int(BATCH_SECONDS * 1e9)
 # Selector tags.
 _K_RESULT, _K_SENTINEL, _K_WAKE, _K_WRITE = 0, 1, 2, 3
 
-# Event kinds and outcomes as plain ints on hot paths (an IntEnum costs an __index__ call per record).
-_K_TASK_T0 = int(Kind.POOL_TASK_T0)
-_K_TASK = int(Kind.POOL_TASK)
-_K_GROUP_T0 = int(Kind.POOL_GROUP_T0)
-_K_GROUP = int(Kind.POOL_GROUP)
-_OK = int(Outcome.OK)
-_ERROR = int(Outcome.ERROR)
 
 _SLICEABLE = (list, tuple, range)
 _DEFAULT = object()              # "use the pool's task_timeout"
@@ -201,368 +188,12 @@ def _tasks_text(tasks):
     return "tasks [%s%s]" % (shown, ", ..." if len(tasks) > 10 else "")
 
 
-_HAVE_SIGMASK = hasattr(signal, "pthread_sigmask")
-
-
-class _no_sigint:
-    """Block SIGINT in this thread while it starts workers: a child inherits the signal mask (through
-    fork and exec), so a Ctrl+C during a worker's start-up (a spawn worker importing the main module)
-    cannot kill it before it ignores SIGINT.  In the caller's thread a Ctrl+C is only delayed until the
-    block ends."""
-
-    def __enter__(self):
-        if _HAVE_SIGMASK:
-            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        return self
-
-    def __exit__(self, *exc):
-        if _HAVE_SIGMASK and signal.SIGINT not in self.old:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
 def _report_callback_error(fn):
     try:
         sys.stderr.write("Exception in core.pool callback %r:\n" % (fn,))
         traceback.print_exc()
     except Exception:
         pass
-
-
-# ------------------------------------------------------------------------------------------------------
-# Worker process
-# ------------------------------------------------------------------------------------------------------
-
-class _ParentGone(Exception):
-    pass
-
-
-def _worker_main(task_r, result_w, slots, slot, initializer, initargs, maxtasks, uid):
-    """A pool worker: run the initializer, then batches of tasks until told to stop, the parent goes
-    away, or ``maxtasks`` chunks are done.  Module level so spawn and forkserver can pickle it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)         # Ctrl+C belongs to the caller
-    if _HAVE_SIGMASK:                                     # started with SIGINT blocked: see _no_sigint
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    rfd = task_r.fileno()
-    wfd = result_w.fileno()
-    os.set_blocking(wfd, False)
-    ppid = os.getppid()
-    sl = memoryview(slots).cast("B").cast("q")[slot * SLOT:(slot + 1) * SLOT]
-    dumps = Dumper()
-    out = _WorkerOut(wfd, ppid)
-    try:
-        t0 = now()
-        if initializer is not None:
-            try:
-                initializer(*initargs)
-            except Exception as e:
-                _, tb, data = pack_error(0, e, dumps)
-                out.send((INIT_FAILED, tb, data), ())
-                return
-        t1 = now()
-        out.send((READY, t1, t1 - t0), ())
-        _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid)
-    except _ParentGone:
-        return
-    finally:
-        sl[START] = 0
-
-
-def _worker_loop(rfd, sl, maxtasks, uid, dumps, out, ppid):
-    poller = select.poll()
-    poller.register(rfd, select.POLLIN)
-    reader = FrameReader(rfd)
-    pending = collections.deque()
-    seq = 0
-    completed = 0
-    while True:
-        while not pending:
-            if not poller.poll(WORKER_IDLE_CHECK * 1000):
-                if os.getppid() != ppid:
-                    return
-                continue
-            if not reader.fill():
-                return                                 # the parent closed the pipe
-            pending.extend(reader.frames())
-        payload = pending.popleft()
-        header, off = parse(payload)
-        if header is None:
-            return
-        traced = recorder.ENABLED
-        pieces = []
-        blobs = []
-        for job, first, cs, mode, n, timed, blen in header:
-            blob = payload[off:off + blen]
-            off += blen
-            nchunks = (n + cs - 1) // cs
-            vfirst = first
-            try:
-                func, items = pickle.loads(blob)
-            except Exception as e:              # e.g. a class the child cannot import
-                seq += nchunks
-                sl[SEQ] = seq
-                _, tb, data = pack_error(0, e, dumps)
-                errs = [(k, tb, data) for k in range(n)]
-                values, dur = [None] * n, 0
-                if traced:
-                    for i in range(first, first + n):
-                        recorder.emit(_K_TASK_T0, uid, job, i)
-                        recorder.emit(_K_TASK, uid, job, i, _ERROR)
-            else:
-                if timed or traced:
-                    values, errs, dur, seq, vfirst = _run_slow(func, mode, items, cs, job, first, sl, seq,
-                                                               uid, traced, timed, dumps, out)
-                else:
-                    values, errs, dur, seq, _ = _run_fast(func, mode, items, cs, sl, seq, dumps)
-                func = items = None
-            completed += nchunks
-            if not values:                     # timed: every task was reported already
-                continue
-            vb, errs = _dump_values(values, errs, dumps)
-            pieces.append((job, vfirst, len(values), errs, dur, len(vb)))
-            blobs.append(vb)
-        # drop this message's arguments and results before sending (the send may wait on a full pipe) and
-        # before waiting for the next message: a worker holds no task's data once it has answered
-        header = payload = blob = values = errs = vb = func = items = None
-        bye = bool(maxtasks) and completed >= maxtasks
-        if pieces or bye:
-            out.send((RESULTS, pieces, bye), blobs)
-        pieces = blobs = None
-        if bye:
-            return
-
-
-def _dump_values(values, errs, dumps):
-    """Pickle a piece's values -> (blob, errs).  A value that cannot be pickled fails its task with the
-    stdlib's MaybeEncodingError; the other values of the piece go through."""
-    try:
-        return dumps(values), errs
-    except Exception:
-        pass
-    errs = list(errs) if errs else []
-    failed = {e[0] for e in errs}
-    for k, v in enumerate(values):
-        if k in failed:
-            continue
-        try:
-            dumps(v)
-        except Exception as e:
-            values[k] = None
-            errs.append((k, "", dumps(MaybeEncodingError(e, v))))
-    errs.sort(key=lambda e: e[0])
-    return dumps(values), errs
-
-
-class _WorkerOut:
-    """The worker's end of its result pipe (non-blocking, so a dead parent is noticed)."""
-
-    __slots__ = ("fd", "ppid", "poller")
-
-    def __init__(self, fd, ppid):
-        self.fd = fd
-        self.ppid = ppid
-        self.poller = None
-
-    def send(self, header, blobs):
-        views = views_of(frame(header, blobs))
-        fd = self.fd
-        while views:
-            try:
-                write_some(fd, views)
-            except BlockingIOError:
-                self._wait_writable()
-            except OSError:
-                raise _ParentGone() from None
-
-    def _wait_writable(self):
-        if self.poller is None:
-            self.poller = select.poll()
-            self.poller.register(self.fd, select.POLLOUT)
-        while not self.poller.poll(WORKER_IDLE_CHECK * 1000):
-            if os.getppid() != self.ppid:
-                raise _ParentGone()
-
-
-def _run_fast(func, mode, items, cs, sl, seq, dumps):
-    """Untraced, no timeout: each chunk through map() at C speed; an exception costs a restart."""
-    t0 = now()
-    values = []
-    errs = None
-    n = len(items)
-    if mode == APPLY:
-        seq += 1
-        sl[SEQ] = seq
-        args, kwds = items[0]
-        try:
-            values.append(func(*args, **kwds))
-        except Exception as e:
-            errs = [pack_error(0, e, dumps)]
-            values.append(None)
-        return values, errs, now() - t0, seq, None
-    if cs == 1:
-        append = values.append
-        star = mode == STARMAP
-        for x in items:
-            seq += 1
-            sl[SEQ] = seq
-            try:
-                # tuple(): the stdlib's starmap message for a non-iterable item
-                append((func(*x) if type(x) is tuple else func(*tuple(x))) if star else func(x))
-            except Exception as e:
-                if errs is None:
-                    errs = []
-                errs.append(pack_error(len(values), e, dumps))
-                append(None)
-        return values, errs, now() - t0, seq, None
-    mapper = map if mode == MAP else itertools.starmap
-    it = iter(items)
-    extend = values.extend
-    end = 0
-    while end < n:
-        end = min(end + cs, n)
-        seq += 1
-        sl[SEQ] = seq
-        while len(values) < end:
-            try:
-                extend(mapper(func, itertools.islice(it, end - len(values))))
-            except Exception as e:
-                if errs is None:
-                    errs = []
-                errs.append(pack_error(len(values), e, dumps))
-                values.append(None)
-    return values, errs, now() - t0, seq, None
-
-
-def _run_slow(func, mode, items, cs, job, first, sl, seq, uid, traced, timed, dumps, out):
-    """Traced and/or timed: per task, POOL_TASK_T0 and POOL_TASK (traced); the task and its start time in
-    the slot (timed).  Timed, the finished tasks' results are sent before a task starts once
-    ``BATCH_SECONDS`` have passed since the last send: a task longer than that is reported before the next
-    one starts, so killing an overrunning task loses at most that much of short finished ones.
-    Returns (values, errs, duration, seq, index of values[0]): what is left to send."""
-    if traced and not timed and mode == MAP:
-        return _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps)
-    emit = recorder.emit
-    emit_at = recorder.emit_at
-    t_run = t_flush = now()
-    values = []
-    errs = None
-    vfirst = first
-    star = mode == STARMAP
-    apply = mode == APPLY
-    i = first
-    k = 0
-    for x in items:
-        if k % cs == 0:
-            seq += 1
-            sl[SEQ] = seq
-        k += 1
-        if timed:
-            t0 = now()
-            if values and t0 - t_flush >= _BATCH_NS:
-                vb, e1 = _dump_values(values, errs, dumps)
-                out.send((RESULTS, [(job, vfirst, len(values), e1, t0 - t_flush, len(vb))], False), [vb])
-                values = []
-                errs = None
-                vfirst = i
-                t_flush = t0
-            sl[START] = 0
-            sl[IDX] = i
-            sl[START] = t0
-            if traced:
-                emit_at(t0, _K_TASK_T0, uid, job, i)
-        elif traced:
-            emit(_K_TASK_T0, uid, job, i)
-        try:
-            if apply:
-                v = func(*x[0], **x[1])
-            elif star:
-                v = func(*x) if type(x) is tuple else func(*tuple(x))
-            else:
-                v = func(x)
-        except Exception as e:
-            v = None
-            err = pack_error(len(values), e, dumps)
-            oc = _ERROR
-        else:
-            err = None
-            oc = _OK
-        if traced:
-            emit(_K_TASK, uid, job, i, oc)
-        if timed:
-            sl[START] = 0
-        if err is not None:
-            if errs is None:
-                errs = []
-            errs.append(err)
-        values.append(v)
-        v = x = None
-        i += 1
-    t_end = now()
-    return values, errs, t_end - (t_flush if timed else t_run), seq, vfirst
-
-
-def _run_traced_map(func, items, cs, job, first, sl, seq, uid, dumps):
-    """The traced map loop: two records per task, as lean as that allows.  When a chunk's first
-    ``GROUP_PROBE`` tasks show the tasks are shorter than recording them (``GROUP_BELOW_NS`` of this thread's
-    CPU time each: preemption does not count), the rest of the run is recorded per chunk
-    (POOL_GROUP_T0/POOL_GROUP) and runs at C speed; a task that fails is still recorded alone."""
-    emit = recorder.emit
-    t_run = now()
-    values = []
-    errs = None
-    n = len(items)
-    grouped = False
-    for c0 in range(0, n, cs):
-        seq += 1
-        sl[SEQ] = seq
-        c1 = min(c0 + cs, n)
-        k = c0
-        if not grouped:
-            probe = c1 - c0 >= 3 * GROUP_PROBE
-            t_cpu = 0
-            for x in itertools.islice(items, c0, c1) if cs < n else items:
-                i = first + k
-                emit(_K_TASK_T0, uid, job, i)
-                try:
-                    values.append(func(x))
-                except Exception as e:
-                    if errs is None:
-                        errs = []
-                    errs.append(pack_error(k, e, dumps))
-                    values.append(None)
-                    emit(_K_TASK, uid, job, i, _ERROR)
-                else:
-                    emit(_K_TASK, uid, job, i, _OK)
-                k += 1
-                if probe:
-                    if k - c0 == 1:             # from the second task: the first pays for warm-up
-                        t_cpu = time.thread_time_ns()
-                    elif k - c0 == GROUP_PROBE:
-                        grouped = (time.thread_time_ns() - t_cpu) / (GROUP_PROBE - 1) < GROUP_BELOW_NS
-                        if grouped:
-                            break
-        if grouped and k < c1:
-            errs = _run_group(func, items, k, c1, job, first, uid, values, errs, dumps)
-    return values, errs, now() - t_run, seq, first
-
-
-def _run_group(func, items, k0, k1, job, first, uid, values, errs, dumps):
-    """Run items[k0:k1] at C speed, recorded as one group (failures alone).  Returns errs."""
-    recorder.emit(_K_GROUP_T0, uid, job, first + k0, k1 - k0)
-    it = itertools.islice(items, k0, k1)
-    while len(values) < k1:
-        try:
-            values.extend(map(func, itertools.islice(it, k1 - len(values))))
-        except Exception as e:
-            k = len(values)
-            if errs is None:
-                errs = []
-            errs.append(pack_error(k, e, dumps))
-            values.append(None)
-            t = now()
-            recorder.emit_at(t, _K_TASK_T0, uid, job, first + k)
-            recorder.emit_at(t, _K_TASK, uid, job, first + k, _ERROR)
-    recorder.emit(_K_GROUP, uid, job, first + k0, k1 - k0)
-    return errs
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -942,6 +573,7 @@ class _PoolState:
         self.maxtasks = maxtasks
         self.uid = uid
         self.name = name
+        self.setup = WorkerSetup(initializer, initargs, maxtasks, uid, _BATCH_NS)
         self.state = RUN
         self.pid = os.getpid()
         self.lock = threading.Lock()
@@ -1008,9 +640,8 @@ class _PoolState:
         slot = self.free_slots.pop()
         self.slot_view[slot * SLOT:(slot + 1) * SLOT] = memoryview(bytes(8 * SLOT)).cast("q")
         try:
-            p = self.process_factory(self.ctx, target=_worker_main,
-                                     args=(task_r, res_w, self.slots, slot, self.initializer, self.initargs,
-                                           self.maxtasks, self.uid))
+            p = self.process_factory(self.ctx, target=worker_main,
+                                     args=(self.setup, task_r, res_w, self.slots, slot))
             p.name = p.name.replace("Process", "PoolWorker")
             p.daemon = True
             p._trace_role = "worker"
@@ -1833,7 +1464,7 @@ class _PoolState:
 
 def _manage(st):
     """The manager thread's body."""
-    if _HAVE_SIGMASK:                   # workers it starts inherit this (see _no_sigint)
+    if HAVE_SIGMASK:                   # workers it starts inherit this (see no_sigint)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         st.run()
@@ -1999,7 +1630,7 @@ class Pool:
         self._cache = st.jobs
         self._pool = st.procs
         try:
-            with _no_sigint():
+            with no_sigint():
                 for _ in range(processes):
                     st.start_worker()
         except BaseException:
