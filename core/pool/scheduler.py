@@ -11,20 +11,25 @@ Records::
   Run       a contiguous range of one job's tasks made of whole chunks, sent to one worker in one batch
   Load      what one worker holds: its runs not fully answered, in order, and their totals
 
-Decisions:
+Dispatch (``pick_worker``, ``build_batch``).  A worker gets work when it is idle.  While a job's tasks are
+measured to be short, the manager keeps up to ``PREFETCH_SECONDS`` of measured work queued per worker (and
+less than ``PREFETCH_MAX_BYTES`` unanswered) and packs several chunks into one message
+(``BATCH_SECONDS``, at most ``MAX_BATCH_CHUNKS``); for long or not yet measured tasks a worker holds one
+chunk at a time, so chunksize=1 spreads uneven tasks as evenly as the stdlib's shared queue.  Each message
+is one *batch* of *runs*; a run is a contiguous range of one job's tasks made of whole chunks (a chunk is
+never split).  Requeued segments go first, then jobs in the order they came.  Workers answer once per
+batch (with a ``task_timeout``: also before starting a task, once ``BATCH_SECONDS`` have passed since they
+last sent).
 
-* ``pick_worker``: idle workers first, then the one with the least measured work queued; a busy worker
-  gets more only while what it holds is measured (``PREFETCH_SECONDS``, ``PREFETCH_MAX_BYTES``) and its
-  ``maxtasksperchild`` budget lasts.
-* ``build_batch``: while a job's tasks are measured short, several chunks go in one message (up to
-  ``BATCH_SECONDS`` of work, ``MAX_BATCH_CHUNKS``); an unmeasured job or a long chunk goes alone, and only
-  to an idle worker.  Requeued segments go first, then jobs in the order they came.  A run is whole chunks
-  (a chunk is never split between workers).
-* ``settle``: from a dead worker's slot (the chunk it began last; with a timeout, the task and its start
-  time) and its runs: which tasks were running (they fail, ``WorkerLostError``, or ``TaskTimeoutError``
-  for the task the pool killed), which had finished but were not reported (they fail: their results died
-  with it; a task never runs twice), and which were never begun (requeued in front of everything, at most
-  ``MAX_REQUEUES`` times, then they fail).
+Death accounting (``settle``).  Each worker owns a slot of a shared int64 array: the sequence number of the
+chunk it is running and (with a timeout) the task and its start time.  When a worker dies, the chunk it
+was running fails with ``WorkerLostError``, and so do chunks it had finished but not yet reported (their
+results died with it; at most about ``BATCH_SECONDS`` of short tasks; a separate error says so): tasks are
+never run twice.  Chunks it had not started are requeued in front of everything else, at most
+``MAX_REQUEUES`` times (then they fail).  With a ``task_timeout`` the slot also names the running task and
+workers send finished results before starting a task (once ``BATCH_SECONDS`` have passed), so killing an
+overrunning task fails it (``TaskTimeoutError``), fails at most that much of short finished tasks, and
+requeues the rest of its chunk.
 
 This module does no I/O and knows no processes, threads, pipes or recorder; it never calls user code.
 """

@@ -17,10 +17,11 @@ it runs (``SEQ``) and, when tasks are timed, the task it runs (``IDX``) and its 
 Here too: a task's exception packed for the wire (position, remote traceback text, pickled exception) and
 rebuilt on the other side with the traceback as its ``__cause__``, as the stdlib does.
 
-This module only reads and writes the file descriptors it is given: no threads, no processes, no
-recorder, no Qt.
+This module only reads and writes the file descriptors and the shared array it is given: no threads, no
+processes, no recorder, no Qt.
 """
 import collections
+import ctypes
 import io
 import itertools
 import os
@@ -28,6 +29,7 @@ import pickle
 import struct
 import time
 import traceback
+from multiprocessing import sharedctypes
 from multiprocessing.pool import MaybeEncodingError, RemoteTraceback
 from multiprocessing.reduction import ForkingPickler
 
@@ -55,6 +57,48 @@ _Q = struct.Struct("<Q")
 _I = struct.Struct("<I")
 
 now = time.perf_counter_ns       # the recorder's clock: system-wide monotonic
+
+
+class Slots:
+    """The shared int64 array where each worker shows what it runs (``SLOT`` fields a slot: ``SEQ``, and
+    with a timeout ``IDX`` and ``START``).  The manager hands the slots out and reads them; a worker gets
+    ``array`` and its slot number."""
+
+    __slots__ = ("array", "view", "free")
+
+    def __init__(self, n):
+        self.array = sharedctypes.RawArray(ctypes.c_int64, n * SLOT)
+        self.view = memoryview(self.array).cast("B").cast("q")
+        self.free = list(range(n - 1, -1, -1))
+
+    def take(self):
+        """A free slot, zeroed (IndexError when there is none)."""
+        slot = self.free.pop()
+        self.view[slot * SLOT:(slot + 1) * SLOT] = memoryview(bytes(8 * SLOT)).cast("q")
+        return slot
+
+    def give(self, slot):
+        self.free.append(slot)
+
+    def read(self, slot):
+        """(SEQ, IDX, START) of ``slot`` (its worker has ended: nothing changes them any more)."""
+        base = slot * SLOT
+        v = self.view
+        return v[base + SEQ], v[base + IDX], v[base + START]
+
+    def running(self, slot):
+        """(SEQ, IDX, START) of the timed task running in ``slot`` now, or None between tasks.  START is
+        read before and after the others: if it changed, the worker moved on meanwhile (None)."""
+        base = slot * SLOT
+        v = self.view
+        start = v[base + START]
+        if not start:
+            return None
+        idx = v[base + IDX]
+        seq = v[base + SEQ]
+        if v[base + START] != start:
+            return None
+        return seq, idx, start
 
 
 class Dumper:
@@ -124,6 +168,60 @@ def write_some(fd, views):
         else:
             views[0] = views[0][k:]
             k = 0
+
+
+class PipeWriter:
+    """The non-blocking writing end of a pipe: what the pipe cannot take now is kept, in order, until it
+    can (the manager writes the rest when the selector says the pipe is writable).  If the reader is gone,
+    the rest is dropped (its process has ended; its sentinel tells)."""
+
+    __slots__ = ("fd", "views")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.views = None             # memoryviews not written yet, or None
+
+    @property
+    def pending(self):
+        return self.views is not None
+
+    def write(self, parts):
+        """Write a frame's parts; True when some of it now waits (it did not before)."""
+        if self.views is not None:
+            self.views.extend(memoryview(p) for p in parts)
+            return False
+        views = views_of(parts)
+        self._write(views)
+        if views:
+            self.views = views
+            return True
+        return False
+
+    def flush(self):
+        """Write more of what waits; True when it is all written now."""
+        if self.views is None:
+            return False
+        self._write(self.views)
+        if not self.views:
+            self.views = None
+            return True
+        return False
+
+    def drop(self):
+        """Forget what waits; True if something did."""
+        had = self.views is not None
+        self.views = None
+        return had
+
+    def _write(self, views):
+        while views:
+            try:
+                write_some(self.fd, views)
+            except BlockingIOError:
+                return
+            except OSError:               # the reader is gone
+                views.clear()
+                return
 
 
 class FrameReader:
