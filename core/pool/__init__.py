@@ -68,19 +68,24 @@ POOL_CHUNK_QUEUED, POOL_CHUNK_SENT, POOL_TASK_LOST, POOL_RESULT_USED, POOL_WORKE
 POOL_JOB_DONE, POOL_CLOSED.  Worker: POOL_TASK_T0 and POOL_TASK per task (two emits, nothing more); the
 worker process records its own lifecycle with role "worker".
 
-The tunables are named constants of the module that reads them, all re-exported here.
+The tunables are named constants of the module that reads them, all re-exported here; setting one here
+sets it in its module too.  The scheduler's are read when a pool starts; the worker's in the worker (a
+forked worker inherits the parent's values, a spawned one imports the defaults).
 
 This package must not import Qt, and must not create core's traced primitives for its own plumbing: it
 uses os-level pipes, the stdlib's RawArray and threading objects, so a trace shows the pool's tasks, not
 its plumbing.  This file holds no logic: it only re-exports.
 """
 import itertools
+import sys
+import types
 from multiprocessing.context import ProcessError, TimeoutError  # noqa: F401 (re-exported)
 from multiprocessing.pool import (CLOSE, INIT, RUN, TERMINATE, ExceptionWithTraceback,  # noqa: F401
                                   MaybeEncodingError, RemoteTraceback, ThreadPool, mapstar, rebuild_exc,
                                   starmapstar)
 
 from ..errors import PoolTerminatedError, TaskTimeoutError, WorkerLostError  # noqa: F401 (re-exported)
+from . import manager, pool, scheduler, wire, worker
 from .manager import LIVENESS_POLL, MAX_STARTUP_DEATHS, TERMINATE_GRACE, TIMEOUT_POLL  # noqa: F401
 from .pool import HELPER_JOIN_TIMEOUT, MAX_TASK_TIMEOUT, Pool  # noqa: F401
 from .results import ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult  # noqa: F401
@@ -99,3 +104,26 @@ job_counter = itertools.count()  # the stdlib module has it; core's job ids are 
 for _cls in (Pool, ApplyResult, MapResult, IMapIterator, IMapUnorderedIterator):
     _cls.__module__ = __name__
 del _cls
+
+# Each tunable is read from the module that owns it.  Setting one here (a test, a benchmark, a program
+# tuning its pool before creating it) sets it there too, as when core.pool was a single module.
+_OWNERS = {name: module for module, names in (
+    (scheduler, ("PREFETCH_SECONDS", "BATCH_SECONDS", "MAX_BATCH_CHUNKS", "PREFETCH_MAX_BYTES", "MAX_REQUEUES",
+                 "FEED_AHEAD")),
+    (worker, ("GROUP_BELOW_NS", "GROUP_PROBE", "WORKER_IDLE_CHECK")),
+    (manager, ("TIMEOUT_POLL", "LIVENESS_POLL", "TERMINATE_GRACE", "MAX_STARTUP_DEATHS")),
+    (wire, ("PIPE_BUFFER", "READ_SIZE", "BIG_FRAME")),
+    (pool, ("HELPER_JOIN_TIMEOUT", "MAX_TASK_TIMEOUT"))) for name in names}
+
+
+class _Package(types.ModuleType):
+    """core.pool itself (the data model's way to customise a module's attribute setting)."""
+
+    def __setattr__(self, name, value):
+        owner = _OWNERS.get(name)
+        if owner is not None:
+            setattr(owner, name, value)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

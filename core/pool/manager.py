@@ -42,7 +42,7 @@ from .feeder import Feeder
 from .jobs import JobBook, describe_exit
 from .results import report_callback_error
 from .scheduler import Kill, Slot
-from .wire import (INIT_FAILED, READ_SIZE, READY, RESULTS, Dumper, FrameReader, PipeWriter, Slots, frame, now,
+from .wire import (INIT_FAILED, READY, RESULTS, Dumper, FrameReader, PipeWriter, Slots, frame, now,
                    parse, set_pipe_size, unpack_error)
 from .worker import HAVE_SIGMASK, worker_main
 
@@ -306,7 +306,7 @@ class Manager:
                 break
             for payload in r.frames():     # after every read: a finished big frame leaves big mode
                 self.on_frame(w, payload)
-            if k < READ_SIZE and not final and r.big is None:
+            if not final and not r.more_waiting(k):
                 break                      # drained for now; the selector says when there is more
         if eof and not w.eof:
             w.eof = True

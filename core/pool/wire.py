@@ -253,6 +253,11 @@ class FrameReader:
         self.buf += data
         return len(data)
 
+    def more_waiting(self, k):
+        """After a read of ``k`` bytes: may the pipe hold more right now (a full read, or the rest of a big
+        frame)?"""
+        return k >= READ_SIZE or self.big is not None
+
     def frames(self):
         out = []
         if self.big is not None:
