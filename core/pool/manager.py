@@ -42,8 +42,8 @@ from .feeder import Feeder
 from .jobs import JobBook, describe_exit
 from .results import report_callback_error
 from .scheduler import Kill, Slot
-from .wire import (INIT_FAILED, READY, RESULTS, Dumper, FrameReader, PipeWriter, Slots, frame, now,
-                   parse, set_pipe_size, unpack_error)
+from .wire import (INIT_FAILED, READY, RESULTS, Dumper, FrameReader, PipeWriter, Slots, Waker, frame,
+                   now, parse, set_pipe_size, unpack_error)
 from .worker import HAVE_SIGMASK, worker_main
 
 #: How often (seconds) the manager reads the running tasks' start times while some task has a timeout.
@@ -121,27 +121,16 @@ class Manager:
         self.slots = Slots(2 * self.processes + 2)
         self.sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") else \
             selectors.DefaultSelector()
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
-        self.wake_pending = False
-        self.wake_lock = threading.Lock()
-        self.sel.register(self.wake_r, selectors.EVENT_READ, (_K_WAKE, None))
+        self.waker = Waker()
+        self.sel.register(self.waker.r, selectors.EVENT_READ, (_K_WAKE, None))
         self.dumps = Dumper()
         self.startup_deaths = 0
         self.thread = None
         self.last_liveness = 0.0
 
-    # -- used by caller threads -------------------------------------------------------------------------
     def wake(self):
-        if not self.wake_pending:
-            self.wake_pending = True
-            with self.wake_lock:
-                if self.wake_w >= 0:
-                    try:
-                        os.write(self.wake_w, b"\0")
-                    except OSError:
-                        pass
+        """(any thread) The manager's select returns soon; at the top of its loop it takes new jobs."""
+        self.waker.wake()
 
     def start_thread(self):
         self.thread = threading.Thread(target=manage, args=(self,), name="%s-manager" % self.name,
@@ -521,13 +510,7 @@ class Manager:
         elif kind == _K_SENTINEL:
             self.worker_ended(w)
         elif kind == _K_WAKE:
-            # drain first, then clear: a byte written after the clear wakes the next select; a job
-            # queued before it is taken at the top of the loop
-            try:
-                os.read(self.wake_r, 4096)
-            except OSError:
-                pass
-            self.wake_pending = False
+            self.waker.drain()
         elif kind == _K_WRITE:
             if not w.dead:
                 self.flush(w)
@@ -571,13 +554,7 @@ class Manager:
             traceback.print_exc()
 
     def cleanup(self):
-        with self.wake_lock:
-            for fd in (self.wake_r, self.wake_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            self.wake_r = self.wake_w = -1
+        self.waker.close()
         try:
             self.sel.close()
         except Exception:

@@ -285,7 +285,7 @@ class Pool:
             if isinstance(chunksize, (int, float)) and chunksize < 1:
                 raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
             raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
-        return self._imap(func, iterable, chunksize, task_timeout, progress, IMapIterator, JobMethod.IMAP)
+        return self._imap(JobMethod.IMAP, func, iterable, chunksize, task_timeout, progress)
 
     def imap_unordered(self, func, iterable, chunksize=1, *, task_timeout=_DEFAULT, progress=None):
         '''
@@ -294,10 +294,10 @@ class Pool:
         self._check_running()
         if chunksize != 1 and (not isinstance(chunksize, int) or chunksize < 1):
             raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
-        return self._imap(func, iterable, chunksize, task_timeout, progress, IMapUnorderedIterator,
-                          JobMethod.IMAP_UNORDERED)
+        return self._imap(JobMethod.IMAP_UNORDERED, func, iterable, chunksize, task_timeout, progress)
 
-    def _imap(self, func, iterable, chunksize, task_timeout, progress, cls, method):
+    def _imap(self, method, func, iterable, chunksize, task_timeout, progress):
+        cls = IMapIterator if method == JobMethod.IMAP else IMapUnorderedIterator
         timeout = self._timeout_for(task_timeout)
         chunksize = int(chunksize)
         sliceable = type(iterable) in _SLICEABLE

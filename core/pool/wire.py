@@ -14,11 +14,11 @@ results the other.  The messages::
 Each worker also owns a slot of a shared int64 array (``SLOT`` fields): the sequence number of the chunk
 it runs (``SEQ``) and, when tasks are timed, the task it runs (``IDX``) and its start time (``START``).
 
-Here too: a task's exception packed for the wire (position, remote traceback text, pickled exception) and
-rebuilt on the other side with the traceback as its ``__cause__``, as the stdlib does.
+Also here: the wake-up pipe the caller threads use to wake the manager's select (``Waker``), and a task's
+exception packed for the wire (position, remote traceback text, pickled exception) and rebuilt on the other
+side with the traceback as its ``__cause__``, as the stdlib does.
 
-This module only reads and writes the file descriptors and the shared array it is given: no threads, no
-processes, no recorder, no Qt.
+This module starts no threads or processes and records nothing; no Qt.
 """
 import collections
 import ctypes
@@ -27,6 +27,7 @@ import itertools
 import os
 import pickle
 import struct
+import threading
 import time
 import traceback
 from multiprocessing import sharedctypes
@@ -222,6 +223,48 @@ class PipeWriter:
             except OSError:               # the reader is gone
                 views.clear()
                 return
+
+
+class Waker:
+    """How the caller threads (and the feeder) wake the manager's select: a byte in a non-blocking pipe,
+    written at most once until the manager drains it."""
+
+    __slots__ = ("r", "w", "pending", "lock")
+
+    def __init__(self):
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+        self.pending = False
+        self.lock = threading.Lock()
+
+    def wake(self):
+        if not self.pending:
+            self.pending = True
+            with self.lock:
+                if self.w >= 0:
+                    try:
+                        os.write(self.w, b"\0")
+                    except OSError:
+                        pass
+
+    def drain(self):
+        # drain first, then clear: a byte written after the clear wakes the next select; a job queued
+        # before it is taken at the top of the loop
+        try:
+            os.read(self.r, 4096)
+        except OSError:
+            pass
+        self.pending = False
+
+    def close(self):
+        with self.lock:
+            for fd in (self.r, self.w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.r = self.w = -1
 
 
 class FrameReader:
