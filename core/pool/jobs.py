@@ -1,16 +1,17 @@
 """core.pool.jobs: the pool's unfinished jobs, and every way their tasks end.
 
-A task ends one of three ways: a worker answers it (``deliver``), it fails without an answer
+A job comes in through ``admit`` (a lazy job's input is handed to the feeder; ``check_lazy`` notices when
+it ends).  A task ends one of three ways: a worker answers it (``deliver``), it fails without an answer
 (``fail_range``: it could not be pickled, its worker died or was killed for it -- ``fail_dead`` words
-those errors) or its whole job fails (``fail_job``: terminate(), a broken pool).  A job finishes when every task has ended (``finish_job``); its
-inputs are dropped then, before the caller is woken.
+those errors) or its whole job fails (``fail_job``: terminate(), a broken pool).  A job finishes when
+every task has ended (``finish_job``); its inputs are dropped then, before the caller is woken.
 
 Results reach the result objects directly from the manager thread, or, when the job has a callback, an
 error_callback or a progress function, through the callback thread (``run_callbacks``), in order: user
 code never runs in the manager, so a slow callback cannot delay death or timeout detection.
 
-Used by the manager thread only (the caller threads add jobs to ``jobs`` under the pool's lock).  Must not
-import Qt, touch pipes or processes.
+Used by the manager thread only (the caller threads add jobs to ``jobs`` under the pool's lock and start
+the callback thread).  Must not import Qt, touch pipes or processes.
 """
 import itertools
 import queue
