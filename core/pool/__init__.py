@@ -108,8 +108,8 @@ del _cls
 # Each tunable is read from the module that owns it.  Setting one here (a test, a benchmark, a program
 # tuning its pool before creating it) sets it there too, as when core.pool was a single module.
 _OWNERS = {name: module for module, names in (
-    (scheduler, ("PREFETCH_SECONDS", "BATCH_SECONDS", "MAX_BATCH_CHUNKS", "PREFETCH_MAX_BYTES", "MAX_REQUEUES",
-                 "FEED_AHEAD")),
+    (scheduler, ("PREFETCH_SECONDS", "BATCH_SECONDS", "MAX_BATCH_CHUNKS", "PREFETCH_MAX_BYTES",
+                 "MAX_REQUEUES", "FEED_AHEAD")),
     (worker, ("GROUP_BELOW_NS", "GROUP_PROBE", "WORKER_IDLE_CHECK")),
     (manager, ("TIMEOUT_POLL", "LIVENESS_POLL", "TERMINATE_GRACE", "MAX_STARTUP_DEATHS")),
     (wire, ("PIPE_BUFFER", "READ_SIZE", "BIG_FRAME")),

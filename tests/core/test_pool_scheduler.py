@@ -238,7 +238,7 @@ def test_a_job_whose_function_cannot_be_pickled_is_cut_out_to_fail():
     assert [(r.job.id, r.items) for r in runs] == [(2, [0, 1])]
 
 
-# -- lazy input -----------------------------------------------------------------------------------------------
+# -- lazy input ----------------------------------------------------------------------------------------------
 
 def test_lazy_jobs_are_cut_from_what_the_feeder_read():
     """An imap over a generator never holds up other calls while its feeder has nothing, and the chunks it
@@ -267,7 +267,7 @@ def test_the_feeder_reads_ahead_what_prefetching_can_use():
     assert sched.feed_target(lazy) == 2 * (2 + 1 + PREFETCH_NS // (10 * US))
 
 
-# -- a worker dies --------------------------------------------------------------------------------------------
+# -- a worker dies -------------------------------------------------------------------------------------------
 
 def test_a_dead_workers_untouched_chunks_are_requeued_and_run_once():
     sched = make_scheduler()
@@ -358,7 +358,7 @@ def test_requeued_segments_go_first_in_their_order():
     assert order == list(range(10, 20)) + list(range(0, 10))
 
 
-# -- timeouts ---------------------------------------------------------------------------------------------------
+# -- timeouts ------------------------------------------------------------------------------------------------
 
 def test_a_timed_out_task_fails_alone_its_finished_neighbours_are_lost_the_rest_requeued():
     sched = make_scheduler()
@@ -406,7 +406,7 @@ def test_a_finished_jobs_remainder_is_dropped():
     assert not s.running and not s.finished and not s.requeued
 
 
-# -- failing a whole job --------------------------------------------------------------------------------------
+# -- failing a whole job -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("answered", [0, 3])
 def test_take_unanswered_finds_every_unanswered_task_once(answered):
