@@ -144,6 +144,13 @@ def segfault(x):
     ctypes.string_at(0)
 
 
+def touch_then_sleep(path, seconds):
+    """Say the task started (create the file ``path``), then sleep."""
+    touch(path)
+    time.sleep(seconds)
+    return seconds
+
+
 def sleep_then_kill(x):
     """Task 0 sleeps and then kills its worker, the others are quick."""
     if x == 0:

@@ -125,9 +125,13 @@ def test_sys_exit_and_segfault(start_method):
         assert p.apply(h.square, (4,)) == 16
 
 
-def test_worker_killed_from_outside(pool):
-    results = [pool.apply_async(h.sleep_for, (30,)) for _ in range(2)]
-    time.sleep(0.3)
+def test_worker_killed_from_outside(pool, tmp_path):
+    started = [str(tmp_path / ("started-%d" % i)) for i in range(2)]
+    results = [pool.apply_async(h.touch_then_sleep, (path, 30)) for path in started]
+    deadline = time.monotonic() + 60           # both tasks running (spawn workers start slowly when loaded)
+    while not all(os.path.exists(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(os.path.exists(p) for p in started)
     for w in list(pool._pool):
         os.kill(w.pid, signal.SIGKILL)
     t0 = time.monotonic()
