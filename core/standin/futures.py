@@ -1,10 +1,11 @@
 """concurrent.futures' ProcessPoolExecutor, traced: its workers, queues and work items in the trace.
 
 ``install(module)`` runs right after a traced program first imports ``concurrent.futures.process`` (which
-imports multiprocessing first, so the stand-in is already in place: the executor's call queue, a subclass of
-``multiprocessing.queues.Queue``, and its result queue and wake-up pipe, from its context, are core's).  It
-makes ``ProcessPoolExecutor`` (also as ``concurrent.futures.ProcessPoolExecutor``) the subclass below, which
-changes no behaviour and records, when tracing is on:
+imports multiprocessing first, so the stand-in is already in place: the executor's context, result queue and
+wake-up pipe are core's).  It makes ``ProcessPoolExecutor`` (also as ``concurrent.futures.ProcessPoolExecutor``)
+the subclass below, and the module's ``_SafeQueue`` (the call queue, a ``multiprocessing.queues.Queue``, which
+the stand-in cannot replace) one that is also a core Queue.  Neither changes behaviour; when tracing is on
+they record:
 
 * the executor as a pool (registered as a "Pool" named ``ProcessPoolExecutor#1``, POOL_CREATED), its worker
   processes with the role ``worker``, its queues and wake-up pipe named after it;
@@ -30,15 +31,41 @@ from ..trace.events import JobMethod, Kind, Outcome
 
 #: The stdlib's ``_process_chunk``, the callable of every work item ``map`` submits (once ``install`` ran).
 _process_chunk = None
+#: What ``install`` defines in this module: classes built on the stdlib module's own.
+_BUILT = ("ProcessPoolExecutor", "CallQueue")
 
 
 def install(module):
-    """Make ``module`` (concurrent.futures.process) give out the traced executor (once)."""
+    """Make ``module`` (concurrent.futures.process) give out the traced executor and call queue (once)."""
     global _process_chunk
-    if _process_chunk is not None or not hasattr(module, "_process_chunk"):
+    if _process_chunk is not None or not all(hasattr(module, n) for n in ("_process_chunk", "_SafeQueue")):
         return
     _process_chunk = module._process_chunk
+    module._SafeQueue = _call_queue_class(module)
     module.ProcessPoolExecutor = _executor_class(module)
+
+
+def __getattr__(name):
+    """A worker that unpickles a call queue before it has imported concurrent.futures.process (the import
+    builds the class) finds it all the same."""
+    if name in _BUILT:
+        import concurrent.futures.process as std
+        install(std)
+        if name in globals():
+            return globals()[name]
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def _call_queue_class(std):
+    """The executor's call queue: the stdlib's ``_SafeQueue`` (its feeder-error handling) on core's Queue."""
+    from ..queues import Queue
+
+    class CallQueue(std._SafeQueue, Queue):
+        __doc__ = std._SafeQueue.__doc__
+
+    CallQueue.__module__, CallQueue.__qualname__ = __name__, "CallQueue"      # pickled by reference
+    globals()["CallQueue"] = CallQueue
+    return CallQueue
 
 
 def _executor_class(std):
@@ -108,8 +135,7 @@ def _executor_class(std):
             recorder.emit_at(t, Kind.POOL_JOB, uid, number, tasks, JobMethod.MAP)
             return _consumed(results, uid, number)
 
-    ProcessPoolExecutor.__module__ = __name__
-    ProcessPoolExecutor.__qualname__ = "ProcessPoolExecutor"
+    ProcessPoolExecutor.__module__, ProcessPoolExecutor.__qualname__ = __name__, "ProcessPoolExecutor"
     globals()["ProcessPoolExecutor"] = ProcessPoolExecutor
     return ProcessPoolExecutor
 

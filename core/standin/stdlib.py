@@ -8,35 +8,37 @@ objects:
 * every name of the package (``multiprocessing.Lock``, ``Pool``, ``Process``, ``get_context``,
   ``set_start_method``, ...): the bound methods of core's default context, as ``import core as
   multiprocessing`` gives them; a context from ``get_context()`` is core's, so its factory methods are too;
-* the classes and functions programs import from submodules, listed in ``SUBMODULE_NAMES``.
+* the classes and functions programs import from submodules (``SUBMODULE_NAMES``);
+* ``multiprocessing.pool.Pool``, which the stdlib's own code also calls by that name (``ThreadPool``'s
+  ``__init__`` is ``Pool.__init__``): a subclass of the stdlib's Pool whose own instances are core's Pools
+  (``pool_class``).
 
-Left alone, on purpose:
+Two rules decide what can be replaced by a plain assignment, and ``tests/e2e/test_trace_unmodified_standin.py``
+checks the first against the stdlib's source:
 
-* ``multiprocessing.synchronize``'s classes: core's queues, conditions and events hold the stdlib's own
-  locks and semaphores, and pickle checks that ``multiprocessing.synchronize.Lock`` *is* the class of a lock
-  it sends to a child; replacing the name would make every queue unpicklable.  Programs get their locks
-  from ``multiprocessing.Lock()`` or a context, which are traced.
-* ``multiprocessing.connection.Pipe``: the stdlib's queues and managers make their internal pipes with it at
-  call time; ``multiprocessing.Pipe()`` is traced.
-* ``multiprocessing.queues.JoinableQueue``: core's JoinableQueue calls the stdlib class's ``__init__`` by
-  that module attribute; ``multiprocessing.JoinableQueue()`` is traced.
-* ``multiprocessing.shared_memory.ShareableList``: it builds its segment with the module's ``SharedMemory``,
-  which is core's, so its segment is traced as it is.
-* ``multiprocessing.context``, ``process``, ``pool.ThreadPool``, ``dummy``: what they hold is core's too,
-  the stdlib's own (threads), or internals.
+1. The stdlib must not use the name at call time, inside its own functions: it would get core's object
+   where it builds its own (``JoinableQueue.__init__`` calls ``Queue.__init__``, ``SharedMemoryManager``'s
+   calls ``BaseManager.__init__``: core's queue and manager would call themselves).
+2. No object of the stdlib's original class may still be pickled: pickle looks a class up by its module
+   and name and refuses one that is not the very object it finds there.  Core's queues hold the stdlib's
+   own locks (so ``multiprocessing.synchronize``'s names stay), and SyncManager's registry holds
+   ``multiprocessing.pool.Pool`` (so core's registries get core's twin: ``_retarget_manager_registries``).
+
+Left alone, therefore: ``multiprocessing.synchronize``'s classes (2), ``multiprocessing.queues``' classes (1;
+concurrent.futures' call queue is made traced where it is defined, see ``futures``),
+``multiprocessing.managers.BaseManager`` (1; a program's own manager class is the stdlib's, untraced),
+``multiprocessing.connection.Pipe`` (the stdlib's queues and managers make their pipes with it), and
+``multiprocessing.shared_memory.ShareableList`` (it makes its segment with the module's ``SharedMemory``,
+which is core's: traced as it is).  Programs mostly reach all of these through ``multiprocessing.X()`` or
+a context, which are traced.
 
 No Qt here, nothing of mpgui.
 """
 import importlib
 
-#: stdlib module -> (core module, names a program imports from it directly).  Each replaced name must be
-#: one the stdlib does not itself use at call time for objects core builds (see the module docstring).
+#: stdlib module -> (core module, names programs import from it), each safe to assign (rules 1 and 2 above).
 SUBMODULE_NAMES = {
-    "multiprocessing.pool": ("core.pool", ("Pool",)),
-    "multiprocessing.managers": ("core.managers", ("BaseManager", "SyncManager", "SharedMemoryManager")),
-    # concurrent.futures.process subclasses multiprocessing.queues.Queue when it is imported: its call queue
-    # is then a traced queue.
-    "multiprocessing.queues": ("core.queues", ("Queue", "SimpleQueue")),
+    "multiprocessing.managers": ("core.managers", ("SyncManager", "SharedMemoryManager")),
     "multiprocessing.shared_memory": ("core.shared_memory", ("SharedMemory",)),
     "multiprocessing.sharedctypes": ("core.sharedctypes", ("Value", "Array")),
 }
@@ -50,11 +52,27 @@ def installed():
     return bool(_replaced)
 
 
+def pool_class(std_pool, core_pool):
+    """``multiprocessing.pool.Pool`` for a traced program: still the stdlib's class to the stdlib's own code
+    (its static methods, ``ThreadPool``, a program's subclass of it), but calling it makes core's Pool."""
+
+    class Pool(std_pool):
+        def __new__(cls, *args, **kwargs):
+            if cls is Pool:
+                return core_pool(*args, **kwargs)
+            return super().__new__(cls)
+
+    Pool.__module__, Pool.__qualname__, Pool.__doc__ = std_pool.__module__, std_pool.__qualname__, core_pool.__doc__
+    return Pool
+
+
 def replacements():
     """[(stdlib module, name, core's object)]: everything ``install`` changes, core imported first."""
     import multiprocessing
+    import multiprocessing.pool
 
     import core
+    import core.pool
     out = [(multiprocessing, name, getattr(core, name)) for name in multiprocessing.__all__
            if hasattr(core, name) and getattr(core, name) is not getattr(multiprocessing, name)]
     for std_name, (core_name, names) in SUBMODULE_NAMES.items():
@@ -62,6 +80,7 @@ def replacements():
         core_mod = importlib.import_module(core_name)
         out += [(std_mod, name, getattr(core_mod, name)) for name in names
                 if getattr(core_mod, name, None) is not None and hasattr(std_mod, name)]
+    out.append((multiprocessing.pool, "Pool", pool_class(multiprocessing.pool.Pool, core.pool.Pool)))
     return out
 
 
@@ -81,9 +100,9 @@ def install():
 
 def _retarget_manager_registries(twins):
     """A manager's registry (typeid -> callable, ...) is pickled into its server process, callables by
-    reference, and pickle checks that the module attribute of that name *is* the callable: SyncManager's
-    ``Pool`` (``multiprocessing.pool.Pool``) would no longer pickle once that name is core's Pool.  The
-    registries programs use (core's managers) get core's twin instead; the server then makes traced pools."""
+    reference: SyncManager's ``Pool`` (the stdlib's ``multiprocessing.pool.Pool``) would no longer pickle
+    once that name is replaced (rule 2).  The registries programs use (core's managers) get the
+    replacement instead; the server then makes traced pools."""
     from core import managers
     for cls in (managers.BaseManager, managers.SyncManager, managers.SharedMemoryManager):
         registry = vars(cls).get("_registry") if cls is not None else None
@@ -91,4 +110,3 @@ def _retarget_manager_registries(twins):
             twin = twins.get(id(entry[0]))
             if twin is not None:
                 registry[typeid] = (twin,) + tuple(entry[1:])
-
