@@ -47,16 +47,19 @@ def _module_findable(module, cwd, env):
     return top in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(top, paths) is not None
 
 
-def _program(rest, as_module, cwd, env):
+def traced_program(rest, as_module, cwd, env):
     """What ``trace`` runs, from ``rest`` (SCRIPT or MODULE, then its arguments): (command line, title, what
     the run file's meta says of it, run file stem).  UsageError with one sentence when there is nothing
-    runnable to trace."""
+    runnable to trace (the app's Trace dialog says the same sentence as you type)."""
     if as_module:
         if not rest:
             raise UsageError("Name the module to trace: main.py trace -m MODULE [ARGS...].")
         module, prog_args = rest[0], rest[1:]
         if not all(part.isidentifier() for part in module.split(".")):
             raise UsageError("%r is not a module name (like pkg.tool): give -m the name python -m takes." % module)
+        if module.endswith(".py"):
+            raise UsageError("%s names a file: give -m the module's name (%s), or trace the file as a script."
+                             % (module, module[:-3]))
         if not _module_findable(module, cwd, env):
             raise UsageError("No module named %s in %s or on the path: run from the folder that holds it "
                              "(--cwd DIR), or add its folder with --env PYTHONPATH=DIR." % (module, cwd))
@@ -98,7 +101,7 @@ def cmd_trace(args):
     trailing_out = trailing_force = None
     if args.out is None:                # otherwise a trailing --out X is the program's own argument
         rest, trailing_out, trailing_force = _split_trace_args(rest)
-    argv, title, what, stem = _program(rest, as_module, os.path.abspath(args.cwd or os.curdir), env)
+    argv, title, what, stem = traced_program(rest, as_module, os.path.abspath(args.cwd or os.curdir), env)
     history = RunHistory(args.home)
     out = args.out or trailing_out or history.new_run_path("trace-" + stem)
     spec = RunSpec(argv, out, kind="trace", title=title, echo_output=() if args.quiet else ("stdout", "stderr"),

@@ -195,6 +195,7 @@ def test_a_program_without_multiprocessing_runs_as_it_would(tmp_path):
     (["-m"], "Name the module to trace"),
     (["-m", "no_such_module_here"], "No module named no_such_module_here"),
     (["-m", "not-a-name"], "is not a module name"),
+    (["-m", "pool_docs.py"], "names a file: give -m the module's name (pool_docs)"),
     (["nope.py"], "No such script"),
     (["--cwd", "/no/such/folder", "x.py"], "is not a folder"),
     (["--env", "NOEQUALS", "pool_docs.py"], "--env takes NAME=VALUE"),
