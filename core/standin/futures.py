@@ -9,8 +9,8 @@ they record:
 
 * the executor as a pool (registered as a "Pool" named ``ProcessPoolExecutor#1``, POOL_CREATED), its worker
   processes with the role ``worker``, its queues and wake-up pipe named after it;
-* each ``submit()`` as a job of one task (JobMethod.APPLY), each ``map()`` as one job (MAP) with a task per
-  element: queued when submitted (POOL_CHUNK_QUEUED), run in a worker (POOL_TASK_T0 and POOL_TASK, ok or
+* the ``submit()`` calls as one job (JobMethod.APPLY) with a task each, numbered in the order they came, and
+  each ``map()`` as one job (MAP) with a task per element: queued when submitted (POOL_CHUNK_QUEUED), run in a worker (POOL_TASK_T0 and POOL_TASK, ok or
   error: the work item's callable is wrapped in ``TracedCall``, which pickles with it), consumed when the
   caller takes its result (POOL_RESULT_USED: ``Future.result()``, or the next element of ``map``'s
   iterator); a future cancelled before it ran, or failed by a broken pool, is recorded so (POOL_TASK_LOST).
@@ -84,6 +84,8 @@ def _executor_class(std):
             self._trace_uid = None
             self._trace_map = threading.local()       # the map() job whose chunks this thread submits
             self._trace_jobs = itertools.count(1)
+            self._trace_submits = None                 # (job, count of its tasks) once submit() was called
+            self._trace_lock = threading.Lock()
             self._mp_context = WorkerContext(self._mp_context)
             if recorder.ENABLED:
                 self._trace_uid = recorder.new_uid()
@@ -103,17 +105,17 @@ def _executor_class(std):
                 return super().submit(fn, *args, **kwargs)
             t = recorder.now()
             job = getattr(self._trace_map, "job", None)
-            if job is None:                     # a submit of its own: a job of one task
-                number, index, size = next(self._trace_jobs), 0, 1
+            if job is None:                     # a submit of its own: the next task of the submits' job
+                number, index = self._submit_job()
+                size = 1
             else:                               # one of map()'s chunks: the next `size` tasks of its job
                 number, index = job
                 size = len(args[0]) if len(args) == 1 and not kwargs else 1
                 self._trace_map.job = (number, index + size)
             future = super().submit(TracedCall(fn, uid, number, index), *args, **kwargs)
             if job is None:
-                recorder.emit_at(t, Kind.POOL_JOB, uid, number, 1, JobMethod.APPLY)
                 future.__class__ = _ConsumedFuture
-                future._trace_task = (uid, number)
+                future._trace_task = (uid, number, index)
             recorder.emit_at(t, Kind.POOL_CHUNK_QUEUED, uid, number, index, size)
             future.add_done_callback(functools.partial(_settled, uid, number, index, size))
             return future
@@ -134,6 +136,14 @@ def _executor_class(std):
                 self._trace_map.job = None
             recorder.emit_at(t, Kind.POOL_JOB, uid, number, tasks, JobMethod.MAP)
             return _consumed(results, uid, number)
+
+        def _submit_job(self):
+            """(job, task index) of the next submit(): the job is made at the first (its size unknown)."""
+            with self._trace_lock:
+                if self._trace_submits is None:
+                    self._trace_submits = (next(self._trace_jobs), itertools.count())
+                    recorder.emit(Kind.POOL_JOB, self._trace_uid, self._trace_submits[0], -1, JobMethod.APPLY)
+                return self._trace_submits[0], next(self._trace_submits[1])
 
     ProcessPoolExecutor.__module__, ProcessPoolExecutor.__qualname__ = __name__, "ProcessPoolExecutor"
     globals()["ProcessPoolExecutor"] = ProcessPoolExecutor
@@ -240,7 +250,7 @@ class _ConsumedFuture(_base.Future):
             if task is not None and self.done():        # not when it timed out: the result is still to take
                 del self._trace_task
                 if not self.cancelled() and recorder.ENABLED:
-                    recorder.emit(Kind.POOL_RESULT_USED, task[0], task[1], 0)
+                    recorder.emit(Kind.POOL_RESULT_USED, *task)
 
 
 def _consumed(results, uid, job):

@@ -1,4 +1,4 @@
-"""concurrent.futures: the ProcessPoolExecutor example of the Python documentation (is_prime), a submit,
+"""concurrent.futures: the ProcessPoolExecutor example of the Python documentation (is_prime), submits,
 then a map over an input one of whose elements makes the function raise: the exception escapes the program,
 which exits with code 1 and Python's traceback."""
 import concurrent.futures
@@ -32,6 +32,7 @@ def main():
         for number, prime in zip(PRIMES, executor.map(is_prime, PRIMES)):
             print('%d is prime: %s' % (number, prime))
         print(executor.submit(pow, 2, 10).result())
+        print([f.result() for f in [executor.submit(pow, 3, k) for k in range(3)]])
         for x in executor.map(inverse, [1, 2, 4, 0, 5], chunksize=2):
             print(x)
 
