@@ -10,10 +10,11 @@ they record:
 * the executor as a pool (registered as a "Pool" named ``ProcessPoolExecutor#1``, POOL_CREATED), its worker
   processes with the role ``worker``, its queues and wake-up pipe named after it;
 * the ``submit()`` calls as one job (JobMethod.APPLY) with a task each, numbered in the order they came, and
-  each ``map()`` as one job (MAP) with a task per element: queued when submitted (POOL_CHUNK_QUEUED), run in a worker (POOL_TASK_T0 and POOL_TASK, ok or
-  error: the work item's callable is wrapped in ``TracedCall``, which pickles with it), consumed when the
-  caller takes its result (POOL_RESULT_USED: ``Future.result()``, or the next element of ``map``'s
-  iterator); a future cancelled before it ran, or failed by a broken pool, is recorded so (POOL_TASK_LOST).
+  each ``map()`` as one job (MAP) with a task per element: queued when submitted (POOL_CHUNK_QUEUED), run in
+  a worker (POOL_TASK_T0 and POOL_TASK, ok or error: the work item's callable is wrapped in ``TracedCall``,
+  which pickles with it), consumed when the caller takes its result (POOL_RESULT_USED: ``Future.result()``,
+  or the next element of ``map``'s iterator); a future cancelled before it ran, or failed by a broken pool,
+  is recorded so (POOL_TASK_LOST).
 
 The stdlib's executor itself is untouched: its manager thread, its queues' protocol, its errors
 (``BrokenProcessPool``) and its exceptions' remote tracebacks are the stdlib's (the traceback shows one frame
