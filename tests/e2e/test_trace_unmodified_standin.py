@@ -190,3 +190,15 @@ def test_a_shareable_list_is_recorded_once_whichever_module_made_it(tmp_path):
     creates = events[events["kind"] == Kind.SHM_CREATE]
     assert len(creates) == 2 and len(set(creates["uid"].tolist())) == 2
     assert len(events[events["kind"] == Kind.SHM_UNLINK]) == 2
+
+
+def test_a_program_that_imports_core_first_gets_the_stand_in_too(tmp_path):
+    """``import core`` imports multiprocessing while core is half made: the stand-in waits for core."""
+    code = textwrap.dedent('''
+        import core as multiprocessing
+        import concurrent.futures, multiprocessing as std
+        print(type(std.get_context()).__module__, std.pool.Pool.__module__,
+              concurrent.futures.ProcessPoolExecutor.__module__)
+    ''')
+    r = python(code, with_standin(), cwd=str(tmp_path))
+    assert (r.stdout, r.stderr) == ("core.context multiprocessing.pool core.standin.futures\n", "")

@@ -3,9 +3,9 @@
 The runner puts this folder first on the program's PYTHONPATH, so the interpreter imports this module as its
 ``sitecustomize``; spawn children, the forkserver, the resource tracker and any Python the program runs
 inherit the environment and do the same.  With ``MPGUI_STANDIN=1`` it adds one finder to ``sys.meta_path``
-that answers for two module names only, and only once: right after ``multiprocessing`` (or
+that answers for three module names only, and only once: right after ``multiprocessing`` (or
 ``concurrent.futures.process``) has run its own code, it hands the module to ``core.standin``, which makes it
-give out core's traced objects.
+give out core's traced objects (after ``core`` itself, if that is being imported then).
 
 It must cost nothing a program that never imports multiprocessing could notice: it imports nothing the
 interpreter has not already loaded at start-up (``core`` is imported only by the hook), and it leaves
@@ -31,13 +31,14 @@ class StandInFinder:
     """Finds nothing itself: asks the finders after it for the spec of a watched module, then wraps its
     loader so that the stand-in's hook runs right after the module's own code."""
 
-    #: module name -> the function of ``core.standin`` that takes the freshly executed module
-    HOOKS = {"multiprocessing": "install_stdlib", "concurrent.futures.process": "install_futures"}
+    #: module name -> the function of ``core.standin`` that takes the freshly executed module (``core``
+    #: itself: the hooks that had to wait for it, see ``run_hook``)
+    HOOKS = {"multiprocessing": "install_stdlib", "concurrent.futures.process": "install_futures", "core": None}
 
     def find_spec(self, name, path, target=None):
-        hook = self.HOOKS.get(name)
-        if hook is None:
+        if name not in self.HOOKS:
             return None
+        hook = self.HOOKS[name]
         for finder in sys.meta_path:
             if finder is self or isinstance(finder, StandInFinder) or not hasattr(finder, "find_spec"):
                 continue
@@ -68,8 +69,27 @@ class HookedLoader:
         run_hook(self.hook, module)
 
 
+#: Hooks that came while ``core`` itself was being imported: a program that imports core first (``import core
+#: as multiprocessing``) imports multiprocessing from inside core's import, before core has its names.
+_waiting_for_core = []
+
+
 def run_hook(hook, module):
-    """Hand ``module`` to ``core.standin``: mpgui's core, never a module of the program that has its name."""
+    """Hand ``module`` to ``core.standin`` now, or once core is imported if it is being imported."""
+    if hook is None:                     # core's own code has run: what waited for it goes now
+        waiting, _waiting_for_core[:] = list(_waiting_for_core), []
+        for args in waiting:
+            hand_over(*args)
+        return
+    core = sys.modules.get("core")
+    if core is not None and getattr(getattr(core, "__spec__", None), "_initializing", False):
+        _waiting_for_core.append((hook, module))
+        return
+    hand_over(hook, module)
+
+
+def hand_over(hook, module):
+    """``core.standin``'s ``hook`` takes ``module``: mpgui's core, never a module of the program with its name."""
     try:
         if not own_core():
             return
