@@ -6,7 +6,7 @@ or use ``concurrent.futures.ProcessPoolExecutor``, without a line changed.  The 
 with ``bootstrap/`` first on its PYTHONPATH and ``MPGUI_STANDIN=1`` (``environment()``); every interpreter of
 the tree inherits both (spawn children, the forkserver and the resource tracker are fresh interpreters with
 the parent's environment), so each imports ``bootstrap/sitecustomize.py`` at start-up.  That module only
-watches for two imports:
+watches for two imports (and for core's own, which they wait for if it is under way):
 
     import multiprocessing               ->  stdlib.install():  the package's names and the classes programs
                                              import from its submodules become core's

@@ -54,9 +54,17 @@ def installed():
 
 def pool_class(std_pool, core_pool):
     """``multiprocessing.pool.Pool`` for a traced program: still the stdlib's class to the stdlib's own code
-    (its static methods, ``ThreadPool``, a program's subclass of it), but calling it makes core's Pool."""
+    (its static methods, ``ThreadPool``, a program's subclass of it), but calling it makes core's Pool, which
+    ``isinstance`` counts as one, as it counts the stdlib's own pools (a ThreadPool)."""
 
-    class Pool(std_pool):
+    class PoolType(type(std_pool)):
+        def __instancecheck__(cls, obj):
+            return isinstance(obj, (core_pool, std_pool))
+
+        def __subclasscheck__(cls, sub):
+            return issubclass(sub, (core_pool, std_pool))
+
+    class Pool(std_pool, metaclass=PoolType):
         def __new__(cls, *args, **kwargs):
             if cls is Pool:
                 return core_pool(*args, **kwargs)

@@ -42,6 +42,8 @@ PROBE = textwrap.dedent('''
         "isinstance": isinstance(multiprocessing.Queue(), multiprocessing.queues.Queue),
         "JoinableQueue works": multiprocessing.JoinableQueue().__class__.__module__,
         "Pool()": type(multiprocessing.pool.Pool(1)).__module__,
+        "isinstance Pool": [isinstance(p, multiprocessing.pool.Pool) for p in
+                            (multiprocessing.Pool(1), multiprocessing.pool.ThreadPool(1), object())],
         "registry Pool": multiprocessing.managers.SyncManager._registry["Pool"][0] is multiprocessing.pool.Pool,
         "pickles Pool": pickle.loads(pickle.dumps(multiprocessing.pool.Pool)) is multiprocessing.pool.Pool,
     }))
@@ -85,7 +87,7 @@ def test_a_traced_process_gets_cores_objects_and_core_keeps_the_stdlibs():
         "ThreadPool": [1], "Pool subclass": "multiprocessing.pool",
         "core's stdlib Queue": "multiprocessing.queues", "core's stdlib JoinableQueue": "multiprocessing.queues",
         "queue lock": "multiprocessing.synchronize", "isinstance": True, "JoinableQueue works": "core.queues",
-        "registry Pool": True, "pickles Pool": True,
+        "registry Pool": True, "pickles Pool": True, "isinstance Pool": [True, True, False],
     }
 
 
