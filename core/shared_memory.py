@@ -50,6 +50,8 @@ class ShareableList(_std.ShareableList):
 
     def __init__(self, sequence=None, *, name=None):
         super().__init__(sequence, name=name)
+        if type(self.shm) is SharedMemory:
+            return                  # made by core's SharedMemory (core stands in for the stdlib's): recorded
         self.shm.__class__ = SharedMemory      # same layout: its close()/unlink() are then traced too
         _record(Kind.SHM_CREATE if sequence is not None else Kind.SHM_ATTACH, self.shm,
                 created=sequence is not None)

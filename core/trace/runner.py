@@ -80,14 +80,20 @@ def machine_facts():
             "start_methods": multiprocessing.get_all_start_methods()}
 
 
-def child_env(trace_dir, extra=None):
+def child_env(trace_dir, extra=None, stand_in=False):
+    """The traced program's environment: this process's, then ``extra`` (a PYTHONPATH there is kept, after
+    core's), then the trace directory; with ``stand_in``, core stands in for multiprocessing in the program
+    and every process it starts (``core.standin``)."""
     env = dict(os.environ)
+    if extra:
+        env.update(extra)
     env[recorder.TRACE_ENV] = trace_dir
     paths = [ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    if extra:
-        env.update(extra)
+    if stand_in:
+        from .. import standin
+        standin.environment(env)
     return env
 
 
@@ -110,6 +116,9 @@ class RunSpec:
     echo_output: Sequence[str] = ("stdout", "stderr")
     #: Replace ``out_path`` if it holds another run (``--force``); otherwise that is refused.
     replace: bool = False
+    #: core stands in for the stdlib's multiprocessing in the program's tree (``trace``: programs that import
+    #: multiprocessing are recorded unmodified).
+    stand_in: bool = False
 
 
 class RunObserver(Protocol):
@@ -225,7 +234,8 @@ class TracedRun:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         self.started_at = time.monotonic()
         try:
-            self.proc = subprocess.Popen(self.argv, env=child_env(self.trace_dir, self.spec.env), cwd=self.spec.cwd,
+            self.proc = subprocess.Popen(self.argv, env=child_env(self.trace_dir, self.spec.env, self.spec.stand_in),
+                                         cwd=self.spec.cwd,
                                          stdin=self.spec.stdin, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, **kwargs)
         except OSError as e:

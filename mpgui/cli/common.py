@@ -1,5 +1,5 @@
-"""What every command of the command line shares: exit codes, the user-error type, tables, the progress bar
-and the summary printed after a run.  No Qt here."""
+"""What every command of the command line shares: exit codes, the user-error type, tables, the progress bar,
+the app's control of a runner through stdin, and the summary printed after a run.  No Qt here."""
 import sys
 import time
 
@@ -36,6 +36,25 @@ def format_table(headers, rows):
         out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)))
     return "\n".join(out)
 
+
+
+def control_from_stdin(run):
+    """For the app driving this runner, one command per line on stdin (the same on every platform, unlike
+    signals): ``cancel``; ``kill PID`` or ``term PID`` for one process of the run's tree (the runner owns the
+    tree and refuses other pids).  Stdin closing (the app is gone) cancels the run."""
+    import threading
+
+    def watch():
+        for line in sys.stdin:
+            words = line.split()
+            if words == ["cancel"]:
+                break
+            if len(words) == 2 and words[0] in ("kill", "term") and words[1].isdigit():
+                print("mpgui: %s" % run.signal_process(int(words[1]), kill=words[0] == "kill"),
+                      file=sys.stderr, flush=True)
+        run.cancel()
+
+    threading.Thread(target=watch, name="mpgui-control", daemon=True).start()
 
 
 class ProgressBar:

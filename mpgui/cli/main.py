@@ -1,7 +1,8 @@
 """The headless command line: ``python main.py COMMAND ...`` (and the installed ``mpgui COMMAND``).
 
-    trace [--start-method M] SCRIPT [ARGS...] [--out RUNFILE] [--force]
-                                                run a script that uses core, record everything, summarise
+    trace [--start-method M] [--cwd DIR] [--env NAME=VALUE ...] (SCRIPT | -m MODULE) [ARGS...] [--out RUNFILE]
+                                                run a program that uses multiprocessing, concurrent.futures or
+                                                core, unmodified; record everything, summarise
     export RUNFILE --chrome FILE.json [--csv DIR]
     run SCENARIO [--start-method M] [--set name=value ...] [--out RUNFILE [--force]]
     runs                                        the run history

@@ -1,18 +1,21 @@
-"""Commands that record and export runs: ``trace SCRIPT`` (a user's program, traced) and ``export RUNFILE``.
+"""Commands that record and export runs: ``trace SCRIPT`` or ``trace -m MODULE`` (a user's program, unmodified,
+traced: core stands in for multiprocessing in it) and ``export RUNFILE``.
 
 A run never writes into another run's file: ``--out`` onto a run file is refused unless ``--force`` replaces it,
 and onto any other file always.  No Qt here.
 """
 import argparse
 import os
+import subprocess
 import sys
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, summary_text
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, control_from_stdin, summary_text
 
 
 def _split_trace_args(rest):
     """``SCRIPT [ARGS...] [--out RUNFILE] [--force]``: a trailing ``--out X`` and ``--force`` (in either
-    order) belong to us, the rest to the script.  Returns (script and its args, out, force)."""
+    order) belong to us, the rest to the script (unless ``--out`` came before the script: the app always
+    puts it there).  Returns (script and its args, out, force)."""
     out, force = None, False
     while True:
         if rest[-1:] == ["--force"] and not force:
@@ -23,37 +26,93 @@ def _split_trace_args(rest):
             return rest, out, force
 
 
+def parse_env(items):
+    """``["A=1", "B="]`` -> ``{"A": "1", "B": ""}``; UsageError for an item that is not NAME=VALUE."""
+    out = {}
+    for item in items or ():
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip() or "\0" in item:
+            raise UsageError("--env takes NAME=VALUE, not %r: for example --env DEBUG=1." % item)
+        out[name.strip()] = value
+    return out
+
+
+def _module_findable(module, cwd, env):
+    """Whether ``python -m module`` run in ``cwd`` with ``env`` finds the module's top-level package (found,
+    not imported: nothing of the program runs here)."""
+    import importlib.machinery
+    top = module.split(".")[0]
+    paths = [cwd] + [p for p in (env.get("PYTHONPATH") or os.environ.get("PYTHONPATH") or "").split(os.pathsep)
+                     if p] + [p for p in sys.path if p]
+    return top in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(top, paths) is not None
+
+
+def traced_program(rest, as_module, cwd, env):
+    """What ``trace`` runs, from ``rest`` (SCRIPT or MODULE, then its arguments): (command line, title, what
+    the run file's meta says of it, run file stem).  UsageError with one sentence when there is nothing
+    runnable to trace (the app's Trace dialog says the same sentence as you type)."""
+    if as_module:
+        if not rest:
+            raise UsageError("Name the module to trace: main.py trace -m MODULE [ARGS...].")
+        module, prog_args = rest[0], rest[1:]
+        if not all(part.isidentifier() for part in module.split(".")):
+            raise UsageError("%r is not a module name (like pkg.tool): give -m the name python -m takes." % module)
+        if module.endswith(".py"):
+            raise UsageError("%s names a file: give -m the module's name (%s), or trace the file as a script."
+                             % (module, module[:-3]))
+        if not _module_findable(module, cwd, env):
+            raise UsageError("No module named %s in %s or on the path: run from the folder that holds it "
+                             "(--cwd DIR), or add its folder with --env PYTHONPATH=DIR." % (module, cwd))
+        return ([sys.executable, "-m", module] + prog_args, "trace -m %s" % module,
+                {"module": module, "args": prog_args, "cwd": cwd}, module)
+    if not rest:
+        raise UsageError("Name the program to trace: main.py trace SCRIPT [ARGS...], or main.py trace -m MODULE "
+                         "[ARGS...].")
+    script, prog_args = rest[0], rest[1:]
+    path = os.path.join(cwd, script)
+    if not os.path.isfile(path):
+        raise UsageError("No such script: %s. Give the path of a Python file (one that uses multiprocessing, "
+                         "concurrent.futures or core), or a module with -m." % path)
+    # The script as given (relative to cwd, where it runs): its sys.argv[0] is what python would give it.
+    return ([sys.executable, script] + prog_args, "trace %s" % os.path.basename(script),
+            {"script": os.path.abspath(path), "args": prog_args, "cwd": cwd},
+            os.path.splitext(os.path.basename(script))[0])
+
+
 def cmd_trace(args):
     from core.trace.runner import MAIN_GUARD_ADVICE, RunSpec, TracedRun, install_cancel_handlers
     from core.trace.store import RunFile
 
     from ..history import RunHistory
-    rest, trailing_out, trailing_force = _split_trace_args(args.script_and_args)
-    if not rest:
-        raise UsageError("Name the script to trace: main.py trace SCRIPT [ARGS...] --out RUNFILE.")
-    script, script_args = rest[0], rest[1:]
-    if not os.path.isfile(script):
-        raise UsageError("No such script: %s. Give the path of a Python file that uses core "
-                         "(import core as multiprocessing)." % script)
     if getattr(sys, "frozen", False):
-        raise UsageError("The packaged app cannot run Python scripts; trace them with 'python main.py trace'.")
-    env = None
+        raise UsageError("The packaged app cannot run Python programs; trace them with 'python main.py trace'.")
+    if args.cwd and not os.path.isdir(args.cwd):
+        raise UsageError("--cwd %s is not a folder: give the folder the program runs in." % args.cwd)
+    env = parse_env(args.env)
     if args.start_method:
         import multiprocessing
         from core.context import START_METHOD_ENV
         if args.start_method not in multiprocessing.get_all_start_methods():
             raise UsageError("This platform has no %r start method: choose one of %s."
                              % (args.start_method, ", ".join(multiprocessing.get_all_start_methods())))
-        env = {START_METHOD_ENV: args.start_method}
+        env[START_METHOD_ENV] = args.start_method
+    as_module = args.module is not None
+    rest = args.module if as_module else args.script_and_args
+    trailing_out = trailing_force = None
+    if args.out is None:                # otherwise a trailing --out X is the program's own argument
+        rest, trailing_out, trailing_force = _split_trace_args(rest)
+    argv, title, what, stem = traced_program(rest, as_module, os.path.abspath(args.cwd or os.curdir), env)
     history = RunHistory(args.home)
-    out = args.out or trailing_out or history.new_run_path("trace-" + os.path.splitext(os.path.basename(script))[0])
-    spec = RunSpec([sys.executable, script] + script_args, out, kind="trace", title="trace %s" % os.path.basename(script),
-                   echo_output=() if args.quiet else ("stdout", "stderr"), start_method=args.start_method,
-                   meta={"script": os.path.abspath(script), "args": script_args}, env=env,
-                   replace=args.force or trailing_force, stdin=None)
+    out = args.out or trailing_out or history.new_run_path("trace-" + stem)
+    spec = RunSpec(argv, out, kind="trace", title=title, echo_output=() if args.quiet else ("stdout", "stderr"),
+                   start_method=args.start_method, meta=what, env=env or None, cwd=what["cwd"],
+                   replace=args.force or trailing_force, stand_in=True,
+                   stdin=subprocess.DEVNULL if args.control_stdin else None)
     run = TracedRun(spec, observers=[history])
     install_cancel_handlers(run)
     run.start()
+    if args.control_stdin:
+        control_from_stdin(run)
     status = run.wait()
     print("", file=sys.stderr)
     with RunFile(out) as rf:
@@ -133,12 +192,21 @@ def cmd_export(args):
 
 
 def add_commands(sub):
-    t = sub.add_parser("trace", help="run a Python script that uses core and record everything it does")
+    t = sub.add_parser("trace", help="run a Python program that uses multiprocessing, concurrent.futures or core, "
+                       "unmodified, and record everything it does",
+                       description="Runs SCRIPT (or -m MODULE, as python -m does) with core standing in for "
+                       "multiprocessing in it and in every process it starts, and records it.")
     t.add_argument("--out", help="run file to write (default: a new file in the run history)")
-    t.add_argument("--start-method", dest="start_method", help="the script's default start method (fork, spawn or "
-                   "forkserver, what the platform has), where it chooses none itself")
+    t.add_argument("--start-method", dest="start_method", help="the program's default start method (fork, spawn "
+                   "or forkserver, what the platform has), where it chooses none itself")
     t.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
-    t.add_argument("--quiet", action="store_true", help="do not echo the script's output")
+    t.add_argument("--quiet", action="store_true", help="do not echo the program's output")
+    t.add_argument("--cwd", metavar="DIR", help="the folder the program runs in (default: the current one)")
+    t.add_argument("--env", action="append", metavar="NAME=VALUE", help="an environment variable for the "
+                   "program (repeatable)")
+    t.add_argument("--control-stdin", action="store_true", help=argparse.SUPPRESS)
+    t.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE [ARGS...]",
+                   help="run a module as python -m does; what follows is the module's")
     t.add_argument("script_and_args", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...] [--out RUNFILE] [--force]")
     t.set_defaults(func=cmd_trace)
 

@@ -9,7 +9,8 @@ import sys
 import time
 
 from ..scenario_run import make_run, prepare
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, format_table, summary_text
+from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, control_from_stdin, format_table,
+                     summary_text)
 
 
 def parse_sets(items):
@@ -23,25 +24,6 @@ def parse_sets(items):
     return out
 
 
-def _control_from_stdin(run):
-    """For the app driving this runner, one command per line on stdin (the same on every platform, unlike
-    signals): ``cancel``; ``kill PID`` or ``term PID`` for one process of the run's tree (the runner owns the
-    tree and refuses other pids).  Stdin closing (the app is gone) cancels the run."""
-    import threading
-
-    def watch():
-        for line in sys.stdin:
-            words = line.split()
-            if words == ["cancel"]:
-                break
-            if len(words) == 2 and words[0] in ("kill", "term") and words[1].isdigit():
-                print("mpgui: %s" % run.signal_process(int(words[1]), kill=words[0] == "kill"),
-                      file=sys.stderr, flush=True)
-        run.cancel()
-
-    threading.Thread(target=watch, name="mpgui-control", daemon=True).start()
-
-
 def cmd_run(args):
     from core.trace.runner import install_cancel_handlers
     from core.trace.store import RunFile
@@ -52,7 +34,7 @@ def cmd_run(args):
     run.start()
     install_cancel_handlers(run)
     if args.control_stdin:
-        _control_from_stdin(run)
+        control_from_stdin(run)
     bar = ProgressBar() if not args.quiet else None
     t0 = time.monotonic()
 

@@ -12,7 +12,7 @@ from mpgui.scenarios import catalog
 from core.trace.export import write_chrome, write_csv
 from core.trace.store import RunFile
 
-from . import theme
+from . import theme, trace_dialog
 from .cpu_view import CpuView
 from .events_view import EventLogView
 from .launcher import LauncherPanel
@@ -109,6 +109,8 @@ class MainWindow(QtWidgets.QMainWindow):
         m = self.menuBar().addMenu("&File")
         a = m.addAction("&Open run file…", self.choose_run_file)
         a.setShortcut(QtGui.QKeySequence.Open)
+        t = m.addAction("&Trace a program…", self.choose_program)
+        t.setShortcut(QtGui.QKeySequence("Ctrl+T"))
         exp = m.addMenu("&Export")
         exp.addAction("Timeline as PNG…", lambda: self.export_png(self.timeline.plot, "timeline"))
         exp.addAction("CPU plot as PNG…", lambda: self.export_png(self.cpu.plot, "cpu"))
@@ -175,11 +177,32 @@ class MainWindow(QtWidgets.QMainWindow):
     def start_run(self, scenario, params, method):
         if self.source is not None and self.source.controls_run:
             return
-        src = RunSource.start_scenario(scenario, params, method, home=self.home, parent=self)
+        self._follow(RunSource.start_scenario(scenario, params, method, home=self.home, parent=self),
+                     "%s (%s)" % (scenario.name, method))
+
+    def choose_program(self):
+        """File ▸ Trace a program…"""
+        if self.source is not None and self.source.controls_run:
+            QtWidgets.QMessageBox.information(self, "A run is in progress",
+                                              "Stop the current run before tracing a program.")
+            return
+        target = trace_dialog.ask(self, self.settings)
+        if target is not None:
+            self.start_trace(target)
+
+    def start_trace(self, target):
+        """Run a user's program (a ``trace_dialog.TraceTarget``) traced, live like a scenario."""
+        if self.source is not None and self.source.controls_run:
+            return
+        self._follow(RunSource.start_trace(target.command_args(), target.stem, "trace " + target.title,
+                                           home=self.home, parent=self), target.title)
+
+    def _follow(self, src, what):
+        """Show a run this window just started, live; Stop (the launcher's) ends it."""
         self._replace_source(src)
         self.launcher.set_running(True)
         self.timeline.set_follow(True)
-        self.state_label.setText("starting %s (%s)" % (scenario.name, method))
+        self.state_label.setText("starting %s" % what)
 
     def signal_process(self, pid, kill):
         """Kill or terminate one process of the run shown, through the runner that owns its tree."""
@@ -228,6 +251,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.launcher.show_lesson(result["lesson"])
             elif meta.get("error") or src.error:
                 self.launcher.show_lesson(meta.get("error") or src.error, error=True)
+            elif state == "failed" and meta.get("kind") == "trace":
+                self.launcher.show_lesson("The program ended with exit code %s: what it printed is in the Output "
+                                          "tab." % meta.get("exit_code"), error=True)
             elif state == "cancelled":
                 self.launcher.show_lesson("Stopped. Everything recorded until then is kept.")
             if src.problems:

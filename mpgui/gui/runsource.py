@@ -10,8 +10,9 @@ is followed live until that runner finishes it, or dies (then the run is "interr
 wrong while reading (a folder, a file the system refuses, damage), the reader ends in state "error" with one
 sentence saying what to do; it never dies silently and leaves the window "loading".
 
-The runner is ``main.py run SCENARIO ... --control-stdin`` in a QProcess; Stop writes ``cancel`` to its
-stdin (the same on every platform), and closing the app closes stdin, which cancels the run too.
+The runner is ``main.py run SCENARIO ... --control-stdin`` (or ``main.py trace ... --control-stdin`` for a
+user's program) in a QProcess; Stop writes ``cancel`` to its stdin (the same on every platform), and closing
+the app closes stdin, which cancels the run too.
 """
 import os
 import threading
@@ -122,14 +123,25 @@ class RunSource(QtCore.QObject):
 
     @classmethod
     def start_scenario(cls, scenario, params, method, home=None, parent=None):
-        history = RunHistory(home)
-        out = history.new_run_path(scenario.name)
-        history.close()
-        src = cls(out, live=True, parent=parent, title=scenario.title)
-        args = ["run", scenario.name, "--start-method", method, "--out", out, "--quiet", "--control-stdin"]
+        args = ["run", scenario.name, "--start-method", method]
         for k, v in params.items():
             args += ["--set", "%s=%s" % (k, str(v).lower() if isinstance(v, bool) else v)]
-        cmd = self_command(*args)
+        return cls._start_runner(args, scenario.name, scenario.title, home, parent)
+
+    @classmethod
+    def start_trace(cls, trace_args, stem, title, home=None, parent=None):
+        """A user's program, traced by ``main.py trace ... TRACE_ARGS`` (its options, then the program and its
+        arguments: ``TraceTarget.command_args()``)."""
+        return cls._start_runner(["trace"], stem, title, home, parent, after=trace_args)
+
+    @classmethod
+    def _start_runner(cls, args, stem, title, home, parent, after=()):
+        """``main.py ARGS --out RUNFILE --quiet --control-stdin AFTER`` in a QProcess, followed live."""
+        history = RunHistory(home)
+        out = history.new_run_path(stem)
+        history.close()
+        src = cls(out, live=True, parent=parent, title=title)
+        cmd = self_command(*args, "--out", out, "--quiet", "--control-stdin", *after)
         proc = QtCore.QProcess(src)
         env = QtCore.QProcessEnvironment.systemEnvironment()
         if home:

@@ -1,0 +1,1 @@
+"""A package whose module is run as ``python -m mpmodule.squares N``."""
