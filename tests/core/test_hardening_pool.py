@@ -307,7 +307,7 @@ def test_bad_task_timeout_is_refused_by_every_call_and_the_pool_lives_on():
             "imap": lambda t: pool.imap(h.square, range(3), task_timeout=t),
             "imap_unordered": lambda t: pool.imap_unordered(h.square, range(3), task_timeout=t),
         }
-        for name, call in calls.items():
+        for call in calls.values():
             for bad in (math.inf, 1e300, -math.inf, math.nan):
                 with pytest.raises(ValueError, match=r"^task_timeout must be "):
                     call(bad)

@@ -320,7 +320,7 @@ def test_validation_matches():
         for kwargs in ({"processes": 0}, {"processes": -3}, {"processes": 1, "initializer": 3},
                        {"processes": 1, "maxtasksperchild": 0}, {"processes": 1, "maxtasksperchild": -1},
                        {"processes": 1, "maxtasksperchild": 1.5}, {"processes": 1, "maxtasksperchild": "2"}):
-            out.append(outcome(lambda: mod.Pool(**kwargs)))
+            out.append(outcome(lambda kwargs=kwargs: mod.Pool(**kwargs)))
         with mod.Pool(1) as p:
             for call in (lambda: p.imap(h.square, [1], 0), lambda: p.imap(h.square, [1], -2),
                          lambda: p.imap_unordered(h.square, [1], 0),
