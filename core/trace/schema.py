@@ -9,7 +9,9 @@ from these declarations, so a kind cannot be half-supported: tests/core/test_sch
 Readers import this module; traced processes never do (``events`` is all they need), so declaring a kind
 costs a worker nothing.  Pure Python: no numpy, no Qt, nothing that touches the OS.
 """
+import enum
 import signal
+from typing import Dict
 
 from .events import IpcKind, JobMethod, Kind, Outcome, StartMethod, WorkerExit
 from .units import fmt_bytes, fmt_ns
@@ -104,7 +106,7 @@ class Field:
         if unit == SIGNAL:
             name = signal_name(v)
             return name if name.startswith("SIG") else v
-        if isinstance(unit, type):
+        if isinstance(unit, type) and issubclass(unit, enum.IntEnum):
             return unit(v).name.lower() if v in unit._value2member_map_ else v
         return v
 
@@ -152,7 +154,7 @@ class KindSpec:
 
 
 #: kind -> KindSpec, for every ``Kind``.
-SCHEMA = {}
+SCHEMA: Dict[int, KindSpec] = {}
 
 
 def _kind(kind, subject, template, a=None, b=None, c=None, model=None, log_only=None):

@@ -258,9 +258,6 @@ class LauncherPanel(QtWidgets.QWidget):
         out = {name: f.value() for name, f in self.fields.items()}
         return self.scenario.validate(out)
 
-    def field_errors(self):
-        return {name: f.error for name, f in self.fields.items() if f.error}
-
     def _validate(self):
         errors = [f.error for f in self.fields.values() if f.error]
         if not errors:

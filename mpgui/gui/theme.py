@@ -7,7 +7,6 @@ TASK_OK = "#3aa76d"
 TASK_ERROR = "#e0464e"
 TASK_TIMEOUT = "#f0a030"
 TASK_LOST = "#8e44ad"
-TASK_QUEUED = "#c9d3e0"
 
 LOCK_HOLD = "#5b6abf"
 LOCK_WAIT = "#f2c744"
@@ -23,7 +22,6 @@ SIGNAL_MOMENT = "#c2185b"       # a signal sent or handled, a terminate or kill 
 SELECTION = "#ff5a1f"
 
 LANE_TEXT = "#2b3440"
-GRID = "#d5dbe3"
 BACKGROUND = "#ffffff"
 MUTED_TEXT = "#6b7785"
 ERROR_TEXT = "#c0392b"

@@ -14,6 +14,7 @@ import difflib
 import math
 import multiprocessing
 from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from core.trace import recorder
 from core.trace.events import Kind
@@ -26,18 +27,22 @@ class ParamError(ValueError):
     """A parameter value a scenario cannot use; the message is one sentence that says what to do."""
 
 
+#: A parameter's typed value.
+Value = Union[int, float, bool, str]
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
     type: str                   # "int", "float", "bool", "choice"
-    default: object
+    default: Value
     help: str
-    min: object = None
-    max: object = None
-    choices: tuple = ()
+    min: Optional[float] = None
+    max: Optional[float] = None
+    choices: Tuple[str, ...] = ()
     unit: str = ""
 
-    def parse(self, raw, scenario):
+    def parse(self, raw: Any, scenario: str) -> Value:
         """Typed value from text or a Python value; ParamError with one sentence otherwise."""
         where = "parameter '%s' of scenario %s" % (self.name, scenario)
         if self.type == "bool":
@@ -56,13 +61,12 @@ class Param:
             close = difflib.get_close_matches(text, self.choices, n=1)
             hint = " Did you mean %r?" % close[0] if close else ""
             raise ParamError("The %s must be one of %s, not %r.%s" % (where, ", ".join(self.choices), raw, hint))
+        value: Union[int, float]
         if self.type == "int":
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ParamError("The %s must be a whole number, not %r." % (where, raw))
             try:
-                value = int(raw) if not isinstance(raw, float) or raw.is_integer() else None
-                if value is None:
-                    raise ValueError
+                value = int(raw)
             except (TypeError, ValueError):
                 raise ParamError("The %s must be a whole number, not %r." % (where, raw)) from None
         elif self.type == "float":
@@ -101,21 +105,12 @@ class Scenario:
     title: str
     description: str
     lesson: str                 # the lesson, stated generally; the run states it with its own figures
-    params: tuple
-    run: object                 # run(ctx, params: dict, report: Reporter) -> Result
-    start_methods: tuple = ()   # the methods it supports; empty: every method the platform has
+    params: Tuple[Param, ...]
+    run: Callable[[Any, Dict[str, Value], "Reporter"], "Result"]   # run(ctx, params, report)
+    start_methods: Tuple[str, ...] = ()   # the methods it supports; empty: every method the platform has
     category: str = ""
 
-    def param(self, name):
-        for p in self.params:
-            if p.name == name:
-                return p
-        return None
-
-    def defaults(self):
-        return {p.name: p.default for p in self.params}
-
-    def validate(self, values):
+    def validate(self, values: Mapping[str, Any]) -> Dict[str, Value]:
         """A complete, typed parameter dict from partial user values; ParamError on the first problem."""
         names = [p.name for p in self.params]
         for key in values:
@@ -129,11 +124,11 @@ class Scenario:
             out[p.name] = p.parse(values[p.name], self.name) if p.name in values else p.default
         return out
 
-    def available_methods(self):
+    def available_methods(self) -> List[str]:
         methods = multiprocessing.get_all_start_methods()
         return [m for m in methods if not self.start_methods or m in self.start_methods]
 
-    def check_method(self, method):
+    def check_method(self, method: Optional[str]) -> str:
         """The start method to run with (default: the platform's first); ParamError if unavailable."""
         if method is None:
             return self.available_methods()[0]
@@ -151,11 +146,11 @@ class Scenario:
 class Result:
     """What a run ends with: the lesson with this run's figures, named figures, and a table."""
     lesson: str
-    figures: dict = field(default_factory=dict)
-    headers: tuple = ()
-    rows: list = field(default_factory=list)
+    figures: Dict[str, Any] = field(default_factory=dict)
+    headers: Tuple[str, ...] = ()
+    rows: List[List[Any]] = field(default_factory=list)
 
-    def as_note(self):
+    def as_note(self) -> Dict[str, Any]:
         return {"t": "result", "lesson": self.lesson, "figures": self.figures, "headers": list(self.headers),
                 "rows": [[_plain(c) for c in r] for r in self.rows]}
 
