@@ -1,5 +1,4 @@
 """Colours and fonts of the app, in one place (views import names, never literals)."""
-from PySide6 import QtGui
 
 # Task outcomes (core.trace.events.Outcome) and states
 TASK_RUNNING = "#4c8ef7"
@@ -34,8 +33,6 @@ CORE_COLORS = ["#4c8ef7", "#3aa76d", "#f0a030", "#e0464e", "#8e44ad", "#16a2b8",
 CPU_TOTAL = "#20252d"
 
 
-def qcolor(hex_):
-    return QtGui.QColor(hex_)
 
 
 STYLE = """
