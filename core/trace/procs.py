@@ -58,12 +58,18 @@ def unlink_segment(name):
 
 
 def group_members(pgid):
+    """The processes of process group ``pgid`` that have not ended.
+
+    A zombie has ended: it is only waiting for its parent to read its exit status.  The stdlib's helpers (the
+    resource tracker, the forkserver) end just after the program's main process, and their new parent may
+    reap them late or never (the first process of a container often does not reap), so counting zombies
+    made every run that started one wait out ``ORPHAN_GRACE`` and then try to kill what had ended."""
     out = []
     if pgid is None or os.name != "posix":
         return out
     for p in psutil.process_iter():
         try:
-            if os.getpgid(p.pid) == pgid and p.pid != os.getpid():
+            if os.getpgid(p.pid) == pgid and p.pid != os.getpid() and p.status() != psutil.STATUS_ZOMBIE:
                 out.append(p)
         except (OSError, psutil.Error):
             pass
@@ -99,6 +105,12 @@ def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
     for p in group_members(pgid):
         procs.setdefault(p.pid, p)
     procs.pop(os.getpid(), None)
+    for pid, p in list(procs.items()):         # ended already (see group_members): nothing to end or wait for
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                del procs[pid]
+        except psutil.Error:
+            del procs[pid]
     spare_roles = {**(spare_roles or {}), **_stdlib_helpers(procs.values())}
     spare = {pid: p for pid, p in procs.items() if pid in spare_roles}
     first = [p for pid, p in procs.items() if pid not in spare]
