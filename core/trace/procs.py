@@ -67,12 +67,40 @@ def group_members(pgid):
     out = []
     if pgid is None or os.name != "posix":
         return out
+    if os.path.isdir("/proc/self"):
+        for pid in _proc_group(pgid):
+            try:
+                out.append(psutil.Process(pid))
+            except psutil.Error:
+                pass
+        return out
     for p in psutil.process_iter():
         try:
             if os.getpgid(p.pid) == pgid and p.pid != os.getpid() and p.status() != psutil.STATUS_ZOMBIE:
                 out.append(p)
         except (OSError, psutil.Error):
             pass
+    return out
+
+
+def _proc_group(pgid):
+    """The pids of group ``pgid``'s processes that have not ended, from /proc/<pid>/stat alone (Linux): one
+    small read per process instead of psutil's several, as the runner asks at the end of every run, on
+    machines with many processes."""
+    me = os.getpid()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue                           # ended meanwhile
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'
+        fields = stat[stat.rfind(b")") + 2:].split(None, 3)
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] != b"Z" and int(name) != me:
+            out.append(int(name))
     return out
 
 

@@ -263,6 +263,7 @@ class RunWriter:
         base = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "status": "running",
                 "created_wall": time.time(), "created_perf": time.perf_counter_ns(), "max_size": self.max_size}
         base.update(meta or {})
+        self.created_perf = base["created_perf"]
         if not self.set_meta(**base):
             self.close()
             raise RunFileError("Cannot write the run file %s (%s): free some space or choose another path for "
@@ -270,8 +271,9 @@ class RunWriter:
 
     @classmethod
     def attach(cls, path, max_size=None):
-        """A writer of the run file at ``path``, which another writer claimed and set up; RunFileError with
-        one sentence if it cannot be opened for writing."""
+        """A writer of the run file at ``path``, which another writer claimed and set up and which writes its
+        final status (and holds the reserve for it); RunFileError with one sentence if it cannot be opened
+        for writing."""
         self = cls.__new__(cls)
         self._setup(path, max_size)
         try:
@@ -281,11 +283,11 @@ class RunWriter:
         except sqlite3.Error as e:
             raise RunFileError("Cannot write the run file %s (%s): check that it exists and is writable."
                                % (self.path, e)) from None
-        self._reserve = _hold_space(os.path.dirname(os.path.abspath(self.path)), RESERVE_BYTES)
         return self
 
     def _setup(self, path, max_size):
         self.path = os.fspath(path)
+        self.created_perf = None
         self._lock = threading.Lock()
         self._db = None
         self._reserve = None
@@ -362,6 +364,23 @@ class RunWriter:
         db.execute("INSERT OR REPLACE INTO drops(ring, dropped) VALUES(?, ?)",
                    (CAP_DROPS_ROW, self.cap["events_dropped"]))
         self._cap_changed = False
+
+    def adopt_cap(self, cap):
+        """Carry on from what another writer of this file (a collector process) reported of the cap."""
+        self.cap = dict(cap)
+        self._events_capped = self.cap.get("events_dropped", 0) > 0
+
+    def totals(self):
+        """(events stored, events dropped) as the file has them, whoever wrote them; None if it cannot say."""
+        with self._lock:
+            if self._db is None:
+                return None
+            try:
+                events = self._db.execute("SELECT coalesce(sum(n), 0) FROM chunks").fetchone()[0]
+                dropped = self._db.execute("SELECT coalesce(sum(dropped), 0) FROM drops").fetchone()[0]
+            except sqlite3.Error:
+                return None
+        return int(events), int(dropped)
 
     @property
     def capped(self):

@@ -552,7 +552,7 @@ STEADY = textwrap.dedent('''
 
     if __name__ == "__main__":
         lock = multiprocessing.Lock(name="steady")
-        ps = [multiprocessing.Process(target=work, args=(lock, 30000)) for _ in range(2)]
+        ps = [multiprocessing.Process(target=work, args=(lock, 60000)) for _ in range(2)]
         for p in ps:
             p.start()
         for p in ps:

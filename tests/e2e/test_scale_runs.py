@@ -82,3 +82,83 @@ def test_a_run_ends_when_its_program_ends(tmp_path, helper):
     # Before, the runner waited ORPHAN_GRACE for the zombies to go, then tried to kill them.
     assert meta["ended_perf"] - main_exit < ORPHAN_GRACE * 1e9 / 2, (meta["ended_perf"] - main_exit) / 1e9
     assert model.t_last - main_exit < ORPHAN_GRACE * 1e9 / 2, (model.t_last - main_exit) / 1e9
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a hot program loses nothing, even while its runner does not run
+# ----------------------------------------------------------------------------------------------------------
+
+HOT = textwrap.dedent('''
+    import os, sys
+    import core as multiprocessing
+
+    def work(lock, n):
+        for _ in range(n):
+            with lock:
+                pass
+
+    if __name__ == "__main__":
+        lock = multiprocessing.Lock(name="hot")
+        ps = [multiprocessing.Process(target=work, args=(lock, int(sys.argv[2]))) for _ in range(2)]
+        for p in ps:
+            p.start()
+        with open(sys.argv[1] + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+        for p in ps:
+            p.join()
+''')
+#: Lock pairs per process: each process records more than its rings hold (a thread's rings, grown to the
+#: largest, hold about 218,000 records), so nothing must wait for the runner to drain them.
+HOT_PAIRS = 150_000
+
+
+def wait_for(cond, timeout=120.0, what="condition"):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def ended(pid):
+    import psutil
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+@pytest.mark.skipif(os.name != "posix", reason="stops the runner with SIGSTOP")
+def test_a_hot_program_loses_no_events_while_its_runner_is_stalled(tmp_path):
+    """The runner stops (SIGSTOP: as when its threads cannot get the CPU or the GIL) while the program records
+    at full speed, from when its workers start until its main process ended: every event is kept, because
+    draining the rings does not wait for the runner."""
+    import signal
+    script = tmp_path / "hot.py"
+    script.write_text(HOT)
+    started = tmp_path / "started"
+    out = tmp_path / "hot.mpgrun"
+    runner = subprocess.Popen([sys.executable, MAIN, "trace", "--quiet", str(script), str(started), str(HOT_PAIRS),
+                               "--out", str(out)], env=dict(os.environ, MPGUI_HOME=str(tmp_path / "home")),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(started.exists, what="the program's workers to start")
+        os.kill(runner.pid, signal.SIGSTOP)
+        try:
+            main_pid = int(started.read_text())
+            wait_for(lambda: ended(main_pid), what="the program to end")
+        finally:
+            os.kill(runner.pid, signal.SIGCONT)
+        stdout, stderr = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 0, stderr
+    with RunFile(out) as rf:
+        meta = rf.meta()
+    assert meta["dropped"] == 0
+    assert meta["events"] >= 2 * 2 * HOT_PAIRS
