@@ -72,18 +72,18 @@ class ProgressBar:
             self.stream.flush()
 
 
-def summary_text(model, status=None, top=5):
+def summary_text(summary, status=None):
+    """The text printed after a run, from its ``core.trace.summary.RunSummary``."""
     lines = []
-    s = model.summary()
-    procs = model.processes_table()
+    procs = summary.processes
     roles = {}
     for p in procs:
         roles[p.role] = roles.get(p.role, 0) + 1
     lines.append("processes: %d (%s)" % (len(procs), ", ".join("%d %s" % (n, r) for r, n in sorted(roles.items()))))
-    lines.append("events: %d recorded, %d dropped" % (s["events"], s["dropped"]))
-    if s["tasks"]:
-        lines.append("pool tasks: %d" % s["tasks"])
-    lines.append("duration: %.2f s%s" % (s["duration_s"], "" if not status else "  (%s)" % status))
+    lines.append("events: %d recorded, %d dropped" % (summary.events, summary.dropped))
+    if summary.tasks:
+        lines.append("pool tasks: %d" % summary.tasks)
+    lines.append("duration: %.2f s%s" % (summary.duration_s, "" if not status else "  (%s)" % status))
     rows = []
     for p in procs:
         lat = p.start_latency
@@ -92,12 +92,22 @@ def summary_text(model, status=None, top=5):
     if rows:
         lines.append("")
         lines.append(format_table(["pid", "role", "name", "start method", "start latency", "exit"], rows))
-    cont = [c for c in model.contention() if c["acquired"] or c["contended"]][:top]
+    cont = summary.contention
     if cont:
         lines.append("")
         lines.append("most contended objects:")
         lines.append(format_table(
             ["object", "kind", "acquired", "waited", "total wait", "max wait", "total hold"],
-            [(c["name"], c["kind"], c["acquired"], c["contended"], fmt_ns(c["wait_total_ns"]),
-              fmt_ns(c["wait_max_ns"]), fmt_ns(c["hold_total_ns"])) for c in cont]))
+            [(c.name, c.kind, c.acquired, c.contended, fmt_ns(c.wait_total_ns), fmt_ns(c.wait_max_ns),
+              fmt_ns(c.hold_total_ns)) for c in cont]))
     return "\n".join(lines)
+
+
+def print_summary(path, status):
+    """Print the summary of the run file ``path`` (one streaming pass: bounded memory for any run)."""
+    from core.trace.store import RunFile
+    from core.trace.summary import summarize
+    with RunFile(path) as rf:
+        summary = summarize(rf)
+    print(summary_text(summary, status))
+    return summary

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, summary_text
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, print_summary
 
 
 def _split_trace_args(rest):
@@ -25,7 +25,6 @@ def _split_trace_args(rest):
 
 def cmd_trace(args):
     from core.trace.runner import MAIN_GUARD_ADVICE, RunSpec, TracedRun, install_cancel_handlers
-    from core.trace.store import RunFile
 
     from ..history import RunHistory
     rest, trailing_out, trailing_force = _split_trace_args(args.script_and_args)
@@ -56,9 +55,7 @@ def cmd_trace(args):
     run.start()
     status = run.wait()
     print("", file=sys.stderr)
-    with RunFile(out) as rf:
-        model = rf.model()
-    print(summary_text(model, status))
+    print_summary(out, status)
     print("run file: %s" % out)
     if run.storage_problem:
         print("mpgui: %s" % run.storage_problem, file=sys.stderr)

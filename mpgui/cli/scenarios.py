@@ -10,7 +10,7 @@ import sys
 import time
 
 from ..scenario_run import make_run, prepare
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, format_table, summary_text
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, format_table, print_summary
 
 
 def parse_sets(items):
@@ -40,7 +40,6 @@ def _cancel_on_stdin(run):
 
 def cmd_run(args):
     from core.trace.runner import install_cancel_handlers
-    from core.trace.store import RunFile
     scenario, params, method = prepare(args.scenario, args.start_method, parse_sets(args.set))
     run = make_run(scenario, params, method, out=args.out, home=args.home,
                    echo_output=() if args.quiet else ("stdout",), replace=args.force).claim()
@@ -70,9 +69,8 @@ def cmd_run(args):
     if run.error and not run.storage_problem:
         print("mpgui: %s" % run.error, file=sys.stderr)
     if not args.quiet:
-        with RunFile(run.out_path) as rf:
-            print()
-            print(summary_text(rf.model(), status))
+        print()
+        print_summary(run.out_path, status)
     print("run file: %s" % run.out_path)
     if run.storage_problem:
         print("mpgui: %s" % run.storage_problem, file=sys.stderr)

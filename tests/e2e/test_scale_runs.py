@@ -162,3 +162,47 @@ def test_a_hot_program_loses_no_events_while_its_runner_is_stalled(tmp_path):
         meta = rf.meta()
     assert meta["dropped"] == 0
     assert meta["events"] >= 2 * 2 * HOT_PAIRS
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the summary: one streaming pass, the model's figures
+# ----------------------------------------------------------------------------------------------------------
+
+SCENARIOS = {
+    "pool_methods": {"unit": 0.1, "review": 0.05, "tasks": 4, "processes": 4},
+    "maxtasksperchild": {"processes": 2, "tasks": 12, "maxtasksperchild": 3, "task_ms": 10},
+    "process_lifecycle": {"unit_s": 0.1, "exit_code": 7},
+    "rlock": {"processes": 2, "depth": 12, "rounds": 20, "hold_ms": 0.5, "timeout": 0.3},
+    "semaphore": {"processes": 3, "slots": 2, "rounds": 4, "hold_ms": 20, "extra": 2},
+    "chunksize": {"processes": 2, "tasks": 8, "long_tasks": 2, "short_ms": 5, "long_ms": 100, "big_chunksize": 4,
+                  "tiny_tasks": 2000, "tiny_chunksize": 200},
+}
+
+
+def figures_of_summary(summary):
+    return {"events": summary.events, "dropped": summary.dropped, "tasks": summary.tasks,
+            "duration_s": summary.duration_s,
+            "processes": [(p.pid, p.role, p.name, p.method, p.start_latency, p.exit_text() or p.state)
+                          for p in summary.processes],
+            "contention": [o.as_dict() for o in summary.contention]}
+
+
+def figures_of_model(model):
+    s = model.summary()
+    return {"events": s["events"], "dropped": s["dropped"], "tasks": s["tasks"], "duration_s": s["duration_s"],
+            "processes": [(p.pid, p.role, p.name, p.method, p.start_latency, p.exit_text() or p.state)
+                          for p in model.processes_table()],
+            "contention": [c for c in model.contention() if c["acquired"] or c["contended"]][:5]}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_the_summary_has_the_models_figures(tmp_path, scenario):
+    from core.trace.summary import summarize
+    out = tmp_path / "run.mpgrun"
+    sets = [x for k, v in SCENARIOS[scenario].items() for x in ("--set", "%s=%s" % (k, v))]
+    r = run_cli(["run", scenario, "--quiet", "--out", out] + sets, tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    with RunFile(out) as rf:
+        summary = summarize(rf)
+        model = rf.model()
+    assert figures_of_summary(summary) == figures_of_model(model)
