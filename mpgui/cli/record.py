@@ -7,7 +7,8 @@ import argparse
 import os
 import sys
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, print_summary
+from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, add_max_size_option, parse_size, print_summary,
+                     size_cap_sentence)
 
 
 def _split_trace_args(rest):
@@ -27,6 +28,7 @@ def cmd_trace(args):
     from core.trace.runner import MAIN_GUARD_ADVICE, RunSpec, TracedRun, install_cancel_handlers
 
     from ..history import RunHistory
+    max_size = parse_size(args.max_size)
     rest, trailing_out, trailing_force = _split_trace_args(args.script_and_args)
     if not rest:
         raise UsageError("Name the script to trace: main.py trace SCRIPT [ARGS...] --out RUNFILE.")
@@ -49,14 +51,17 @@ def cmd_trace(args):
     spec = RunSpec([sys.executable, script] + script_args, out, kind="trace", title="trace %s" % os.path.basename(script),
                    echo_output=() if args.quiet else ("stdout", "stderr"), start_method=args.start_method,
                    meta={"script": os.path.abspath(script), "args": script_args}, env=env,
-                   replace=args.force or trailing_force, stdin=None)
+                   replace=args.force or trailing_force, stdin=None, max_size=max_size)
     run = TracedRun(spec, observers=[history])
     install_cancel_handlers(run)
     run.start()
     status = run.wait()
     print("", file=sys.stderr)
-    print_summary(out, status)
+    summary = print_summary(out, status)
     print("run file: %s" % out)
+    capped = size_cap_sentence(summary.size_cap, summary.meta.get("created_perf"))
+    if capped:
+        print("mpgui: %s" % capped, file=sys.stderr)
     if run.storage_problem:
         print("mpgui: %s" % run.storage_problem, file=sys.stderr)
         return EXIT_USAGE
@@ -136,6 +141,7 @@ def add_commands(sub):
                    "forkserver, what the platform has), where it chooses none itself")
     t.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
     t.add_argument("--quiet", action="store_true", help="do not echo the script's output")
+    add_max_size_option(t)
     t.add_argument("script_and_args", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...] [--out RUNFILE] [--force]")
     t.set_defaults(func=cmd_trace)
 

@@ -206,3 +206,66 @@ def test_the_summary_has_the_models_figures(tmp_path, scenario):
         summary = summarize(rf)
         model = rf.model()
     assert figures_of_summary(summary) == figures_of_model(model)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the size cap
+# ----------------------------------------------------------------------------------------------------------
+
+CAPPED = textwrap.dedent('''
+    import sys
+    import core as multiprocessing
+
+    def work(lock, n):
+        for _ in range(n):
+            with lock:
+                pass
+
+    if __name__ == "__main__":
+        lock = multiprocessing.Lock(name="capped")
+        ps = [multiprocessing.Process(target=work, args=(lock, 150_000)) for _ in range(2)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+        print("program done")
+''')
+
+
+def test_a_run_file_stops_growing_at_its_size_cap(tmp_path):
+    """A tiny cap: the run goes on to its end, the events past the cap are dropped and counted, the file stays
+    under the cap, and the command says so in one sentence."""
+    script = tmp_path / "capped.py"
+    script.write_text(CAPPED)
+    out = tmp_path / "capped.mpgrun"
+    cap = 1 << 20                            # the smallest: room for about 150,000 of its 600,000 events
+    r = run_cli(["trace", "--quiet", "--max-size", "1M", script, "--out", out], tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    assert os.path.getsize(out) <= cap + (64 << 10)            # the final status may take a page more
+    with RunFile(out) as rf:
+        meta = rf.meta()
+        logs = [text for _, _, text in rf.read_all()[3]]
+        stored = sum(len(c) for c in rf.iter_chunks())
+    assert meta["status"] == "done" and meta["max_size"] == cap
+    assert "program done" in logs                                  # the run went on to its end
+    size_cap = meta["size_cap"]
+    assert size_cap["limit"] == cap and size_cap["events_dropped"] > 0
+    assert meta["events"] == stored
+    assert meta["dropped"] >= size_cap["events_dropped"]
+    assert stored + meta["dropped"] >= 2 * 2 * 150_000             # every event recorded is stored or counted
+    told = [line for line in r.stderr.splitlines() if line.startswith("mpgui:")]
+    assert len(told) == 1 and "size cap" in told[0] and "--max-size" in told[0], r.stderr
+    assert "%d later events were dropped" % size_cap["events_dropped"] in told[0]
+
+
+@pytest.mark.parametrize("given", ["lots", "1k", "5X", "=-5M"])
+def test_a_bad_size_cap_is_one_sentence(tmp_path, given):
+    script = tmp_path / "capped.py"
+    script.write_text(CAPPED)
+    option = ["--max-size" + given] if given.startswith("=") else ["--max-size", given]
+    for command in (["trace"] + option + [script], ["run", "lock_contention"] + option):
+        r = run_cli(command, tmp_path / "home")
+        assert r.returncode == 2
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--max-size" in lines[0] and "Traceback" not in r.stderr, r.stderr
+        assert "program done" not in r.stdout
