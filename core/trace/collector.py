@@ -671,9 +671,96 @@ def decode_commands(lines):
     return logs, samples, regs, meta
 
 
+class _BatchStore:
+    """The collector process's writer thread: batches and the runner's hand-overs go into the run file in the
+    order they came, while the draining loop goes on (compressing and writing release the GIL).  What waits
+    to be written is merged into larger transactions; ``backlog`` counts its events (each counter has one
+    writing thread)."""
+
+    #: Events merged into one transaction at most (the chunks stay CHUNK_EVENTS each).
+    MERGE_EVENTS = 1 << 18
+
+    def __init__(self, writer):
+        import queue
+        self.writer = writer
+        self._queued = 0
+        self._written = 0
+        self._q = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="mpgui-collector-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def backlog(self):
+        return self._queued - self._written
+
+    def batch(self, batch):
+        self._queued += len(batch.events)
+        self._q.put(("batch", batch))
+
+    def commands(self, logs, samples, regs, meta):
+        if logs or samples or regs or meta:
+            self._q.put(("commands", (logs, samples, regs, meta)))
+
+    def close(self):
+        """Write everything queued, then end the thread."""
+        self._q.put(("end", None))
+        self._thread.join()
+
+    def _run(self):
+        import queue
+        held = None
+        while True:
+            kind, item = held if held is not None else self._q.get()
+            held = None
+            if kind == "end":
+                return
+            if kind == "commands":
+                self._write_commands(*item)
+                continue
+            batches = [item]
+            n = len(item.events)
+            while n < self.MERGE_EVENTS:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt[0] != "batch":
+                    held = nxt                  # keep the order: write these batches first
+                    break
+                batches.append(nxt[1])
+                n += len(nxt[1].events)
+            self._write_batches(batches)
+            self._written += n
+
+    def _write_batches(self, batches):
+        if len(batches) > 1:
+            events = [b.events for b in batches if len(b.events)]
+            drops = {}
+            for b in batches:
+                drops.update(b.drops)
+            batch = Batch(np.concatenate(events) if events else batches[0].events,
+                          [m for b in batches for m in b.metas], drops)
+        else:
+            batch = batches[0]
+        self.writer.add_batch(batch)
+
+    def _write_commands(self, logs, samples, regs, meta):
+        self.writer.add_logs(logs)
+        self.writer.add_samples(samples)
+        if regs:
+            self.writer.add_registrations(regs)
+        if meta:
+            self.writer.set_meta(**meta)
+
+
+#: Events the collector process may hold waiting to be written (about 100 MB): past it, it stops draining
+#: until the disk catches up, and the rings hold (or drop and count) what comes meanwhile.
+MAX_BACKLOG = 1 << 21
+
+
 class _Collection:
-    """The collector process's work: drain the rings into the run file, store what the runner hands over,
-    tell the runner the news, until the runner says stop or is gone."""
+    """The collector process's work: drain the rings (this thread), store the batches and what the runner
+    hands over (a writer thread), tell the runner the news, until the runner says stop or is gone."""
 
     def __init__(self, trace_dir, writer, inbox, out):
         self.trace_dir = trace_dir
@@ -681,17 +768,16 @@ class _Collection:
         self.inbox = inbox
         self.out = out
         self.watch = RunWatch()
+        self.store = _BatchStore(writer)
         self.collector = Collector(trace_dir, self._store, own_dir=False)
         self._unsent = {}
         self._last_status = 0.0
 
     def _store(self, batch):
-        news = self.watch.see(batch)
-        self.writer.add_batch(batch)
-        self._tell(news)
+        merge_news(self._unsent, self.watch.see(batch))
+        self.store.batch(batch)
 
-    def _tell(self, news, final=False):
-        merge_news(self._unsent, news)
+    def _tell(self, final=False):
         now = time.monotonic()
         urgent = any(k in self._unsent for k in ("shm", "unlinked", "helpers", "notes"))
         failure = self.writer.failure
@@ -710,25 +796,21 @@ class _Collection:
         self._last_status = now
 
     def _commands(self):
-        logs, samples, regs, meta = decode_commands(self.inbox.take())
-        self.writer.add_logs(logs)
-        self.writer.add_samples(samples)
-        if regs:
-            self.writer.add_registrations(regs)
-        if meta:
-            self.writer.set_meta(**meta)
+        self.store.commands(*decode_commands(self.inbox.take()))
 
     def run(self):
         self.out.send({"ready": True})
         next_poll = 0.0
         while not self.inbox.ended.is_set():
             now = time.monotonic()
-            if now >= next_poll:
+            if now >= next_poll and self.store.backlog < MAX_BACKLOG:
                 self.collector.poll()
                 # a ring filling fast: drain again at once rather than let it fill
                 next_poll = now if self.collector.fullest >= BUSY_FILL else now + self.collector.poll_interval
+            elif now >= next_poll:
+                next_poll = now + self.collector.poll_interval
             self._commands()
-            self._tell({})
+            self._tell()
             wait = next_poll - time.monotonic()
             if wait > 0:
                 self.inbox.ended.wait(wait)
@@ -737,11 +819,12 @@ class _Collection:
             self._drain_while_processes_end()
         self.collector.stop()                  # the last drain
         self._commands()
+        self.store.close()
         if orphaned:
             # Nobody will write the final status: the counts at least (readers call the run interrupted).
             self.writer.finish(events=self.writer.events_written, dropped=self.writer.dropped)
         self.writer.close()
-        self._tell({}, final=True)             # the file is the runner's again
+        self._tell(final=True)                 # the file is the runner's again
         if orphaned:
             shutil.rmtree(self.trace_dir, ignore_errors=True)
         self.out.close()
@@ -750,7 +833,9 @@ class _Collection:
     def _drain_while_processes_end(self):
         deadline = time.monotonic() + ORPHANED_DRAIN
         while (self.collector.rings or self.collector.losts) and time.monotonic() < deadline:
-            self.collector.poll()
+            if self.store.backlog < MAX_BACKLOG:
+                self.collector.poll()
+            self._tell()
             time.sleep(self.collector.poll_interval)
 
 

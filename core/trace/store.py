@@ -500,59 +500,6 @@ class RunWriter:
                 self._db = None
 
 
-class BackgroundWriter:
-    """A collector sink that hands batches to a writer thread, so draining rings never waits for the disk
-    (an SQLite checkpoint can take 100 ms; a busy ring fills in less).  Batches that pile up while the disk
-    is slow are merged into one transaction.  ``close()`` writes everything still queued."""
-
-    def __init__(self, writer, listener=None):
-        import queue
-        self.writer = writer
-        self.listener = listener
-        self._q = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="mpgui-run-writer", daemon=True)
-        self._thread.start()
-        self.error = None
-
-    def __call__(self, batch):
-        self._q.put(batch)
-
-    def _run(self):
-        import queue
-        from .collector import Batch
-        while True:
-            batch = self._q.get()
-            if batch is None:
-                return
-            pending = [batch]
-            while len(pending) < 64:
-                try:
-                    nxt = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._q.put(None)
-                    break
-                pending.append(nxt)
-            if len(pending) > 1:
-                events = [b.events for b in pending if len(b.events)]
-                drops = {}
-                for b in pending:
-                    drops.update(b.drops)
-                batch = Batch(np.concatenate(events) if events else pending[0].events,
-                              [m for b in pending for m in b.metas], drops)
-            try:
-                self.writer.add_batch(batch)
-            except Exception as e:        # a bug must not stop the draining: keep the error for the runner
-                self.error = e
-            if self.listener is not None:
-                self.listener(batch)
-
-    def close(self):
-        self._q.put(None)
-        self._thread.join()
-
-
 #: The tables every run file has.
 _RUN_TABLES = {"meta", "regs", "chunks", "samples", "drops", "log"}
 
