@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from core.trace.events import Kind
 from core.trace.runner import ORPHAN_GRACE
 from core.trace.store import RunFile
 
@@ -269,3 +270,53 @@ def test_a_bad_size_cap_is_one_sentence(tmp_path, given):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "--max-size" in lines[0] and "Traceback" not in r.stderr, r.stderr
         assert "program done" not in r.stdout
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a collector process that dies
+# ----------------------------------------------------------------------------------------------------------
+
+AFTER_THE_COLLECTOR = textwrap.dedent('''
+    import os, sys, time
+    import core as multiprocessing
+
+    if __name__ == "__main__":
+        lock = multiprocessing.Lock(name="after")
+        open(sys.argv[2], "w").close()
+        while not os.path.exists(sys.argv[1]):
+            time.sleep(0.01)
+        for _ in range(5000):
+            with lock:
+                pass
+        print("recorded after the collector died")
+''')
+
+
+def test_when_the_collector_process_dies_the_runner_keeps_what_follows(tmp_path):
+    """What the program records and prints after its collector process died is still in the run file: the
+    runner writes the output itself and drains the rings at the end."""
+    from core.trace.runner import RunSpec, TracedRun
+    script = tmp_path / "after.py"
+    script.write_text(AFTER_THE_COLLECTOR)
+    go, ready, out = tmp_path / "go", tmp_path / "ready", tmp_path / "after.mpgrun"
+    run = TracedRun(RunSpec([sys.executable, str(script), str(go), str(ready)], str(out), echo_output=()))
+    run.start()
+    try:
+        wait_for(lambda: ready.exists() and run.sink.ready, what="the program and its collector")
+        run.collector.proc.kill()
+        run.collector.proc.wait()
+        go.touch()
+        status = run.wait()
+    finally:
+        if not run.finalized:
+            run.cancel()
+            run.wait()
+    assert status == "done"
+    with RunFile(out) as rf:
+        meta = rf.meta()
+        events, _, _, logs = rf.read_all()
+    texts = [text for _, _, text in logs]
+    assert "recorded after the collector died" in texts
+    assert any("collector process ended before the run did" in text for text in texts)
+    assert (events["kind"] == Kind.RELEASE).sum() == 5000
+    assert meta["events"] == len(events) and meta["dropped"] == 0
