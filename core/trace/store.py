@@ -7,8 +7,8 @@ gives one writer and many readers without blocking; each poll of the collector i
 Events are stored in chunks: a BLOB of up to ``CHUNK_EVENTS`` records per collector batch, so writing costs
 one INSERT per batch instead of one per event, and a reader holds one chunk at a time (``iter_chunks``).  A
 chunk is compressed (its ``codec``): times as differences, the records' bytes grouped by position, zlib.
-A hot lock loop's events take 2 bytes each instead of 48.  Files written before chunks had a codec hold raw
-records, and still read.  Registrations (processes, objects, strings), resource samples and log lines are
+A hot lock loop's events take 1.3 to 2 bytes each instead of 48.  Files written before chunks had a codec
+hold raw records, and still read.  Registrations (processes, objects, strings), resource samples and log lines are
 JSON rows.
 
 A run file may have a size cap (``max_size``): past it, new events are dropped and counted (the ``size
@@ -46,9 +46,10 @@ CODEC_RAW = 0          # the EVENT_DTYPE records as they are
 CODEC_ZSHUFFLE = 1     # ``t`` as the difference from the previous record, the records' bytes grouped by their
 #                        position (all first bytes, then all second bytes...), positions that never change
 #                        stored once, the others through zlib
-#: zlib's level for event chunks.  Measured on a hot lock loop's events, 10,000 a chunk: level 1 gives 2.1
-#: bytes an event (raw: 48) for 130 ns of CPU an event; level 6, 1.7 bytes for 350 ns; without grouping the
-#: bytes, level 1 gives 5.4 bytes.
+#: zlib's level for event chunks.  Measured on a hot lock loop's events, 10,000 a chunk, before positions that
+#: never change were taken out: level 1 gave 2.1 bytes an event (raw: 48) for 130 ns of CPU an event; level 6,
+#: 1.7 bytes for 350 ns; level 1 without grouping the bytes, 5.4 bytes; zlib's RLE and Huffman-only
+#: strategies were no faster and larger.  Now: about 1.3 to 1.9 bytes for 85 to 95 ns.
 ZLIB_LEVEL = 1
 #: Events in a chunk, at most: a larger batch is stored as several chunks, so a reader that takes one chunk
 #: at a time holds at most this many events (3 MiB).
