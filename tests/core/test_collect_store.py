@@ -4,7 +4,6 @@ import os
 import sqlite3
 
 import numpy as np
-import pytest
 
 from core.trace.arrays import EVENT_DTYPE
 from core.trace.collector import Batch
