@@ -56,7 +56,7 @@ ZLIB_LEVEL = 1
 CHUNK_EVENTS = 1 << 16
 #: A run file's default size cap (``--max-size``): past it, new events are dropped and counted.
 DEFAULT_MAX_SIZE = 2 << 30
-#: The smallest cap: an empty run file's tables take nine of its 64 KiB pages.
+#: The smallest cap (an empty run file takes a few 4 KiB pages; the rest is room for the run).
 MIN_MAX_SIZE = 1 << 20
 #: Events stop this far below the cap (an eighth of the cap, at most 16 MiB), so that the rest of the run
 #: (registrations, the program's output, samples, the final status) still fits under it.
@@ -68,7 +68,7 @@ CAP_DROPS_ROW = "size cap"
 #: collector process write one after the other; a reader leaving WAL mode takes the lock for a moment).
 BUSY_TIMEOUT_MS = 10_000
 #: Space a run holds beside its file and gives back when a write fails for lack of room, so that the run's
-#: final metadata (a few of the run file's 64 KiB pages in its log) and the history can still be written.
+#: final metadata (a few of the run file's pages in its log) and the history can still be written.
 RESERVE_BYTES = 1 << 20
 #: The files SQLite keeps beside a database while it is open (and after a crash).
 _COMPANIONS = ("-wal", "-shm", "-journal")
@@ -245,9 +245,10 @@ def _claim_run_file(path, replace):
                            "to." % (path, e.strerror or e)) from None
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
-        # 64 KiB pages: event chunks are large BLOBs, and big pages store them with few overflow pages (the
-        # page size is taken when the first table is created, so it is set before the claim).
-        db.execute("PRAGMA page_size=65536")
+        # 4 KiB pages: compressed event chunks are BLOBs of a few to a few hundred KiB, and larger pages leave
+        # more of a chunk's last page empty (with 64 KiB pages, a hot run's file was a fifth larger).  The
+        # page size is taken when the first table is created, so it is set before the claim.
+        db.execute("PRAGMA page_size=4096")
         db.execute("BEGIN EXCLUSIVE")
         if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             db.execute("ROLLBACK")

@@ -224,7 +224,7 @@ CAPPED = textwrap.dedent('''
 
     if __name__ == "__main__":
         lock = multiprocessing.Lock(name="capped")
-        ps = [multiprocessing.Process(target=work, args=(lock, 150_000)) for _ in range(2)]
+        ps = [multiprocessing.Process(target=work, args=(lock, 400_000)) for _ in range(2)]
         for p in ps:
             p.start()
         for p in ps:
@@ -239,7 +239,7 @@ def test_a_run_file_stops_growing_at_its_size_cap(tmp_path):
     script = tmp_path / "capped.py"
     script.write_text(CAPPED)
     out = tmp_path / "capped.mpgrun"
-    cap = 1 << 20                            # the smallest: room for about 150,000 of its 600,000 events
+    cap = 1 << 20                            # the smallest: room for about half of its 1.6 million events
     r = run_cli(["trace", "--quiet", "--max-size", "1M", script, "--out", out], tmp_path / "home")
     assert r.returncode == 0, r.stderr
     assert os.path.getsize(out) <= cap + (64 << 10)            # the final status may take a page more
@@ -253,7 +253,7 @@ def test_a_run_file_stops_growing_at_its_size_cap(tmp_path):
     assert size_cap["limit"] == cap and size_cap["events_dropped"] > 0
     assert meta["events"] == stored
     assert meta["dropped"] >= size_cap["events_dropped"]
-    assert stored + meta["dropped"] >= 2 * 2 * 150_000             # every event recorded is stored or counted
+    assert stored + meta["dropped"] >= 2 * 2 * 400_000             # every event recorded is stored or counted
     told = [line for line in r.stderr.splitlines() if line.startswith("mpgui:")]
     assert len(told) == 1 and "size cap" in told[0] and "--max-size" in told[0], r.stderr
     assert "%d later events were dropped" % size_cap["events_dropped"] in told[0]
