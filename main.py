@@ -1,8 +1,8 @@
 """mpgui entry point: ``python main.py`` opens the app; ``python main.py COMMAND ...`` runs the command line.
 
 The one place that knows every part: the app (``mpgui.gui``), the command line (``mpgui.cli``), and the
-hidden commands this program is started again with (a scenario's main process, a run's guardian, a script
-run by the packaged app, the self-test's window).
+hidden commands this program is started again with (a scenario's main process, a run's guardian and its
+collector, a script run by the packaged app, the self-test's window).
 
 ``freeze_support()`` comes first under the main guard: in the packaged app, the same executable is started
 again as every spawned worker, and freeze_support turns those starts into workers instead of new copies of
@@ -22,6 +22,9 @@ def main(argv=None):
     if argv and argv[0] == "_run-guard":              # ends a run's tree if its runner dies (packaged app)
         from core.trace.procs import guard_main
         return guard_main(argv[1:])
+    if argv and argv[0] == "_run-collect":            # drains a run's rings into its run file (packaged app)
+        from core.trace.collector import collect_main
+        return collect_main(argv[1:])
     if argv and argv[0] == "_run-script":             # the packaged app standing in for `python SCRIPT`
         from mpgui.script_host import main as script_main
         return script_main(argv[1:])

@@ -1,15 +1,23 @@
 """Runs one traced program (a scenario's main process, or a user's script) and records it into a run file.
 
-    runner (this process)                       traced program: its own session / process group
-      collector thread --- drains rings --->      main  --start method-->  workers, manager, forkserver...
-      monitor thread   --- psutil 10 Hz --->      (every process writes its events into the trace dir)
-      output threads   --- stdout/stderr -->
-           \\-> RunWriter (SQLite WAL run file)  <- the app tails this file while it is written
+    runner (this process)                            traced program: its own session / process group
+      monitor thread   --- psutil 10 Hz --->           main  --start method-->  workers, manager, forkserver...
+      output threads   --- stdout/stderr -->           (every process writes its events into the trace dir)
+           \\-> collector process: drains the rings  <- the trace dir
+                  \\-> run file (SQLite WAL)          <- the app tails this file while it is written
            \\-> observers (the app's run history): told when the run starts and when it ends
 
-A run is described by a ``RunSpec`` (what to run, where to record it, what to call it) and carried out by a
-``TracedRun``: nothing happens before ``start()``, which claims the run file, starts the collector, the
-program and its guardian.  Its ``status`` is a ``RunStatus``.
+A run is described by a ``RunSpec`` (what to run, where to record it, what to call it, its size cap) and
+carried out by a ``TracedRun``: nothing happens before ``start()``, which claims the run file, starts the
+collector process (``collector.CollectorProcess``), the program and its guardian.  Its ``status`` is a
+``RunStatus``.
+
+The runner writes the run file before the collector process starts (the claim, the run's description) and
+after it ended (the final status); meanwhile the collector is its only writer, and the runner hands it the
+program's output and the monitor's samples.  The runner learns what it must act on (segments to unlink,
+helper processes, the scenario's result, progress, a failed write) from the collector's news (``sink``, a
+``collector.RunWatch``); it never models the run.  Should the collector process die, the runner writes
+what it hands over itself and drains what is left at the end.
 
 The program runs in a process tree of its own (never inside the app, never inside this process: the runner
 has threads, and forking a threaded process is the deadlock the notes warn about).  ``cancel()`` (Stop,
@@ -38,11 +46,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from . import recorder
-from .events import Kind
 from .procs import GUARD_RELEASE, ROOT, group_members, guard_command, kill_tree, unlink_segment
+from .store import DEFAULT_MAX_SIZE
 
-#: After the main process ends, how long its children get to end on their own before they are killed.
+#: After the main process ends, how long its children get to end on their own before they are killed ...
 ORPHAN_GRACE = 1.0
+#: ... and how often the runner looks (a look reads a few bytes per process on Linux).
+ORPHAN_POLL = 0.01
+#: How often ``wait`` checks whether the program ended (and calls its ``on_tick``).
+WAIT_POLL = 0.01
 #: How long the runner waits for its released guardian to exit.
 GUARD_EXIT_TIMEOUT = 5.0
 
@@ -119,6 +131,9 @@ class RunSpec:
     #: core stands in for the stdlib's multiprocessing in the program's tree (``trace``: programs that import
     #: multiprocessing are recorded unmodified).
     stand_in: bool = False
+    #: The run file's size cap in bytes (``--max-size``; None: no cap): past it, events are dropped and
+    #: counted, and the run goes on.
+    max_size: Optional[int] = DEFAULT_MAX_SIZE
 
 
 class RunObserver(Protocol):
@@ -129,46 +144,12 @@ class RunObserver(Protocol):
     def run_finished(self, run: "TracedRun") -> None: ...
 
 
-class _BatchWatcher:
-    """Sees every batch after it was stored, and keeps what the runner itself needs."""
-
-    def __init__(self, listener=None):
-        self.listener = listener
-        self.notes = []               # registrations of kind result/error/progress from the program
-        self.shm_created = {}         # uid -> segment name
-        self.helpers = {}             # pid -> role (forkserver, resource tracker)
-        self.events = 0
-        self.progress = None
-
-    def __call__(self, batch):
-        self.events += len(batch.events)
-        for m in batch.metas:
-            t = m.get("t")
-            if t == "obj" and m.get("kind") == "SharedMemory" and m.get("created"):
-                self.shm_created[m["uid"]] = m["name"]
-            elif t == "extproc":
-                self.helpers[m["pid"]] = m.get("role")
-            elif t in ("result", "error"):
-                self.notes.append(m)
-        ev = batch.events
-        if len(ev):
-            unl = ev[ev["kind"] == Kind.SHM_UNLINK]
-            for uid in unl["uid"].tolist():
-                self.shm_created.pop(uid, None)
-            prog = ev[ev["kind"] == Kind.PROGRESS]
-            if len(prog):
-                last = prog[-1]
-                self.progress = (int(last["a"]), int(last["b"]))
-        if self.listener is not None:
-            self.listener(batch)
-
-
 class TracedRun:
     """One traced program run.  ``start()``, then ``wait()``; ``cancel()`` from any thread.
 
-    Creating it has no effect outside the object.  ``claim()`` (or ``start()``) claims the run file first (``RunFileError``
-    with one sentence if ``out_path`` is another run's file, unless the spec says ``replace``, or is no run file
-    at all), and only then starts anything."""
+    Creating it has no effect outside the object.  ``claim()`` (or ``start()``) claims the run file first
+    (``RunFileError`` with one sentence if ``out_path`` is another run's file, unless the spec says ``replace``,
+    or is no run file at all), and only then starts anything."""
 
     def __init__(self, spec: RunSpec, *, observers: Sequence[RunObserver] = (),
                  listener: Optional[Callable[[Any], None]] = None):
@@ -190,8 +171,12 @@ class TracedRun:
         self.lesson: Optional[str] = None
         self.proc: Optional[subprocess.Popen] = None
         self.started_at: Optional[float] = None
-        self.sink = _BatchWatcher(listener)
-        self.writer = self.store = self.collector = self.trace_dir = None
+        self.listener = listener
+        #: What the collector process reported (a ``collector.RunWatch``): events, drops, progress, helpers,
+        #: segments, notes; ``listener(watch)`` is called after each change.
+        self.sink = None
+        self.writer = self.collector = self.trace_dir = None
+        self._totals = None
         self.monitor = None
         self.guard = None
         self._out_threads: List[threading.Thread] = []
@@ -208,17 +193,17 @@ class TracedRun:
         does it if it was not done: a caller that must know first (to say so before anything else) calls it."""
         if self.writer is not None:
             return self
-        from .collector import Collector, make_trace_dir
-        from .store import BackgroundWriter, RunWriter
+        from .collector import CollectorProcess, make_trace_dir
+        from .store import RunWriter
         spec = self.spec
         base = {"run_id": self.run_id, "kind": spec.kind, "command": self.argv, "title": spec.title,
                 "scenario": spec.scenario, "params": spec.params, "start_method": spec.start_method,
                 "machine": machine_facts(), "started_wall": time.time(), "runner_pid": os.getpid()}
         base.update(spec.meta or {})
-        self.writer = RunWriter(self.out_path, base, replace=spec.replace)
-        self.store = BackgroundWriter(self.writer, listener=self.sink)
+        self.writer = RunWriter(self.out_path, base, replace=spec.replace, max_size=spec.max_size)
         self.trace_dir = make_trace_dir()
-        self.collector = Collector(self.trace_dir, self.store)
+        self.collector = CollectorProcess(self.trace_dir, self.out_path, spec.max_size, listener=self.listener)
+        self.sink = self.collector.watch
         return self
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -226,7 +211,10 @@ class TracedRun:
         self.claim()
         for o in self.observers:
             self._tell(o.run_started)
-        self.collector.start()
+        try:
+            self.collector.start()
+        except OSError as e:                   # the runner will write the run file itself
+            self.writer.add_log("error", "could not start the collector process: %s" % e)
         kwargs = {}
         if os.name == "posix":
             kwargs["start_new_session"] = True
@@ -239,20 +227,30 @@ class TracedRun:
                                          stdin=self.spec.stdin, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, **kwargs)
         except OSError as e:
-            self.writer.add_log("error", "could not start %s: %s" % (self.argv[0], e))
+            self._log("error", "could not start %s: %s" % (self.argv[0], e))
             self._finish(RunStatus.FAILED, 127)
             raise
         self.status = RunStatus.RUNNING
         self._start_guard()
-        self.writer.set_meta(program_pid=self.proc.pid)
+        if not self.collector.meta(program_pid=self.proc.pid):
+            self.writer.set_meta(program_pid=self.proc.pid)
         for stream, label in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
             t = threading.Thread(target=self._pump, args=(stream, label), daemon=True, name="mpgui-" + label)
             t.start()
             self._out_threads.append(t)
         from .monitor import ResourceMonitor
-        self.monitor = ResourceMonitor(self.proc.pid, self.writer.add_samples,
-                                       exclude={os.getpid()}).start()
+        self.monitor = ResourceMonitor(self.proc.pid, self._samples, exclude={os.getpid()}).start()
         return self
+
+    # -- what the runner records: through the collector process, or itself once that is gone -----------------
+    def _log(self, kind, text, t=None):
+        t = time.perf_counter_ns() if t is None else t
+        if not self.collector.log(t, kind, text):
+            self.writer.add_log(kind, text, t)
+
+    def _samples(self, samples):
+        if not self.collector.samples(samples):
+            self.writer.add_samples(samples)
 
     def _start_guard(self):
         env = {k: v for k, v in os.environ.items() if k != recorder.TRACE_ENV}      # the guardian is not traced
@@ -262,11 +260,11 @@ class TracedRun:
             self.guard = subprocess.Popen(guard_command(self.proc.pid), stdin=subprocess.PIPE,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **kwargs)
         except OSError as e:
-            self.writer.add_log("error", "could not start the guardian that ends the program if this runner "
-                                         "dies: %s" % e)
+            self._log("error", "could not start the guardian that ends the program if this runner dies: %s" % e)
 
     def _release_guard(self):
-        """The program's tree is over: the guardian may go without doing anything."""
+        """The program's tree is over: the guardian may go without doing anything (it reads this whenever it
+        gets to it; ``_reap_helpers`` waits for it to end)."""
         if self.guard is None:
             return
         try:
@@ -274,11 +272,16 @@ class TracedRun:
             self.guard.stdin.close()
         except OSError:
             pass
-        try:
-            self.guard.wait(GUARD_EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.guard.kill()
-            self.guard.wait()
+
+    def _reap_helpers(self):
+        """Wait for the guardian and the collector process to end, now that their work is done."""
+        if self.guard is not None:
+            try:
+                self.guard.wait(GUARD_EXIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.guard.kill()
+                self.guard.wait()
+        self.collector.reap()
 
     def _pump(self, stream, label):
         out = sys.stdout if label == "stdout" else sys.stderr
@@ -287,7 +290,7 @@ class TracedRun:
             if BOOTSTRAP_MARK in line and self.kind == "trace":
                 self.missing_main_guard = True
             try:
-                self.writer.add_log(label, line)
+                self._log(label, line)
             except Exception:
                 pass
             if label in self.echo_output:
@@ -339,7 +342,7 @@ class TracedRun:
     def cancelled(self):
         return self._cancel.is_set()
 
-    def wait(self, poll=0.05, on_tick=None):
+    def wait(self, poll=WAIT_POLL, on_tick=None):
         """Wait for the program to end (or for ``cancel``); finalize the run; return the status."""
         try:
             while True:
@@ -348,7 +351,7 @@ class TracedRun:
                     break
                 if self._cancel.is_set():
                     break
-                if self.writer.failure is not None:
+                if self._write_failure is not None:
                     # Nothing more can be recorded: stop the program rather than let it run unobserved.
                     self._cancel.set()
                     break
@@ -373,14 +376,16 @@ class TracedRun:
         self._main_ended = time.perf_counter_ns()
         # Orphans (workers of a main process that died, daemon leftovers): a moment to end, then killed.
         deadline = time.monotonic() + ORPHAN_GRACE
-        while group_members(pgid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if group_members(pgid):
+        left = group_members(pgid)
+        while left and time.monotonic() < deadline:
+            time.sleep(ORPHAN_POLL)
+            left = group_members(pgid)
+        if left:
             kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
         self._release_guard()
         for t in self._out_threads:             # all the output read: it can change the status
             t.join(timeout=2.0)
-        if self.writer.failure is not None:
+        if self._write_failure is not None:
             status = RunStatus.CUT_SHORT
         elif status is None:
             status = RunStatus.CANCELLED if self._cancel.is_set() else \
@@ -390,30 +395,48 @@ class TracedRun:
 
     def _finish(self, status, code):
         if self.monitor is not None:
-            self.monitor.stop()
-        self.collector.stop()
-        self.store.close()
+            self.monitor.stop()                 # its last samples go to the collector
+        if not self.collector.stop():
+            self._drain_here()
+        # From here on the runner is the run file's only writer.
         if self.proc is not None and code is not None:
             self.writer.add_registrations([{"t": "exit", "pid": self.proc.pid, "exitcode": code,
                                             "time": getattr(self, "_main_ended", time.perf_counter_ns())}])
         leaked = [name for name in self.sink.shm_created.values() if unlink_segment(name)]
         if leaked:
             self.writer.add_log("cleanup", "unlinked shared memory left by the program: %s" % ", ".join(leaked))
+        from .collector import release_trace_dir
+        release_trace_dir(self.trace_dir)
         self.status = status
         self.exit_code = code
-        result = next((n for n in reversed(self.sink.notes) if n.get("t") == "result"), None)
-        error = next((n for n in reversed(self.sink.notes) if n.get("t") == "error"), None)
+        result = self.result
         lesson = result.get("lesson") if result else None
-        message = self.storage_problem or (MAIN_GUARD_ADVICE if self.missing_main_guard else None) or \
-            (error.get("message") if error else None)
-        self.writer.finish(status=status.value, exit_code=code, ended_wall=time.time(), ended_perf=time.perf_counter_ns(),
-                           dropped=self.writer.dropped, events=self.writer.events_written, lesson=lesson,
-                           result=result, error=message)
+        message = self.storage_problem or (MAIN_GUARD_ADVICE if self.missing_main_guard else None) or self.error
+        self._totals = self.writer.totals() or (self.sink.events, self.sink.dropped)
+        self.writer.finish(status=status.value, exit_code=code, ended_wall=time.time(),
+                           ended_perf=time.perf_counter_ns(), dropped=self._totals[1], events=self._totals[0], lesson=lesson, result=result,
+                           error=message)
         self.lesson = lesson
         self.writer.close()
         for o in self.observers:
             self._tell(o.run_finished)
+        self._reap_helpers()
         self.finalized = True
+
+    def _drain_here(self):
+        """The collector process is gone without its last drain (it died, or never started): what its runner
+        handed it may be lost, what the rings still hold is not."""
+        from .collector import Collector
+        errors = [line for line in self.collector.errors if line.strip()]
+        self.writer.add_log("error", "the collector process ended before the run did%s; the runner stored what "
+                            "was left" % (": %s" % errors[-1] if errors else ""))
+        if self.sink.cap:
+            self.writer.adopt_cap(self.sink.cap)
+
+        def store(batch):
+            self.sink.see(batch)
+            self.writer.add_batch(batch)
+        Collector(self.trace_dir, store, own_dir=False).stop()
 
     def _tell(self, call):
         """Observers (the history) are secondary to the run file: one that fails (the disk is full) is noted
@@ -422,26 +445,47 @@ class TracedRun:
             call(self)
         except (sqlite3.Error, OSError) as e:
             try:
-                self.writer.add_log("error", "the run history could not be updated: %s" % e)
+                if self.finalized or self.collector is None:
+                    self.writer.add_log("error", "the run history could not be updated: %s" % e)
+                else:
+                    self._log("error", "the run history could not be updated: %s" % e)
             except Exception:
                 pass
 
     @property
     def events_written(self):
-        return self.writer.events_written if self.writer is not None else 0
+        """Events stored in the run file (as the collector reported them while the run goes)."""
+        if self._totals is not None:
+            return self._totals[0]
+        return self.sink.events if self.sink is not None else 0
 
     @property
     def dropped(self):
-        return self.writer.dropped if self.writer is not None else 0
+        """Events dropped: by the rings, and past the run file's size cap."""
+        if self._totals is not None:
+            return self._totals[1]
+        return self.sink.dropped if self.sink is not None else 0
+
+    @property
+    def size_cap(self):
+        """The run file's ``size_cap`` metadata once it reached its cap (what was dropped), else None."""
+        return self.sink.cap if self.sink is not None else None
+
+    @property
+    def _write_failure(self):
+        """Why the run file could not be written (by the collector process or the runner), or None."""
+        if self.sink is not None and self.sink.failure:
+            return self.sink.failure
+        return self.writer.failure if self.writer is not None else None
 
     @property
     def storage_problem(self):
         """One sentence if the run file could not be written and the run was cut short, else None."""
-        if self.writer.failure is None:
+        failure = self._write_failure
+        if failure is None:
             return None
         return ("Writing the run file %s failed (%s; is the disk full?), so the run was stopped: the file keeps "
-                "what was recorded until then; free some space and run it again."
-                % (self.out_path, self.writer.failure))
+                "what was recorded until then; free some space and run it again." % (self.out_path, failure))
 
     @property
     def result(self):

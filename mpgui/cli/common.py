@@ -1,9 +1,11 @@
 """What every command of the command line shares: exit codes, the user-error type, tables, the progress bar,
-the app's control of a runner through stdin, and the summary printed after a run.  No Qt here."""
+the app's control of a runner through stdin, the size cap option and the summary printed after a run.
+No Qt here."""
+import re
 import sys
 import time
 
-from core.trace.units import fmt_ns
+from core.trace.units import fmt_bytes, fmt_ns
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -91,18 +93,18 @@ class ProgressBar:
             self.stream.flush()
 
 
-def summary_text(model, status=None, top=5):
+def summary_text(summary, status=None):
+    """The text printed after a run, from its ``core.trace.summary.RunSummary``."""
     lines = []
-    s = model.summary()
-    procs = model.processes_table()
+    procs = summary.processes
     roles = {}
     for p in procs:
         roles[p.role] = roles.get(p.role, 0) + 1
     lines.append("processes: %d (%s)" % (len(procs), ", ".join("%d %s" % (n, r) for r, n in sorted(roles.items()))))
-    lines.append("events: %d recorded, %d dropped" % (s["events"], s["dropped"]))
-    if s["tasks"]:
-        lines.append("pool tasks: %d" % s["tasks"])
-    lines.append("duration: %.2f s%s" % (s["duration_s"], "" if not status else "  (%s)" % status))
+    lines.append("events: %d recorded, %d dropped" % (summary.events, summary.dropped))
+    if summary.tasks:
+        lines.append("pool tasks: %d" % summary.tasks)
+    lines.append("duration: %.2f s%s" % (summary.duration_s, "" if not status else "  (%s)" % status))
     rows = []
     for p in procs:
         lat = p.start_latency
@@ -111,12 +113,63 @@ def summary_text(model, status=None, top=5):
     if rows:
         lines.append("")
         lines.append(format_table(["pid", "role", "name", "start method", "start latency", "exit"], rows))
-    cont = [c for c in model.contention() if c["acquired"] or c["contended"]][:top]
+    cont = summary.contention
     if cont:
         lines.append("")
         lines.append("most contended objects:")
         lines.append(format_table(
             ["object", "kind", "acquired", "waited", "total wait", "max wait", "total hold"],
-            [(c["name"], c["kind"], c["acquired"], c["contended"], fmt_ns(c["wait_total_ns"]),
-              fmt_ns(c["wait_max_ns"]), fmt_ns(c["hold_total_ns"])) for c in cont]))
+            [(c.name, c.kind, c.acquired, c.contended, fmt_ns(c.wait_total_ns), fmt_ns(c.wait_max_ns),
+              fmt_ns(c.hold_total_ns)) for c in cont]))
     return "\n".join(lines)
+
+
+def print_summary(path, status):
+    """Print the summary of the run file ``path`` (one streaming pass: bounded memory for any run)."""
+    from core.trace.store import RunFile
+    from core.trace.summary import summarize
+    with RunFile(path) as rf:
+        summary = summarize(rf)
+    print(summary_text(summary, status))
+    return summary
+
+
+# -- the run file's size cap ---------------------------------------------------------------------------------
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text):
+    """``--max-size``: bytes from ``2G``, ``500M``, ``1.5g``, ``64MiB`` or a plain number of bytes; ``0`` means
+    no cap (None).  UsageError with one sentence otherwise."""
+    from core.trace.store import MIN_MAX_SIZE
+    m = _SIZE.match(text or "")
+    if not m:
+        raise UsageError("--max-size takes a size such as 2G, 500M or 64M (or 0 for no limit), not %r." % text)
+    size = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if size == 0:
+        return None
+    if size < MIN_MAX_SIZE:
+        raise UsageError("--max-size %s is too small: a run file needs at least %s; give 1M or more."
+                         % (text, fmt_bytes(MIN_MAX_SIZE)))
+    return size
+
+
+def add_max_size_option(parser):
+    from core.trace.store import DEFAULT_MAX_SIZE
+    parser.add_argument("--max-size", dest="max_size", metavar="SIZE", default=str(DEFAULT_MAX_SIZE >> 30) + "G",
+                        help="cap the run file's size (e.g. 500M, 2G; 0: no cap); past it the run goes on and new "
+                             "events are dropped and counted (default: %(default)s)")
+
+
+def size_cap_sentence(cap, created_perf=None):
+    """One sentence about a run file that reached its size cap (its ``size_cap`` metadata), or None."""
+    if not cap or cap.get("hit_perf") is None:
+        return None
+    when = ""
+    if created_perf:
+        when = " %.1f s into the run" % ((cap["hit_perf"] - created_perf) / 1e9)
+    return ("The run file reached its size cap (%s)%s: the run went on, and %d later events were dropped; "
+            "give --max-size a larger size (or 0) to keep them." % (fmt_bytes(cap.get("limit") or 0), when,
+                                                                     cap.get("events_dropped", 0)))

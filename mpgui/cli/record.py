@@ -9,7 +9,8 @@ import os
 import subprocess
 import sys
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, control_from_stdin, summary_text
+from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, add_max_size_option, control_from_stdin,
+                     parse_size, print_summary, size_cap_sentence)
 
 
 def _split_trace_args(rest):
@@ -81,9 +82,9 @@ def traced_program(rest, as_module, cwd, env):
 
 def cmd_trace(args):
     from core.trace.runner import MAIN_GUARD_ADVICE, RunSpec, TracedRun, install_cancel_handlers
-    from core.trace.store import RunFile
 
     from ..history import RunHistory
+    max_size = parse_size(args.max_size)
     if getattr(sys, "frozen", False):
         raise UsageError("The packaged app cannot run Python programs; trace them with 'python main.py trace'.")
     if args.cwd and not os.path.isdir(args.cwd):
@@ -107,7 +108,7 @@ def cmd_trace(args):
     spec = RunSpec(argv, out, kind="trace", title=title, echo_output=() if args.quiet else ("stdout", "stderr"),
                    start_method=args.start_method, meta=what, env=env or None, cwd=what["cwd"],
                    replace=args.force or trailing_force, stand_in=True,
-                   stdin=subprocess.DEVNULL if args.control_stdin else None)
+                   stdin=subprocess.DEVNULL if args.control_stdin else None, max_size=max_size)
     run = TracedRun(spec, observers=[history])
     install_cancel_handlers(run)
     run.start()
@@ -115,10 +116,11 @@ def cmd_trace(args):
         control_from_stdin(run)
     status = run.wait()
     print("", file=sys.stderr)
-    with RunFile(out) as rf:
-        model = rf.model()
-    print(summary_text(model, status))
+    summary = print_summary(out, status)
     print("run file: %s" % out)
+    capped = size_cap_sentence(summary.size_cap, summary.meta.get("created_perf"))
+    if capped:
+        print("mpgui: %s" % capped, file=sys.stderr)
     if run.storage_problem:
         print("mpgui: %s" % run.storage_problem, file=sys.stderr)
         return EXIT_USAGE
@@ -207,6 +209,7 @@ def add_commands(sub):
     t.add_argument("--control-stdin", action="store_true", help=argparse.SUPPRESS)
     t.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE [ARGS...]",
                    help="run a module as python -m does; what follows is the module's")
+    add_max_size_option(t)
     t.add_argument("script_and_args", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...] [--out RUNFILE] [--force]")
     t.set_defaults(func=cmd_trace)
 

@@ -9,8 +9,8 @@ import sys
 import time
 
 from ..scenario_run import make_run, prepare
-from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, control_from_stdin, format_table,
-                     summary_text)
+from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, add_max_size_option,
+                     control_from_stdin, format_table, parse_size, print_summary, size_cap_sentence)
 
 
 def parse_sets(items):
@@ -26,10 +26,12 @@ def parse_sets(items):
 
 def cmd_run(args):
     from core.trace.runner import install_cancel_handlers
-    from core.trace.store import RunFile
+    max_size = parse_size(args.max_size)
     scenario, params, method = prepare(args.scenario, args.start_method, parse_sets(args.set))
     run = make_run(scenario, params, method, out=args.out, home=args.home,
-                   echo_output=() if args.quiet else ("stdout",), replace=args.force).claim()
+                   echo_output=() if args.quiet else ("stdout",), replace=args.force)
+    run.spec.max_size = max_size
+    run.claim()
     print("%s  (start method %s)" % (scenario.title, method), file=sys.stderr)
     run.start()
     install_cancel_handlers(run)
@@ -56,10 +58,12 @@ def cmd_run(args):
     if run.error and not run.storage_problem:
         print("mpgui: %s" % run.error, file=sys.stderr)
     if not args.quiet:
-        with RunFile(run.out_path) as rf:
-            print()
-            print(summary_text(rf.model(), status))
+        print()
+        print_summary(run.out_path, status)
     print("run file: %s" % run.out_path)
+    capped = size_cap_sentence(run.size_cap, run.writer.created_perf)
+    if capped:
+        print("mpgui: %s" % capped, file=sys.stderr)
     if run.storage_problem:
         print("mpgui: %s" % run.storage_problem, file=sys.stderr)
         return EXIT_USAGE
@@ -118,6 +122,7 @@ def add_commands(sub):
     r.add_argument("--out", help="run file to write (default: a new file in the run history)")
     r.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no scenario output")
+    add_max_size_option(r)
     r.add_argument("--control-stdin", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("scenarios", help="the scenario catalog, with each scenario's parameters")

@@ -78,9 +78,14 @@ def long_cli_run(tmp_path, out):
     the scenario's workers are running."""
     p = cli(["run", "lock_contention", "--set", "processes=2", "--set", "increments=1000000", "--set", "hold_ms=1",
              "--out", str(out), "--quiet"], tmp_path)
+
+    def workers_running():
+        # the runner's children: the scenario's main process (its children: the workers), the guardian and
+        # the collector
+        return sum(len(c.children()) for c in psutil.Process(p.pid).children()) >= 2
+
     try:
-        wait_for(lambda: out.exists() and len(psutil.Process(p.pid).children(recursive=True)) >= 3,
-                 what="the scenario running")
+        wait_for(lambda: out.exists() and workers_running(), what="the scenario running")
     except BaseException:
         p.kill()
         p.communicate(timeout=10)
