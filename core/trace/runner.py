@@ -414,8 +414,8 @@ class TracedRun:
         message = self.storage_problem or (MAIN_GUARD_ADVICE if self.missing_main_guard else None) or self.error
         self._totals = self.writer.totals() or (self.sink.events, self.sink.dropped)
         self.writer.finish(status=status.value, exit_code=code, ended_wall=time.time(),
-                           ended_perf=time.perf_counter_ns(), dropped=self._totals[1], events=self._totals[0], lesson=lesson, result=result,
-                           error=message)
+                           ended_perf=time.perf_counter_ns(), dropped=self._totals[1], events=self._totals[0],
+                           lesson=lesson, result=result, error=message)
         self.lesson = lesson
         self.writer.close()
         for o in self.observers:
