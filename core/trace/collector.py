@@ -47,12 +47,13 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any, Dict, List
 
 import numpy as np
 
 from .arrays import EVENT_DTYPE, RECORD_DTYPE
 from .events import RECORD_SIZE, Kind
-from .procs import ROOT, pid_alive
+from .procs import ROOT, own_session, pid_alive
 from .recorder import (HEADER_FORMAT, HEADER_SIZE, LOST_FILE_SIZE, LOST_FORMAT, LOST_MAGIC, LOST_SUFFIX, MAGIC,
                        OFF_CLOSED, OFF_DROPPED, OFF_LOST, OFF_READ_IDX)
 
@@ -246,7 +247,7 @@ TRACE_DIR_PREFIX = "mpgui-trace-"
 OWNER_LOCK = ".owner"
 
 #: Locks on the trace directories this process owns (kept open: closing one releases the lock).
-_owned = {}
+_owned: Dict[str, int] = {}
 
 
 def make_trace_dir():
@@ -521,7 +522,7 @@ class RunWatch:
 
     def see(self, batch):
         """Take what the runner needs from one batch; returns the news (a dict, maybe empty)."""
-        news = {}
+        news: Dict[str, Any] = {}
         for m in batch.metas:
             t = m.get("t")
             if t == "obj" and m.get("kind") == "SharedMemory" and m.get("created"):
@@ -619,7 +620,7 @@ class _Inbox:
 
     def __init__(self, stream):
         self._stream = stream
-        self._lines = collections.deque()
+        self._lines: "collections.deque[bytes]" = collections.deque()
         self.ended = threading.Event()
         self.stop_asked = False
         threading.Thread(target=self._read, name="mpgui-collector-commands", daemon=True).start()
@@ -652,7 +653,10 @@ def encode_log(t, kind, text):
 
 def decode_commands(lines):
     """Command lines -> (log rows, samples, registrations, metadata)."""
-    logs, samples, regs, meta = [], [], [], {}
+    logs: List[Any] = []
+    samples: List[Any] = []
+    regs: List[Any] = []
+    meta: Dict[str, Any] = {}
     for line in lines:
         try:
             if line.startswith(b"L"):
@@ -685,7 +689,7 @@ class _BatchStore:
         self.writer = writer
         self._queued = 0
         self._written = 0
-        self._q = queue.SimpleQueue()
+        self._q: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mpgui-collector-writer", daemon=True)
         self._thread.start()
 
@@ -892,7 +896,7 @@ class CollectorProcess:
         self.max_size = max_size
         self.env = env
         self.watch = RunWatch(listener)
-        self.proc = None
+        self.proc: Any = None
         self.alive = False
         #: What the process wrote on stderr (a bug's traceback): the runner keeps it in the run's log.
         self.errors = []
@@ -904,14 +908,11 @@ class CollectorProcess:
     def start(self):
         """Start the process (OSError if it cannot be)."""
         owner_fd = _owned.get(self.trace_dir)
-        kwargs = {}
-        if os.name == "posix":
-            # A session of its own: a Ctrl+C or a signal to the runner's group is for the runner, which
-            # then stops it; the trace directory's lock is shared with it.
-            kwargs["start_new_session"] = True
-            kwargs["pass_fds"] = (owner_fd,) if owner_fd is not None else ()
-        else:
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        # A session of its own: a Ctrl+C or a signal to the runner's group is for the runner, which then stops
+        # it; the trace directory's lock is shared with it.
+        kwargs: Dict[str, Any] = own_session()
+        if os.name == "posix" and owner_fd is not None:
+            kwargs["pass_fds"] = (owner_fd,)
         from .recorder import TRACE_ENV
         env = {k: v for k, v in (self.env or os.environ).items() if k != TRACE_ENV}      # it is not traced
         self.proc = subprocess.Popen(collect_command(self.trace_dir, self.run_file, self.max_size),

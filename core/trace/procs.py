@@ -7,7 +7,9 @@ No Qt here.  It is imported by the guardian process, so it imports only what the
 import errno
 import os
 import signal
+import subprocess
 import sys
+from typing import List
 
 import psutil
 
@@ -23,6 +25,14 @@ HELPER_MARKS = {"resource_tracker": "resource tracker", "forkserver": "forkserve
 
 #: The directory holding the core package, put first on a guardian's path.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def own_session():
+    """``subprocess.Popen`` keywords that start a process in a session (Windows: a process group) of its own,
+    so a signal to this process's group does not reach it: the program, its guardian, the collector."""
+    if os.name == "posix":
+        return {"start_new_session": True}
+    return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
 
 
 def pid_alive(pid):
@@ -64,7 +74,7 @@ def group_members(pgid):
     resource tracker, the forkserver) end just after the program's main process, and their new parent may
     reap them late or never (the first process of a container often does not reap), so counting zombies
     made every run that started one wait out ``ORPHAN_GRACE`` and then try to kill what had ended."""
-    out = []
+    out: List[psutil.Process] = []
     if pgid is None or os.name != "posix":
         return out
     if os.path.isdir("/proc/self"):

@@ -172,7 +172,7 @@ class _State:
 
     def __init__(self):
         self.pid = os.getpid()
-        self.rings = weakref.WeakSet()     # the live rings of this process's threads
+        self.rings: "weakref.WeakSet[_Ring]" = weakref.WeakSet()     # the live rings of this process's threads
         self.ring_seq = itertools.count()
         self.lost = 0                      # records lost with no ring to take them ...
         self.lost_mm = None                # ... and the mapped file that tells the collector
@@ -187,7 +187,7 @@ class _State:
 
 
 trace_dir = os.environ.get(TRACE_ENV) or None
-ENABLED = bool(trace_dir) and os.path.isdir(trace_dir)
+ENABLED = bool(trace_dir) and os.path.isdir(trace_dir or "")
 _role = None
 _name = None
 _tls = threading.local()
@@ -416,10 +416,13 @@ def _write_meta(record):
     """Append one JSON line to this process's meta file (registrations: process, objects, strings)."""
     st = _state
     line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+    directory = trace_dir
+    if directory is None:                 # tracing was switched off meanwhile
+        return
     with st.lock:
         if st.meta_fd is None:
             try:
-                st.meta_fd = os.open(os.path.join(trace_dir, "%d.meta" % st.pid),
+                st.meta_fd = os.open(os.path.join(directory, "%d.meta" % st.pid),
                                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             except OSError:
                 return

@@ -43,10 +43,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from . import recorder
-from .procs import GUARD_RELEASE, ROOT, group_members, guard_command, kill_tree, unlink_segment
+from .procs import GUARD_RELEASE, ROOT, group_members, guard_command, kill_tree, own_session, unlink_segment
 from .store import DEFAULT_MAX_SIZE
 
 #: After the main process ends, how long its children get to end on their own before they are killed ...
@@ -173,12 +173,14 @@ class TracedRun:
         self.started_at: Optional[float] = None
         self.listener = listener
         #: What the collector process reported (a ``collector.RunWatch``): events, drops, progress, helpers,
-        #: segments, notes; ``listener(watch)`` is called after each change.
-        self.sink = None
-        self.writer = self.collector = self.trace_dir = None
-        self._totals = None
-        self.monitor = None
-        self.guard = None
+        #: segments, notes; ``listener(watch)`` is called after each change.  These exist once ``claim()`` ran.
+        self.sink: Any = None
+        self.writer: Any = None
+        self.collector: Any = None
+        self.trace_dir: Optional[str] = None
+        self._totals: Optional[Tuple[int, int]] = None
+        self.monitor: Any = None
+        self.guard: Optional[subprocess.Popen] = None
         self._out_threads: List[threading.Thread] = []
 
     # Shorthands for what observers and callers read.
@@ -215,17 +217,11 @@ class TracedRun:
             self.collector.start()
         except OSError as e:                   # the runner will write the run file itself
             self.writer.add_log("error", "could not start the collector process: %s" % e)
-        kwargs = {}
-        if os.name == "posix":
-            kwargs["start_new_session"] = True
-        else:
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         self.started_at = time.monotonic()
         try:
             self.proc = subprocess.Popen(self.argv, env=child_env(self.trace_dir, self.spec.env, self.spec.stand_in),
-                                         cwd=self.spec.cwd,
-                                         stdin=self.spec.stdin, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, **kwargs)
+                                         cwd=self.spec.cwd, stdin=self.spec.stdin, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, **own_session())
         except OSError as e:
             self._log("error", "could not start %s: %s" % (self.argv[0], e))
             self._finish(RunStatus.FAILED, 127)
@@ -254,11 +250,11 @@ class TracedRun:
 
     def _start_guard(self):
         env = {k: v for k, v in os.environ.items() if k != recorder.TRACE_ENV}      # the guardian is not traced
-        kwargs = {"start_new_session": True} if os.name == "posix" else \
-            {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        assert self.proc is not None
         try:
             self.guard = subprocess.Popen(guard_command(self.proc.pid), stdin=subprocess.PIPE,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **kwargs)
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                          **own_session())
         except OSError as e:
             self._log("error", "could not start the guardian that ends the program if this runner dies: %s" % e)
 
@@ -268,8 +264,9 @@ class TracedRun:
         if self.guard is None:
             return
         try:
-            self.guard.stdin.write(GUARD_RELEASE)
-            self.guard.stdin.close()
+            if self.guard.stdin is not None:
+                self.guard.stdin.write(GUARD_RELEASE)
+                self.guard.stdin.close()
         except OSError:
             pass
 
@@ -344,6 +341,7 @@ class TracedRun:
 
     def wait(self, poll=WAIT_POLL, on_tick=None):
         """Wait for the program to end (or for ``cancel``); finalize the run; return the status."""
+        assert self.proc is not None, "wait() before start()"
         try:
             while True:
                 code = self.proc.poll()
@@ -366,6 +364,7 @@ class TracedRun:
         return self._end(self._cancel.is_set())
 
     def _end(self, cancelled):
+        assert self.proc is not None
         pgid = self.proc.pid if os.name == "posix" else None
         if cancelled and self.proc.poll() is None:
             kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)

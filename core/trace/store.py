@@ -26,6 +26,7 @@ import sqlite3
 import threading
 import time
 import zlib
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -327,12 +328,12 @@ class RunWriter:
         self.dropped = 0
         self._drops = {}
         #: The first write that failed (sqlite3.Error or OSError), or None.
-        self.failure = None
-        self.max_size = int(max_size) if max_size else None
+        self.failure: Optional[BaseException] = None
+        self.max_size: Optional[int] = int(max_size) if max_size else None
         room = min(self.max_size // CAP_ROOM_DIVISOR, CAP_ROOM_MAX) if self.max_size else 0
         self._event_limit = self.max_size - room if self.max_size else None
         #: What the cap left out, once it was reached (``hit_perf``: when, perf_counter ns).
-        self.cap = {"limit": self.max_size, "hit_perf": None, "events_dropped": 0, "lines_dropped": 0,
+        self.cap: Dict[str, Any] = {"limit": self.max_size, "hit_perf": None, "events_dropped": 0, "lines_dropped": 0,
                     "samples_dropped": 0, "registrations_dropped": 0}
         self._events_capped = False
         self._cap_changed = False
@@ -554,7 +555,7 @@ def _meta_value_ok(key, value):
         return True
     if isinstance(value, bool):             # JSON true is no number, whatever Python's bool says
         return bool in (expected if isinstance(expected, tuple) else (expected,))
-    return isinstance(value, expected)
+    return isinstance(value, expected)  # type: ignore[arg-type]
 
 
 class RunFile:
@@ -583,7 +584,7 @@ class RunFile:
         if not head.startswith(b"SQLite format 3"):
             raise RunFileError("%s is not an mpgui run file (it is not an SQLite database): open a "
                                ".mpgrun file written by 'main.py run' or 'main.py trace'." % self.path)
-        self.problems = []
+        self.problems: List[str] = []
         self._undecodable = 0
         try:
             self._db = sqlite3.connect(sqlite_uri(self.path, "ro"), uri=True, check_same_thread=False)
