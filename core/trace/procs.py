@@ -128,10 +128,26 @@ def _stdlib_helpers(procs):
     return out
 
 
-def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
+def _wait_procs(procs, timeout, child=None):
+    """psutil.wait_procs, except for ``child`` (this process's own subprocess.Popen of one of them): waiting
+    through psutil would reap it behind the Popen's back, which then reports exit code 0 for a process that
+    was killed.  Returns the processes still alive."""
+    others = [p for p in procs if child is None or p.pid != child.pid]
+    _, alive = psutil.wait_procs(others, timeout=timeout)
+    if child is not None and len(others) < len(procs):
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            alive.append(next(p for p in procs if p.pid == child.pid))
+    return alive
+
+
+def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None, child=None):
     """End ``root_pid``, its descendants and its process group: SIGTERM, then SIGKILL after ``grace``.
     Processes named in ``spare_roles`` (pid -> role, e.g. the resource tracker) go last, so they can clean up.
-    Returns the pids that were still alive and had to be signalled."""
+    ``child``: the subprocess.Popen through which this process started one of them (the runner's program):
+    it is waited for through that object, so its exit code stays known.  Returns the pids that were still
+    alive and had to be signalled."""
     procs = {}
     try:
         root = psutil.Process(root_pid)
@@ -157,22 +173,22 @@ def kill_tree(root_pid, pgid=None, grace=TERM_GRACE, spare_roles=None):
             p.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(first, timeout=grace)
+    alive = _wait_procs(first, grace, child)
     for p in alive:
         try:
             p.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(alive, timeout=grace)
+    _wait_procs(alive, grace, child)
     if spare:
         # The resource tracker exits by itself once every process holding its pipe is gone.
-        _, left = psutil.wait_procs(list(spare.values()), timeout=0.5)
+        left = _wait_procs(list(spare.values()), 0.5, child)
         for p in left:
             try:
                 p.kill()
             except psutil.Error:
                 pass
-        psutil.wait_procs(left, timeout=grace)
+        _wait_procs(left, grace, child)
     return list(procs)
 
 

@@ -367,7 +367,7 @@ class TracedRun:
         assert self.proc is not None
         pgid = self.proc.pid if os.name == "posix" else None
         if cancelled and self.proc.poll() is None:
-            kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
+            kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers, child=self.proc)
             status = RunStatus.CANCELLED
         else:
             status = None
@@ -380,7 +380,7 @@ class TracedRun:
             time.sleep(ORPHAN_POLL)
             left = group_members(pgid)
         if left:
-            kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers)
+            kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers, child=self.proc)
         self._release_guard()
         for t in self._out_threads:             # all the output read: it can change the status
             t.join(timeout=2.0)

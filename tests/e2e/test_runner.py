@@ -54,21 +54,22 @@ def test_cancel_ends_the_tree_and_keeps_the_recording(tmp_path):
     try:
         wait_for(lambda: _has_workers(run) and run.sink.events > 1000, what="workers recording")
         pids = tree_of_host(run.proc.pid)
-        t0 = time.monotonic()
         run.cancel()
         status = run.wait()
-        took = time.monotonic() - t0
     finally:
         if run.status == "running":
             run.cancel()
             run.wait()
+    # (how long a cancel takes is measured by tests/bench/cancel.py, never asserted here)
     assert status == "cancelled"
-    assert took < 2.5, "cancel took %.1f s" % took
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    # the main process was ended by the cancel, and says so (it was not "exit 0")
+    assert run.exit_code == -signal.SIGTERM
     with RunFile(out) as rf:
         meta = rf.meta()
         model = rf.model()
-    assert meta["status"] == "cancelled"
+    assert meta["status"] == "cancelled" and meta["exit_code"] == -signal.SIGTERM
+    assert model.procs[run.proc.pid].exit_text() == "killed by SIGTERM"
     assert model.events_seen >= 1000
     assert any(p.name.startswith("incrementer") for p in model.procs.values())
 
