@@ -23,6 +23,7 @@ import tempfile
 import time
 
 import core
+from core.trace.procs import kill_tree
 
 from .base import Param, Result, Scenario
 
@@ -71,21 +72,6 @@ def script_env():
     return env
 
 
-def kill_tree(proc):
-    """Kill the script and every process it started (it overran its timeout)."""
-    try:
-        import psutil
-        kids = psutil.Process(proc.pid).children(recursive=True)
-    except Exception:
-        kids = []
-    for k in kids:
-        try:
-            k.kill()
-        except Exception:
-            pass
-    proc.kill()
-
-
 def script_command(path):
     """``python SCRIPT``; in the packaged app, whose executable is no Python, its stand-in for it."""
     if getattr(sys, "frozen", False):
@@ -102,12 +88,12 @@ def run_script(path, timeout):
     try:
         out, err = proc.communicate(timeout=timeout)
         code = proc.returncode
-    except subprocess.TimeoutExpired:
-        kill_tree(proc)
+    except subprocess.TimeoutExpired:               # it overran: end it and every process it started
+        kill_tree(proc.pid, grace=0.2, child=proc)
         out, err = proc.communicate()
         code = None
     except BaseException:                           # cancelled: leave nothing behind
-        kill_tree(proc)
+        kill_tree(proc.pid, grace=0.2, child=proc)
         proc.communicate()
         raise
     return code, out, err, time.perf_counter() - t0
