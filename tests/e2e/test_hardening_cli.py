@@ -525,7 +525,10 @@ def test_a_disk_that_fills_during_a_run(tmp_path, disk_kind):
     with RunFile(out) as rf:
         meta = rf.meta()
         assert meta["status"] == "cut short"
-        assert rf.model().events_seen > 5000                  # what was recorded before is kept
+        model = rf.model()
+    # what was recorded before the disk filled is kept (how much fits depends on the machine, not asserted)
+    assert [o["name"] for o in model.objects.values() if o.get("kind") == "Lock"] == ["flood"]
+    assert any(c["name"] == "flood" and c["acquired"] > 0 for c in model.contention())
     history = RunHistory(tmp_path / "disk" / "home", readonly=True)
     try:
         (entry,) = history.list()
