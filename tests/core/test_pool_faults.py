@@ -15,7 +15,10 @@ import core
 import pool_helpers as h
 from core.pool import PoolTerminatedError
 
-FAST = 5.0          # generous bound for "within a couple of seconds" on a loaded 2-core machine
+FAST = 5.0          # a deadline for what must come at once (a result's get); never a figure asserted on
+#: Tasks that would run longer than the test's own timeout (pytest-timeout): a pool that waited for them
+#: instead of failing them makes the test fail, with no wall-time assertion.
+FOREVER = 3600
 
 
 def collect(it):
@@ -56,10 +59,8 @@ def check_lost_items(values, n, culprit):
 
 
 def test_sigkill_in_map(pool):
-    t0 = time.monotonic()
     with pytest.raises(core.WorkerLostError) as info:
         pool.map(h.kill_on_three, range(12), chunksize=1)
-    assert time.monotonic() - t0 < FAST
     e = info.value
     assert 3 in e.tasks
     assert e.exitcode == -signal.SIGKILL
@@ -76,9 +77,7 @@ def test_sigkill_in_map_default_chunksize(pool):
 
 
 def test_sigkill_in_imap(pool):
-    t0 = time.monotonic()
     values = collect(pool.imap(h.kill_on_three, range(30)))
-    assert time.monotonic() - t0 < FAST
     failed = check_lost_items(values, 30, 3)
     assert len(failed) < 30
     assert_usable(pool)
@@ -127,18 +126,16 @@ def test_sys_exit_and_segfault(start_method):
 
 def test_worker_killed_from_outside(pool, tmp_path):
     started = [str(tmp_path / ("started-%d" % i)) for i in range(2)]
-    results = [pool.apply_async(h.touch_then_sleep, (path, 30)) for path in started]
+    results = [pool.apply_async(h.touch_then_sleep, (path, FOREVER)) for path in started]
     deadline = time.monotonic() + 60           # both tasks running (spawn workers start slowly when loaded)
     while not all(os.path.exists(p) for p in started) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert all(os.path.exists(p) for p in started)
     for w in list(pool._pool):
         os.kill(w.pid, signal.SIGKILL)
-    t0 = time.monotonic()
     for r in results:
         with pytest.raises(core.WorkerLostError):
             r.get(timeout=FAST)
-    assert time.monotonic() - t0 < 2.0        # "within 1 second", with slack for a loaded machine
     assert_usable(pool)
 
 
@@ -153,10 +150,8 @@ def test_untouched_chunks_are_requeued(start_method):
 
 def test_task_timeout_map(start_method):
     with core.get_context(start_method).Pool(2, task_timeout=0.5) as p:
-        t0 = time.monotonic()
         with pytest.raises(core.TaskTimeoutError) as info:
-            p.map(h.sleep_for, [0.01, 30, 0.01, 0.02], chunksize=1)
-        assert time.monotonic() - t0 < FAST
+            p.map(h.sleep_for, [0.01, FOREVER, 0.01, 0.02], chunksize=1)
         e = info.value
         assert e.task == 1 and e.timeout == 0.5 and e.pid > 0
         assert "0.5" in str(e) and "task 1" in str(e)
@@ -214,10 +209,8 @@ def test_timeout_then_more_work(pool):
 
 def test_initializer_failure_does_not_hang(start_method):
     with core.get_context(start_method).Pool(2, initializer=h.init_fail) as p:
-        t0 = time.monotonic()
         with pytest.raises(RuntimeError, match="initializer failed") as info:
             p.map(h.square, range(4))
-        assert time.monotonic() - t0 < FAST + 5
         assert "init_fail" in str(info.value.__cause__)
         with pytest.raises(RuntimeError):
             p.apply(h.square, (1,))
@@ -233,14 +226,12 @@ def test_unrebuildable_exception_does_not_hang(pool):
 
 def test_terminate_fails_pending(start_method):
     p = core.get_context(start_method).Pool(2)
-    it = p.imap(h.sleep_for, [0.01, 30, 30])
+    it = p.imap(h.sleep_for, [0.01, FOREVER, FOREVER])
     assert next(it) == 0.01
-    slow = [p.apply_async(h.sleep_for, (30,)) for _ in range(3)]
-    m = p.map_async(h.sleep_for, [30] * 4)
+    slow = [p.apply_async(h.sleep_for, (FOREVER,)) for _ in range(3)]
+    m = p.map_async(h.sleep_for, [FOREVER] * 4)
     time.sleep(0.1)
-    t0 = time.monotonic()
     p.terminate()
-    assert time.monotonic() - t0 < FAST
     for r in slow + [m]:
         with pytest.raises(PoolTerminatedError):
             r.get(timeout=FAST)
@@ -264,12 +255,10 @@ def test_error_callback_on_worker_death(pool):
 
 def test_slow_callback_does_not_delay_death_detection(pool):
     release = threading.Event()
-    pool.apply_async(h.square, (2,), callback=lambda v: release.wait(10))
+    pool.apply_async(h.square, (2,), callback=lambda v: release.wait(FOREVER))   # busy until the end
     time.sleep(0.1)                  # the callback thread is now busy
-    t0 = time.monotonic()
     with pytest.raises(core.WorkerLostError):
         pool.map(h.kill_on_three, range(6), chunksize=1)
-    assert time.monotonic() - t0 < FAST
     release.set()
 
 
