@@ -2,7 +2,7 @@
 with threads, lifecycle, async) run headless with small parameters under each start method: their figures
 make their lesson true, and the run file records what the lesson needs.
 
-No assertion depends on a tight wall-clock figure: they compare counts, orders, exit codes and memory, or
+No assertion depends on a wall-clock figure: they compare counts, orders, exit codes and memory, or
 magnitudes an order apart.  Where a comparison needs free cores (threads against processes on CPU-bound
 work), it is made only when the machine is not busy.
 """
@@ -142,11 +142,11 @@ def test_chunksize(tmp_path, start_method):
     # chunk 0 holds both long tasks: one worker carries 0.51 s, the other 0.02 s
     assert sb["imbalance"] > s1["imbalance"] + 0.4
     assert s1["imbalance"] < 1.4 and sb["imbalance"] > 1.6
-    assert sb["seconds"] > 1.3 * s1["seconds"]
     assert sb["chunks"] == 2 and s1["chunks"] == 8
-    # IPC: the stdlib's Pool sends one message per chunk
+    # IPC: the stdlib's Pool sends one message per chunk: 2000 round trips against 10 (what they cost is the
+    # lesson's figure, measured on the machine it runs on, not asserted)
     std = r.figures["ipc"]["stdlib"]
-    assert std["1"]["seconds"] > 2 * std["200"]["seconds"]
+    assert std["1"]["chunks"] == 2000 and std["200"]["chunks"] == 10
     assert "landed together on one worker" in r.lesson and "with the stdlib's Pool" in r.lesson
     # The trace shows the chunks: in the big-chunk job both long tasks ran on one worker, in the other not.
     jobs = list(pool_jobs(r.model).values())
