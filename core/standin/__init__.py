@@ -21,13 +21,17 @@ Outside the traced tree nothing changes: the stand-in lives in the program's env
 runner's or the app's.  No Qt here, and nothing of mpgui.
 """
 import os
+import sys
 
 #: Set to "1" in a traced program's environment: the bootstrap installs the stand-in only then.  (The
 #: bootstrap, which must not import core, spells the same name.)
 STANDIN_ENV = "MPGUI_STANDIN"
 
-#: The folder put first on a traced program's PYTHONPATH: it holds the bootstrap ``sitecustomize``.
+#: The folder put first on a traced program's PYTHONPATH: it holds the bootstrap ``sitecustomize``.  (In the
+#: packaged app, the one in the copy of core's source it carries for outside Pythons.)
 BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap")
+if getattr(sys, "frozen", False):
+    BOOTSTRAP_DIR = os.path.join(getattr(sys, "_MEIPASS", ""), "source", "core", "standin", "bootstrap")
 
 
 def environment(env):

@@ -25,6 +25,9 @@ HELPER_MARKS = {"resource_tracker": "resource tracker", "forkserver": "forkserve
 
 #: The directory holding the core package, put first on a guardian's path.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: The directory holding core's source for a Python outside this process (a traced program's): the checkout,
+#: or in the packaged app the copy of core's source it carries (its own core is compiled into the bundle).
+SOURCE_ROOT = os.path.join(getattr(sys, "_MEIPASS", ROOT), "source") if getattr(sys, "frozen", False) else ROOT
 
 
 def own_session():

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from . import recorder
-from .procs import GUARD_RELEASE, ROOT, group_members, guard_command, kill_tree, own_session, unlink_segment
+from .procs import GUARD_RELEASE, SOURCE_ROOT, group_members, guard_command, kill_tree, own_session, unlink_segment
 from .store import DEFAULT_MAX_SIZE
 
 #: After the main process ends, how long its children get to end on their own before they are killed ...
@@ -100,7 +100,7 @@ def child_env(trace_dir, extra=None, stand_in=False):
     if extra:
         env.update(extra)
     env[recorder.TRACE_ENV] = trace_dir
-    paths = [ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    paths = [SOURCE_ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if stand_in:

@@ -38,17 +38,64 @@ def parse_env(items):
     return out
 
 
-def _module_findable(module, cwd, env):
+def _module_findable(module, cwd, env, python=None):
     """Whether ``python -m module`` run in ``cwd`` with ``env`` finds the module's top-level package (found,
-    not imported: nothing of the program runs here)."""
+    not imported: nothing of the program runs here).  Another interpreter (``python``) is asked itself: its
+    own packages are not ours."""
     import importlib.machinery
     top = module.split(".")[0]
+    if python and python != sys.executable:
+        code = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+        child_env = dict(os.environ, **env)
+        try:
+            return subprocess.run([python, "-c", code, top], cwd=cwd, env=child_env, timeout=30,
+                                  stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            return False
     paths = [cwd] + [p for p in (env.get("PYTHONPATH") or os.environ.get("PYTHONPATH") or "").split(os.pathsep)
                      if p] + [p for p in sys.path if p]
     return top in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(top, paths) is not None
 
 
-def traced_program(rest, as_module, cwd, env):
+#: The Python versions core runs on (pyproject.toml's requires-python).
+SUPPORTED_PYTHON = (3, 11)
+#: Names tried on PATH for an interpreter, when the packaged app (which has none of its own) traces a program.
+PYTHON_NAMES = ("python%d.%d" % SUPPORTED_PYTHON, "python3", "python")
+
+
+def find_python(given=None):
+    """The interpreter that runs a traced program: ``given`` (``--python``), else this one, or in the packaged
+    app (whose executable is no Python) the first of PYTHON_NAMES on PATH.  UsageError with one sentence when
+    there is none, or when it is not a Python core runs on."""
+    import shutil
+    frozen = getattr(sys, "frozen", False)
+    if given:
+        python = shutil.which(given) or (given if os.path.isfile(given) else None)
+        if python is None:
+            raise UsageError("--python %s: no such program; give the path of a Python %d.%d interpreter."
+                             % ((given,) + SUPPORTED_PYTHON))
+    elif not frozen:
+        return sys.executable
+    else:
+        python = next((p for p in map(shutil.which, PYTHON_NAMES) if p), None)
+        if python is None:
+            raise UsageError("The packaged app has no Python of its own to run your program, and none is on PATH: "
+                             "install Python %d.%d, or name one with --python PATH." % SUPPORTED_PYTHON)
+    try:
+        said = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        version = tuple(int(x) for x in said.stdout.split(".")) if said.returncode == 0 else None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        version = None
+    if version is None:
+        raise UsageError("%s does not run as a Python interpreter: name one with --python PATH." % python)
+    if version != SUPPORTED_PYTHON:
+        raise UsageError("%s is Python %d.%d; core runs on Python %d.%d: name that interpreter with --python PATH."
+                         % ((python,) + version + SUPPORTED_PYTHON))
+    return python
+
+
+def traced_program(rest, as_module, cwd, env, python=None):
     """What ``trace`` runs, from ``rest`` (SCRIPT or MODULE, then its arguments): (command line, title, what
     the run file's meta says of it, run file stem).  UsageError with one sentence when there is nothing
     runnable to trace (the app's Trace dialog says the same sentence as you type)."""
@@ -61,10 +108,10 @@ def traced_program(rest, as_module, cwd, env):
         if module.endswith(".py"):
             raise UsageError("%s names a file: give -m the module's name (%s), or trace the file as a script."
                              % (module, module[:-3]))
-        if not _module_findable(module, cwd, env):
+        if not _module_findable(module, cwd, env, python):
             raise UsageError("No module named %s in %s or on the path: run from the folder that holds it "
                              "(--cwd DIR), or add its folder with --env PYTHONPATH=DIR." % (module, cwd))
-        return ([sys.executable, "-m", module] + prog_args, "trace -m %s" % module,
+        return ([python or sys.executable, "-m", module] + prog_args, "trace -m %s" % module,
                 {"module": module, "args": prog_args, "cwd": cwd}, module)
     if not rest:
         raise UsageError("Name the program to trace: main.py trace SCRIPT [ARGS...], or main.py trace -m MODULE "
@@ -75,7 +122,7 @@ def traced_program(rest, as_module, cwd, env):
         raise UsageError("No such script: %s. Give the path of a Python file (one that uses multiprocessing, "
                          "concurrent.futures or core), or a module with -m." % path)
     # The script as given (relative to cwd, where it runs): its sys.argv[0] is what python would give it.
-    return ([sys.executable, script] + prog_args, "trace %s" % os.path.basename(script),
+    return ([python or sys.executable, script] + prog_args, "trace %s" % os.path.basename(script),
             {"script": os.path.abspath(path), "args": prog_args, "cwd": cwd},
             os.path.splitext(os.path.basename(script))[0])
 
@@ -85,8 +132,6 @@ def cmd_trace(args):
 
     from ..history import RunHistory
     max_size = parse_size(args.max_size)
-    if getattr(sys, "frozen", False):
-        raise UsageError("The packaged app cannot run Python programs; trace them with 'python main.py trace'.")
     if args.cwd and not os.path.isdir(args.cwd):
         raise UsageError("--cwd %s is not a folder: give the folder the program runs in." % args.cwd)
     env = parse_env(args.env)
@@ -102,7 +147,8 @@ def cmd_trace(args):
     trailing_out = trailing_force = None
     if args.out is None:                # otherwise a trailing --out X is the program's own argument
         rest, trailing_out, trailing_force = _split_trace_args(rest)
-    argv, title, what, stem = traced_program(rest, as_module, os.path.abspath(args.cwd or os.curdir), env)
+    python = find_python(args.python)
+    argv, title, what, stem = traced_program(rest, as_module, os.path.abspath(args.cwd or os.curdir), env, python)
     history = RunHistory(args.home)
     out = args.out or trailing_out or history.new_run_path("trace-" + stem)
     spec = RunSpec(argv, out, kind="trace", title=title, echo_output=() if args.quiet else ("stdout", "stderr"),
@@ -203,6 +249,8 @@ def add_commands(sub):
                    "or forkserver, what the platform has), where it chooses none itself")
     t.add_argument("--force", action="store_true", help="replace the run file --out names if it holds a run")
     t.add_argument("--quiet", action="store_true", help="do not echo the program's output")
+    t.add_argument("--python", metavar="PATH", help="the Python that runs the program (default: this one; the "
+                   "packaged app, which has none, looks for python3.11, python3 or python on PATH)")
     t.add_argument("--cwd", metavar="DIR", help="the folder the program runs in (default: the current one)")
     t.add_argument("--env", action="append", metavar="NAME=VALUE", help="an environment variable for the "
                    "program (repeatable)")

@@ -119,3 +119,42 @@ def test_core_source_is_in_the_bundle_for_an_outside_python(bundle, tmp_path):
                        env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=RUN_TIMEOUT)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().startswith(source[0])
+
+
+PLAIN_POOL = (
+    "import multiprocessing as mp\n"
+    "def square(x):\n"
+    "    return x * x\n"
+    "if __name__ == '__main__':\n"
+    "    with mp.get_context('spawn').Pool(2) as p:\n"
+    "        print(p.map(square, range(6)))\n")
+
+
+def test_the_packaged_app_traces_a_program_with_a_python_of_the_users(bundle, tmp_path):
+    """The packaged app has no interpreter for a user's program: ``trace`` runs it with the Python the user
+    names (a plain one: no numpy, no psutil needed), with core's bundled source standing in for
+    multiprocessing; with none to be found it says so in one sentence."""
+    from core.trace.store import RunFile
+    _, exe = bundle
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN_POOL)
+    python = getattr(sys, "_base_executable", sys.executable)        # outside this virtual environment
+    out = tmp_path / "plain.mpgrun"
+    p = subprocess.run([exe, "trace", "--python", python, "--out", str(out), str(script)], env=clean_env(tmp_path),
+                       cwd=str(tmp_path), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=RUN_TIMEOUT)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "[0, 1, 4, 9, 16, 25]" in p.stdout
+    with RunFile(out) as rf:
+        model = rf.model()
+    roles = [pr.role for pr in model.procs.values()]
+    assert roles.count("main") == 1 and roles.count("worker") == 2     # (a worker may end before it records)
+    tasks = model.tasks_array()
+    assert len(tasks) == 6 and all(model.procs[int(w)].role == "worker" for w in tasks["worker"])
+    nothing = dict(clean_env(tmp_path), PATH=str(tmp_path / "empty"))
+    p = subprocess.run([exe, "trace", str(script)], env=nothing, cwd=str(tmp_path), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "mpgui: The packaged app has no Python of its own to run your program, and none is on PATH: install "
+        "Python 3.11, or name one with --python PATH."]
