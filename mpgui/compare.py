@@ -65,7 +65,7 @@ FIGURES = (
     Figure("rss_mb_per_child", "RSS per child", "MiB", "%.1f",
            "{a}'s children held {r}x the RSS of {b}'s"),
     Figure("uss_mb_per_child", "USS per child", "MiB", "%.1f",
-           "{a}'s children held {r}x the memory of their own (USS) of {b}'s"),
+           "{a}'s children each held {r}x as much memory of their own (USS) as {b}'s"),
     Figure("cpu_s", "CPU time", "s", "%.2f",
            "{a}'s processes used {r}x the CPU time of {b}'s"),
     Figure("cpu_util_pct", "CPU utilisation", "%", "%.0f",
@@ -76,6 +76,10 @@ FIGURES = (
            "{a}'s whole run took {r}x as long as {b}'s"),
 )
 FIGURE_KEYS = tuple(f.key for f in FIGURES)
+#: The figures whose differences are said in words (the table has them all): how fast processes start and
+#: work begins, how long the work takes, what a child costs in memory and CPU, how long locks kept it waiting.
+HEADLINE_KEYS = ("start_latency_ms_p50", "workers_ready_s", "first_result_s", "makespan_s", "uss_mb_per_child",
+                 "cpu_s", "lock_wait_s")
 _BY_KEY = {f.key: f for f in FIGURES}
 
 
@@ -360,8 +364,8 @@ def _param_text(v):
 
 
 def params_text(params: Dict[str, Any]) -> str:
-    """``"processes=4 tasks=16 preload=true"``: a run's parameters on one line."""
-    return " ".join("%s=%s" % (k, _param_text(v)) for k, v in params.items())
+    """``"processes=4, order=slowest first, preload=true"``: a run's parameters on one line."""
+    return ", ".join("%s=%s" % (k, _param_text(v)) for k, v in params.items())
 
 
 def differing_params(runs: Sequence[RunFigures]) -> List[str]:
@@ -399,9 +403,10 @@ class Difference:
         return self.repeats > 1 and self.ratio - self.uncertainty <= 1.0
 
     def sentence(self):
-        text = figure(self.key).differs.format(a=self.label, b=self.baseline, r="%.1f" % self.ratio)
+        fmt = "%.1f" if self.ratio >= 10 else "%.2f"        # as many digits as the ratio deserves
+        text = figure(self.key).differs.format(a=self.label, b=self.baseline, r=fmt % self.ratio)
         if self.repeats > 1:
-            text += ", ±%.1f" % self.uncertainty
+            text += ", ±" + fmt % self.uncertainty
         if self.within_noise:
             text += " (within the noise)"
         return text
@@ -415,7 +420,7 @@ class Difference:
 MIN_RATIO = 1.05
 
 
-def differences(groups: Sequence[Group], keys: Sequence[str] = FIGURE_KEYS) -> List[Difference]:
+def differences(groups: Sequence[Group], keys: Sequence[str] = HEADLINE_KEYS) -> List[Difference]:
     """For each figure, every group against the group with the lowest mean (the best: every figure here is a
     cost), as ``"spawn started processes 14.2x slower than fork, ±1.3"``."""
     out = []
@@ -444,10 +449,11 @@ def summary_json(runs: Sequence[RunFigures], groups: Sequence[Group], by_method:
         for part in ("sd", "min", "max"):
             d[part] = {k: _round(getattr(s, part)) if s else None for k, s in stats.items()}
         return d
-    return {"runs": [r.as_json() for r in runs],
-            "methods": {g.label: block(g) for g in by_method},
-            "groups": {g.label: block(g) for g in groups},
-            "differences": [d.as_json() for d in differences(groups)]}
+    out = {"runs": [r.as_json() for r in runs], "methods": {g.label: block(g) for g in by_method}}
+    if list(groups) != list(by_method):        # runs of other configurations: their groups too
+        out["groups"] = {g.label: block(g) for g in groups}
+    out["differences"] = [d.as_json() for d in differences(groups, FIGURE_KEYS)]
+    return out
 
 
 def plan(methods: Sequence[str], repeat: int) -> List[Tuple[str, int]]:

@@ -161,7 +161,10 @@ def test_differences_name_the_slower_method_against_the_fastest_with_the_uncerta
     diffs = compare.differences(groups, ["start_latency_ms_p50"])
     spawn = next(d for d in diffs if d.label == "spawn")
     assert spawn.baseline == "fork"
-    assert spawn.sentence() == "spawn started processes 6.0x slower than fork, ±1.8"
+    assert spawn.sentence() == "spawn started processes 6.00x slower than fork, ±1.80"
+    ten = compare.differences(compare.group_by_method(_runs("fork", [2.0, 2.5, 1.5]) + _runs("spawn", [20.0, 24.0,
+                                                                                                      28.0])))
+    assert ten[0].sentence() == "spawn started processes 12.0x slower than fork, ±3.6"
     fs = next(d for d in diffs if d.label == "forkserver")
     assert fs.within_noise and fs.sentence().endswith("(within the noise)")
 
