@@ -231,13 +231,17 @@ def figures_of(model, samples=(), meta=None) -> Dict[str, Optional[float]]:
     return {k: out.get(k) for k in FIGURE_KEYS}
 
 
+def ordered_methods(methods):
+    """Start methods without repeats, in the platform's order (fork, spawn, forkserver on Linux)."""
+    import multiprocessing
+    order = multiprocessing.get_all_start_methods()
+    seen = [m for m in methods if m]
+    return [m for m in order if m in seen] + sorted(set(seen) - set(order))
+
+
 def methods_used(model, fallback=None):
     """The start methods of the processes a run started (in the platform's order), or ``[fallback]``."""
-    import multiprocessing
-    seen = {p.method for p in model.procs.values() if p.method}
-    order = multiprocessing.get_all_start_methods()
-    used = [m for m in order if m in seen] + sorted(seen - set(order))
-    return used or ([fallback] if fallback else [])
+    return ordered_methods(p.method for p in model.procs.values()) or ([fallback] if fallback else [])
 
 
 def _first_task_s(model, tasks, kids):

@@ -30,6 +30,8 @@ from core.trace.procs import pid_alive
 from core.trace.runner import machine_facts
 from core.trace.store import PRIVATE_DIR_MODE, create_private_file, sqlite_uri
 
+from .compare import ordered_methods, params_text
+
 HOME_ENV = "MPGUI_HOME"
 
 _SCHEMA = """
@@ -108,19 +110,10 @@ def planned_methods(scenario, params, method):
     return [method] if method else []
 
 
-def ordered_methods(methods):
-    """Start methods without repeats, in the platform's order (fork, spawn, forkserver on Linux)."""
-    import multiprocessing
-    order = multiprocessing.get_all_start_methods()
-    seen = [m for m in methods if m]
-    return [m for m in order if m in seen] + sorted(set(seen) - set(order))
-
-
 def context_meta(scenario, params, method, comparison=None):
     """What a scenario run's file says of its context besides ``params`` (a dict, which the Perfetto export
     leaves out): the parameters as one line of text and the start methods as text, so every reader of the
     run's metadata (the export's ``otherData``) carries them; and the comparison it belongs to, if any."""
-    from .compare import params_text
     meta = {"parameters": params_text(params or {}),
             "start_methods": ", ".join(planned_methods(scenario, params, method))}
     if comparison:
