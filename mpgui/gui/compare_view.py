@@ -514,7 +514,7 @@ class CompareWindow(QtWidgets.QMainWindow):
             self._load(ev["path"], None, ev["index"])
 
     def _finished(self, code, sentence):
-        self.view.stop_button.setEnabled(False)
+        self.view.stop_button.hide()
         n = len(self.view.runs) + self._loading
         if sentence and code != 0:
             self.view.status.setText("%s (%d of %d runs finished)" % (sentence, n, self.source.total))
