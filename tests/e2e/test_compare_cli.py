@@ -14,8 +14,9 @@ from mpgui.history import RunHistory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAIN = os.path.join(ROOT, "main.py")
-#: lock_contention in a second or two a run: two workers, a few increments, with the lock only.
-SMALL = ["--set", "processes=2", "--set", "increments=200", "--set", "mode=with lock"]
+#: lock_contention in a second or two a run: two workers, a few increments, with the lock only, each holding it
+#: a millisecond, so the workers live long enough for the resource monitor (10 Hz) to see them.
+SMALL = ["--set", "processes=2", "--set", "increments=200", "--set", "mode=with lock", "--set", "hold_ms=1"]
 
 
 def cli(args, home, timeout=300):
