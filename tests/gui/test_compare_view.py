@@ -204,3 +204,21 @@ def test_a_reopened_run_says_what_it_ran_in_the_title_and_the_launcher(qtbot, wi
         window.runs.refresh()
     assert window.runs.table.item(0, 2).text() == methods
     assert "list_items=10" in window.runs.table.item(0, 3).text()
+
+
+def test_closing_a_comparison_window_cancels_its_runs(qtbot, window):
+    window.launcher.select("lock_contention")
+    for k, v in {"processes": "2", "increments": "1000000", "hold_ms": "1"}.items():
+        window.launcher.fields[k].set_value(v)
+    window.launcher.repeat.setValue(2)
+    qtbot.mouseClick(window.launcher.compare_button, QtCore.Qt.LeftButton)
+    w = window.comparison
+    qtbot.waitUntil(lambda: w.source.comparison is not None, timeout=RUN_TIMEOUT_MS)
+    runner = w.source.process.processId()
+    qtbot.waitUntil(lambda: len(psutil.Process(runner).children(recursive=True)) >= 4, timeout=RUN_TIMEOUT_MS)
+    tree = [runner] + [c.pid for c in psutil.Process(runner).children(recursive=True)]
+    w.close()
+    qtbot.waitUntil(lambda: not [p for p in tree if psutil.pid_exists(p)
+                                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE], timeout=15_000)
+    qtbot.waitUntil(lambda: window.comparison is None and window.launcher.run_button.isEnabled(), timeout=10_000)
+    assert [r["status"] for r in history(window.home)] == ["cancelled"]
