@@ -88,8 +88,8 @@ def _say(args, **event):
 
 
 def run_comparison(args, scenario_name):
-    """Run the scenario under each method, ``--repeat`` times; returns (RunFigures of the runs that ended done,
-    rows of every run for the table, exit code)."""
+    """Run the scenario under each method, ``--repeat`` times; returns (the comparison's id, the methods, the
+    run files of the runs that ended done, the exit code)."""
     from core.trace.runner import install_cancel_handlers
     if not 1 <= args.repeat <= MAX_REPEAT:
         raise UsageError("--repeat takes a number of runs per start method from 1 to %d, not %d."

@@ -12,7 +12,8 @@ a view shows its run's own clock, shifted by that offset.  Below them: each grou
 method's runs, or runs of one configuration) as mean ± sd [min..max], the differences in words with their
 uncertainty, every run's figures, and what differs between the runs' parameters (``mpgui.compare``).
 
-Run files are read off the Qt thread; the Qt thread only builds widgets.
+Run files are read off the Qt thread; the Qt thread only builds widgets.  Nothing here runs a workload or
+computes a figure: the command runs the runs, ``mpgui.compare`` computes.
 """
 import json
 import os
