@@ -11,7 +11,7 @@ the app.
 import sys
 
 #: First words that mean the command line (anything else, or nothing, opens the app).
-COMMANDS = ("trace", "export", "run", "runs", "scenarios", "selftest", "-h", "--help")
+COMMANDS = ("trace", "export", "run", "runs", "compare", "scenarios", "selftest", "-h", "--help")
 
 
 def main(argv=None):

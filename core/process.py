@@ -138,13 +138,16 @@ class TracedProcessMixin:
         return (_rebuild_process, (recorder.trace_dir if recorder.ENABLED else None, func, args)) + tuple(rv[2:])
 
     def _bootstrap(self, parent_sentinel=None):
+        # The child's first instruction, read before tracing sets itself up here (registering the process,
+        # making its rings: milliseconds after a fork), so the start latency is the start method's alone.
+        booted = recorder.now()
         from . import context
         method = getattr(self, "_core_start_method", None)
         if method in context._concrete_contexts:
             context._force_start_method(method)
         if recorder.ENABLED:
             recorder.set_role(self._trace_role or "process", name=self._name)
-            recorder.emit(Kind.PROC_BOOT, getattr(self, "_trace_uid", 0), self._parent_pid)
+            recorder.emit_at(booted, Kind.PROC_BOOT, getattr(self, "_trace_uid", 0), self._parent_pid)
         code = super()._bootstrap(parent_sentinel)
         if recorder.ENABLED:
             recorder.emit(Kind.PROC_EXIT, getattr(self, "_trace_uid", 0), code)

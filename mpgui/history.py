@@ -8,6 +8,12 @@ user's data directory (``$XDG_DATA_HOME/mpgui`` or ``~/.local/share/mpgui`` on L
 A run is entered when it starts (status ``running``, with the runner's pid) and updated when it ends; a run
 whose runner died without saying so is shown as ``interrupted`` and its run file still opens.
 
+A run's start methods are every method its processes used, not only the run's default: a scenario that runs
+spawn, fork and forkserver one after another in one run is entered with the methods its parameters name, and
+when it ends, with the methods its run file shows were used.  Runs of one comparison (``main.py compare``)
+share a comparison id.  A history made before these columns existed gains them when opened to write; read
+only, it is read without them (its multi-method runs are labelled from their parameters).
+
 Runs hold programs' arguments and output, so a home mpgui creates (and its ``runs/``) is its owner's only
 (0700), and the history and run files are 0600.
 
@@ -24,16 +30,21 @@ from core.trace.procs import pid_alive
 from core.trace.runner import machine_facts
 from core.trace.store import PRIVATE_DIR_MODE, create_private_file, sqlite_uri
 
+from .compare import ordered_methods, params_text
+
 HOME_ENV = "MPGUI_HOME"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs(
     id TEXT PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL, scenario TEXT, title TEXT,
     params TEXT, start_method TEXT, machine TEXT, started REAL, ended REAL, status TEXT NOT NULL,
-    lesson TEXT, events INTEGER DEFAULT 0, dropped INTEGER DEFAULT 0, exit_code INTEGER, runner_pid INTEGER
+    lesson TEXT, events INTEGER DEFAULT 0, dropped INTEGER DEFAULT 0, exit_code INTEGER, runner_pid INTEGER,
+    methods TEXT, comparison TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
 """
+#: Columns added since the first history: (name, type).  ``_open`` adds those an older database lacks.
+_ADDED_COLUMNS = (("methods", "TEXT"), ("comparison", "TEXT"))
 
 
 def default_home():
@@ -66,12 +77,59 @@ def _json_or_empty(text):
     return value if isinstance(value, dict) else {}
 
 
+def _json_list(text):
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 class HistoryError(Exception):
     """The history cannot be used; the message is one sentence that says what to do."""
 
 
 _COLUMNS = ("id", "path", "kind", "scenario", "title", "params", "start_method", "machine", "started", "ended",
             "status", "lesson", "events", "dropped", "exit_code", "runner_pid")
+_ALL_COLUMNS = _COLUMNS + tuple(name for name, _ in _ADDED_COLUMNS)
+
+
+def planned_methods(scenario, params, method):
+    """The start methods a scenario run uses: those its ``methods`` parameter names (start_cost, start_methods
+    and fork_with_thread run several in one run: "all" is every method the scenario has here, "chosen" the
+    run's own), otherwise the run's start method."""
+    from .scenarios import ParamError, get
+    choice = (params or {}).get("methods")
+    if scenario and choice and choice != "chosen":
+        try:
+            sc = get(scenario)
+        except ParamError:
+            sc = None
+        if sc is not None and any(p.name == "methods" for p in sc.params):
+            return sc.available_methods() if choice == "all" else [choice]
+    return [method] if method else []
+
+
+def context_meta(scenario, params, method, comparison=None):
+    """What a scenario run's file says of its context besides ``params`` (a dict, which the Perfetto export
+    leaves out): the parameters as one line of text and the start methods as text, so every reader of the
+    run's metadata (the export's ``otherData``) carries them; and the comparison it belongs to, if any."""
+    meta = {"parameters": params_text(params or {}),
+            "start_methods": ", ".join(planned_methods(scenario, params, method))}
+    if comparison:
+        meta["comparison"] = comparison
+    return meta
+
+
+def methods_in_run_file(path):
+    """The start methods of the processes a run file shows were started ([] if it cannot be read)."""
+    from core.trace.store import RunFile, RunFileError
+    try:
+        with RunFile(path) as rf:
+            return ordered_methods(r.get("method") for r in rf.iter_registrations()
+                                   if r.get("t") == "spawned" and isinstance(r.get("method"), str))
+    except (RunFileError, OSError, sqlite3.Error):
+        return []
 
 
 class RunHistory:
@@ -84,6 +142,7 @@ class RunHistory:
         self.runs_dir = os.path.join(self.home, "runs")
         self.path = os.path.join(self.home, "history.sqlite")
         self._db = None
+        self._columns = set(_COLUMNS)       # what the database has (an older one lacks _ADDED_COLUMNS)
         if os.path.exists(self.home) and not os.path.isdir(self.home):
             raise HistoryError("mpgui's home %s is a file, not a directory: give --home (or MPGUI_HOME) a "
                                "directory." % self.home)
@@ -91,6 +150,7 @@ class RunHistory:
             self._db = self._open_readonly() if readonly else self._open()
             if self._db is not None:        # a database of another schema is no history either
                 self._db.execute("SELECT %s FROM runs LIMIT 0" % ", ".join(_COLUMNS))
+                self._columns = {r[1] for r in self._db.execute("PRAGMA table_info(runs)")}
         except OSError as e:
             self.close()
             raise HistoryError(self._unwritable(e.strerror or e)) from None
@@ -113,6 +173,10 @@ class RunHistory:
         self._db = db
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
+        have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in have:
+                db.execute("ALTER TABLE runs ADD COLUMN %s %s" % (name, kind))
         # Runs are entered when they start and end: find out now, before a run starts, that it cannot be.
         db.execute("BEGIN IMMEDIATE")
         db.execute("ROLLBACK")
@@ -149,38 +213,67 @@ class RunHistory:
                 n += 1
                 path = "%s-%d.mpgrun" % (base, n)
 
-    def begin(self, run_id, path, kind, scenario=None, title=None, params=None, start_method=None):
+    def begin(self, run_id, path, kind, scenario=None, title=None, params=None, start_method=None, methods=None,
+              comparison=None):
+        """Enter a run that starts.  ``methods``: every start method it uses (default: those its parameters
+        name); ``comparison``: the id of the comparison it is part of."""
+        if methods is None:
+            methods = planned_methods(scenario, params, start_method)
         self._db.execute(
             "INSERT OR REPLACE INTO runs(id, path, kind, scenario, title, params, start_method, machine, started,"
-            " status, runner_pid) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+            " status, runner_pid, methods, comparison) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
             (run_id, os.path.abspath(path), kind, scenario, title, json.dumps(params or {}), start_method,
-             json.dumps(machine_facts()), time.time(), os.getpid()))
+             json.dumps(machine_facts()), time.time(), os.getpid(), json.dumps(list(methods)), comparison))
 
     # -- as a run's observer (core.trace.runner.RunObserver) --------------------------------------------------
     def run_started(self, run):
-        self.begin(run.run_id, run.out_path, run.kind, run.scenario, run.title, run.params, run.start_method)
+        meta = getattr(getattr(run, "spec", None), "meta", None) or {}
+        methods = [m.strip() for m in (meta.get("start_methods") or "").split(",") if m.strip()] or None
+        self.begin(run.run_id, run.out_path, run.kind, run.scenario, run.title, run.params, run.start_method,
+                   methods, meta.get("comparison"))
 
     def run_finished(self, run):
         self.finish(run.run_id, str(run.status), run.lesson, run.events_written, run.dropped, run.exit_code)
+        used = methods_in_run_file(run.out_path)
+        if used:
+            row = self._db.execute("SELECT methods FROM runs WHERE id=?", (run.run_id,)).fetchone()
+            before = _json_list(row[0]) if row else []
+            self._db.execute("UPDATE runs SET methods=? WHERE id=?",
+                             (json.dumps(ordered_methods(before + used)), run.run_id))
 
     def finish(self, run_id, status, lesson=None, events=0, dropped=0, exit_code=None):
         self._db.execute("UPDATE runs SET ended=?, status=?, lesson=?, events=?, dropped=?, exit_code=?"
                          " WHERE id=?", (time.time(), status, lesson, events, dropped, exit_code, run_id))
 
-    def list(self, limit=50):
+    def _select(self, where="", args=(), order="started DESC", limit=None):
+        """Rows as dicts: params and machine decoded, ``methods`` a list (from the parameters where the history
+        has none), a dead runner's run ``interrupted``."""
         if self._db is None:
             return []
-        rows = self._db.execute("SELECT %s FROM runs ORDER BY started DESC LIMIT ?" % ", ".join(_COLUMNS),
-                                (limit,)).fetchall()
+        cols = ", ".join(c if c in self._columns else "NULL AS %s" % c for c in _ALL_COLUMNS)
+        query = "SELECT %s FROM runs %s ORDER BY %s" % (cols, where, order)
+        if limit is not None:
+            query += " LIMIT %d" % int(limit)
         out = []
-        for r in rows:
-            d = dict(zip(_COLUMNS, r))
+        for r in self._db.execute(query, args).fetchall():
+            d = dict(zip(_ALL_COLUMNS, r))
             d["params"] = _json_or_empty(d["params"])
             d["machine"] = _json_or_empty(d["machine"])
+            d["methods"] = _json_list(d["methods"]) or planned_methods(d["scenario"], d["params"],
+                                                                        d["start_method"])
             if d["status"] == "running" and not pid_alive(d["runner_pid"]):
                 d["status"] = "interrupted"
             out.append(d)
         return out
+
+    def list(self, limit=50):
+        return self._select(limit=limit)
+
+    def comparison_runs(self, comparison):
+        """The runs of one comparison, in the order they started."""
+        if "comparison" not in self._columns:
+            return []
+        return self._select("WHERE comparison = ?", (comparison,), order="started, rowid")
 
     def get(self, run_id):
         for d in self.list(limit=100000):

@@ -1,8 +1,9 @@
 """Makes the README's screenshots: runs real scenarios in the app (offscreen) and saves the window.
 
-    python resources/make_screenshots.py [OUT_DIR]
+    python resources/make_screenshots.py [OUT_DIR [PICTURE ...]]
 
-Each picture is the whole main window after a real run, so what the README shows is what a user sees.
+Each picture is the whole main window after a real run (a comparison's: its own window once every run of it
+finished), so what the README shows is what a user sees.  Naming pictures makes only those.
 """
 import os
 import sys
@@ -41,6 +42,36 @@ SHOTS = (
 )
 
 
+#: Comparisons made with the launcher's Compare: picture, scenario, parameters, runs per start method.
+COMPARE_SHOTS = (
+    ("compare-start-methods.png", "start_methods", {}, 3),
+    ("compare-pool-methods.png", "pool_methods", {"unit": "0.1", "review": "0.1"}, 2),
+)
+
+
+def compare_shot(app, win, out_dir, filename, scenario, params, repeat, timeout=900):
+    win.launcher.select(scenario)
+    for k, v in params.items():
+        win.launcher.fields[k].set_value(v)
+    for box in win.launcher.compare_checks.values():
+        box.setChecked(True)
+    win.launcher.repeat.setValue(repeat)
+    win.launcher.compare_button.click()
+    w = win.comparison
+    w.resize(1500, 1100)
+    t0 = time.time()
+    while time.time() - t0 < timeout and (w.running or w._loading):
+        app.processEvents()
+        time.sleep(0.02)
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.02)
+    path = os.path.join(out_dir, filename)
+    w.grab().save(path)
+    print("%s: %d runs (%s)" % (path, len(w.view.runs), scenario))
+    w.close()
+
+
 def wait_for_end(app, win, during=None, timeout=180):
     t0 = time.time()
     state = {}
@@ -56,7 +87,7 @@ def wait_for_end(app, win, during=None, timeout=180):
         time.sleep(0.02)
 
 
-def main(out_dir):
+def main(out_dir, only=()):
     os.makedirs(out_dir, exist_ok=True)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     app.setStyle("Fusion")
@@ -67,6 +98,8 @@ def main(out_dir):
     win.resize(1500, 950)
     win.show()
     for filename, scenario, params, tab, during in SHOTS:
+        if only and filename not in only:
+            continue
         win.launcher.select(scenario)
         for k, v in params.items():
             win.launcher.fields[k].set_value(v)
@@ -80,8 +113,11 @@ def main(out_dir):
         path = os.path.join(out_dir, filename)
         win.grab().save(path)
         print("%s: %s (%s)" % (path, win.source.state, scenario))
+    for filename, scenario, params, repeat in COMPARE_SHOTS:
+        if not only or filename in only:
+            compare_shot(app, win, out_dir, filename, scenario, params, repeat)
     win.close()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "resources", "screenshots"))
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "resources", "screenshots"), sys.argv[2:])

@@ -6,6 +6,9 @@
     export RUNFILE --chrome FILE.json [--csv DIR]
     run SCENARIO [--start-method M] [--set name=value ...] [--out RUNFILE [--force]]
     runs                                        the run history
+    compare SCENARIO [--methods M,M] [--repeat N] [--set name=value ...] [--json]
+    compare RUN RUN [...] [--json]              a scenario under every start method, N times each, or runs
+                                                from the history, side by side
     scenarios                                   the scenario catalog with parameters
     selftest [--start-method M]                 check that multiprocessing and tracing work here
 
@@ -18,7 +21,7 @@ import os
 import sys
 
 from .. import selftest
-from . import record, scenarios
+from . import compare, record, scenarios
 from .common import EXIT_OK, EXIT_USAGE, user_errors
 
 
@@ -30,6 +33,7 @@ def build_parser():
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     record.add_commands(sub)
     scenarios.add_commands(sub)
+    compare.add_commands(sub)
     selftest.add_command(sub)
     return p
 

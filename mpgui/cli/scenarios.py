@@ -8,6 +8,7 @@ import argparse
 import sys
 import time
 
+from ..history import context_meta
 from ..scenario_run import make_run, prepare
 from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, add_max_size_option,
                      control_from_stdin, format_table, parse_size, print_summary, size_cap_sentence)
@@ -31,6 +32,7 @@ def cmd_run(args):
     run = make_run(scenario, params, method, out=args.out, home=args.home,
                    echo_output=() if args.quiet else ("stdout",), replace=args.force)
     run.spec.max_size = max_size
+    run.spec.meta.update(context_meta(scenario.name, params, method))
     run.claim()
     print("%s  (start method %s)" % (scenario.title, method), file=sys.stderr)
     run.start()
@@ -103,14 +105,18 @@ def cmd_runs(args):
     if not runs:
         print("No runs yet: start one with 'main.py run SCENARIO' or 'main.py trace SCRIPT'.")
         return EXIT_OK
+    from ..compare import params_text
     rows = []
     for r in runs:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])) if r["started"] else "-"
         dur = "%.1f s" % (r["ended"] - r["started"]) if r["ended"] and r["started"] else "-"
         lesson = (r["lesson"] or "")
-        rows.append((r["id"], when, r["scenario"] or r["title"] or r["kind"], r["start_method"] or "-", r["status"],
-                     dur, r["events"], lesson[:60] + ("…" if len(lesson) > 60 else "")))
-    print(format_table(["id", "started", "what", "method", "status", "took", "events", "lesson"], rows))
+        rows.append((r["id"], when, r["scenario"] or r["title"] or r["kind"],
+                     ", ".join(r["methods"]) or r["start_method"] or "-", r["status"], dur, r["events"],
+                     params_text(r["params"]) or "-", (r["comparison"] or "-")[:8],
+                     lesson[:60] + ("…" if len(lesson) > 60 else "")))
+    print(format_table(["id", "started", "what", "methods", "status", "took", "events", "parameters", "compared",
+                        "lesson"], rows))
     return EXIT_OK
 
 

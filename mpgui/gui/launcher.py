@@ -1,5 +1,7 @@
 """The launcher: scenario picker, a parameter form generated from the scenario's schema, start method, Run and
-Stop, progress, and the lesson when a run ends.
+Stop, progress, and the lesson when a run ends.  Compare runs the same scenario and parameters under each
+checked start method, N times each, and opens the comparison.  When a saved run is shown, the launcher shows
+what it ran: its scenario, parameters and start methods are set in the form (Run runs it again).
 
 Every field is checked as it is typed with the scenario's own ``Param.parse`` (the same check the command line
 and the runner apply), so the reason a value is refused is the same sentence everywhere; Run stays disabled
@@ -121,6 +123,7 @@ class LauncherPanel(QtWidgets.QWidget):
     """Pick a scenario, set its knobs, choose a start method, Run / Stop."""
 
     sigRun = QtCore.Signal(object, dict, str)     # scenario, typed params, start method
+    sigCompare = QtCore.Signal(object, dict, list, int)   # scenario, typed params, start methods, repeats
     sigStop = QtCore.Signal()
 
     def __init__(self, settings=None, parent=None):
@@ -185,6 +188,26 @@ class LauncherPanel(QtWidgets.QWidget):
         buttons.addWidget(self.stop_button)
         lay.addLayout(buttons)
 
+        self.compare_box = QtWidgets.QGroupBox("Compare start methods")
+        cl = QtWidgets.QVBoxLayout(self.compare_box)
+        self.compare_methods_row = QtWidgets.QHBoxLayout()
+        cl.addLayout(self.compare_methods_row)
+        self.compare_checks = {}
+        crow = QtWidgets.QHBoxLayout()
+        crow.addWidget(QtWidgets.QLabel("runs each"))
+        self.repeat = QtWidgets.QSpinBox()
+        self.repeat.setRange(1, 20)
+        self.repeat.setValue(int(settings.value("launcher/repeat", 3)) if settings is not None else 3)
+        self.repeat.setToolTip("How many times each start method runs: the comparison shows mean ± sd over them")
+        crow.addWidget(self.repeat)
+        crow.addStretch(1)
+        self.compare_button = QtWidgets.QPushButton("Compare")
+        self.compare_button.setObjectName("compare")
+        self.compare_button.setShortcut(QtGui.QKeySequence("Ctrl+Shift+R"))
+        crow.addWidget(self.compare_button)
+        cl.addLayout(crow)
+        lay.addWidget(self.compare_box)
+
         self.progress = QtWidgets.QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setRange(0, 1)
@@ -198,10 +221,17 @@ class LauncherPanel(QtWidgets.QWidget):
         self.lesson.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
         self.lesson.hide()
         lay.addWidget(self.lesson)
+        self.context = QtWidgets.QLabel()
+        self.context.setObjectName("muted")
+        self.context.setWordWrap(True)
+        self.context.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        self.context.hide()
+        lay.addWidget(self.context)
         lay.addStretch(1)
 
         self.picker.currentIndexChanged.connect(self._scenario_changed)
         self.run_button.clicked.connect(self._run_clicked)
+        self.compare_button.clicked.connect(self._compare_clicked)
         self.stop_button.clicked.connect(self.sigStop.emit)
         last = settings.value("launcher/scenario") if settings is not None else None
         idx = self.picker.findData(last) if last else -1
@@ -241,11 +271,33 @@ class LauncherPanel(QtWidgets.QWidget):
         last_method = self.settings.value("launcher/method") if self.settings is not None else None
         if last_method and self.method.findText(last_method) >= 0:
             self.method.setCurrentText(last_method)
+        self._fill_compare_methods()
         if self.settings is not None:
             self.settings.setValue("launcher/scenario", name)
         for f in self.fields.values():
             f._changed()
         self._validate()
+
+    def _fill_compare_methods(self):
+        """One check box per start method the scenario has here, checked as last time (all by default)."""
+        for box in self.compare_checks.values():
+            self.compare_methods_row.removeWidget(box)
+            box.deleteLater()
+        saved = self.settings.value("launcher/compare_methods") if self.settings is not None else None
+        saved = [m for m in str(saved or "").split(",") if m]
+        available = self.scenario.available_methods()
+        checked = [m for m in saved if m in available] or available
+        self.compare_checks = {}
+        for m in available:
+            box = QtWidgets.QCheckBox(m)
+            box.setChecked(m in checked)
+            box.toggled.connect(self._validate)
+            self.compare_methods_row.addWidget(box)
+            self.compare_checks[m] = box
+
+    def compare_methods(self):
+        """The start methods checked for a comparison, in the platform's order."""
+        return [m for m, box in self.compare_checks.items() if box.isChecked()]
 
     def _saved_params(self):
         if self.settings is None:
@@ -268,6 +320,11 @@ class LauncherPanel(QtWidgets.QWidget):
         self.error.setText(errors[0] if errors else "")
         self.run_button.setEnabled(not errors and not self._running)
         self.run_button.setToolTip(errors[0] if errors else "Run the scenario (Ctrl+R)")
+        why_not = errors[0] if errors else (None if self.compare_methods() else "Check at least one start method.")
+        self.compare_button.setEnabled(why_not is None and not self._running)
+        self.compare_button.setToolTip(why_not or "Run the scenario with these parameters under each checked start "
+                                       "method, the number of times given, one run after another, and compare "
+                                       "them side by side (Ctrl+Shift+R)")
 
     def _run_clicked(self):
         try:
@@ -282,6 +339,44 @@ class LauncherPanel(QtWidgets.QWidget):
             self.settings.setValue("launcher/method", method)
         self.sigRun.emit(self.scenario, params, method)
 
+    def _compare_clicked(self):
+        try:
+            params = self.values()
+        except ParamError as e:
+            self.error.setText(str(e))
+            return
+        methods = self.compare_methods()
+        if not methods:
+            return
+        if self.settings is not None:
+            self.settings.setValue("launcher/compare_methods", ",".join(methods))
+            self.settings.setValue("launcher/repeat", self.repeat.value())
+        self.sigCompare.emit(self.scenario, params, methods, self.repeat.value())
+
+    # -- what a shown run ran ----------------------------------------------------------------------------------
+    def show_run(self, meta, methods):
+        """Show what a saved run ran (its run file's ``meta``; ``methods``: the start methods its processes
+        used): its scenario, parameters and start method set in the form, and a line saying so.  A run that
+        is not a scenario's (a traced program) is only described."""
+        scenario = meta.get("scenario")
+        said = meta.get("title") or scenario or "this run"
+        where = ""
+        if scenario and self.picker.findData(scenario) >= 0 and not self._running:
+            self.select(scenario)
+            for name, value in (meta.get("params") or {}).items():
+                if name in self.fields:
+                    self.fields[name].set_value(str(value).lower() if isinstance(value, bool) else value)
+            if meta.get("start_method") and self.method.findText(meta["start_method"]) >= 0:
+                self.method.setCurrentText(meta["start_method"])
+            where = " Its scenario and parameters are set above: Run runs it again."
+        self.context.setText("Showing run %s: %s, start method%s %s.%s" % (
+            (meta.get("run_id") or "")[:12], said, "s" if len(methods) > 1 else "",
+            ", ".join(methods) or meta.get("start_method") or "-", where))
+        self.context.show()
+
+    def clear_run(self):
+        self.context.hide()
+
     # -- run state ---------------------------------------------------------------------------------------------
     def set_running(self, running):
         self._running = running
@@ -289,6 +384,7 @@ class LauncherPanel(QtWidgets.QWidget):
         self.picker.setEnabled(not running)
         self.form_box.setEnabled(not running)
         self.method.setEnabled(not running)
+        self.compare_box.setEnabled(not running)
         if running:
             self.lesson.hide()
             self.progress.setRange(0, 0)            # busy until the scenario reports progress

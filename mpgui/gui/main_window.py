@@ -2,17 +2,25 @@
 objects, events and the run's output below, and a status bar with events recorded, dropped and elapsed time.
 
 It owns at most one RunSource (a live run or a saved one) and refreshes the views from its latest snapshot
-on a timer (30 Hz at most), never per event.  Exports run in a thread pool.
+on a timer (30 Hz at most), never per event.  Exports run in a thread pool.  The window title says what the
+shown run ran (scenario, parameters, every start method its processes used), and so does the launcher for a
+saved run.
+
+Comparisons open in windows of their own (``compare_view.CompareWindow``): the launcher's Compare runs the
+scenario under several start methods (one comparison runs at a time, never beside a live run: they would
+measure each other), and the history's Compare shows runs picked there.
 """
 import os
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from mpgui.compare import ordered_methods, params_text
 from mpgui.scenarios import catalog
 from core.trace.export import write_chrome, write_csv
 from core.trace.store import RunFile
 
 from . import theme, trace_dialog
+from .compare_view import CompareWindow
 from .cpu_view import CpuView
 from .events_view import EventLogView
 from .launcher import LauncherPanel
@@ -25,6 +33,29 @@ from .viewparts import in_background
 
 REFRESH_MS = 33
 FINAL_STATES = ("done", "failed", "cancelled", "cut short", "interrupted", "error")
+APP_TITLE = "mpgui — multiprocessing lab"
+#: The window title gives at most this many characters of a run's parameters.
+TITLE_PARAMS_CHARS = 90
+
+
+def run_title(meta, methods):
+    """The window title for a run: what it ran, its parameters, every start method it used."""
+    what = meta.get("scenario") or meta.get("title") or "run"
+    params = params_text(meta.get("params") or {})
+    if len(params) > TITLE_PARAMS_CHARS:
+        params = params[:TITLE_PARAMS_CHARS - 1] + "…"
+    parts = ["mpgui", what + (" (%s)" % params if params else "")]
+    if methods:
+        parts.append(", ".join(methods))
+    return " — ".join(parts)
+
+
+def run_methods(snap):
+    """Every start method a run's processes used (or the run's own, or what its run file names)."""
+    meta = snap.meta if snap is not None else {}
+    named = [m.strip() for m in str(meta.get("start_methods") or "").split(",") if m.strip()]
+    used = [p.method for p in (snap.procs if snap is not None else ()) if getattr(p, "method", "")]
+    return ordered_methods(used + named + [meta.get("start_method") or ""])
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -35,12 +66,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.source = None
         self._shown_version = None
         self._jobs = []
-        self.setWindowTitle("mpgui — multiprocessing lab")
+        #: Comparison windows open, and the one whose runs go on (if any).
+        self.compare_windows = []
+        self.comparison = None
+        self.setWindowTitle(APP_TITLE)
         self.resize(1400, 880)
 
         # left: launcher and history
         self.launcher = LauncherPanel(self.settings)
         self.launcher.sigRun.connect(self.start_run)
+        self.launcher.sigCompare.connect(self.start_comparison)
         self.launcher.sigStop.connect(self.stop_run)
         scroll = QtWidgets.QScrollArea()
         scroll.setWidget(self.launcher)
@@ -51,6 +86,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(QtCore.Qt.LeftDockWidgetArea, self.launcher_dock)
         self.runs = RunsView(home)
         self.runs.sigOpen.connect(self.open_run)
+        self.runs.sigCompare.connect(self.compare_runs)
         self.runs_dock = QtWidgets.QDockWidget("Runs")
         self.runs_dock.setObjectName("runsDock")
         self.runs_dock.setWidget(self.runs)
@@ -119,6 +155,10 @@ class MainWindow(QtWidgets.QMainWindow):
         m.addSeparator()
         q = m.addAction("&Quit", self.close)
         q.setShortcut(QtGui.QKeySequence.Quit)
+        c = self.menuBar().addMenu("&Compare")
+        a = c.addAction("Compare start &methods", self.launcher.compare_button.click)
+        a.setToolTip("Run the launcher's scenario under each checked start method and compare them")
+        c.addAction("Compare &selected runs", self.runs.compare_button.click)
         v = self.menuBar().addMenu("&View")
         v.addAction(self.launcher_dock.toggleViewAction())
         v.addAction(self.runs_dock.toggleViewAction())
@@ -158,6 +198,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.stop()
         if self.source is not None:
             self.source.close(wait=True)
+        for w in list(self.compare_windows):
+            w.close()
         QtCore.QThreadPool.globalInstance().waitForDone(10000)
         super().closeEvent(ev)
 
@@ -171,11 +213,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.clear()
         self.output.clear()
         self.launcher.show_lesson("")
+        self.launcher.clear_run()
+        self.setWindowTitle(APP_TITLE)
         source.sigStateChanged.connect(self._state_changed)
         source.sigMessage.connect(self.status_message)
 
     def start_run(self, scenario, params, method):
-        if self.source is not None and self.source.controls_run:
+        if self.source is not None and self.source.controls_run or self.comparison is not None:
             return
         self._follow(RunSource.start_scenario(scenario, params, method, home=self.home, parent=self),
                      "%s (%s)" % (scenario.name, method))
@@ -212,9 +256,47 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status_message("Asked the runner to %s pid %d…" % ("kill" if kill else "terminate", pid))
 
     def stop_run(self):
-        if self.source is not None and self.source.controls_run:
+        if self.comparison is not None:
+            self.comparison.stop()
+            self.state_label.setText("stopping the comparison…")
+        elif self.source is not None and self.source.controls_run:
             self.source.stop()
             self.state_label.setText("stopping…")
+
+    # -- comparisons ----------------------------------------------------------------------------------------
+    def start_comparison(self, scenario, params, methods, repeat):
+        """The launcher's Compare: the scenario under each of ``methods``, ``repeat`` times, in a window of its
+        own that fills in as the runs finish."""
+        if self.comparison is not None or (self.source is not None and self.source.controls_run):
+            QtWidgets.QMessageBox.information(self, "A run is in progress",
+                                              "Stop the current run or comparison first: runs side by side "
+                                              "would measure each other.")
+            return
+        w = CompareWindow.for_scenario(scenario, params, methods, repeat, home=self.home)
+        self.comparison = w
+        w.sigDone.connect(lambda w=w: self._comparison_done(w))
+        self.launcher.set_running(True)
+        self.state_label.setText("comparing %s under %s" % (scenario.name, ", ".join(methods)))
+        self._show_compare(w)
+
+    def compare_runs(self, rows):
+        """The history's Compare: runs picked there, side by side."""
+        self._show_compare(CompareWindow.for_runs(rows, home=self.home))
+
+    def _show_compare(self, w):
+        w.sigOpenRun.connect(self.open_run)
+        w.destroyed.connect(lambda *_, w=w: self.compare_windows.remove(w) if w in self.compare_windows else None)
+        w.setAttribute(QtCore.Qt.WA_DeleteOnClose)
+        self.compare_windows.append(w)
+        w.show()
+        w.raise_()
+
+    def _comparison_done(self, w):
+        if self.comparison is w:
+            self.comparison = None
+            self.launcher.set_running(False)
+            self.state_label.setText("comparison ended")
+        self.runs.refresh()
 
     def open_run(self, path):
         if self.source is not None and self.source.controls_run:
@@ -262,6 +344,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.runs.refresh()
             if not src.live:
                 self.timeline.fit()
+                if snap is not None:
+                    self.launcher.show_run(meta, run_methods(snap))
 
     # -- refresh (timer) ----------------------------------------------------------------------------------------
     def _refresh(self, force=False):
@@ -274,6 +358,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         if snap.version != self._shown_version or force:
             self._shown_version = snap.version
+            self.setWindowTitle(run_title(snap.meta, run_methods(snap)))
             self.timeline.set_data(snap.timeline)
             tab = self.tabs.currentWidget()
             self.processes.set_procs(snap.procs, src.controls_run)
