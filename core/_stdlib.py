@@ -14,51 +14,52 @@ import sys
 #: The interpreters core is tested on (pyproject.toml's requires-python says the same).
 TESTED = "CPython 3.11"
 
-#: (module, dotted attribute) pairs core uses.  Grouped by the core module that needs them.
-REQUIRED = (
+#: (module, dotted attribute) pairs core uses, by the core module that needs them: each checks its own group
+#: when it is imported (``require``), so ``import core`` imports no more of the stdlib than it needs.
+REQUIRED = {
     # context.py: the one factory, and one start-method state shared with the stdlib
-    ("multiprocessing.context", "_concrete_contexts"),
-    ("multiprocessing.context", "_default_context"),
-    ("multiprocessing.context", "_default_context._actual_context"),
-    ("multiprocessing.context", "_default_context._default_context"),
-    ("multiprocessing.context", "BaseContext"),
+    "context": (("multiprocessing.context", "_concrete_contexts"),
+                ("multiprocessing.context", "_default_context._actual_context"),
+                ("multiprocessing.context", "_default_context._default_context"),
+                ("multiprocessing.context", "BaseContext"),
+                ("multiprocessing.reduction", "ForkingPickler._extra_reducers")),
     # process.py: lifecycle tracing
-    ("multiprocessing.process", "BaseProcess._bootstrap"),
-    ("multiprocessing.process", "BaseProcess._Popen"),
-    ("multiprocessing.process", "BaseProcess._after_fork"),
-    ("multiprocessing.process", "_ParentProcess"),
-    ("multiprocessing.forkserver", "_forkserver"),
-    ("multiprocessing.resource_tracker", "_resource_tracker"),
+    "process": (("multiprocessing.process", "BaseProcess._bootstrap"),
+                ("multiprocessing.process", "BaseProcess._Popen"),
+                ("multiprocessing.process", "BaseProcess._after_fork"),
+                ("multiprocessing.process", "_ParentProcess")),
     # synchronize.py: traced SemLocks, Condition, Event, Barrier
-    ("multiprocessing.synchronize", "SemLock._make_methods"),
-    ("multiprocessing.synchronize", "SemLock.__getstate__"),
-    ("multiprocessing.synchronize", "SEMAPHORE"),
-    ("multiprocessing.synchronize", "RECURSIVE_MUTEX"),
-    ("multiprocessing.synchronize", "SEM_VALUE_MAX"),
-    ("multiprocessing.synchronize", "Barrier._release"),
-    ("multiprocessing.heap", "BufferWrapper"),
-    ("_multiprocessing", "SemLock._get_value"),
-    ("_multiprocessing", "SemLock._count"),
+    "synchronize": (("multiprocessing.synchronize", "SemLock._make_methods"),
+                    ("multiprocessing.synchronize", "SemLock.__getstate__"),
+                    ("multiprocessing.synchronize", "SEMAPHORE"),
+                    ("multiprocessing.synchronize", "RECURSIVE_MUTEX"),
+                    ("multiprocessing.synchronize", "SEM_VALUE_MAX"),
+                    ("multiprocessing.synchronize", "Barrier._release"),
+                    ("multiprocessing.heap", "BufferWrapper"),
+                    ("_multiprocessing", "SemLock._get_value"),
+                    ("_multiprocessing", "SemLock._count")),
     # queues.py: traced puts, gets and feeder writes
-    ("multiprocessing.queues", "Queue._reset"),
-    ("multiprocessing.queues", "Queue._after_fork"),
+    "queues": (("multiprocessing.queues", "Queue._reset"),
+               ("multiprocessing.queues", "Queue._after_fork")),
     # connection.py: traced pipe ends
-    ("multiprocessing.connection", "Connection._send_bytes"),
-    ("multiprocessing.connection", "Connection._recv_bytes"),
-    ("multiprocessing.reduction", "ForkingPickler._extra_reducers"),
+    "connection": (("multiprocessing.connection", "Connection._send_bytes"),
+                   ("multiprocessing.connection", "Connection._recv_bytes")),
     # managers.py: traced proxies and server
-    ("multiprocessing.managers", "BaseProxy._callmethod"),
-    ("multiprocessing.managers", "BaseManager._run_server"),
-    ("multiprocessing.managers", "BaseManager._registry"),
-    ("multiprocessing.managers", "listener_client"),
-    ("multiprocessing.managers", "dispatch"),
-    ("multiprocessing.managers", "MakeProxyType"),
+    "managers": (("multiprocessing.managers", "BaseProxy._callmethod"),
+                 ("multiprocessing.managers", "BaseManager._run_server"),
+                 ("multiprocessing.managers", "BaseManager._registry"),
+                 ("multiprocessing.managers", "listener_client"),
+                 ("multiprocessing.managers", "dispatch"),
+                 ("multiprocessing.managers", "MakeProxyType")),
     # pool: the stdlib's exception wrappers and states, reused for identical messages
-    ("multiprocessing.pool", "ExceptionWithTraceback"),
-    ("multiprocessing.pool", "MaybeEncodingError"),
-    ("multiprocessing.pool", "RemoteTraceback"),
-    ("multiprocessing.pool", "rebuild_exc"),
-)
+    "pool": (("multiprocessing.pool", "ExceptionWithTraceback"),
+             ("multiprocessing.pool", "MaybeEncodingError"),
+             ("multiprocessing.pool", "RemoteTraceback"),
+             ("multiprocessing.pool", "rebuild_exc")),
+    # the helper processes a run notes (forkserver, resource tracker)
+    "helpers": (("multiprocessing.forkserver", "_forkserver"),
+                ("multiprocessing.resource_tracker", "_resource_tracker")),
+}
 
 #: Only where the platform has them (POSIX shared memory's unlink, used to clean up after a program).
 OPTIONAL = (("_posixshmem", "shm_unlink"),)
@@ -75,8 +76,10 @@ def _lookup(module, dotted):
     return obj
 
 
-def missing(required=REQUIRED):
-    """The ``module.attribute`` names of ``required`` this interpreter lacks."""
+def missing(required=None):
+    """The ``module.attribute`` names of ``required`` (pairs; default: every group) this interpreter lacks."""
+    if required is None:
+        required = [pair for group in REQUIRED.values() for pair in group]
     out = []
     for module, dotted in required:
         try:
@@ -86,8 +89,8 @@ def missing(required=REQUIRED):
     return out
 
 
-def check(required=REQUIRED):
-    """Raise UnsupportedPython naming what is missing, if anything is."""
+def check(required=None):
+    """Raise UnsupportedPython naming what of ``required`` (pairs; default: every group) is missing."""
     lacking = missing(required)
     if lacking:
         raise UnsupportedPython(
@@ -96,7 +99,19 @@ def check(required=REQUIRED):
             % (sys.version.split()[0], ", ".join(lacking), TESTED))
 
 
-check()
+_checked = set()
+
+
+def require(*groups):
+    """Check the internals the named groups of ``REQUIRED`` need (once each): a core module calls it for its
+    own group as it is imported."""
+    todo = [g for g in groups if g not in _checked]
+    if todo:
+        check([pair for g in todo for pair in REQUIRED[g]])
+        _checked.update(todo)
+
+
+require("context", "process")       # what core's package itself imports
 
 from multiprocessing.context import _concrete_contexts as std_concrete_contexts  # noqa: E402,F401
 from multiprocessing.context import _default_context as std_default_context  # noqa: E402,F401
@@ -108,6 +123,7 @@ extra_reducers = ForkingPickler._extra_reducers
 
 def forkserver_pid():
     """The stdlib forkserver's pid in this process, or None."""
+    require("helpers")
     from multiprocessing import forkserver
     return getattr(forkserver._forkserver, "_forkserver_pid", None)
 

@@ -15,9 +15,12 @@ from multiprocessing import reduction as _reduction
 from multiprocessing.connection import (Client, Listener, answer_challenge, deliver_challenge,  # noqa: F401
                                         wait)
 
+from . import _stdlib
 from ._stdlib import extra_reducers
 from .trace import recorder
 from .trace.events import Kind
+
+_stdlib.require('connection')    # the stdlib internals this module builds on (core/_stdlib.py)
 
 __all__ = ["Client", "Listener", "Pipe", "wait", "Connection"]
 

@@ -11,12 +11,16 @@
 """
 import hashlib
 
-from multiprocessing import managers as _std
-from multiprocessing.managers import (Namespace, Token, Value, BaseProxy, dispatch,  # noqa: F401
-                                      RemoteError, State, Server, listener_client, MakeProxyType)
+from . import _stdlib
 
-from .trace import recorder
-from .trace.events import Kind
+_stdlib.require("managers")     # first: the names below are the stdlib's internals (core/_stdlib.py)
+
+from multiprocessing import managers as _std  # noqa: E402
+from multiprocessing.managers import (BaseProxy, MakeProxyType, Namespace, RemoteError,  # noqa: E402,F401
+                                      Server, State, Token, Value, dispatch, listener_client)
+
+from .trace import recorder  # noqa: E402
+from .trace.events import Kind  # noqa: E402
 
 __all__ = ["BaseManager", "SyncManager", "BaseProxy", "Token", "SharedMemoryManager", "Namespace",
            "RemoteError"]

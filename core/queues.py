@@ -14,8 +14,11 @@ from multiprocessing import queues as _std
 from multiprocessing.reduction import ForkingPickler
 
 from .synchronize import _init_trace, _std_context
+from . import _stdlib
 from .trace import recorder
 from .trace.events import Kind
+
+_stdlib.require('queues')    # the stdlib internals this module builds on (core/_stdlib.py)
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
 

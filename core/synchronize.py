@@ -17,8 +17,11 @@ import threading
 
 from multiprocessing import synchronize as _std
 
+from . import _stdlib
 from .trace import recorder
 from .trace.events import Kind
+
+_stdlib.require('synchronize')    # the stdlib internals this module builds on (core/_stdlib.py)
 
 __all__ = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"]
 

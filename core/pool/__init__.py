@@ -84,6 +84,7 @@ from multiprocessing.pool import (CLOSE, INIT, RUN, TERMINATE, ExceptionWithTrac
                                   MaybeEncodingError, RemoteTraceback, ThreadPool, mapstar, rebuild_exc,
                                   starmapstar)
 
+from .. import _stdlib
 from ..errors import PoolTerminatedError, TaskTimeoutError, WorkerLostError  # noqa: F401 (re-exported)
 from . import manager, pool, scheduler, wire, worker
 from .manager import LIVENESS_POLL, MAX_STARTUP_DEATHS, TERMINATE_GRACE, TIMEOUT_POLL  # noqa: F401
@@ -93,6 +94,8 @@ from .scheduler import (BATCH_SECONDS, FEED_AHEAD, MAX_BATCH_CHUNKS, MAX_REQUEUE
                         PREFETCH_MAX_BYTES, PREFETCH_SECONDS)
 from .wire import BIG_FRAME, PIPE_BUFFER, READ_SIZE  # noqa: F401
 from .worker import GROUP_BELOW_NS, GROUP_PROBE, WORKER_IDLE_CHECK  # noqa: F401
+
+_stdlib.require("pool")    # the stdlib internals this package builds on (core/_stdlib.py)
 
 __all__ = ["Pool", "ThreadPool", "AsyncResult", "ApplyResult", "MapResult", "IMapIterator",
            "IMapUnorderedIterator", "RemoteTraceback", "MaybeEncodingError", "ExceptionWithTraceback",
