@@ -56,6 +56,9 @@ REQUIRED = {
              ("multiprocessing.pool", "MaybeEncodingError"),
              ("multiprocessing.pool", "RemoteTraceback"),
              ("multiprocessing.pool", "rebuild_exc")),
+    # process.py: core preloaded in the forkserver (preload_core)
+    "forkserver": (("multiprocessing.forkserver", "_forkserver._preload_modules"),
+                   ("multiprocessing.forkserver", "_forkserver._forkserver_pid")),
     # the helper processes a run notes (forkserver, resource tracker)
     "helpers": (("multiprocessing.forkserver", "_forkserver"),
                 ("multiprocessing.resource_tracker", "_resource_tracker")),

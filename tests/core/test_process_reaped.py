@@ -26,3 +26,27 @@ def test_a_child_reaped_by_active_children_is_recorded(trace_session, start_meth
     reaped = ev[(ev["kind"] == Kind.PROC_REAPED) & (ev["a"] == p.pid)]
     assert reaped["b"].tolist() == [0]
     assert trace_session.model().procs[p.pid].exitcode == 0
+
+
+def test_the_forkserver_preloads_core_and_keeps_the_programs_preload_list(tmp_path):
+    """core has the stdlib's forkserver import it once, when it starts, so its children need not each import
+    it; a program's own set_forkserver_preload list is kept (checked in a fresh interpreter: the forkserver
+    of this test process may be running already)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    code = ("import json, multiprocessing, core\n"
+            "multiprocessing.set_forkserver_preload(['json'])\n"
+            "if __name__ == '__main__':\n"
+            "    p = core.get_context('forkserver').Process(target=print)\n"
+            "    p.start(); p.join()\n"
+            "    from multiprocessing import forkserver\n"
+            "    print(json.dumps([forkserver._forkserver._preload_modules, p.exitcode]))\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = tmp_path / "fs.py"
+    script.write_text(code)
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=root), cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == [["json", "core"], 0]
