@@ -1,5 +1,6 @@
-"""A child's exit status is recorded however the parent learns it: also when ``active_children()`` reaps it
-behind the Process object's back, as multiprocessing's exit function does for a daemon child it terminates."""
+"""core's Process beyond the differential suite: a child's exit status is recorded however the parent learns
+it (also when ``active_children()`` reaps it behind the Process object's back, as multiprocessing's exit
+function does for a daemon child it terminates), and the forkserver preloads core."""
 import multiprocessing.connection
 import time
 
