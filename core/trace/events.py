@@ -111,6 +111,8 @@ class Kind(enum.IntEnum):
     COUNTER = 121
     PROGRESS = 122
     PHASE = 123
+    # where a wait blocked
+    CALLSITE = 124
 
 
 class StartMethod(enum.IntEnum):
