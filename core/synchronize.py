@@ -8,6 +8,9 @@ Each class subclasses its ``multiprocessing.synchronize`` twin, so semantics, ex
   directly when it is off (the CPython way: with nothing to record, the lock is the stdlib's lock);
 * an uncontended acquire records one event (ACQ_OK, wait 0); a contended one records the request first, so
   a live view can show who is waiting now;
+* a wait that blocks records where the program waited (``recorder.record_call_site``: CALLSITE) before it
+  blocks: a contended acquire, a condition wait, an event wait on an event not set, a barrier arrival that is
+  not the last.  Waits that do not block never look at their stack;
 * every object has a stable ``uid`` and a name (``Lock(name="db")`` or ``Lock#3``) that survive pickling;
 * internal helpers (a Condition's semaphores, an Event's condition) are untraced stdlib objects, so the
   trace shows what the program did, not how the stdlib implements it.
@@ -31,6 +34,7 @@ _RELEASE = int(Kind.RELEASE)
 _now = recorder.now
 # Traced methods are bound only while tracing is on, so they call the recording function directly.
 _emit_at = recorder._emit_at_on
+_record_call_site = recorder.record_call_site
 
 
 def _timeout_ns(timeout):
@@ -69,6 +73,7 @@ def _traced_methods(uid, semlock, value, count):
         if not block:
             _emit_at(t0, _ACQ_TIMEOUT, uid, 0)
             return False
+        _record_call_site(t0, uid)
         _emit_at(t0, _ACQ_REQUEST, uid, _timeout_ns(timeout))
         ok = sl_acquire(True, timeout)
         t1 = _now()
@@ -192,6 +197,8 @@ class Condition(_std.Condition):
         if not recorder.ENABLED:
             return super().wait(timeout)
         t0 = recorder.now()
+        if timeout is None or timeout > 0:         # it blocks until notified (or timed out)
+            _record_call_site(t0, self._trace_uid)
         recorder.emit_at(t0, Kind.COND_WAIT, self._trace_uid, _timeout_ns(timeout))
         ok = super().wait(timeout)
         recorder.emit(Kind.COND_WOKEN, self._trace_uid, recorder.now() - t0, int(bool(ok)))
@@ -229,10 +236,21 @@ class Event(_std.Event):
     def wait(self, timeout=None):
         if not recorder.ENABLED:
             return super().wait(timeout)
+        uid = self._trace_uid
         t0 = recorder.now()
-        recorder.emit_at(t0, Kind.EVENT_WAIT, self._trace_uid, _timeout_ns(timeout))
-        flag = super().wait(timeout)
-        recorder.emit(Kind.EVENT_WAIT_END, self._trace_uid, recorder.now() - t0, int(flag))
+        recorder.emit_at(t0, Kind.EVENT_WAIT, uid, _timeout_ns(timeout))
+        # The stdlib's wait, line for line, so that only the branch that blocks records a call site.
+        with self._cond:
+            if self._flag.acquire(False):
+                self._flag.release()
+            else:
+                if timeout is None or timeout > 0:
+                    _record_call_site(recorder.now(), uid)
+                self._cond.wait(timeout)
+            flag = self._flag.acquire(False)
+            if flag:
+                self._flag.release()
+        recorder.emit(Kind.EVENT_WAIT_END, uid, recorder.now() - t0, int(flag))
         return flag
 
 
@@ -277,6 +295,8 @@ class Barrier(_std.Barrier):
         t0 = recorder.now()
         with self._cond:            # an RLock: super().wait() takes it again and its waits release it fully
             gen = self._array[2]
+            if self._state or self._count + 1 < self._parties:     # not the arrival that releases the rest
+                _record_call_site(t0, uid)
             recorder.emit_at(t0, Kind.BARRIER_ARRIVE, uid, self._parties, gen, self._count)
             try:
                 index = super().wait(timeout)
