@@ -49,11 +49,11 @@ def _std_context(ctx):
     return getattr(ctx, "_stdlib", ctx)
 
 
-def _init_trace(obj, kind, name):
+def _init_trace(obj, kind, name, **extra):
     obj._trace_uid = recorder.new_uid()
     obj._trace_name = name or recorder.default_name(kind)
     if recorder.ENABLED:
-        recorder.register_object(obj._trace_uid, kind, obj._trace_name)
+        recorder.register_object(obj._trace_uid, kind, obj._trace_name, **extra)
 
 
 def _traced_methods(uid, semlock, value, count):
@@ -62,14 +62,19 @@ def _traced_methods(uid, semlock, value, count):
     garbage collection to unlink named semaphores (spawn, forkserver)."""
     sl_acquire = semlock.acquire
     sl_release = semlock.release
-    acquired_at = [0]           # when this process last acquired it (for a lock: the one holder)
+    acquired_at = [0]           # when this process last took it from free (for a lock: the one holder)
 
     def acquire(block=True, timeout=None):
-        t0 = _now()
         if sl_acquire(False, timeout):          # timeout passed along: bad values raise as the stdlib's
-            acquired_at[0] = t0
-            _emit_at(t0, _ACQ_OK, uid, 0, -1 if value is None else value(), 1 if count is None else count())
+            # The clock is read once the lock is ours: a release is recorded before the lock is free, so
+            # every acquisition is recorded after the release that let it in, never overlapping its hold.
+            t0 = _now()
+            depth = 1 if count is None else count()
+            if depth == 1:                      # a recursive lock's hold runs from its outer acquisition
+                acquired_at[0] = t0
+            _emit_at(t0, _ACQ_OK, uid, 0, -1 if value is None else value(), depth)
             return True
+        t0 = _now()
         if not block:
             _emit_at(t0, _ACQ_TIMEOUT, uid, 0)
             return False
@@ -78,8 +83,10 @@ def _traced_methods(uid, semlock, value, count):
         ok = sl_acquire(True, timeout)
         t1 = _now()
         if ok:
-            acquired_at[0] = t1
-            _emit_at(t1, _ACQ_OK, uid, t1 - t0, -1 if value is None else value(), 1 if count is None else count())
+            depth = 1 if count is None else count()
+            if depth == 1:
+                acquired_at[0] = t1
+            _emit_at(t1, _ACQ_OK, uid, t1 - t0, -1 if value is None else value(), depth)
         else:
             _emit_at(t1, _ACQ_TIMEOUT, uid, t1 - t0)
         return ok
@@ -108,7 +115,8 @@ class _TracedSemLock(_std.SemLock):
     _recursive = False
 
     def __init__(self, kind, value, maxvalue, *, ctx, name=None):
-        _init_trace(self, self._trace_kind, name)
+        # A semaphore says its initial value: how many may hold it at once.
+        _init_trace(self, self._trace_kind, name, **({"value": value} if self._has_value else {}))
         _std.SemLock.__init__(self, kind, value, maxvalue, ctx=ctx)
 
     @property
@@ -224,9 +232,11 @@ class Event(_std.Event):
         return self._trace_name
 
     def set(self):
+        if not recorder.ENABLED:
+            return super().set()
+        t = recorder.now()          # before the waiters wake: each records its end after this instant
         super().set()
-        if recorder.ENABLED:
-            recorder.emit(Kind.EVENT_SET, self._trace_uid)
+        recorder.emit_at(t, Kind.EVENT_SET, self._trace_uid)
 
     def clear(self):
         super().clear()
