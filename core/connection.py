@@ -4,8 +4,8 @@
 public calls funnel through (``_send_bytes`` and ``_recv_bytes``) record PIPE_SEND and PIPE_RECV, so send,
 send_bytes, recv, recv_bytes and recv_bytes_into all behave exactly as the stdlib's (EOFError when the other
 end is closed, BufferTooShort, the large-payload limits).  A send or recv that blocked records where the
-program waited (CALLSITE, ``recorder.wait_ended``) right before its own record.  Ends pickle into children with the stdlib's
-reducers and come back traced, keeping their uid and name.
+program waited (CALLSITE, ``recorder.wait_ended``) right before its own record.  Ends pickle into children
+with the stdlib's reducers and come back traced, keeping their uid and name.
 
 Everything else in ``multiprocessing.connection`` (Listener, Client, wait) is re-exported unchanged.
 """

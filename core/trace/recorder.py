@@ -522,7 +522,7 @@ _MACHINERY = ("core", "multiprocessing", "threading", "queue")
 #: program's is on the stack (a thread of core's own waiting).
 _WRAPPERS = frozenset(("core.synchronize", "core.queues", "core.connection", "core.managers", "core.trace.recorder"))
 #: code object -> 2 for a wrapper's frame, 1 for other machinery, 0 for the program's (decided once per code).
-_frame_role = {}
+_frame_role: dict = {}
 
 
 def _role_of(frame):
