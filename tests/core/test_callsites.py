@@ -129,50 +129,27 @@ def test_the_blocked_threshold_is_the_models():
 
 # -- waits that block, across processes --------------------------------------------------------------------------
 def test_blocked_waits_record_the_workers_lines(trace_session, start_method):
-    ctx = core.get_context(start_method)
-    lock, sem = ctx.Lock(name="L"), ctx.Semaphore(2, name="S")
-    cond, event, barrier = ctx.Condition(name="C"), ctx.Event(name="E"), ctx.Barrier(WORKERS + 1, name="B")
-    lock.acquire()
-    sem.acquire()
-    sem.acquire()
-    ps = [ctx.Process(target=ch.contend, args=(lock, sem, cond, event, barrier)) for _ in range(WORKERS)]
-    for p in ps:
-        p.start()
-    try:
-        wait_for_records(trace_session, lock._trace_uid, Kind.ACQ_REQUEST, WORKERS)
-        lock.release()
-        wait_for_records(trace_session, sem._trace_uid, Kind.ACQ_REQUEST, WORKERS)
-        sem.release()
-        sem.release()
-        wait_for_records(trace_session, cond._trace_uid, Kind.COND_WAIT, WORKERS)
-        with cond:
-            cond.notify_all()
-        wait_for_records(trace_session, event._trace_uid, Kind.EVENT_WAIT, WORKERS)
-        event.set()
-        wait_for_records(trace_session, barrier._trace_uid, Kind.BARRIER_ARRIVE, WORKERS)
-        barrier.wait()                                  # the last to arrive: it does not block
-    finally:
-        for p in ps:
-            p.join(DEADLINE_S)
+    objects, ps = ch.run_contention(core.get_context(start_method), trace_session.events, WORKERS)
     assert [p.exitcode for p in ps] == [0] * WORKERS
     trace_session.stop()
     me = os.getpid()
-    for obj, marker in ((lock, "lock"), (sem, "semaphore"), (cond, "condition"), (event, "event"),
-                        (barrier, "barrier")):
+    for marker, obj in objects.items():
         expected = ch.site_text(marker, "contend")
         for p in ps:
             assert sites(trace_session, obj._trace_uid, p.pid) == [expected], (marker, p.pid)
-        assert sites(trace_session, obj._trace_uid, me) == [], marker
+        if marker != "queue":       # the parent's puts may have taken long enough to count as blocked
+            assert sites(trace_session, obj._trace_uid, me) == [], marker
+    assert_site_iff_blocked(trace_session, objects["queue"]._trace_uid)
     # each call site comes right before the record of the wait it belongs to, in its thread's order
     ev = trace_session.events()
-    follows = {lock: Kind.ACQ_REQUEST, sem: Kind.ACQ_REQUEST, cond: Kind.COND_WAIT,
-               event: Kind.EVENT_WAIT_END, barrier: Kind.BARRIER_ARRIVE}
-    for obj, kind in follows.items():
+    follows = {"lock": Kind.ACQ_REQUEST, "semaphore": Kind.ACQ_REQUEST, "condition": Kind.COND_WAIT,
+               "event": Kind.EVENT_WAIT_END, "barrier": Kind.BARRIER_ARRIVE, "queue": Kind.QUEUE_GET}
+    for marker, kind in follows.items():
         for p in ps:
-            mine = ev[(ev["uid"] == obj._trace_uid) & (ev["pid"] == p.pid)]
+            mine = ev[(ev["uid"] == objects[marker]._trace_uid) & (ev["pid"] == p.pid)]
             kinds = mine["kind"].tolist()
             i = kinds.index(Kind.CALLSITE)
-            assert kinds[i + 1] == kind and mine["t"][i + 1] >= mine["t"][i], (obj.name, kinds)
+            assert kinds[i + 1] == kind and mine["t"][i + 1] >= mine["t"][i], (marker, kinds)
 
 
 def test_waits_that_do_not_block_record_no_call_site(trace_session, start_method):

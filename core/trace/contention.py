@@ -1,0 +1,749 @@
+"""Contention analytics: who waited for what, how long, where in the program, and who let them go.
+
+Everything here is numpy over ``EVENT_DTYPE`` arrays, in three layers:
+
+* tables of what happened, one row each, from the records (``waits``, ``holds``, ``handoffs``);
+* figures over those tables, for a whole run or a time range (``object_stats``, ``blocking_profile``,
+  ``queue_stats``), and series (``semaphore_holders``, ``queue_depths``);
+* ``analyse`` (an array of records) and ``analyse_run`` (a run file, one chunk at a time, keeping only the
+  records these functions read) build a ``ContentionReport`` that holds the tables and answers for any time
+  range; ``chrome_events`` turns its blocking profile into Chrome trace events for the Perfetto export.
+
+What the records already carry is read, not rebuilt: an acquisition's wait is its ACQ_OK's ``a`` (0 when it
+did not wait), a lock's hold is its last RELEASE's ``a``, a condition's, event's or barrier's wait is in the
+record that ends it.  Pairing is done only where no field carries the answer: a semaphore's hold (its
+releases say only the value), a call site with the wait it precedes, and "unblocked by" links.
+
+Records may come in any order across threads (a run file stores them as its collector drained them), but the
+records of one thread must be in the order recorded: as stored, or sorted by time with a stable sort.  A call
+site (CALLSITE) belongs to the next wait-ending record of its thread on the same object.
+
+No Qt, no model, no file access beyond ``RunFile``: the app's contention views, the command line and the
+exports call these.
+"""
+import enum
+from dataclasses import dataclass, field
+from typing import Dict, Tuple
+
+import numpy as np
+
+from .arrays import EVENT_DTYPE
+from .events import Kind
+from .recorder import CALLSITE_MIN_BLOCKED_NS
+from .units import fmt_ns
+
+#: A wait of a condition, event, barrier, queue, pipe or manager call counts as blocked from this long (the
+#: model's threshold for a span; the recorder's for a call site).  A lock's wait is exact: it recorded a
+#: request, so its ACQ_OK's wait is above 0.
+BLOCKED_NS = CALLSITE_MIN_BLOCKED_NS
+#: The percentiles the figures give (nearest rank: each is a wait that happened).
+PERCENTILES = (50, 95)
+#: Edges of the wait and hold histograms, in ns: 1-2-5 steps from 1 us to 10 s; a first bin below 1 us and
+#: a last one from 10 s on, so every value has a bin.  The same for every object, so they compare.
+HIST_EDGES_NS = np.array([m * 10 ** e for e in range(3, 10) for m in (1, 2, 5)] + [10 ** 10], dtype=np.int64)
+HIST_BINS = len(HIST_EDGES_NS) + 1
+#: Call sites given a track of their own in the Perfetto export, the most waited-at first.
+TOP_SITES = 10
+#: The Chrome trace pid of the "blocking profile" process: above any real pid (Linux's are below 2**22,
+#: Windows' below 2**32 but multiples of 4; this one is odd).
+PROFILE_PID = 0x7FFFFFFF
+
+
+class Family(enum.IntEnum):
+    """What kind of object a wait is on (from the records: the registrations may be missing)."""
+    LOCK = 1            # Lock, RLock, Semaphore, BoundedSemaphore
+    CONDITION = 2
+    EVENT = 3
+    BARRIER = 4
+    QUEUE = 5
+    PIPE = 6
+    MANAGER = 7         # a call through a manager's proxy that waited (a shared lock, a shared queue...)
+
+
+class Outcome(enum.IntEnum):
+    OK = 0
+    TIMEOUT = 1         # gave up: an acquire, a wait, a get or a put with a timeout (or not blocking)
+    BROKEN = 2          # a broken barrier; a manager call that raised
+
+
+K = Kind
+#: Records that end a wait: kind -> (family, the slot holding the wait, the outcome unless a flag says other).
+_ENDS = {
+    K.ACQ_OK: (Family.LOCK, "a", Outcome.OK), K.ACQ_TIMEOUT: (Family.LOCK, "a", Outcome.TIMEOUT),
+    K.COND_WOKEN: (Family.CONDITION, "a", Outcome.OK), K.EVENT_WAIT_END: (Family.EVENT, "a", Outcome.OK),
+    K.BARRIER_PASS: (Family.BARRIER, "a", Outcome.OK), K.BARRIER_BROKEN: (Family.BARRIER, "a", Outcome.BROKEN),
+    K.QUEUE_PUT: (Family.QUEUE, "a", Outcome.OK), K.QUEUE_GET: (Family.QUEUE, "a", Outcome.OK),
+    K.QUEUE_FULL: (Family.QUEUE, "a", Outcome.TIMEOUT), K.QUEUE_EMPTY: (Family.QUEUE, "a", Outcome.TIMEOUT),
+    K.QUEUE_JOIN: (Family.QUEUE, "a", Outcome.OK),
+    K.PIPE_SEND: (Family.PIPE, "b", Outcome.OK), K.PIPE_RECV: (Family.PIPE, "b", Outcome.OK),
+    K.MANAGER_CALL: (Family.MANAGER, "a", Outcome.OK),
+}
+#: Every kind these analytics read; ``analyse_run`` keeps only these records of a run.
+READ_KINDS = frozenset(_ENDS) | {K.CALLSITE, K.RELEASE, K.COND_NOTIFY, K.EVENT_SET, K.BARRIER_ARRIVE,
+                                 K.QUEUE_SEND}
+#: The families ``object_stats`` covers; queues and pipes have ``queue_stats``, manager calls the profile.
+SYNC_FAMILIES = (Family.LOCK, Family.CONDITION, Family.EVENT, Family.BARRIER)
+
+
+def _table(values, dtype, default=0):
+    """A lookup table over kind numbers (capped at 255): ``table[np.minimum(kind, 255)]``."""
+    t = np.full(256, default, dtype=dtype)
+    for kind, v in values.items():
+        t[int(kind)] = v
+    return t
+
+
+_IS_END = _table({k: True for k in _ENDS}, bool, False)
+_IS_READ = _table({k: True for k in READ_KINDS}, bool, False)
+_FAMILY = _table({k: int(f) for k, (f, _, _) in _ENDS.items()}, np.uint8)
+_WAIT_IN_B = _table({k: slot == "b" for k, (_, slot, _) in _ENDS.items()}, bool, False)
+_OUTCOME = _table({k: int(o) for k, (_, _, o) in _ENDS.items()}, np.uint8)
+_CALLSITE, _ACQ_OK, _RELEASE = int(K.CALLSITE), int(K.ACQ_OK), int(K.RELEASE)
+del K
+
+#: One wait: it ended at ``t`` after ``wait`` ns (``kind``: the record that ended it); ``site``: the string
+#: id of where the program waited (0: none recorded); ``blocked``: whether it really waited (see BLOCKED_NS).
+WAIT_DTYPE = np.dtype([("t", "<i8"), ("wait", "<i8"), ("uid", "<u8"), ("site", "<i8"), ("pid", "<i4"),
+                       ("tid", "<i4"), ("kind", "<u2"), ("family", "u1"), ("outcome", "u1"), ("blocked", "?")])
+#: One hold of a lock or semaphore, from its acquisition ``t0`` to its release ``t1``.
+HOLD_DTYPE = np.dtype([("t0", "<i8"), ("t1", "<i8"), ("uid", "<u8"), ("pid", "<i4"), ("tid", "<i4")])
+#: "Unblocked by": the record ``from_*`` (a release, notify, set, last arrival or put, of kind ``from_kind``)
+#: ended the wait that ended at ``to_t`` (it began at ``wait_t0``) in thread ``to_tid`` of ``to_pid``;
+#: ``latency`` = to_t - from_t, the handoff.
+LINK_DTYPE = np.dtype([("from_t", "<i8"), ("to_t", "<i8"), ("wait_t0", "<i8"), ("latency", "<i8"),
+                       ("uid", "<u8"), ("from_pid", "<i4"), ("from_tid", "<i4"), ("to_pid", "<i4"),
+                       ("to_tid", "<i4"), ("from_kind", "<u2"), ("to_kind", "<u2"), ("family", "u1")])
+
+
+def _figures(prefix):
+    """Count, total, percentiles and max of one measure (``wait``, ``hold``, ``handoff``)."""
+    return ([(prefix + "_count", "<i8"), (prefix + "_total", "<i8")]
+            + [("%s_p%d" % (prefix, p), "<i8") for p in PERCENTILES] + [(prefix + "_max", "<i8")])
+
+
+#: Per object.  ``acquired``: waits that ended well (a lock's acquisitions, a condition's notified waits...);
+#: ``contended``: those that blocked first; ``share`` = contended / acquired; ``timeouts``: waits given up
+#: (or broken).  The ``wait_*`` figures are over the waits that blocked (timeouts included); ``hold_*`` over
+#: a lock's or semaphore's holds; ``handoff_*`` over the latencies of the links into its waits.  Figures
+#: with no value are -1; the histograms count values per HIST_EDGES_NS bin.
+OBJECT_DTYPE = np.dtype([("uid", "<u8"), ("family", "u1"), ("acquired", "<i8"), ("contended", "<i8"),
+                         ("share", "<f8"), ("timeouts", "<i8")]
+                        + _figures("wait") + _figures("hold") + _figures("handoff")
+                        + [("wait_hist", "<i8", (HIST_BINS,)), ("hold_hist", "<i8", (HIST_BINS,))])
+#: Per queue (family QUEUE) or pipe end (PIPE): messages put/sent and got/received, bytes written into it
+#: and read out of it, how many puts (sends) and gets (receives) blocked and for how long in all, timeouts,
+#: and the deepest it was (-1: unknown, a pipe).
+QUEUE_DTYPE = np.dtype([("uid", "<u8"), ("family", "u1"), ("puts", "<i8"), ("gets", "<i8"),
+                        ("bytes_in", "<i8"), ("bytes_out", "<i8"), ("put_blocked", "<i8"),
+                        ("put_blocked_ns", "<i8"), ("get_blocked", "<i8"), ("get_blocked_ns", "<i8"),
+                        ("timeouts", "<i8"), ("max_depth", "<i8")])
+#: A semaphore's holders after each acquisition or release, and its value (initial value - holders).
+HOLDERS_DTYPE = np.dtype([("t", "<i8"), ("holders", "<i8"), ("value", "<i8")])
+
+
+# -- grouping helpers ---------------------------------------------------------------------------------------
+def _kinds(events):
+    return np.minimum(events["kind"], 255)
+
+
+def _index(values):
+    """(distinct values, each value's index among them)."""
+    return np.unique(values, return_inverse=True)
+
+
+def _thread_object_groups(pid, tid, uid):
+    """A group number per (thread, object): equal exactly when the three are equal."""
+    _, u = _index(uid)
+    _, th = _index((pid.astype(np.int64) << 32) | (tid.astype(np.int64) & 0xFFFFFFFF))
+    return th.astype(np.int64) * (int(u.max()) + 1 if len(u) else 1) + u
+
+
+def _order(group, value):
+    """The order that sorts by ``group`` and then by ``value`` (both int64, ``group`` >= 0)."""
+    if not len(group):
+        return np.zeros(0, dtype=np.intp)
+    lo, hi = int(value.min()), int(value.max())
+    bits = max(int(group.max()), 1).bit_length()
+    if bits + (hi - lo).bit_length() <= 62:        # one key: several times faster than lexsort
+        return np.argsort((group << (hi - lo).bit_length()) | (value - lo), kind="stable")
+    return np.lexsort((value, group))
+
+
+def _starts(sorted_groups):
+    """Where each run of equal values begins."""
+    return np.flatnonzero(np.concatenate(([True], sorted_groups[1:] != sorted_groups[:-1])))
+
+
+def _per_group(group, values, n):
+    """Figures of ``values`` per group 0..n-1: counts, totals, percentiles (nearest rank), max, histogram.
+    Groups without values have -1 for every figure but the count (0) and the total (0)."""
+    count = np.bincount(group, minlength=n).astype(np.int64)
+    total = np.zeros(n, np.int64)
+    pct = {p: np.full(n, -1, np.int64) for p in PERCENTILES}
+    top = np.full(n, -1, np.int64)
+    hist = np.zeros((n, HIST_BINS), np.int64)
+    if len(values):
+        order = _order(group, values)
+        g, v = group[order], values[order]
+        starts = _starts(g)
+        ids = g[starts]
+        sizes = count[ids]
+        total[ids] = np.add.reduceat(v, starts)
+        top[ids] = v[starts + sizes - 1]
+        for p in PERCENTILES:
+            pct[p][ids] = v[starts + np.maximum(np.ceil(sizes * (p / 100.0)).astype(np.int64) - 1, 0)]
+        bins = np.searchsorted(HIST_EDGES_NS, values, side="right")
+        hist = np.bincount(group * HIST_BINS + bins, minlength=n * HIST_BINS).reshape(n, HIST_BINS)
+    return count, total, pct, top, hist
+
+
+def _make(dtype, n, **columns):
+    """``n`` rows of ``dtype`` with the given columns (the rest zero)."""
+    out = np.zeros(n, dtype)
+    for name, values in columns.items():
+        out[name] = values
+    return out
+
+
+def _in_range(t, t_from, t_to):
+    """Which of the times ``t`` fall in [t_from, t_to) (None: open)."""
+    sel = np.ones(len(t), dtype=bool)
+    if t_from is not None:
+        sel &= t >= t_from
+    if t_to is not None:
+        sel &= t < t_to
+    return sel
+
+
+# -- tables -------------------------------------------------------------------------------------------------
+def waits(events):
+    """Every wait the records end: a lock's acquisition or timeout (ACQ_OK/ACQ_TIMEOUT ``a``), a condition's
+    wake (COND_WOKEN ``a``; ``b`` 0: timed out), an event's (EVENT_WAIT_END ``a``; ``b`` 0: timed out), a
+    barrier's pass or break (``a``), a queue's put, get, timeout or join (``a``), a pipe's send or recv
+    (``b``), and a manager call that recorded a call site (``a``; ``c`` 1: it raised).  Each gets the call
+    site recorded right before it by its thread on its object (``site``, 0 if none).  ``blocked``: a lock's
+    wait above 0 (a request was recorded), any other wait from BLOCKED_NS but the pass of a barrier's last
+    arrival (it waited for nobody), and any wait with a call site.
+    Returns WAIT_DTYPE rows, in no particular order."""
+    kinds = _kinds(events)
+    rows = np.flatnonzero(_IS_END[kinds] | (kinds == _CALLSITE))
+    if not len(rows):
+        return np.zeros(0, WAIT_DTYPE)
+    sub = events[rows]
+    group = _thread_object_groups(sub["pid"], sub["tid"], sub["uid"])
+    order = np.argsort(group, kind="stable")              # each (thread, object) in its recorded order
+    sub, group = sub[order], group[order]
+    is_site = sub["kind"] == _CALLSITE
+    after_site = np.zeros(len(sub), dtype=bool)
+    after_site[1:] = is_site[:-1] & (group[1:] == group[:-1])
+    site = np.zeros(len(sub), dtype=np.int64)
+    site[1:] = np.where(after_site[1:], sub["a"][:-1], 0)
+    ends = ~is_site
+    sub, site = sub[ends], site[ends]
+    k = _kinds(sub)
+    family = _FAMILY[k]
+    keep = (family != Family.MANAGER) | (site != 0)
+    if not keep.all():
+        sub, site, k, family = sub[keep], site[keep], k[keep], family[keep]
+    wait = np.where(_WAIT_IN_B[k], sub["b"], sub["a"])
+    outcome = _OUTCOME[k].copy()
+    flagged = (k == Kind.COND_WOKEN) | (k == Kind.EVENT_WAIT_END)
+    outcome[flagged & (sub["b"] == 0)] = Outcome.TIMEOUT
+    outcome[(k == Kind.MANAGER_CALL) & (sub["c"] == 1)] = Outcome.BROKEN
+    blocked = np.where(family == Family.LOCK, wait > 0, wait >= BLOCKED_NS)
+    blocked[_last_arrivals(events, sub, k)] = False
+    return _make(WAIT_DTYPE, len(sub), t=sub["t"], uid=sub["uid"], pid=sub["pid"], tid=sub["tid"], kind=k,
+                 family=family, site=site, wait=wait, outcome=outcome, blocked=blocked | (site != 0))
+
+
+def _last_arrivals(events, ends, kinds):
+    """Which of ``ends`` are barrier passes of the party that arrived last: it waited for nobody, however long
+    waking the others took (BARRIER_PASS ``c`` is the index wait() returned, parties - 1 for the last; the
+    parties are in BARRIER_ARRIVE ``a``)."""
+    passes = kinds == Kind.BARRIER_PASS
+    arrivals = events[_kinds(events) == Kind.BARRIER_ARRIVE]
+    if not passes.any() or not len(arrivals):
+        return np.zeros(len(ends), dtype=bool)
+    barriers, first = np.unique(arrivals["uid"], return_index=True)
+    at = np.minimum(np.searchsorted(barriers, ends["uid"]), len(barriers) - 1)
+    parties = arrivals["a"][first][at]
+    return passes & (barriers[at] == ends["uid"]) & (ends["c"] == parties - 1)
+
+
+def holds(events):
+    """Every finished hold of a lock or semaphore: a lock's (or recursive lock's) last RELEASE carries its
+    hold in ``a``; a semaphore's releases do not (``a`` -1: holders overlap), so each is paired with its
+    thread's latest acquisition (ACQ_OK) not yet released, as the model does.  A release whose acquisition
+    was not recorded is left out.  Returns HOLD_DTYPE rows, in no particular order."""
+    kinds = _kinds(events)
+    final = (kinds == _RELEASE) & (events["c"] <= 0)
+    known = final & (events["a"] >= 0)
+    rel = events[known]
+    parts = [_make(HOLD_DTYPE, len(rel), t0=rel["t"] - rel["a"], t1=rel["t"], uid=rel["uid"], pid=rel["pid"],
+                   tid=rel["tid"])]
+    unknown = final & (events["a"] < 0)
+    if unknown.any():
+        semaphores = np.unique(events["uid"][unknown])
+        mine = np.isin(events["uid"], semaphores) & ((kinds == _ACQ_OK) | unknown)
+        parts.append(_pair_holds(events[mine]))
+    return np.concatenate(parts)
+
+
+def _pair_holds(ev):
+    """Holds of semaphores from their ACQ_OK and RELEASE records: per (thread, object), each release takes
+    the latest unreleased acquisition (a stack).  Groups that simply alternate are paired with numpy; the
+    rest are replayed one record at a time."""
+    group = _thread_object_groups(ev["pid"], ev["tid"], ev["uid"])
+    order = np.argsort(group, kind="stable")
+    ev, group = ev[order], group[order]
+    acq = ev["kind"] == _ACQ_OK
+    same_as_prev = np.zeros(len(ev), dtype=bool)
+    same_as_prev[1:] = group[1:] == group[:-1]
+    prev_acq = np.zeros(len(ev), dtype=bool)
+    prev_acq[1:] = acq[:-1] & same_as_prev[1:]
+    # a group alternates when every release follows an acquisition and no acquisition follows another
+    odd = (~acq & ~prev_acq) | (acq & prev_acq)
+    bad = np.unique(group[odd])
+    simple = ~np.isin(group, bad)
+    paired = np.flatnonzero(simple & ~acq & prev_acq)
+    rel = ev[paired]
+    out = [_make(HOLD_DTYPE, len(rel), t0=ev["t"][paired - 1], t1=rel["t"], uid=rel["uid"], pid=rel["pid"],
+                 tid=rel["tid"])]
+    rest = ev[~simple]
+    if len(rest):
+        stacks: Dict[Tuple[int, int, int], list] = {}
+        rows = []
+        for t, uid, kind, pid, tid in zip(rest["t"].tolist(), rest["uid"].tolist(), rest["kind"].tolist(),
+                                          rest["pid"].tolist(), rest["tid"].tolist()):
+            stack = stacks.setdefault((uid, pid, tid), [])
+            if kind == _ACQ_OK:
+                stack.append(t)
+            elif stack:
+                rows.append((stack.pop(), t, uid, pid, tid))
+        out.append(np.array(rows, dtype=HOLD_DTYPE))
+    return np.concatenate(out)
+
+
+def handoffs(events):
+    """"Unblocked by" links, each from the record that ended a wait to the wait's end:
+
+    * a contended acquisition (ACQ_OK, ``a`` > 0) <- the last release (RELEASE, not a recursive lock's inner
+      one) of that object before it, by another thread;
+    * a notified condition wait (COND_WOKEN, ``b`` 1) <- the last notify (COND_NOTIFY) of that condition in
+      the wait, by another thread;
+    * an event wait that blocked and saw the event set (EVENT_WAIT_END) <- the last set (EVENT_SET) in it;
+    * a barrier pass (BARRIER_PASS) <- the last arrival (BARRIER_ARRIVE) of its generation (``b``), by
+      another thread (the last to arrive did not wait for anyone);
+    * a blocked get (QUEUE_GET, ``a`` from BLOCKED_NS) <- the put (QUEUE_PUT) of the message it got: a
+      queue is first in, first out, so the k-th get takes what the k-th write into its pipe (QUEUE_SEND)
+      carried, and a process's j-th write is its j-th put.
+
+    Returns LINK_DTYPE rows, in no particular order."""
+    kinds = _kinds(events)
+    parts = [_links_to_latest(events, kinds, Kind.RELEASE, (events["c"] <= 0), Kind.ACQ_OK,
+                              events["a"] > 0, Family.LOCK, window=False),
+             _links_to_latest(events, kinds, Kind.COND_NOTIFY, None, Kind.COND_WOKEN, events["b"] == 1,
+                              Family.CONDITION, window=True),
+             _links_to_latest(events, kinds, Kind.EVENT_SET, None, Kind.EVENT_WAIT_END,
+                              (events["b"] == 1) & (events["a"] > 0), Family.EVENT, window=True),
+             _barrier_links(events, kinds), _queue_links(events, kinds)]
+    return np.concatenate(parts)
+
+
+def _links(src, dst, wait, family):
+    """Links from the records ``src`` to the wait-ending records ``dst`` (that waited ``wait``)."""
+    return _make(LINK_DTYPE, len(dst), from_t=src["t"], from_pid=src["pid"], from_tid=src["tid"],
+                 from_kind=src["kind"], to_t=dst["t"], to_pid=dst["pid"], to_tid=dst["tid"], to_kind=dst["kind"],
+                 uid=dst["uid"], wait_t0=dst["t"] - wait, latency=dst["t"] - src["t"], family=family)
+
+
+def _links_to_latest(events, kinds, src_kind, src_cond, dst_kind, dst_cond, family, window):
+    """Links from the latest ``src_kind`` record on the same object at or before each ``dst_kind`` record
+    (another thread's; within the wait when ``window``)."""
+    src_sel = kinds == src_kind
+    if src_cond is not None:
+        src_sel &= src_cond
+    dst_sel = (kinds == dst_kind) & dst_cond
+    if not src_sel.any() or not dst_sel.any():
+        return np.zeros(0, LINK_DTYPE)
+    both = events[src_sel | dst_sel]
+    is_dst = both["kind"] == dst_kind
+    _, obj = _index(both["uid"])
+    obj = obj.astype(np.int64)
+    # by object, then time; at equal times the source first (a release is recorded before the lock is free)
+    order = _order(obj, both["t"] * 2 + is_dst)
+    both, is_dst, obj = both[order], is_dst[order], obj[order]
+    idx = np.arange(len(both))
+    last_src = np.maximum.accumulate(np.where(is_dst, -1, idx))
+    rows = np.flatnonzero(is_dst & (last_src >= 0))
+    src_rows = last_src[rows]
+    ok = obj[src_rows] == obj[rows]
+    ok &= (both["pid"][src_rows] != both["pid"][rows]) | (both["tid"][src_rows] != both["tid"][rows])
+    if window:
+        ok &= both["t"][src_rows] >= both["t"][rows] - both["a"][rows]
+    rows, src_rows = rows[ok], src_rows[ok]
+    return _links(both[src_rows], both[rows], both["a"][rows], family)
+
+
+def _barrier_links(events, kinds):
+    arrive = events[kinds == Kind.BARRIER_ARRIVE]
+    passed = events[kinds == Kind.BARRIER_PASS]
+    if not len(arrive) or not len(passed):
+        return np.zeros(0, LINK_DTYPE)
+    # one group per (barrier, generation), for arrivals and passes alike
+    both = np.concatenate((arrive, passed))
+    _, group = np.unique(np.stack((both["uid"].astype(np.int64), both["b"])), axis=1, return_inverse=True)
+    group = group.ravel().astype(np.int64)
+    g_arrive, g_pass = group[:len(arrive)], group[len(arrive):]
+    # the last arrival of each group
+    order = _order(g_arrive, arrive["t"])
+    ends = np.append(_starts(g_arrive[order])[1:], len(order)) - 1
+    last = np.full(int(group.max()) + 1, -1, np.int64)
+    last[g_arrive[order][ends]] = order[ends]
+    found = last[g_pass]
+    ok = found >= 0
+    src = arrive[np.maximum(found, 0)]
+    ok &= (src["pid"] != passed["pid"]) | (src["tid"] != passed["tid"])
+    return _links(src[ok], passed[ok], passed["a"][ok], Family.BARRIER)
+
+
+def _ranks(group, t):
+    """Each row's rank in time order among the rows of its group (aligned with the input)."""
+    order = _order(group, t)
+    starts = _starts(group[order])
+    rank = np.empty(len(group), np.int64)
+    rank[order] = np.arange(len(group)) - np.repeat(starts, np.diff(np.append(starts, len(group))))
+    return rank
+
+
+def _find(keys, wanted):
+    """The index in ``keys`` of each of ``wanted`` (-1: not there)."""
+    if not len(keys):
+        return np.full(len(wanted), -1, np.int64)
+    order = np.argsort(keys, kind="stable")
+    pos = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+    return np.where(keys[order][pos] == wanted, order[pos], -1)
+
+
+def _queue_links(events, kinds):
+    gets = events[(kinds == Kind.QUEUE_GET) & (events["a"] >= 0)]
+    sends = events[kinds == Kind.QUEUE_SEND]
+    puts = events[kinds == Kind.QUEUE_PUT]
+    if not len(gets) or not len(sends) or not len(puts):
+        return np.zeros(0, LINK_DTYPE)
+    _, q = _index(np.concatenate((gets["uid"], sends["uid"], puts["uid"])))
+    q = q.astype(np.int64)
+    q_get, q_send, q_put = q[:len(gets)], q[len(gets):len(gets) + len(sends)], q[len(gets) + len(sends):]
+    _, proc = _index(np.concatenate((sends["pid"], puts["pid"])))
+    proc = proc.astype(np.int64)
+    n_proc = int(proc.max()) + 1
+    # the k-th get of a queue took what the k-th write into its pipe carried ...
+    blocked = np.flatnonzero(gets["a"] >= BLOCKED_NS)
+    get_key = ((q_get << 32) | _ranks(q_get, gets["t"]))[blocked]
+    send = _find((q_send << 32) | _ranks(q_send, sends["t"]), get_key)
+    blocked, send = blocked[send >= 0], send[send >= 0]
+    # ... and a process's j-th write into a queue carries its j-th put
+    by_send = q_send * n_proc + proc[:len(sends)]
+    by_put = q_put * n_proc + proc[len(sends):]
+    put = _find((by_put << 32) | _ranks(by_put, puts["t"]),
+                ((by_send << 32) | _ranks(by_send, sends["t"]))[send])
+    ok = put >= 0
+    dst = gets[blocked[ok]]
+    return _links(puts[put[ok]], dst, dst["a"], Family.QUEUE)
+
+
+# -- figures --------------------------------------------------------------------------------------------------
+def object_stats(wait_rows, hold_rows, link_rows, t_from=None, t_to=None):
+    """Per lock, semaphore, condition, event and barrier (OBJECT_DTYPE), from the tables of ``waits``,
+    ``holds`` and ``handoffs``: the most contended first (by total time waited, then contended count).
+    With a time range [t_from, t_to) (ns, either open), only the waits that ended in it, the holds released
+    in it and the links into waits that ended in it count."""
+    w = wait_rows[_in_range(wait_rows["t"], t_from, t_to) & np.isin(wait_rows["family"], SYNC_FAMILIES)]
+    h = hold_rows[_in_range(hold_rows["t1"], t_from, t_to)]
+    ln = link_rows[_in_range(link_rows["to_t"], t_from, t_to) & np.isin(link_rows["family"], SYNC_FAMILIES)]
+    uids = np.unique(np.concatenate((w["uid"], h["uid"], ln["uid"])))
+    n = len(uids)
+    out = np.zeros(n, OBJECT_DTYPE)
+    if not n:
+        return out
+    out["uid"] = uids
+    wi, hi, li = (np.searchsorted(uids, x["uid"]) for x in (w, h, ln))
+    out["family"][hi] = Family.LOCK
+    out["family"][wi] = w["family"]
+    ok = w["outcome"] == Outcome.OK
+    out["acquired"] = np.bincount(wi[ok], minlength=n)
+    out["contended"] = np.bincount(wi[ok & w["blocked"]], minlength=n)
+    out["timeouts"] = np.bincount(wi[~ok], minlength=n)
+    out["share"] = np.where(out["acquired"] > 0, out["contended"] / np.maximum(out["acquired"], 1), 0.0)
+    blocked = w["blocked"]
+    for prefix, group, values in (("wait", wi[blocked], w["wait"][blocked]), ("hold", hi, h["t1"] - h["t0"]),
+                                  ("handoff", li, ln["latency"])):
+        count, total, pct, top, hist = _per_group(group.astype(np.int64), values.astype(np.int64), n)
+        out[prefix + "_count"], out[prefix + "_total"], out[prefix + "_max"] = count, total, top
+        for p in PERCENTILES:
+            out["%s_p%d" % (prefix, p)] = pct[p]
+        if prefix != "handoff":
+            out[prefix + "_hist"] = hist
+    return out[np.lexsort((out["uid"], -out["acquired"], -out["contended"], -out["wait_total"]))]
+
+
+@dataclass
+class SiteStats:
+    """One call site of the blocking profile: where the program waited, how often and how long."""
+    site: str                   # "path:line in function", as recorded
+    path: str
+    line: int
+    function: str
+    waits: int
+    total_ns: int
+    p50_ns: int
+    p95_ns: int
+    max_ns: int
+    objects: Tuple[int, ...]    # uids of what it waited on, the most waited on first
+    pids: Tuple[int, ...]       # the processes that waited there
+    ids: Tuple[int, ...]        # the string ids it was recorded under (one per process that interned it)
+
+
+def parse_site(text):
+    """``(path, line, function)`` from ``"path:line in function"`` (a function name holds no space; a path
+    may hold colons: Windows drives)."""
+    where, _, function = text.rpartition(" in ")
+    path, _, line = where.rpartition(":")
+    try:
+        return path, int(line), function
+    except ValueError:
+        return text, 0, ""
+
+
+def blocking_profile(wait_rows, strings, t_from=None, t_to=None):
+    """The call sites where the program waited, the most waited-at (total time) first: for each, the waits
+    that recorded it (those that blocked while call sites were on) and ended in [t_from, t_to), their count,
+    total, p50, p95 and max, and what and who waited there.  ``strings``: string id -> text (the
+    registrations' "str" records); a site is its text, so the same line seen by several processes (each
+    interns it under an id of its own) is one site."""
+    w = wait_rows[(wait_rows["site"] != 0) & _in_range(wait_rows["t"], t_from, t_to)]
+    if not len(w):
+        return []
+    ids, which = _index(w["site"])
+    texts = [strings.get(int(i), "#%x" % int(i)) for i in ids.tolist()]
+    distinct = sorted(set(texts))
+    of_text = {t: i for i, t in enumerate(distinct)}
+    group = np.array([of_text[t] for t in texts], dtype=np.int64)[which]
+    n = len(distinct)
+    count, total, pct, top, _ = _per_group(group, w["wait"].astype(np.int64), n)
+    out = []
+    for i, text in enumerate(distinct):
+        mine = w[group == i]
+        uids, per_uid = np.unique(mine["uid"], return_counts=True)
+        waited = np.bincount(np.searchsorted(uids, mine["uid"]), weights=mine["wait"], minlength=len(uids))
+        objects = tuple(int(u) for u in uids[np.lexsort((uids, -waited))].tolist())
+        path, line, function = parse_site(text)
+        out.append(SiteStats(text, path, line, function, int(count[i]), int(total[i]), int(pct[50][i]),
+                             int(pct[95][i]), int(top[i]), objects, tuple(np.unique(mine["pid"]).tolist()),
+                             tuple(int(sid) for sid, t in zip(ids.tolist(), texts) if t == text)))
+    out.sort(key=lambda s: (-s.total_ns, -s.waits, s.site))
+    return out
+
+
+def queue_stats(events, t_from=None, t_to=None):
+    """Per queue and pipe end (QUEUE_DTYPE), from the records in [t_from, t_to): puts (QUEUE_PUT) or sends
+    (PIPE_SEND), gets (QUEUE_GET) or receives (PIPE_RECV); bytes in (QUEUE_SEND ``a``: what the feeder wrote;
+    PIPE_SEND ``a``) and out (QUEUE_GET ``b``, PIPE_RECV ``a``); puts and gets that blocked (from
+    BLOCKED_NS; QUEUE_FULL and QUEUE_EMPTY, which gave up, included) and their time; timeouts; the deepest
+    recorded depth (QUEUE_PUT ``b``, QUEUE_GET ``c``).  The busiest (most time blocked) first."""
+    k = _kinds(events)
+    K = Kind
+    is_queue = np.isin(k, (K.QUEUE_PUT, K.QUEUE_GET, K.QUEUE_SEND, K.QUEUE_FULL, K.QUEUE_EMPTY))
+    is_pipe = np.isin(k, (K.PIPE_SEND, K.PIPE_RECV))
+    sel = (is_queue | is_pipe) & _in_range(events["t"], t_from, t_to)
+    ev, k, is_pipe = events[sel], k[sel], is_pipe[sel]
+    uids, i = _index(ev["uid"])
+    n = len(uids)
+    out = np.zeros(n, QUEUE_DTYPE)
+    if not n:
+        return out
+    out["uid"] = uids
+    out["family"] = Family.QUEUE
+    out["family"][i[is_pipe]] = Family.PIPE
+    a, b, c = ev["a"], ev["b"], ev["c"]
+
+    def total(mask, values=None):
+        return np.bincount(i[mask], weights=None if values is None else values[mask], minlength=n)
+
+    put = (k == K.QUEUE_PUT) | (k == K.PIPE_SEND)
+    get = (k == K.QUEUE_GET) | (k == K.PIPE_RECV)
+    put_wait = np.where(k == K.PIPE_SEND, b, a)
+    get_wait = np.where(k == K.PIPE_RECV, b, a)
+    put_side = put | (k == K.QUEUE_FULL)
+    get_side = get | (k == K.QUEUE_EMPTY)
+    out["puts"], out["gets"] = total(put), total(get)
+    out["bytes_in"] = total((k == K.QUEUE_SEND) | (k == K.PIPE_SEND), np.maximum(a, 0))
+    out["bytes_out"] = total(get, np.maximum(np.where(k == K.QUEUE_GET, b, a), 0))
+    put_blocked = put_side & (put_wait >= BLOCKED_NS)
+    get_blocked = get_side & (get_wait >= BLOCKED_NS)
+    out["put_blocked"], out["put_blocked_ns"] = total(put_blocked), total(put_blocked, put_wait)
+    out["get_blocked"], out["get_blocked_ns"] = total(get_blocked), total(get_blocked, get_wait)
+    out["timeouts"] = total((k == K.QUEUE_FULL) | (k == K.QUEUE_EMPTY))
+    depth = np.where(k == K.QUEUE_PUT, b, np.where(k == K.QUEUE_GET, c, -1))
+    out["max_depth"] = -1
+    np.maximum.at(out["max_depth"], i, depth)
+    busy = out["put_blocked_ns"] + out["get_blocked_ns"]
+    return out[np.lexsort((out["uid"], -(out["puts"] + out["gets"]), -busy))]
+
+
+def queue_depths(events):
+    """Each queue's depth over time: ``{uid: (times, depths)}`` in time order, from the depth its puts
+    (QUEUE_PUT ``b``) and gets (QUEUE_GET ``c``) recorded after them (-1, unknown, left out)."""
+    k = _kinds(events)
+    depth = np.where(k == Kind.QUEUE_PUT, events["b"], np.where(k == Kind.QUEUE_GET, events["c"], -1))
+    sel = depth >= 0
+    ev, depth = events[sel], depth[sel]
+    out: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+    if not len(ev):
+        return out
+    uids, i = _index(ev["uid"])
+    order = _order(i.astype(np.int64), ev["t"])
+    i, t, depth = i[order], ev["t"][order], depth[order]
+    starts = _starts(i)
+    for uid, s, e in zip(uids[i[starts]].tolist(), starts.tolist(), np.append(starts[1:], len(i)).tolist()):
+        out[uid] = (t[s:e], depth[s:e])
+    return out
+
+
+def semaphore_holders(events, uid, initial=None):
+    """How many hold the semaphore (or lock) ``uid`` after each of its acquisitions (ACQ_OK) and releases
+    (RELEASE, not a recursive lock's inner one), in time order (a release first at equal times: it is
+    recorded before the semaphore is free), and its value then: ``initial`` (its registration's "value")
+    minus the holders.  Without ``initial``, the value most of its records saw (``b``) plus the holders then
+    stands in for it.  Returns HOLDERS_DTYPE rows."""
+    k = _kinds(events)
+    mine = events[(events["uid"] == uid) & ((k == _ACQ_OK) | ((k == _RELEASE) & (events["c"] <= 0)))]
+    acq = mine["kind"] == _ACQ_OK
+    order = np.lexsort((acq, mine["t"]))
+    mine, acq = mine[order], acq[order]
+    held = np.cumsum(np.where(acq, 1, -1))
+    if initial is None:
+        seen = mine["b"] >= 0
+        if seen.any():
+            values, counts = np.unique(mine["b"][seen] + held[seen], return_counts=True)
+            initial = int(values[np.argmax(counts)])
+        else:
+            initial = int(held.max()) if len(held) else 1
+    out = np.zeros(len(mine), HOLDERS_DTYPE)
+    out["t"], out["holders"], out["value"] = mine["t"], held, initial - held
+    return out
+
+
+# -- a run --------------------------------------------------------------------------------------------------
+@dataclass
+class ContentionReport:
+    """The tables of a run's waits, holds and links, with what names them; answers for any time range."""
+    events: np.ndarray                      # the records these analytics read (READ_KINDS), as stored
+    waits: np.ndarray                       # WAIT_DTYPE
+    holds: np.ndarray                       # HOLD_DTYPE
+    links: np.ndarray                       # LINK_DTYPE
+    strings: Dict[int, str] = field(default_factory=dict)
+    objects_registered: Dict[int, dict] = field(default_factory=dict)   # uid -> its registration
+
+    def name(self, uid):
+        return (self.objects_registered.get(uid) or {}).get("name") or "#%x" % uid
+
+    def kind(self, uid):
+        """What the object is (``Lock``, ``Semaphore``, ``Queue``...), as registered ("" if not)."""
+        return (self.objects_registered.get(uid) or {}).get("kind", "")
+
+    def objects(self, t_from=None, t_to=None):
+        """``object_stats`` of the run or of a time range."""
+        return object_stats(self.waits, self.holds, self.links, t_from, t_to)
+
+    def profile(self, t_from=None, t_to=None):
+        """``blocking_profile`` of the run or of a time range."""
+        return blocking_profile(self.waits, self.strings, t_from, t_to)
+
+    def queues(self, t_from=None, t_to=None):
+        """``queue_stats`` of the run or of a time range."""
+        return queue_stats(self.events, t_from, t_to)
+
+    def depths(self):
+        return queue_depths(self.events)
+
+    def holders(self, uid):
+        """``semaphore_holders`` of ``uid``, from its registered initial value."""
+        return semaphore_holders(self.events, uid, (self.objects_registered.get(uid) or {}).get("value"))
+
+    def links_of(self, uid=None, pid=None):
+        """The links into waits on ``uid`` and/or of process ``pid`` (from it or to it)."""
+        sel = np.ones(len(self.links), dtype=bool)
+        if uid is not None:
+            sel &= self.links["uid"] == uid
+        if pid is not None:
+            sel &= (self.links["from_pid"] == pid) | (self.links["to_pid"] == pid)
+        return self.links[sel]
+
+    def site_of_waits(self):
+        """``{(pid, tid, uid, end time): call site text}`` for every wait with a call site: the key of the
+        model's wait span (its ``t1`` is the time of the record that ended the wait), for the exports to
+        put the call site into the wait's args."""
+        w = self.waits[self.waits["site"] != 0]
+        return {(pid, tid, uid, t): self.strings.get(site, "#%x" % site)
+                for pid, tid, uid, t, site in zip(w["pid"].tolist(), w["tid"].tolist(), w["uid"].tolist(),
+                                                  w["t"].tolist(), w["site"].tolist())}
+
+
+def analyse(events, registrations=()):
+    """The ``ContentionReport`` of ``events`` (EVENT_DTYPE, the records of one thread in recorded order) with
+    the registrations that name its objects and strings."""
+    return _report([events], registrations)
+
+
+def analyse_run(run_file):
+    """The ``ContentionReport`` of an open ``store.RunFile`` (finished or still written): its chunks are
+    read one at a time and only the records these analytics read are kept, so no model is built and the
+    memory is that of the waits, not of the run."""
+    return _report(*_run_records(run_file))
+
+
+def _report(chunks, registrations):
+    kept = [c[_IS_READ[_kinds(c)]] for c in chunks if len(c)]
+    events = np.concatenate(kept) if kept else np.zeros(0, EVENT_DTYPE)
+    strings, objects = {}, {}
+    for r in registrations:
+        kind = r.get("t")
+        if kind == "str":
+            strings[r["id"]] = r["s"]
+        elif kind == "obj":
+            objects[r["uid"]] = r
+    return ContentionReport(events, waits(events), holds(events), handoffs(events), strings, objects)
+
+
+def _run_records(run_file):
+    """A run file's event chunks and registrations.  ``iter_chunks`` reads one chunk at a time; a run file
+    without it gives everything at once (``read_all``, which also restarts its ``read_new`` cursor)."""
+    if hasattr(run_file, "iter_chunks"):
+        return run_file.iter_chunks(), run_file.iter_registrations()
+    events, registrations, _, _ = run_file.read_all()
+    return [events], registrations
+
+
+# -- the Perfetto export's blocking profile --------------------------------------------------------------------
+def chrome_events(report, t0, top=TOP_SITES):
+    """Chrome trace events (the Perfetto export's) for the blocking profile: a "blocking profile" process
+    (pid PROFILE_PID) with, for each of the ``top`` call sites where the program waited longest, a counter of
+    how many threads wait there at each moment, named by its rank, site and totals.  Times in microseconds
+    from ``t0`` (ns), as the export's.  Returns a list of event dicts."""
+    out = [{"ph": "M", "name": "process_name", "pid": PROFILE_PID, "tid": 0,
+            "args": {"name": "blocking profile: where the program waited"}},
+           {"ph": "M", "name": "process_sort_index", "pid": PROFILE_PID, "tid": 0, "args": {"sort_index": 1 << 20}}]
+    for rank, site in enumerate(report.profile()[:top], 1):
+        name = "#%d %s: %d waits, %s in all, max %s" % (rank, site.site, site.waits, fmt_ns(site.total_ns),
+                                                        fmt_ns(site.max_ns))
+        mine = report.waits[np.isin(report.waits["site"], site.ids)]
+        times = np.concatenate((mine["t"] - mine["wait"], mine["t"]))
+        steps = np.concatenate((np.ones(len(mine), np.int64), -np.ones(len(mine), np.int64)))
+        order = np.lexsort((steps, times))          # an end before a start at the same instant
+        times, waiting = times[order], np.cumsum(steps[order])
+        last = np.append(times[1:] != times[:-1], True)       # one value per instant: the last
+        for t, v in zip(times[last].tolist(), waiting[last].tolist()):
+            out.append({"ph": "C", "name": name, "pid": PROFILE_PID, "ts": (t - t0) / 1000.0,
+                        "args": {"waiting": v}})
+    return out
