@@ -42,6 +42,9 @@ PERCENTILES = (50, 95)
 #: a last one from 10 s on, so every value has a bin.  The same for every object, so they compare.
 HIST_EDGES_NS = np.array([m * 10 ** e for e in range(3, 10) for m in (1, 2, 5)] + [10 ** 10], dtype=np.int64)
 HIST_BINS = len(HIST_EDGES_NS) + 1
+#: Up to this many groups (objects, call sites), percentiles are found by partitioning each group's values
+#: (linear); beyond, by sorting them all at once (fewer Python steps).
+PARTITIONED_GROUPS = 256
 #: Call sites given a track of their own in the Perfetto export, the most waited-at first.
 TOP_SITES = 10
 #: The Chrome trace pid of the "blocking profile" process: above any real pid (Linux's are below 2**22,
@@ -141,37 +144,74 @@ QUEUE_DTYPE = np.dtype([("uid", "<u8"), ("family", "u1"), ("puts", "<i8"), ("get
 HOLDERS_DTYPE = np.dtype([("t", "<i8"), ("holders", "<i8"), ("value", "<i8")])
 
 
-# -- grouping helpers ---------------------------------------------------------------------------------------
-def _kinds(events):
-    return np.minimum(events["kind"], 255)
+# -- records as columns ------------------------------------------------------------------------------------
+class Records:
+    """Records (EVENT_DTYPE) as one contiguous array per field, with what several tables need worked out
+    once: each record's object (``obj``, its index in ``uids``) and thread (``thread``, its index among the
+    run's (pid, tid) pairs).  Gathering a few columns costs a fraction of gathering 48-byte records."""
+
+    FIELDS = ("t", "uid", "a", "b", "c", "pid", "tid")
+
+    def __init__(self, events):
+        for name in self.FIELDS:
+            setattr(self, name, np.ascontiguousarray(events[name]))
+        self.kind = np.minimum(events["kind"], 255).astype(np.uint8)
+        self.uids, self.obj = _dense(self.uid)
+        self.thread = _dense((self.pid.astype(np.int64) << 32) | (self.tid.astype(np.int64) & 0xFFFFFFFF))[1]
+        self.n_threads = int(self.thread.max()) + 1 if len(self.t) else 0
+
+    def __len__(self):
+        return len(self.t)
+
+    def take(self, rows):
+        """The records at ``rows`` (an index array or a mask), sharing ``uids`` and the thread numbering."""
+        out = object.__new__(Records)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)         # a mask is read once, not once per column
+        for name in self.FIELDS + ("kind", "obj", "thread"):
+            setattr(out, name, getattr(self, name)[rows])
+        out.uids, out.n_threads = self.uids, self.n_threads
+        return out
 
 
-def _index(values):
-    """(distinct values, each value's index among them)."""
-    return np.unique(values, return_inverse=True)
+def _records(events):
+    return events if isinstance(events, Records) else Records(events)
 
 
-def _thread_object_groups(pid, tid, uid):
-    """A group number per (thread, object): equal exactly when the three are equal."""
-    _, u = _index(uid)
-    _, th = _index((pid.astype(np.int64) << 32) | (tid.astype(np.int64) & 0xFFFFFFFF))
-    return th.astype(np.int64) * (int(u.max()) + 1 if len(u) else 1) + u
+def _dense(values):
+    """(the distinct values, each value's index among them).  Only the values that begin a run of equal ones
+    are sorted: records come in runs of one thread, often of one object."""
+    if not len(values):
+        return values[:0], np.zeros(0, np.int64)
+    starts = _starts(values)
+    distinct = np.unique(values[starts])
+    return distinct, _lookup_runs(distinct, values, starts)
 
 
-def _order(group, value):
-    """The order that sorts by ``group`` and then by ``value`` (both int64, ``group`` >= 0)."""
-    if not len(group):
-        return np.zeros(0, dtype=np.intp)
-    lo, hi = int(value.min()), int(value.max())
-    bits = max(int(group.max()), 1).bit_length()
-    if bits + (hi - lo).bit_length() <= 62:        # one key: several times faster than lexsort
-        return np.argsort((group << (hi - lo).bit_length()) | (value - lo), kind="stable")
-    return np.lexsort((value, group))
+def _lookup_runs(distinct, values, starts=None):
+    """The index in ``distinct`` (sorted) of each of ``values``, looked up once per run of equal values."""
+    if starts is None:
+        starts = _starts(values) if len(values) else np.zeros(0, np.intp)
+    at = np.searchsorted(distinct, values[starts]).astype(np.int64)
+    return np.repeat(at, np.diff(np.append(starts, len(values))))
 
 
-def _starts(sorted_groups):
-    """Where each run of equal values begins."""
-    return np.flatnonzero(np.concatenate(([True], sorted_groups[1:] != sorted_groups[:-1])))
+def _starts(values):
+    """Where each run of equal consecutive values begins."""
+    return np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+
+
+def _by_group(group, n_groups, order=None):
+    """The stable order by ``group`` (0..n_groups-1) of the rows (taken in ``order`` if given): a radix sort
+    when the groups fit in 16 bits."""
+    keys = group if order is None else group[order]
+    by = np.argsort(keys.astype(np.uint16) if n_groups <= 1 << 16 else keys, kind="stable")
+    return by if order is None else order[by]
+
+
+def _by_group_then(group, n_groups, value):
+    """The order by ``group``, then by ``value`` within a group (ties keep their order)."""
+    return _by_group(group, n_groups, np.argsort(value, kind="stable"))
 
 
 def _per_group(group, values, n):
@@ -183,18 +223,36 @@ def _per_group(group, values, n):
     top = np.full(n, -1, np.int64)
     hist = np.zeros((n, HIST_BINS), np.int64)
     if len(values):
-        order = _order(group, values)
-        g, v = group[order], values[order]
-        starts = _starts(g)
-        ids = g[starts]
+        order = _by_group(group, n)
+        v = values[order]
+        starts = _starts(group[order])
+        ids = group[order][starts]
         sizes = count[ids]
         total[ids] = np.add.reduceat(v, starts)
-        top[ids] = v[starts + sizes - 1]
+        top[ids] = np.maximum.reduceat(v, starts)
+        at = {p: starts + np.maximum(np.ceil(sizes * (p / 100.0)).astype(np.int64) - 1, 0) for p in PERCENTILES}
+        if len(ids) <= PARTITIONED_GROUPS:
+            # each group's percentiles in place, without sorting it: linear in its size
+            for i, (s, e) in enumerate(zip(starts.tolist(), (starts + sizes).tolist())):
+                v[s:e].partition([int(at[p][i]) - s for p in PERCENTILES])
+        else:
+            v = _sorted_within(group, n, values)[1]
         for p in PERCENTILES:
-            pct[p][ids] = v[starts + np.maximum(np.ceil(sizes * (p / 100.0)).astype(np.int64) - 1, 0)]
+            pct[p][ids] = v[at[p]]
         bins = np.searchsorted(HIST_EDGES_NS, values, side="right")
         hist = np.bincount(group * HIST_BINS + bins, minlength=n * HIST_BINS).reshape(n, HIST_BINS)
     return count, total, pct, top, hist
+
+
+def _sorted_within(group, n_groups, values):
+    """(groups, values) sorted by group, then by value.  One sort of a single key when both fit in it."""
+    lo = int(values.min())
+    span = (int(values.max()) - lo).bit_length()
+    if span + max(n_groups - 1, 1).bit_length() <= 62:
+        key = np.sort((group << span) | (values - lo))
+        return key >> span, (key & ((1 << span) - 1)) + lo
+    order = np.lexsort((values, group))
+    return group[order], values[order]
 
 
 def _make(dtype, n, **columns):
@@ -224,50 +282,44 @@ def waits(events):
     site recorded right before it by its thread on its object (``site``, 0 if none).  ``blocked``: a lock's
     wait above 0 (a request was recorded), any other wait from BLOCKED_NS but the pass of a barrier's last
     arrival (it waited for nobody), and any wait with a call site.
-    Returns WAIT_DTYPE rows, in no particular order."""
-    kinds = _kinds(events)
-    rows = np.flatnonzero(_IS_END[kinds] | (kinds == _CALLSITE))
+    ``events``: EVENT_DTYPE records or ``Records``.  Returns WAIT_DTYPE rows, in no particular order."""
+    r = _records(events)
+    rows = np.flatnonzero(_IS_END[r.kind] | (r.kind == _CALLSITE))
     if not len(rows):
         return np.zeros(0, WAIT_DTYPE)
-    sub = events[rows]
-    group = _thread_object_groups(sub["pid"], sub["tid"], sub["uid"])
-    order = np.argsort(group, kind="stable")              # each (thread, object) in its recorded order
-    sub, group = sub[order], group[order]
-    is_site = sub["kind"] == _CALLSITE
-    after_site = np.zeros(len(sub), dtype=bool)
-    after_site[1:] = is_site[:-1] & (group[1:] == group[:-1])
-    site = np.zeros(len(sub), dtype=np.int64)
-    site[1:] = np.where(after_site[1:], sub["a"][:-1], 0)
-    ends = ~is_site
-    sub, site = sub[ends], site[ends]
-    k = _kinds(sub)
-    family = _FAMILY[k]
-    keep = (family != Family.MANAGER) | (site != 0)
-    if not keep.all():
-        sub, site, k, family = sub[keep], site[keep], k[keep], family[keep]
-    wait = np.where(_WAIT_IN_B[k], sub["b"], sub["a"])
+    # each (thread, object) in its recorded order: a call site belongs to the record right after it there
+    group = r.thread[rows] * len(r.uids) + r.obj[rows]
+    order = _by_group(group, r.n_threads * len(r.uids))
+    rows, group = rows[order], group[order]
+    is_site = r.kind[rows] == _CALLSITE
+    site = np.zeros(len(rows), dtype=np.int64)
+    site[1:] = np.where(is_site[:-1] & (group[1:] == group[:-1]), r.a[rows[:-1]], 0)
+    family = _FAMILY[r.kind[rows]]
+    ends = ~is_site & ((family != Family.MANAGER) | (site != 0))
+    sub, site, family = r.take(rows[ends]), site[ends], family[ends]
+    k = sub.kind
+    wait = np.where(_WAIT_IN_B[k], sub.b, sub.a)
     outcome = _OUTCOME[k].copy()
     flagged = (k == Kind.COND_WOKEN) | (k == Kind.EVENT_WAIT_END)
-    outcome[flagged & (sub["b"] == 0)] = Outcome.TIMEOUT
-    outcome[(k == Kind.MANAGER_CALL) & (sub["c"] == 1)] = Outcome.BROKEN
+    outcome[flagged & (sub.b == 0)] = Outcome.TIMEOUT
+    outcome[(k == Kind.MANAGER_CALL) & (sub.c == 1)] = Outcome.BROKEN
     blocked = np.where(family == Family.LOCK, wait > 0, wait >= BLOCKED_NS)
-    blocked[_last_arrivals(events, sub, k)] = False
-    return _make(WAIT_DTYPE, len(sub), t=sub["t"], uid=sub["uid"], pid=sub["pid"], tid=sub["tid"], kind=k,
-                 family=family, site=site, wait=wait, outcome=outcome, blocked=blocked | (site != 0))
+    blocked[_last_arrivals(r, sub)] = False
+    return _make(WAIT_DTYPE, len(sub), t=sub.t, uid=sub.uid, pid=sub.pid, tid=sub.tid, kind=k, family=family,
+                 site=site, wait=wait, outcome=outcome, blocked=blocked | (site != 0))
 
 
-def _last_arrivals(events, ends, kinds):
+def _last_arrivals(r, ends):
     """Which of ``ends`` are barrier passes of the party that arrived last: it waited for nobody, however long
     waking the others took (BARRIER_PASS ``c`` is the index wait() returned, parties - 1 for the last; the
     parties are in BARRIER_ARRIVE ``a``)."""
-    passes = kinds == Kind.BARRIER_PASS
-    arrivals = events[_kinds(events) == Kind.BARRIER_ARRIVE]
-    if not passes.any() or not len(arrivals):
-        return np.zeros(len(ends), dtype=bool)
-    barriers, first = np.unique(arrivals["uid"], return_index=True)
-    at = np.minimum(np.searchsorted(barriers, ends["uid"]), len(barriers) - 1)
-    parties = arrivals["a"][first][at]
-    return passes & (barriers[at] == ends["uid"]) & (ends["c"] == parties - 1)
+    passes = ends.kind == Kind.BARRIER_PASS
+    if not passes.any():
+        return passes
+    parties = np.zeros(len(r.uids), np.int64)
+    arrivals = r.kind == Kind.BARRIER_ARRIVE
+    parties[r.obj[arrivals]] = r.a[arrivals]
+    return passes & (ends.c == parties[ends.obj] - 1)
 
 
 def holds(events):
@@ -275,46 +327,42 @@ def holds(events):
     hold in ``a``; a semaphore's releases do not (``a`` -1: holders overlap), so each is paired with its
     thread's latest acquisition (ACQ_OK) not yet released, as the model does.  A release whose acquisition
     was not recorded is left out.  Returns HOLD_DTYPE rows, in no particular order."""
-    kinds = _kinds(events)
-    final = (kinds == _RELEASE) & (events["c"] <= 0)
-    known = final & (events["a"] >= 0)
-    rel = events[known]
-    parts = [_make(HOLD_DTYPE, len(rel), t0=rel["t"] - rel["a"], t1=rel["t"], uid=rel["uid"], pid=rel["pid"],
-                   tid=rel["tid"])]
-    unknown = final & (events["a"] < 0)
+    r = _records(events)
+    final = (r.kind == _RELEASE) & (r.c <= 0)
+    known = r.take(final & (r.a >= 0))
+    parts = [_make(HOLD_DTYPE, len(known), t0=known.t - known.a, t1=known.t, uid=known.uid, pid=known.pid,
+                   tid=known.tid)]
+    unknown = final & (r.a < 0)
     if unknown.any():
-        semaphores = np.unique(events["uid"][unknown])
-        mine = np.isin(events["uid"], semaphores) & ((kinds == _ACQ_OK) | unknown)
-        parts.append(_pair_holds(events[mine]))
+        semaphore = np.zeros(len(r.uids), dtype=bool)
+        semaphore[r.obj[unknown]] = True
+        parts.append(_pair_holds(r.take(semaphore[r.obj] & ((r.kind == _ACQ_OK) | unknown)), len(r.uids)))
     return np.concatenate(parts)
 
 
-def _pair_holds(ev):
+def _pair_holds(r, n_objects):
     """Holds of semaphores from their ACQ_OK and RELEASE records: per (thread, object), each release takes
     the latest unreleased acquisition (a stack).  Groups that simply alternate are paired with numpy; the
     rest are replayed one record at a time."""
-    group = _thread_object_groups(ev["pid"], ev["tid"], ev["uid"])
-    order = np.argsort(group, kind="stable")
-    ev, group = ev[order], group[order]
-    acq = ev["kind"] == _ACQ_OK
-    same_as_prev = np.zeros(len(ev), dtype=bool)
-    same_as_prev[1:] = group[1:] == group[:-1]
-    prev_acq = np.zeros(len(ev), dtype=bool)
-    prev_acq[1:] = acq[:-1] & same_as_prev[1:]
+    group = r.thread * n_objects + r.obj
+    order = _by_group(group, r.n_threads * n_objects)
+    r, group = r.take(order), group[order]
+    acq = r.kind == _ACQ_OK
+    prev_acq = np.zeros(len(r), dtype=bool)
+    prev_acq[1:] = acq[:-1] & (group[1:] == group[:-1])
     # a group alternates when every release follows an acquisition and no acquisition follows another
-    odd = (~acq & ~prev_acq) | (acq & prev_acq)
-    bad = np.unique(group[odd])
-    simple = ~np.isin(group, bad)
+    odd = np.zeros(r.n_threads * n_objects, dtype=bool)
+    odd[group[(~acq & ~prev_acq) | (acq & prev_acq)]] = True
+    simple = ~odd[group]
     paired = np.flatnonzero(simple & ~acq & prev_acq)
-    rel = ev[paired]
-    out = [_make(HOLD_DTYPE, len(rel), t0=ev["t"][paired - 1], t1=rel["t"], uid=rel["uid"], pid=rel["pid"],
-                 tid=rel["tid"])]
-    rest = ev[~simple]
+    rel = r.take(paired)
+    out = [_make(HOLD_DTYPE, len(rel), t0=r.t[paired - 1], t1=rel.t, uid=rel.uid, pid=rel.pid, tid=rel.tid)]
+    rest = r.take(~simple)
     if len(rest):
         stacks: Dict[Tuple[int, int, int], list] = {}
         rows = []
-        for t, uid, kind, pid, tid in zip(rest["t"].tolist(), rest["uid"].tolist(), rest["kind"].tolist(),
-                                          rest["pid"].tolist(), rest["tid"].tolist()):
+        for t, uid, kind, pid, tid in zip(rest.t.tolist(), rest.uid.tolist(), rest.kind.tolist(),
+                                          rest.pid.tolist(), rest.tid.tolist()):
             stack = stacks.setdefault((uid, pid, tid), [])
             if kind == _ACQ_OK:
                 stack.append(t)
@@ -339,77 +387,69 @@ def handoffs(events):
       carried, and a process's j-th write is its j-th put.
 
     Returns LINK_DTYPE rows, in no particular order."""
-    kinds = _kinds(events)
-    parts = [_links_to_latest(events, kinds, Kind.RELEASE, (events["c"] <= 0), Kind.ACQ_OK,
-                              events["a"] > 0, Family.LOCK, window=False),
-             _links_to_latest(events, kinds, Kind.COND_NOTIFY, None, Kind.COND_WOKEN, events["b"] == 1,
-                              Family.CONDITION, window=True),
-             _links_to_latest(events, kinds, Kind.EVENT_SET, None, Kind.EVENT_WAIT_END,
-                              (events["b"] == 1) & (events["a"] > 0), Family.EVENT, window=True),
-             _barrier_links(events, kinds), _queue_links(events, kinds)]
+    r = _records(events)
+    k = r.kind
+    parts = [_links_to_latest(r, (k == Kind.RELEASE) & (r.c <= 0), (k == Kind.ACQ_OK) & (r.a > 0), Family.LOCK,
+                              window=False),
+             _links_to_latest(r, k == Kind.COND_NOTIFY, (k == Kind.COND_WOKEN) & (r.b == 1), Family.CONDITION,
+                              window=True),
+             _links_to_latest(r, k == Kind.EVENT_SET, (k == Kind.EVENT_WAIT_END) & (r.b == 1) & (r.a > 0),
+                              Family.EVENT, window=True),
+             _barrier_links(r), _queue_links(r)]
     return np.concatenate(parts)
 
 
-def _links(src, dst, wait, family):
-    """Links from the records ``src`` to the wait-ending records ``dst`` (that waited ``wait``)."""
-    return _make(LINK_DTYPE, len(dst), from_t=src["t"], from_pid=src["pid"], from_tid=src["tid"],
-                 from_kind=src["kind"], to_t=dst["t"], to_pid=dst["pid"], to_tid=dst["tid"], to_kind=dst["kind"],
-                 uid=dst["uid"], wait_t0=dst["t"] - wait, latency=dst["t"] - src["t"], family=family)
+def _links(r, src, dst, family):
+    """Links from the records at ``src`` to the wait-ending records at ``dst`` (row indexes into ``r``)."""
+    to_t, from_t = r.t[dst], r.t[src]
+    return _make(LINK_DTYPE, len(dst), from_t=from_t, from_pid=r.pid[src], from_tid=r.tid[src],
+                 from_kind=r.kind[src], to_t=to_t, to_pid=r.pid[dst], to_tid=r.tid[dst], to_kind=r.kind[dst],
+                 uid=r.uid[dst], wait_t0=to_t - r.a[dst], latency=to_t - from_t, family=family)
 
 
-def _links_to_latest(events, kinds, src_kind, src_cond, dst_kind, dst_cond, family, window):
-    """Links from the latest ``src_kind`` record on the same object at or before each ``dst_kind`` record
-    (another thread's; within the wait when ``window``)."""
-    src_sel = kinds == src_kind
-    if src_cond is not None:
-        src_sel &= src_cond
-    dst_sel = (kinds == dst_kind) & dst_cond
+def _links_to_latest(r, src_sel, dst_sel, family, window):
+    """Links to each record of ``dst_sel`` from the latest record of ``src_sel`` on the same object at or
+    before it, if another thread's (and, with ``window``, within the wait)."""
     if not src_sel.any() or not dst_sel.any():
         return np.zeros(0, LINK_DTYPE)
-    both = events[src_sel | dst_sel]
-    is_dst = both["kind"] == dst_kind
-    _, obj = _index(both["uid"])
-    obj = obj.astype(np.int64)
+    rows = np.flatnonzero(src_sel | dst_sel)
+    is_dst = dst_sel[rows]
     # by object, then time; at equal times the source first (a release is recorded before the lock is free)
-    order = _order(obj, both["t"] * 2 + is_dst)
-    both, is_dst, obj = both[order], is_dst[order], obj[order]
-    idx = np.arange(len(both))
-    last_src = np.maximum.accumulate(np.where(is_dst, -1, idx))
-    rows = np.flatnonzero(is_dst & (last_src >= 0))
-    src_rows = last_src[rows]
-    ok = obj[src_rows] == obj[rows]
-    ok &= (both["pid"][src_rows] != both["pid"][rows]) | (both["tid"][src_rows] != both["tid"][rows])
+    rows = rows[_by_group_then(r.obj[rows], len(r.uids), r.t[rows] * 2 + is_dst)]
+    is_dst, obj = dst_sel[rows], r.obj[rows]
+    last_src = np.maximum.accumulate(np.where(is_dst, -1, np.arange(len(rows))))
+    dst = np.flatnonzero(is_dst & (last_src >= 0))
+    src = last_src[dst]
+    ok = (obj[src] == obj[dst]) & (r.thread[rows[src]] != r.thread[rows[dst]])
     if window:
-        ok &= both["t"][src_rows] >= both["t"][rows] - both["a"][rows]
-    rows, src_rows = rows[ok], src_rows[ok]
-    return _links(both[src_rows], both[rows], both["a"][rows], family)
+        ok &= r.t[rows[src]] >= r.t[rows[dst]] - r.a[rows[dst]]
+    return _links(r, rows[src[ok]], rows[dst[ok]], family)
 
 
-def _barrier_links(events, kinds):
-    arrive = events[kinds == Kind.BARRIER_ARRIVE]
-    passed = events[kinds == Kind.BARRIER_PASS]
+def _barrier_links(r):
+    arrive = np.flatnonzero(r.kind == Kind.BARRIER_ARRIVE)
+    passed = np.flatnonzero(r.kind == Kind.BARRIER_PASS)
     if not len(arrive) or not len(passed):
         return np.zeros(0, LINK_DTYPE)
     # one group per (barrier, generation), for arrivals and passes alike
     both = np.concatenate((arrive, passed))
-    _, group = np.unique(np.stack((both["uid"].astype(np.int64), both["b"])), axis=1, return_inverse=True)
+    keys, group = np.unique(np.stack((r.obj[both], r.b[both])), axis=1, return_inverse=True)
     group = group.ravel().astype(np.int64)
+    n = keys.shape[1]
     g_arrive, g_pass = group[:len(arrive)], group[len(arrive):]
     # the last arrival of each group
-    order = _order(g_arrive, arrive["t"])
+    order = _by_group_then(g_arrive, n, r.t[arrive])
     ends = np.append(_starts(g_arrive[order])[1:], len(order)) - 1
-    last = np.full(int(group.max()) + 1, -1, np.int64)
-    last[g_arrive[order][ends]] = order[ends]
-    found = last[g_pass]
-    ok = found >= 0
-    src = arrive[np.maximum(found, 0)]
-    ok &= (src["pid"] != passed["pid"]) | (src["tid"] != passed["tid"])
-    return _links(src[ok], passed[ok], passed["a"][ok], Family.BARRIER)
+    last = np.full(n, -1, np.int64)
+    last[g_arrive[order][ends]] = arrive[order[ends]]
+    src = last[g_pass]
+    ok = (src >= 0) & (r.thread[np.maximum(src, 0)] != r.thread[passed])
+    return _links(r, src[ok], passed[ok], Family.BARRIER)
 
 
-def _ranks(group, t):
+def _ranks(group, n_groups, t):
     """Each row's rank in time order among the rows of its group (aligned with the input)."""
-    order = _order(group, t)
+    order = _by_group_then(group, n_groups, t)
     starts = _starts(group[order])
     rank = np.empty(len(group), np.int64)
     rank[order] = np.arange(len(group)) - np.repeat(starts, np.diff(np.append(starts, len(group))))
@@ -425,31 +465,28 @@ def _find(keys, wanted):
     return np.where(keys[order][pos] == wanted, order[pos], -1)
 
 
-def _queue_links(events, kinds):
-    gets = events[(kinds == Kind.QUEUE_GET) & (events["a"] >= 0)]
-    sends = events[kinds == Kind.QUEUE_SEND]
-    puts = events[kinds == Kind.QUEUE_PUT]
+def _queue_links(r):
+    gets = np.flatnonzero((r.kind == Kind.QUEUE_GET) & (r.a >= 0))
+    sends = np.flatnonzero(r.kind == Kind.QUEUE_SEND)
+    puts = np.flatnonzero(r.kind == Kind.QUEUE_PUT)
     if not len(gets) or not len(sends) or not len(puts):
         return np.zeros(0, LINK_DTYPE)
-    _, q = _index(np.concatenate((gets["uid"], sends["uid"], puts["uid"])))
-    q = q.astype(np.int64)
-    q_get, q_send, q_put = q[:len(gets)], q[len(gets):len(gets) + len(sends)], q[len(gets) + len(sends):]
-    _, proc = _index(np.concatenate((sends["pid"], puts["pid"])))
-    proc = proc.astype(np.int64)
+    n_obj = len(r.uids)
+    q_get, q_send, q_put = r.obj[gets], r.obj[sends], r.obj[puts]
+    _, proc = _dense(np.concatenate((r.pid[sends], r.pid[puts])))
     n_proc = int(proc.max()) + 1
     # the k-th get of a queue took what the k-th write into its pipe carried ...
-    blocked = np.flatnonzero(gets["a"] >= BLOCKED_NS)
-    get_key = ((q_get << 32) | _ranks(q_get, gets["t"]))[blocked]
-    send = _find((q_send << 32) | _ranks(q_send, sends["t"]), get_key)
+    blocked = np.flatnonzero(r.a[gets] >= BLOCKED_NS)
+    get_key = ((q_get << 32) | _ranks(q_get, n_obj, r.t[gets]))[blocked]
+    send = _find((q_send << 32) | _ranks(q_send, n_obj, r.t[sends]), get_key)
     blocked, send = blocked[send >= 0], send[send >= 0]
     # ... and a process's j-th write into a queue carries its j-th put
     by_send = q_send * n_proc + proc[:len(sends)]
     by_put = q_put * n_proc + proc[len(sends):]
-    put = _find((by_put << 32) | _ranks(by_put, puts["t"]),
-                ((by_send << 32) | _ranks(by_send, sends["t"]))[send])
+    put = _find((by_put << 32) | _ranks(by_put, n_obj * n_proc, r.t[puts]),
+                ((by_send << 32) | _ranks(by_send, n_obj * n_proc, r.t[sends]))[send])
     ok = put >= 0
-    dst = gets[blocked[ok]]
-    return _links(puts[put[ok]], dst, dst["a"], Family.QUEUE)
+    return _links(r, puts[put[ok]], gets[blocked[ok]], Family.QUEUE)
 
 
 # -- figures --------------------------------------------------------------------------------------------------
@@ -458,27 +495,33 @@ def object_stats(wait_rows, hold_rows, link_rows, t_from=None, t_to=None):
     ``holds`` and ``handoffs``: the most contended first (by total time waited, then contended count).
     With a time range [t_from, t_to) (ns, either open), only the waits that ended in it, the holds released
     in it and the links into waits that ended in it count."""
-    w = wait_rows[_in_range(wait_rows["t"], t_from, t_to) & np.isin(wait_rows["family"], SYNC_FAMILIES)]
-    h = hold_rows[_in_range(hold_rows["t1"], t_from, t_to)]
-    ln = link_rows[_in_range(link_rows["to_t"], t_from, t_to) & np.isin(link_rows["family"], SYNC_FAMILIES)]
-    uids = np.unique(np.concatenate((w["uid"], h["uid"], ln["uid"])))
+    def columns(rows, t, *names):
+        sel = _in_range(rows[t], t_from, t_to)
+        if "family" in rows.dtype.names:
+            sel &= np.isin(rows["family"], SYNC_FAMILIES)
+        return [rows[name][sel] for name in names]     # only the columns needed, not whole rows
+
+    w_uid, w_family, w_outcome, w_blocked, w_wait = columns(wait_rows, "t", "uid", "family", "outcome",
+                                                            "blocked", "wait")
+    h_uid, h_t0, h_t1 = columns(hold_rows, "t1", "uid", "t0", "t1")
+    l_uid, l_latency = columns(link_rows, "to_t", "uid", "latency")
+    uids = np.unique(np.concatenate([u[_starts(u)] for u in (w_uid, h_uid, l_uid) if len(u)] or [w_uid]))
     n = len(uids)
     out = np.zeros(n, OBJECT_DTYPE)
     if not n:
         return out
     out["uid"] = uids
-    wi, hi, li = (np.searchsorted(uids, x["uid"]) for x in (w, h, ln))
+    wi, hi, li = (_lookup_runs(uids, u) for u in (w_uid, h_uid, l_uid))
     out["family"][hi] = Family.LOCK
-    out["family"][wi] = w["family"]
-    ok = w["outcome"] == Outcome.OK
+    out["family"][wi] = w_family
+    ok = w_outcome == Outcome.OK
     out["acquired"] = np.bincount(wi[ok], minlength=n)
-    out["contended"] = np.bincount(wi[ok & w["blocked"]], minlength=n)
+    out["contended"] = np.bincount(wi[ok & w_blocked], minlength=n)
     out["timeouts"] = np.bincount(wi[~ok], minlength=n)
     out["share"] = np.where(out["acquired"] > 0, out["contended"] / np.maximum(out["acquired"], 1), 0.0)
-    blocked = w["blocked"]
-    for prefix, group, values in (("wait", wi[blocked], w["wait"][blocked]), ("hold", hi, h["t1"] - h["t0"]),
-                                  ("handoff", li, ln["latency"])):
-        count, total, pct, top, hist = _per_group(group.astype(np.int64), values.astype(np.int64), n)
+    for prefix, group, values in (("wait", wi[w_blocked], w_wait[w_blocked]), ("hold", hi, h_t1 - h_t0),
+                                  ("handoff", li, l_latency)):
+        count, total, pct, top, hist = _per_group(group, values, n)
         out[prefix + "_count"], out[prefix + "_total"], out[prefix + "_max"] = count, total, top
         for p in PERCENTILES:
             out["%s_p%d" % (prefix, p)] = pct[p]
@@ -524,18 +567,20 @@ def blocking_profile(wait_rows, strings, t_from=None, t_to=None):
     w = wait_rows[(wait_rows["site"] != 0) & _in_range(wait_rows["t"], t_from, t_to)]
     if not len(w):
         return []
-    ids, which = _index(w["site"])
+    ids, which = np.unique(w["site"], return_inverse=True)
     texts = [strings.get(int(i), "#%x" % int(i)) for i in ids.tolist()]
     distinct = sorted(set(texts))
     of_text = {t: i for i, t in enumerate(distinct)}
     group = np.array([of_text[t] for t in texts], dtype=np.int64)[which]
     n = len(distinct)
     count, total, pct, top, _ = _per_group(group, w["wait"].astype(np.int64), n)
+    order = _by_group(group, n)
+    bounds = np.concatenate(([0], np.cumsum(count)))
     out = []
     for i, text in enumerate(distinct):
-        mine = w[group == i]
-        uids, per_uid = np.unique(mine["uid"], return_counts=True)
-        waited = np.bincount(np.searchsorted(uids, mine["uid"]), weights=mine["wait"], minlength=len(uids))
+        mine = w[order[bounds[i]:bounds[i + 1]]]
+        uids, at = np.unique(mine["uid"], return_inverse=True)
+        waited = np.bincount(at, weights=mine["wait"], minlength=len(uids))
         objects = tuple(int(u) for u in uids[np.lexsort((uids, -waited))].tolist())
         path, line, function = parse_site(text)
         out.append(SiteStats(text, path, line, function, int(count[i]), int(total[i]), int(pct[50][i]),
@@ -551,13 +596,13 @@ def queue_stats(events, t_from=None, t_to=None):
     PIPE_SEND ``a``) and out (QUEUE_GET ``b``, PIPE_RECV ``a``); puts and gets that blocked (from
     BLOCKED_NS; QUEUE_FULL and QUEUE_EMPTY, which gave up, included) and their time; timeouts; the deepest
     recorded depth (QUEUE_PUT ``b``, QUEUE_GET ``c``).  The busiest (most time blocked) first."""
-    k = _kinds(events)
+    r = _records(events)
     K = Kind
-    is_queue = np.isin(k, (K.QUEUE_PUT, K.QUEUE_GET, K.QUEUE_SEND, K.QUEUE_FULL, K.QUEUE_EMPTY))
-    is_pipe = np.isin(k, (K.PIPE_SEND, K.PIPE_RECV))
-    sel = (is_queue | is_pipe) & _in_range(events["t"], t_from, t_to)
-    ev, k, is_pipe = events[sel], k[sel], is_pipe[sel]
-    uids, i = _index(ev["uid"])
+    is_queue = np.isin(r.kind, (K.QUEUE_PUT, K.QUEUE_GET, K.QUEUE_SEND, K.QUEUE_FULL, K.QUEUE_EMPTY))
+    is_pipe = np.isin(r.kind, (K.PIPE_SEND, K.PIPE_RECV))
+    sel = (is_queue | is_pipe) & _in_range(r.t, t_from, t_to)
+    ev, is_pipe = r.take(sel), is_pipe[sel]
+    uids, i = _dense(ev.uid)
     n = len(uids)
     out = np.zeros(n, QUEUE_DTYPE)
     if not n:
@@ -565,7 +610,7 @@ def queue_stats(events, t_from=None, t_to=None):
     out["uid"] = uids
     out["family"] = Family.QUEUE
     out["family"][i[is_pipe]] = Family.PIPE
-    a, b, c = ev["a"], ev["b"], ev["c"]
+    k, a, b, c = ev.kind, ev.a, ev.b, ev.c
 
     def total(mask, values=None):
         return np.bincount(i[mask], weights=None if values is None else values[mask], minlength=n)
@@ -594,16 +639,16 @@ def queue_stats(events, t_from=None, t_to=None):
 def queue_depths(events):
     """Each queue's depth over time: ``{uid: (times, depths)}`` in time order, from the depth its puts
     (QUEUE_PUT ``b``) and gets (QUEUE_GET ``c``) recorded after them (-1, unknown, left out)."""
-    k = _kinds(events)
-    depth = np.where(k == Kind.QUEUE_PUT, events["b"], np.where(k == Kind.QUEUE_GET, events["c"], -1))
+    r = _records(events)
+    depth = np.where(r.kind == Kind.QUEUE_PUT, r.b, np.where(r.kind == Kind.QUEUE_GET, r.c, -1))
     sel = depth >= 0
-    ev, depth = events[sel], depth[sel]
+    ev, depth = r.take(sel), depth[sel]
     out: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
     if not len(ev):
         return out
-    uids, i = _index(ev["uid"])
-    order = _order(i.astype(np.int64), ev["t"])
-    i, t, depth = i[order], ev["t"][order], depth[order]
+    uids, i = _dense(ev.uid)
+    order = _by_group_then(i, len(uids), ev.t)
+    i, t, depth = i[order], ev.t[order], depth[order]
     starts = _starts(i)
     for uid, s, e in zip(uids[i[starts]].tolist(), starts.tolist(), np.append(starts[1:], len(i)).tolist()):
         out[uid] = (t[s:e], depth[s:e])
@@ -616,22 +661,20 @@ def semaphore_holders(events, uid, initial=None):
     recorded before the semaphore is free), and its value then: ``initial`` (its registration's "value")
     minus the holders.  Without ``initial``, the value most of its records saw (``b``) plus the holders then
     stands in for it.  Returns HOLDERS_DTYPE rows."""
-    k = _kinds(events)
-    mine = events[(events["uid"] == uid) & ((k == _ACQ_OK) | ((k == _RELEASE) & (events["c"] <= 0)))]
-    acq = mine["kind"] == _ACQ_OK
-    order = np.lexsort((acq, mine["t"]))
-    mine, acq = mine[order], acq[order]
+    r = _records(events)
+    mine = r.take((r.uid == uid) & ((r.kind == _ACQ_OK) | ((r.kind == _RELEASE) & (r.c <= 0))))
+    acq = mine.kind == _ACQ_OK
+    order = np.lexsort((acq, mine.t))
+    t, b, acq = mine.t[order], mine.b[order], acq[order]
     held = np.cumsum(np.where(acq, 1, -1))
     if initial is None:
-        seen = mine["b"] >= 0
+        seen = b >= 0
         if seen.any():
-            values, counts = np.unique(mine["b"][seen] + held[seen], return_counts=True)
+            values, counts = np.unique(b[seen] + held[seen], return_counts=True)
             initial = int(values[np.argmax(counts)])
         else:
             initial = int(held.max()) if len(held) else 1
-    out = np.zeros(len(mine), HOLDERS_DTYPE)
-    out["t"], out["holders"], out["value"] = mine["t"], held, initial - held
-    return out
+    return _make(HOLDERS_DTYPE, len(t), t=t, holders=held, value=initial - held)
 
 
 # -- a run --------------------------------------------------------------------------------------------------
@@ -639,6 +682,7 @@ def semaphore_holders(events, uid, initial=None):
 class ContentionReport:
     """The tables of a run's waits, holds and links, with what names them; answers for any time range."""
     events: np.ndarray                      # the records these analytics read (READ_KINDS), as stored
+    records: Records                        # the same, as columns
     waits: np.ndarray                       # WAIT_DTYPE
     holds: np.ndarray                       # HOLD_DTYPE
     links: np.ndarray                       # LINK_DTYPE
@@ -662,14 +706,14 @@ class ContentionReport:
 
     def queues(self, t_from=None, t_to=None):
         """``queue_stats`` of the run or of a time range."""
-        return queue_stats(self.events, t_from, t_to)
+        return queue_stats(self.records, t_from, t_to)
 
     def depths(self):
-        return queue_depths(self.events)
+        return queue_depths(self.records)
 
     def holders(self, uid):
         """``semaphore_holders`` of ``uid``, from its registered initial value."""
-        return semaphore_holders(self.events, uid, (self.objects_registered.get(uid) or {}).get("value"))
+        return semaphore_holders(self.records, uid, (self.objects_registered.get(uid) or {}).get("value"))
 
     def links_of(self, uid=None, pid=None):
         """The links into waits on ``uid`` and/or of process ``pid`` (from it or to it)."""
@@ -703,17 +747,24 @@ def analyse_run(run_file):
     return _report(*_run_records(run_file))
 
 
+def _kept(chunk):
+    """The records of ``chunk`` these analytics read."""
+    read = _IS_READ[np.minimum(chunk["kind"], 255)]
+    return chunk if read.all() else chunk[read]
+
+
 def _report(chunks, registrations):
-    kept = [c[_IS_READ[_kinds(c)]] for c in chunks if len(c)]
+    kept = [_kept(c) for c in chunks if len(c)]
     events = np.concatenate(kept) if kept else np.zeros(0, EVENT_DTYPE)
     strings, objects = {}, {}
-    for r in registrations:
-        kind = r.get("t")
+    for reg in registrations:
+        kind = reg.get("t")
         if kind == "str":
-            strings[r["id"]] = r["s"]
+            strings[reg["id"]] = reg["s"]
         elif kind == "obj":
-            objects[r["uid"]] = r
-    return ContentionReport(events, waits(events), holds(events), handoffs(events), strings, objects)
+            objects[reg["uid"]] = reg
+    r = Records(events)
+    return ContentionReport(events, r, waits(r), holds(r), handoffs(r), strings, objects)
 
 
 def _run_records(run_file):

@@ -292,3 +292,14 @@ def test_no_records_no_figures():
     assert not len(empty.objects()) and empty.profile() == [] and not len(empty.queues())
     assert not len(empty.links) and empty.depths() == {}
     assert C.chrome_events(empty, 0)[0]["ph"] == "M"
+
+
+def test_percentiles_are_the_same_partitioned_or_sorted(report, monkeypatch):
+    partitioned = report.objects()
+    monkeypatch.setattr(C, "PARTITIONED_GROUPS", 0)            # as with many objects: one sort of all
+    assert report.objects().tobytes() == partitioned.tobytes()
+    group = np.array([0, 1, 0, 1, 0], dtype=np.int64)
+    values = np.array([2 ** 62, 7, 1, 3, 5], dtype=np.int64)     # too wide for one sort key: lexsort
+    count, total, pct, top, _ = C._per_group(group, values, 2)
+    assert (count.tolist(), pct[50].tolist(), pct[95].tolist(), top.tolist()) == ([3, 2], [5, 3], [2 ** 62, 7],
+                                                                                 [2 ** 62, 7])
