@@ -153,8 +153,9 @@ class Records:
     FIELDS = ("t", "uid", "a", "b", "c", "pid", "tid")
 
     def __init__(self, events):
-        for name in self.FIELDS:
-            setattr(self, name, np.ascontiguousarray(events[name]))
+        column = np.ascontiguousarray
+        self.t, self.uid, self.a, self.b, self.c = (column(events[name]) for name in ("t", "uid", "a", "b", "c"))
+        self.pid, self.tid = column(events["pid"]), column(events["tid"])
         self.kind = np.minimum(events["kind"], 255).astype(np.uint8)
         self.uids, self.obj = _dense(self.uid)
         self.thread = _dense((self.pid.astype(np.int64) << 32) | (self.tid.astype(np.int64) & 0xFFFFFFFF))[1]
