@@ -152,11 +152,26 @@ class Records:
 
     FIELDS = ("t", "uid", "a", "b", "c", "pid", "tid")
 
-    def __init__(self, events):
-        column = np.ascontiguousarray
-        self.t, self.uid, self.a, self.b, self.c = (column(events[name]) for name in ("t", "uid", "a", "b", "c"))
-        self.pid, self.tid = column(events["pid"]), column(events["tid"])
-        self.kind = np.minimum(events["kind"], 255).astype(np.uint8)
+    def __init__(self, events, read_only=False):
+        """``events``: an EVENT_DTYPE array, or an iterable of them (a run file's chunks); with ``read_only``,
+        only the records of READ_KINDS are kept."""
+        chunks = [events] if isinstance(events, np.ndarray) else list(events)
+        columns: Dict[str, list] = {name: [] for name in self.FIELDS + ("kind",)}
+        for chunk in chunks:
+            kind = np.minimum(chunk["kind"], 255).astype(np.uint8)
+            keep = _IS_READ[kind] if read_only else None
+            if keep is not None and keep.all():
+                keep = None
+            for name in self.FIELDS:
+                columns[name].append(chunk[name] if keep is None else chunk[name][keep])
+            columns["kind"].append(kind if keep is None else kind[keep])
+
+        def joined(name, dtype):
+            return np.concatenate(columns[name]) if columns[name] else np.zeros(0, dtype)
+
+        self.t, self.uid, self.a, self.b, self.c, self.pid, self.tid = (joined(name, EVENT_DTYPE[name])
+                                                                        for name in self.FIELDS)
+        self.kind = joined("kind", np.uint8)
         self.uids, self.obj = _dense(self.uid)
         self.thread = _dense((self.pid.astype(np.int64) << 32) | (self.tid.astype(np.int64) & 0xFFFFFFFF))[1]
         self.n_threads = int(self.thread.max()) + 1 if len(self.t) else 0
@@ -682,8 +697,7 @@ def semaphore_holders(events, uid, initial=None):
 @dataclass
 class ContentionReport:
     """The tables of a run's waits, holds and links, with what names them; answers for any time range."""
-    events: np.ndarray                      # the records these analytics read (READ_KINDS), as stored
-    records: Records                        # the same, as columns
+    records: Records                        # the records these analytics read (READ_KINDS), as stored
     waits: np.ndarray                       # WAIT_DTYPE
     holds: np.ndarray                       # HOLD_DTYPE
     links: np.ndarray                       # LINK_DTYPE
@@ -743,20 +757,13 @@ def analyse(events, registrations=()):
 
 def analyse_run(run_file):
     """The ``ContentionReport`` of an open ``store.RunFile`` (finished or still written): its chunks are
-    read one at a time and only the records these analytics read are kept, so no model is built and the
-    memory is that of the waits, not of the run."""
-    return _report(*_run_records(run_file))
-
-
-def _kept(chunk):
-    """The records of ``chunk`` these analytics read."""
-    read = _IS_READ[np.minimum(chunk["kind"], 255)]
-    return chunk if read.all() else chunk[read]
+    read one at a time (``iter_chunks``) and only the records these analytics read are kept, so no model is
+    built and the memory is that of the waits, not of the run."""
+    return _report(run_file.iter_chunks(), run_file.iter_registrations())
 
 
 def _report(chunks, registrations):
-    kept = [_kept(c) for c in chunks if len(c)]
-    events = np.concatenate(kept) if kept else np.zeros(0, EVENT_DTYPE)
+    r = Records(chunks, read_only=True)
     strings, objects = {}, {}
     for reg in registrations:
         kind = reg.get("t")
@@ -764,17 +771,7 @@ def _report(chunks, registrations):
             strings[reg["id"]] = reg["s"]
         elif kind == "obj":
             objects[reg["uid"]] = reg
-    r = Records(events)
-    return ContentionReport(events, r, waits(r), holds(r), handoffs(r), strings, objects)
-
-
-def _run_records(run_file):
-    """A run file's event chunks and registrations.  ``iter_chunks`` reads one chunk at a time; a run file
-    without it gives everything at once (``read_all``, which also restarts its ``read_new`` cursor)."""
-    if hasattr(run_file, "iter_chunks"):
-        return run_file.iter_chunks(), run_file.iter_registrations()
-    events, registrations, _, _ = run_file.read_all()
-    return [events], registrations
+    return ContentionReport(r, waits(r), holds(r), handoffs(r), strings, objects)
 
 
 # -- the Perfetto export's blocking profile --------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 * stats_1m_s: per-object statistics and the blocking profile of a saved run of 1,000,000 lock and semaphore
   records (written with RunWriter in collector-sized chunks, each thread's records in order), from opening
-  the run file to the figures; the best of a few runs (goal <= 0.5 s);
+  the run file to the figures; the best of five runs (goal <= 0.5 s);
 * callsite_overhead_ratio: a contended traced lock loop (two processes taking one core.Lock, each holding it
   for a short computation) with call sites on over the same loop with them off, measured alternately in
   this run, the median of the ratios (goal <= 1.10); contended_share says how many of its acquisitions
@@ -115,7 +115,7 @@ def stats_figures():
                 out["objects"], out["profile"] = rep.objects(), rep.profile()
                 out["links"] = len(rep.links)
 
-        seconds = best_of(figures, 3)
+        seconds = best_of(figures, 5)
     assert len(out["objects"]) == OBJECTS and len(out["profile"]) == SITES_PER_PROCESS
     return {"stats_1m_s": seconds, "stats_records": int(len(ev)), "stats_links": out["links"]}
 
