@@ -28,14 +28,8 @@ from typing import Dict, Tuple
 import numpy as np
 
 from .arrays import EVENT_DTYPE
-from .events import Kind
-from .recorder import CALLSITE_MIN_BLOCKED_NS
+from .events import BLOCKED_NS, Kind
 from .units import fmt_ns
-
-#: A wait of a condition, event, barrier, queue, pipe or manager call counts as blocked from this long (the
-#: model's threshold for a span; the recorder's for a call site).  A lock's wait is exact: it recorded a
-#: request, so its ACQ_OK's wait is above 0.
-BLOCKED_NS = CALLSITE_MIN_BLOCKED_NS
 #: The percentiles the figures give (nearest rank: each is a wait that happened).
 PERCENTILES = (50, 95)
 #: Edges of the wait and hold histograms, in ns: 1-2-5 steps from 1 us to 10 s; a first bin below 1 us and
@@ -105,7 +99,7 @@ _CALLSITE, _ACQ_OK, _RELEASE = int(K.CALLSITE), int(K.ACQ_OK), int(K.RELEASE)
 del K
 
 #: One wait: it ended at ``t`` after ``wait`` ns (``kind``: the record that ended it); ``site``: the string
-#: id of where the program waited (0: none recorded); ``blocked``: whether it really waited (see BLOCKED_NS).
+#: id of where the program waited (0: none recorded); ``blocked``: whether it really waited (``waits``).
 WAIT_DTYPE = np.dtype([("t", "<i8"), ("wait", "<i8"), ("uid", "<u8"), ("site", "<i8"), ("pid", "<i4"),
                        ("tid", "<i4"), ("kind", "<u2"), ("family", "u1"), ("outcome", "u1"), ("blocked", "?")])
 #: One hold of a lock or semaphore, from its acquisition ``t0`` to its release ``t1``.

@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 
-from .events import RECORD_FORMAT, RECORD_SIZE, Kind
+from .events import BLOCKED_NS, RECORD_FORMAT, RECORD_SIZE, Kind
 
 TRACE_ENV = "MPGUI_TRACE_DIR"
 RING_ENV = "MPGUI_TRACE_RING"
@@ -57,10 +57,6 @@ FS_HEADROOM_MAX = 64 << 20
 #: After a ring could not be made or grown, the thread tries again no sooner than this (the collector
 #: frees the space of every ring it has drained and retired).
 RING_RETRY_NS = 200_000_000
-#: A queue, pipe or manager wait whose call site is recorded took at least this long: a shorter one did not
-#: really block (the model's MIN_BLOCKED_NS: no span either).  Locks, conditions and barriers know before
-#: they wait that they will block, so theirs is recorded at the start of the wait whatever its length.
-CALLSITE_MIN_BLOCKED_NS = 50_000
 #: errno values that mean "no room for a ring this size": a smaller one may still fit.
 _NO_ROOM = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.ENOMEM, errno.EFBIG)
                      if e is not None)
@@ -571,10 +567,11 @@ def record_call_site(t, uid):
 
 def wait_ended(t0, uid):
     """The time now, at the end of a call on ``uid`` that began at ``t0`` and may have blocked (a queue's get,
-    a pipe's recv...): when it took CALLSITE_MIN_BLOCKED_NS or more, the call site is recorded at that
-    instant, ready for the record of the call that the caller makes next with the same time."""
+    a pipe's recv...): when it took ``events.BLOCKED_NS`` or more, the call site is recorded at that instant,
+    ready for the record of the call that the caller makes next with the same time.  (Locks, conditions,
+    events, barriers and joins know when they start to block: ``record_call_site``.)"""
     t1 = _now()
-    if t1 - t0 >= CALLSITE_MIN_BLOCKED_NS and CALLSITES and ENABLED:
+    if t1 - t0 >= BLOCKED_NS and CALLSITES and ENABLED:
         _emit_at_on(t1, _CALLSITE, uid, call_site(sys._getframe(1)))
     return t1
 

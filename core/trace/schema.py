@@ -329,11 +329,11 @@ _kind(K.PROGRESS, LABEL, "{done}{ of {total}} done", a=F("done"), b=F("total", u
 _kind(K.PHASE, NOTHING, "phase: {label}", a=F("label", STRING), model="a phase line across the timeline")
 
 # -- where a wait blocked: uid = the object waited on ---------------------------------------------------------
-# Recorded only on a blocking path, by the waiting thread, before the record of the wait it belongs to: before
-# ACQ_REQUEST, COND_WAIT and BARRIER_ARRIVE (known to block before waiting), or, once a wait turned out to
-# have blocked (recorder.CALLSITE_MIN_BLOCKED_NS), right before EVENT_WAIT_END, QUEUE_GET/PUT/FULL/EMPTY,
-# QUEUE_JOIN, PIPE_SEND/RECV or MANAGER_CALL.  Either way it belongs to the next wait-ending record of its
-# thread on the same object.
+# Recorded only on a blocking path, by the waiting thread: as it starts to block (before ACQ_REQUEST, COND_WAIT
+# and BARRIER_ARRIVE; after EVENT_WAIT and QUEUE_JOIN_WAIT, once the event is found unset or tasks unfinished),
+# or, for a call known to have blocked only once it returns (it took events.BLOCKED_NS or more), right before
+# QUEUE_GET/PUT/FULL/EMPTY, PIPE_SEND/RECV or MANAGER_CALL.  Either way it belongs to the next wait-ending
+# record of its thread on the same object.
 _kind(K.CALLSITE, WAITED_ON, "blocked at {site}", a=F("site", STRING),
       log_only="attached to the wait it precedes by the analytics (core/trace/contention.py) and, later, the "
                "model")

@@ -14,7 +14,7 @@ import pytest
 
 import core
 from core.trace import recorder
-from core.trace.events import Kind
+from core.trace.events import BLOCKED_NS, Kind
 from core.trace.model import MIN_BLOCKED_NS
 
 import contention_helpers as ch
@@ -53,7 +53,7 @@ _TOOK = {Kind.QUEUE_PUT: "a", Kind.QUEUE_GET: "a", Kind.QUEUE_FULL: "a", Kind.QU
 
 
 def assert_site_iff_blocked(session, uid):
-    """Each call on ``uid`` that took CALLSITE_MIN_BLOCKED_NS or more comes right after its call site (same
+    """Each call on ``uid`` that took events.BLOCKED_NS or more comes right after its call site (same
     thread, same time), and no other call has one."""
     from core.managers import WAITING_METHODS
     text = strings_of(session)
@@ -65,7 +65,7 @@ def assert_site_iff_blocked(session, uid):
         for i, kind in enumerate(kinds):
             if kind not in _TOOK or kind == Kind.MANAGER_CALL and text[mine["b"][i]] not in WAITING_METHODS:
                 continue
-            blocked = mine[_TOOK[kind]][i] >= recorder.CALLSITE_MIN_BLOCKED_NS
+            blocked = mine[_TOOK[kind]][i] >= BLOCKED_NS
             after_site = i > 0 and kinds[i - 1] == Kind.CALLSITE and mine["t"][i - 1] == mine["t"][i]
             assert blocked == after_site, (Kind(kind).name, int(mine[_TOOK[kind]][i]), kinds)
         # and every call site is followed by the record of its call (a join's: it waits after its site)
@@ -124,7 +124,7 @@ def test_a_call_site_is_the_callers_line_interned_once(trace_session):
 
 
 def test_the_blocked_threshold_is_the_models():
-    assert recorder.CALLSITE_MIN_BLOCKED_NS == MIN_BLOCKED_NS
+    assert BLOCKED_NS == MIN_BLOCKED_NS
 
 
 # -- waits that block, across processes --------------------------------------------------------------------------
