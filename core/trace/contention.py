@@ -149,7 +149,7 @@ class Records:
     def __init__(self, events, read_only=False):
         """``events``: an EVENT_DTYPE array, or an iterable of them (a run file's chunks); with ``read_only``,
         only the records of READ_KINDS are kept."""
-        chunks = [events] if isinstance(events, np.ndarray) else list(events)
+        chunks = [events] if isinstance(events, np.ndarray) else events      # one chunk at a time
         columns: Dict[str, list] = {name: [] for name in self.FIELDS + ("kind",)}
         for chunk in chunks:
             kind = np.minimum(chunk["kind"], 255).astype(np.uint8)
@@ -759,11 +759,11 @@ def analyse_run(run_file):
 def _report(chunks, registrations):
     r = Records(chunks, read_only=True)
     strings, objects = {}, {}
-    for reg in registrations:
+    for reg in registrations:                   # a damaged one (a key missing) names nothing
         kind = reg.get("t")
-        if kind == "str":
+        if kind == "str" and isinstance(reg.get("id"), int) and isinstance(reg.get("s"), str):
             strings[reg["id"]] = reg["s"]
-        elif kind == "obj":
+        elif kind == "obj" and isinstance(reg.get("uid"), int):
             objects[reg["uid"]] = reg
     return ContentionReport(r, waits(r), holds(r), handoffs(r), strings, objects)
 

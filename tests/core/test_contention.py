@@ -303,3 +303,12 @@ def test_percentiles_are_the_same_partitioned_or_sorted(report, monkeypatch):
     count, total, pct, top, _ = C._per_group(group, values, 2)
     assert (count.tolist(), pct[50].tolist(), pct[95].tolist(), top.tolist()) == ([3, 2], [5, 3], [2 ** 62, 7],
                                                                                  [2 ** 62, 7])
+
+
+def test_damaged_registrations_name_nothing_and_break_nothing():
+    regs = [{"t": "str", "id": 101}, {"t": "str", "s": "lost"}, {"t": "obj", "name": "no uid"},
+            {"t": "str", "id": 201, "s": "w.py:10 in work"}]
+    report = C.analyse(stream(), regs)
+    assert report.name(L) == "#1" and report.kind(L) == ""
+    sites = {s.site: s.waits for s in report.profile()}
+    assert sites["w.py:10 in work"] == 1 and sites["#65"] == 1       # pid 20's id (101) has no text
