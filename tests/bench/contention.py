@@ -8,7 +8,9 @@
   this run, the median of the ratios (goal <= 1.10); contended_share says how many of its acquisitions
   waited, each of which looked at its stack;
 * uncontended_callsite_ratio: the same for one process taking a lock nobody else wants, which never looks
-  at its stack (goal <= 1.02).
+  at its stack (goal <= 1.02);
+* callsite_us: what one call site costs the contended loop (the median difference over the sites it
+  recorded): the figure behind its ratio, which also depends on how long the loop takes per acquisition.
 
 Prints its figures as one JSON line, last.
 """
@@ -38,7 +40,9 @@ SITES_PER_PROCESS = 4
 CONTENDED = 0.3             # share of acquisitions that waited (4 records: site, request, acquired, release)
 CHUNK_NS = 10_000_000       # a collector batch: 10 ms of records, each thread's together
 TAKERS = 3                  # processes taking the lock in the contended loop
-LOOP = 5_000                # acquisitions per process in the contended loop
+#: Acquisitions per process in the contended loop: at most 4 records each (call site, request, acquired,
+#: release), so that with call sites on or off a taker's ring grows to the same size (16,384 records).
+LOOP = 3_000
 UNCONTENDED_LOOP = 20_000   # 40,000 records a run: the ring holds them until the next collector pass
 UNCONTENDED_RUNS = 5
 HELD_WORK = 100             # iterations of a small computation while the lock is held
@@ -159,18 +163,19 @@ def uncontended_loop(lock, drain):
 
 
 def ratios(measure):
-    """The median of REPEATS ratios ``measure()`` with call sites on / off, taken alternately, each first in
-    turn, so that both see the same machine."""
+    """The medians of REPEATS ratios and differences of ``measure()`` with call sites on and off, taken
+    alternately, each first in turn, so that both see the same machine."""
     measure()                                       # warm up (the rings grow to their full size)
-    out = []
+    ratio, more = [], []
     for repeat in range(REPEATS):
         took = {}
         for on in ((True, False) if repeat % 2 else (False, True)):
             recorder.set_call_sites(on)
             took[on] = measure()
-        out.append(took[True] / took[False])
+        ratio.append(took[True] / took[False])
+        more.append(took[True] - took[False])
     recorder.set_call_sites(True)
-    return statistics.median(out)
+    return statistics.median(ratio), statistics.median(more)
 
 
 def callsite_figures():
@@ -196,13 +201,16 @@ def callsite_figures():
             col.poll()
             return took
 
-        contended_ratio = ratios(contended)
-        uncontended_ratio = ratios(lambda: uncontended_loop(lock, col.poll))
+        before = tally["sites"]
+        contended_ratio, contended_more = ratios(contended)
+        sites_per_loop = (tally["sites"] - before) / (REPEATS + 1)      # the warm-up's and the REPEATS on
+        uncontended_ratio, _ = ratios(lambda: uncontended_loop(lock, col.poll))
     finally:
         recorder.disable()
         col.stop()
         collector.release_trace_dir(d)
     return {"callsite_overhead_ratio": contended_ratio, "uncontended_callsite_ratio": uncontended_ratio,
+            "callsite_us": contended_more / max(sites_per_loop, 1) * 1e6,
             "contended_share": tally["waited"] / max(tally["acquired"], 1), "call_sites_recorded": tally["sites"],
             "dropped": col.dropped_total}
 
