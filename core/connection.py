@@ -3,8 +3,9 @@
 ``Pipe(duplex=True)`` builds the stdlib's pair and gives each end a traced class; the two private methods all
 public calls funnel through (``_send_bytes`` and ``_recv_bytes``) record PIPE_SEND and PIPE_RECV, so send,
 send_bytes, recv, recv_bytes and recv_bytes_into all behave exactly as the stdlib's (EOFError when the other
-end is closed, BufferTooShort, the large-payload limits).  Ends pickle into children with the stdlib's
-reducers and come back traced, keeping their uid and name.
+end is closed, BufferTooShort, the large-payload limits).  A send or recv that blocked records where the
+program waited (CALLSITE, ``recorder.wait_ended``) right before its own record.  Ends pickle into children
+with the stdlib's reducers and come back traced, keeping their uid and name.
 
 Everything else in ``multiprocessing.connection`` (Listener, Client, wait) is re-exported unchanged.
 """
@@ -40,7 +41,7 @@ class _TracedConnection:
             return super()._send_bytes(buf)
         t0 = recorder.now()
         super()._send_bytes(buf)
-        t1 = recorder.now()
+        t1 = recorder.wait_ended(t0, self._trace_uid)
         recorder.emit_at(t1, Kind.PIPE_SEND, self._trace_uid, memoryview(buf).nbytes, t1 - t0)
 
     def _recv_bytes(self, maxsize=None):
@@ -48,7 +49,7 @@ class _TracedConnection:
             return super()._recv_bytes(maxsize)
         t0 = recorder.now()
         buf = super()._recv_bytes(maxsize)
-        t1 = recorder.now()
+        t1 = recorder.wait_ended(t0, self._trace_uid)
         recorder.emit_at(t1, Kind.PIPE_RECV, self._trace_uid, buf.tell() if buf is not None else -1, t1 - t0)
         return buf
 

@@ -2,7 +2,9 @@
 
 * ``SyncManager`` registers the stdlib's types (list, dict, Namespace, Lock, Queue, Value, ...) with traced
   subclasses of the stdlib's proxy classes: each ``_callmethod`` records MANAGER_CALL (method, duration,
-  whether it raised) under a uid stable across processes (the server address and the referent's id).
+  whether it raised) under a uid stable across processes (the server address and the referent's id).  A call
+  of a method that waits (``WAITING_METHODS``: a shared lock's acquire, a queue's get...) that blocked also
+  records where the program waited (CALLSITE) right before it.
 * The server process is a core Process with the role ``manager``.
 * ``BaseManager`` subclasses registering their own types get traced auto-proxies.  A manager given a TCP
   address with an empty host listens on 127.0.0.1, not on every interface: name the interface explicitly
@@ -26,6 +28,9 @@ __all__ = ["BaseManager", "SyncManager", "BaseProxy", "Token", "SharedMemoryMana
            "RemoteError"]
 
 _seen_referents = set()
+#: Proxy methods that wait for another process (a shared Lock, Semaphore, Condition, Event, Barrier, Queue):
+#: when one of them blocked, its call site is recorded.  Any other call only waits for the server's answer.
+WAITING_METHODS = frozenset(("acquire", "wait", "wait_for", "get", "put", "join"))
 
 
 def referent_uid(token):
@@ -55,10 +60,15 @@ class TracedProxyMixin:
         try:
             result = super()._callmethod(methodname, args, kwds)
         except BaseException:
-            recorder.emit(Kind.MANAGER_CALL, uid, recorder.now() - t0, recorder.intern(methodname), 1)
+            self._record_call(uid, methodname, t0, 1)
             raise
-        recorder.emit(Kind.MANAGER_CALL, uid, recorder.now() - t0, recorder.intern(methodname), 0)
+        self._record_call(uid, methodname, t0, 0)
         return result
+
+    @staticmethod
+    def _record_call(uid, methodname, t0, raised):
+        t1 = recorder.wait_ended(t0, uid) if methodname in WAITING_METHODS else recorder.now()
+        recorder.emit_at(t1, Kind.MANAGER_CALL, uid, t1 - t0, recorder.intern(methodname), raised)
 
     def __reduce__(self):
         func, (typ, token, serializer, kwds) = super().__reduce__()

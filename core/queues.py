@@ -3,7 +3,9 @@
 * ``put`` records how long the caller was blocked (a bounded queue that is full blocks) and the depth after;
 * the feeder thread records each pickled payload's size as it writes it to the pipe;
 * ``get`` records the time blocked, the payload size and the depth after;
-* JoinableQueue adds ``task_done`` (with the unfinished count) and ``join`` (with the time blocked).
+* JoinableQueue adds ``task_done`` (with the unfinished count) and ``join`` (with the time blocked);
+* a put or get that blocked records where the program waited (CALLSITE, ``recorder.wait_ended``) right
+  before its own record; a join that must wait, before it waits.
 
 The queues' own locks and semaphores are untraced stdlib objects: the trace shows the queue operations a
 program performs, not the stdlib's plumbing.  Pickling keeps each queue's uid and name.
@@ -82,24 +84,30 @@ class Queue(_Identity, _std.Queue):
     def put(self, obj, block=True, timeout=None):
         if not recorder.ENABLED:
             return super().put(obj, block, timeout)
+        uid = self._trace_uid
         t0 = recorder.now()
         try:
             super().put(obj, block, timeout)
         except Full:
-            recorder.emit(Kind.QUEUE_FULL, self._trace_uid, recorder.now() - t0)
+            t1 = recorder.wait_ended(t0, uid)
+            recorder.emit_at(t1, Kind.QUEUE_FULL, uid, t1 - t0)
             raise
-        recorder.emit(Kind.QUEUE_PUT, self._trace_uid, recorder.now() - t0, _depth(self))
+        t1 = recorder.wait_ended(t0, uid)
+        recorder.emit_at(t1, Kind.QUEUE_PUT, uid, t1 - t0, _depth(self))
 
     def get(self, block=True, timeout=None):
         if not recorder.ENABLED:
             return super().get(block, timeout)
+        uid = self._trace_uid
         t0 = recorder.now()
         try:
             obj = super().get(block, timeout)
         except Empty:
-            recorder.emit(Kind.QUEUE_EMPTY, self._trace_uid, recorder.now() - t0)
+            t1 = recorder.wait_ended(t0, uid)
+            recorder.emit_at(t1, Kind.QUEUE_EMPTY, uid, t1 - t0)
             raise
-        recorder.emit(Kind.QUEUE_GET, self._trace_uid, recorder.now() - t0, self._trace_nbytes[0], _depth(self))
+        t1 = recorder.wait_ended(t0, uid)
+        recorder.emit_at(t1, Kind.QUEUE_GET, uid, t1 - t0, self._trace_nbytes[0], _depth(self))
         return obj
 
 
@@ -124,10 +132,15 @@ class JoinableQueue(Queue, _std.JoinableQueue):
     def join(self):
         if not recorder.ENABLED:
             return super().join()
+        uid = self._trace_uid
         t0 = recorder.now()
-        recorder.emit_at(t0, Kind.QUEUE_JOIN_WAIT, self._trace_uid)
-        super().join()
-        recorder.emit(Kind.QUEUE_JOIN, self._trace_uid, recorder.now() - t0)
+        recorder.emit_at(t0, Kind.QUEUE_JOIN_WAIT, uid)
+        # The stdlib's join, line for line, so that only the branch that blocks records a call site.
+        with self._cond:
+            if not self._unfinished_tasks._semlock._is_zero():
+                recorder.record_call_site(recorder.now(), uid)
+                self._cond.wait()
+        recorder.emit(Kind.QUEUE_JOIN, uid, recorder.now() - t0)
 
 
 class SimpleQueue(_Identity, _std.SimpleQueue):
@@ -143,7 +156,8 @@ class SimpleQueue(_Identity, _std.SimpleQueue):
         t0 = recorder.now()
         with self._rlock:
             res = self._reader.recv_bytes()
-        recorder.emit(Kind.QUEUE_GET, self._trace_uid, recorder.now() - t0, len(res), -1)
+        t1 = recorder.wait_ended(t0, self._trace_uid)
+        recorder.emit_at(t1, Kind.QUEUE_GET, self._trace_uid, t1 - t0, len(res), -1)
         # unserialize the data after having released the lock
         return ForkingPickler.loads(res)
 
@@ -157,7 +171,8 @@ class SimpleQueue(_Identity, _std.SimpleQueue):
         else:
             with self._wlock:
                 self._writer.send_bytes(obj)
-        recorder.emit(Kind.QUEUE_PUT, self._trace_uid, recorder.now() - t0, -1)
+        t1 = recorder.wait_ended(t0, self._trace_uid)
+        recorder.emit_at(t1, Kind.QUEUE_PUT, self._trace_uid, t1 - t0, -1)
         recorder.emit(Kind.QUEUE_SEND, self._trace_uid, len(obj))
 
 

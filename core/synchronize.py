@@ -8,6 +8,9 @@ Each class subclasses its ``multiprocessing.synchronize`` twin, so semantics, ex
   directly when it is off (the CPython way: with nothing to record, the lock is the stdlib's lock);
 * an uncontended acquire records one event (ACQ_OK, wait 0); a contended one records the request first, so
   a live view can show who is waiting now;
+* a wait that blocks records where the program waited (``recorder.record_call_site``: CALLSITE) before it
+  blocks: a contended acquire, a condition wait, an event wait on an event not set, a barrier arrival that is
+  not the last.  Waits that do not block never look at their stack;
 * every object has a stable ``uid`` and a name (``Lock(name="db")`` or ``Lock#3``) that survive pickling;
 * internal helpers (a Condition's semaphores, an Event's condition) are untraced stdlib objects, so the
   trace shows what the program did, not how the stdlib implements it.
@@ -34,6 +37,7 @@ _RELEASE = int(Kind.RELEASE)
 _now = recorder.now
 # Traced methods are bound only while tracing is on, so they call the recording function directly.
 _emit_at = recorder._emit_at_on
+_record_call_site = recorder.record_call_site
 
 
 def _timeout_ns(timeout):
@@ -48,11 +52,11 @@ def _std_context(ctx):
     return getattr(ctx, "_stdlib", ctx)
 
 
-def _init_trace(obj, kind, name):
+def _init_trace(obj, kind, name, **extra):
     obj._trace_uid = recorder.new_uid()
     obj._trace_name = name or recorder.default_name(kind)
     if recorder.ENABLED:
-        recorder.register_object(obj._trace_uid, kind, obj._trace_name)
+        recorder.register_object(obj._trace_uid, kind, obj._trace_name, **extra)
 
 
 def _traced_methods(uid, semlock, value, count):
@@ -61,23 +65,31 @@ def _traced_methods(uid, semlock, value, count):
     garbage collection to unlink named semaphores (spawn, forkserver)."""
     sl_acquire = semlock.acquire
     sl_release = semlock.release
-    acquired_at = [0]           # when this process last acquired it (for a lock: the one holder)
+    acquired_at = [0]           # when this process last took it from free (for a lock: the one holder)
 
     def acquire(block=True, timeout=None):
-        t0 = _now()
         if sl_acquire(False, timeout):          # timeout passed along: bad values raise as the stdlib's
-            acquired_at[0] = t0
-            _emit_at(t0, _ACQ_OK, uid, 0, -1 if value is None else value(), 1 if count is None else count())
+            # The clock is read once the lock is ours: a release is recorded before the lock is free, so
+            # every acquisition is recorded after the release that let it in, never overlapping its hold.
+            t0 = _now()
+            depth = 1 if count is None else count()
+            if depth == 1:                      # a recursive lock's hold runs from its outer acquisition
+                acquired_at[0] = t0
+            _emit_at(t0, _ACQ_OK, uid, 0, -1 if value is None else value(), depth)
             return True
+        t0 = _now()
         if not block:
             _emit_at(t0, _ACQ_TIMEOUT, uid, 0)
             return False
+        _record_call_site(t0, uid)
         _emit_at(t0, _ACQ_REQUEST, uid, _timeout_ns(timeout))
         ok = sl_acquire(True, timeout)
         t1 = _now()
         if ok:
-            acquired_at[0] = t1
-            _emit_at(t1, _ACQ_OK, uid, t1 - t0, -1 if value is None else value(), 1 if count is None else count())
+            depth = 1 if count is None else count()
+            if depth == 1:
+                acquired_at[0] = t1
+            _emit_at(t1, _ACQ_OK, uid, t1 - t0, -1 if value is None else value(), depth)
         else:
             _emit_at(t1, _ACQ_TIMEOUT, uid, t1 - t0)
         return ok
@@ -106,7 +118,8 @@ class _TracedSemLock(_std.SemLock):
     _recursive = False
 
     def __init__(self, kind, value, maxvalue, *, ctx, name=None):
-        _init_trace(self, self._trace_kind, name)
+        # A semaphore says its initial value: how many may hold it at once.
+        _init_trace(self, self._trace_kind, name, **({"value": value} if self._has_value else {}))
         _std.SemLock.__init__(self, kind, value, maxvalue, ctx=ctx)
 
     @property
@@ -195,6 +208,8 @@ class Condition(_std.Condition):
         if not recorder.ENABLED:
             return super().wait(timeout)
         t0 = recorder.now()
+        if timeout is None or timeout > 0:         # it blocks until notified (or timed out)
+            _record_call_site(t0, self._trace_uid)
         recorder.emit_at(t0, Kind.COND_WAIT, self._trace_uid, _timeout_ns(timeout))
         ok = super().wait(timeout)
         recorder.emit(Kind.COND_WOKEN, self._trace_uid, recorder.now() - t0, int(bool(ok)))
@@ -220,9 +235,11 @@ class Event(_std.Event):
         return self._trace_name
 
     def set(self):
+        if not recorder.ENABLED:
+            return super().set()
+        t = recorder.now()          # before the waiters wake: each records its end after this instant
         super().set()
-        if recorder.ENABLED:
-            recorder.emit(Kind.EVENT_SET, self._trace_uid)
+        recorder.emit_at(t, Kind.EVENT_SET, self._trace_uid)
 
     def clear(self):
         super().clear()
@@ -232,10 +249,21 @@ class Event(_std.Event):
     def wait(self, timeout=None):
         if not recorder.ENABLED:
             return super().wait(timeout)
+        uid = self._trace_uid
         t0 = recorder.now()
-        recorder.emit_at(t0, Kind.EVENT_WAIT, self._trace_uid, _timeout_ns(timeout))
-        flag = super().wait(timeout)
-        recorder.emit(Kind.EVENT_WAIT_END, self._trace_uid, recorder.now() - t0, int(flag))
+        recorder.emit_at(t0, Kind.EVENT_WAIT, uid, _timeout_ns(timeout))
+        # The stdlib's wait, line for line, so that only the branch that blocks records a call site.
+        with self._cond:
+            if self._flag.acquire(False):
+                self._flag.release()
+            else:
+                if timeout is None or timeout > 0:
+                    _record_call_site(recorder.now(), uid)
+                self._cond.wait(timeout)
+            flag = self._flag.acquire(False)
+            if flag:
+                self._flag.release()
+        recorder.emit(Kind.EVENT_WAIT_END, uid, recorder.now() - t0, int(flag))
         return flag
 
 
@@ -280,6 +308,8 @@ class Barrier(_std.Barrier):
         t0 = recorder.now()
         with self._cond:            # an RLock: super().wait() takes it again and its waits release it fully
             gen = self._array[2]
+            if self._state or self._count + 1 < self._parties:     # not the arrival that releases the rest
+                _record_call_site(t0, uid)
             recorder.emit_at(t0, Kind.BARRIER_ARRIVE, uid, self._parties, gen, self._count)
             try:
                 index = super().wait(timeout)

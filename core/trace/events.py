@@ -28,6 +28,10 @@ RECORD_FIELDS = [("t", "<i8"), ("uid", "<u8"), ("a", "<i8"), ("b", "<i8"), ("kin
                  ("seq", "<u8")]
 EVENT_FIELDS = [("t", "<i8"), ("uid", "<u8"), ("a", "<i8"), ("b", "<i8"), ("kind", "<u4"), ("c", "<i4"),
                 ("pid", "<i4"), ("tid", "<i4")]
+#: A queue, pipe or manager call, or an event or barrier wait, that took at least this long blocked: the
+#: recorder then records its call site (CALLSITE), the analytics count it as a wait, the model draws it (its
+#: MIN_BLOCKED_NS).  A lock knows exactly: it recorded a request.
+BLOCKED_NS = 50_000
 
 
 class Kind(enum.IntEnum):
@@ -111,6 +115,8 @@ class Kind(enum.IntEnum):
     COUNTER = 121
     PROGRESS = 122
     PHASE = 123
+    # where a wait blocked
+    CALLSITE = 124
 
 
 class StartMethod(enum.IntEnum):

@@ -33,10 +33,12 @@ import threading
 import time
 import weakref
 
-from .events import RECORD_FORMAT, RECORD_SIZE
+from .events import BLOCKED_NS, RECORD_FORMAT, RECORD_SIZE, Kind
 
 TRACE_ENV = "MPGUI_TRACE_DIR"
 RING_ENV = "MPGUI_TRACE_RING"
+#: ``0`` here switches call sites off (``CALLSITES``) for this process and the children it starts.
+CALLSITES_ENV = "MPGUI_TRACE_CALLSITES"
 
 #: Records in a thread's largest ring (a power of two; ``MPGUI_TRACE_RING`` overrides).  131,072 records are
 #: 6 MiB, enough to ride out 80 ms without a collector pass at 1.5 million events/s from one thread.
@@ -181,6 +183,7 @@ class _State:
         self.ids = itertools.count(1)
         self.names = {}
         self.strings = {}
+        self.sites = {}                    # (code object, instruction) -> string id of "path:line in function"
         # Reentrant: a signal handler may record (register, switch rings, count a loss) while its own thread
         # holds the lock.
         self.lock = threading.RLock()
@@ -188,6 +191,9 @@ class _State:
 
 trace_dir = os.environ.get(TRACE_ENV) or None
 ENABLED = bool(trace_dir) and os.path.isdir(trace_dir or "")
+#: Whether a wait that blocks records where (CALLSITE).  Only blocking paths pay for it: an uncontended
+#: acquire never looks at its stack.
+CALLSITES = os.environ.get(CALLSITES_ENV, "1") != "0"
 _role = None
 _name = None
 _tls = threading.local()
@@ -501,6 +507,81 @@ def intern(text):
             _ensure_registered()
             _write_meta({"t": "str", "id": sid, "s": text})
     return sid
+
+
+# -- call sites: where in the program a wait blocked ---------------------------------------------------------
+_CALLSITE = int(Kind.CALLSITE)
+#: Modules whose frames are the machinery of a wait, not the program's: core's own (and ``multiprocessing`` as
+#: the stand-in names core), and the stdlib's multiprocessing, threading and queue.
+_MACHINERY = ("core", "multiprocessing", "threading", "queue")
+#: Modules of core that wrap the primitives themselves: never a wait's site, even when no frame of the
+#: program's is on the stack (a thread of core's own waiting).
+_WRAPPERS = frozenset(("core.synchronize", "core.queues", "core.connection", "core.managers", "core.trace.recorder"))
+#: code object -> 2 for a wrapper's frame, 1 for other machinery, 0 for the program's (decided once per code).
+_frame_role: dict = {}
+
+
+def _role_of(frame):
+    name = frame.f_globals.get("__name__") or ""
+    if name in _WRAPPERS:
+        return 2
+    return 1 if name.partition(".")[0] in _MACHINERY else 0
+
+
+def call_site(frame=None):
+    """The string id of ``"path:line in function"`` for where the calling thread waits: its innermost frame
+    outside core and the stdlib's multiprocessing, threading and queue modules; for a thread that runs only
+    such code (one of core's own), its innermost frame outside the primitives' wrappers.  Interned once per
+    line and process, so a hot contended loop pays one short stack walk and a few dict lookups per wait."""
+    f = frame or sys._getframe(1)
+    fallback = None
+    roles = _frame_role
+    while f is not None:
+        code = f.f_code
+        role = roles.get(code)
+        if role is None:
+            role = roles[code] = _role_of(f)
+        if not role:
+            break
+        if fallback is None and role == 1:
+            fallback = f
+        f = f.f_back
+    if f is None:
+        f = fallback or frame or sys._getframe(1)
+        code = f.f_code
+    # Keyed by the instruction, which costs nothing to read; the line is worked out once per instruction.
+    key = (code, f.f_lasti)
+    sites = _state.sites
+    sid = sites.get(key)
+    if sid is None:
+        sid = sites[key] = intern("%s:%d in %s" % (code.co_filename, f.f_lineno,
+                                                   getattr(code, "co_qualname", code.co_name)))
+    return sid
+
+
+def record_call_site(t, uid):
+    """Record (CALLSITE at ``t``) where the calling thread blocks on ``uid``.  Called by core's traced objects
+    on their blocking paths only, right before the record of the wait (see ``schema``: CALLSITE)."""
+    if CALLSITES and ENABLED:
+        _emit_at_on(t, _CALLSITE, uid, call_site(sys._getframe(1)))
+
+
+def wait_ended(t0, uid):
+    """The time now, at the end of a call on ``uid`` that began at ``t0`` and may have blocked (a queue's get,
+    a pipe's recv...): when it took ``events.BLOCKED_NS`` or more, the call site is recorded at that instant,
+    ready for the record of the call that the caller makes next with the same time.  (Locks, conditions,
+    events, barriers and joins know when they start to block: ``record_call_site``.)"""
+    t1 = _now()
+    if t1 - t0 >= BLOCKED_NS and CALLSITES and ENABLED:
+        _emit_at_on(t1, _CALLSITE, uid, call_site(sys._getframe(1)))
+    return t1
+
+
+def set_call_sites(on):
+    """Switch call sites on or off for this process and the children it starts from now on."""
+    global CALLSITES
+    CALLSITES = bool(on)
+    os.environ[CALLSITES_ENV] = "1" if on else "0"
 
 
 def set_role(role, name=None):

@@ -44,6 +44,7 @@ SHARED_OBJECT = "manager's shared object"
 MANAGER = "manager"
 CHANNEL = "ipc channel"
 POOL = "pool"
+WAITED_ON = "object waited on"   # a lock, condition, event, barrier, queue, connection or managed object
 LABEL = "label"             # the uid is itself a string id (PROGRESS: what progresses)
 NOTHING = "nothing"         # uid is 0
 
@@ -326,6 +327,16 @@ _kind(K.COUNTER, NOTHING, "{name} = {value}", a=F("value"), b=F("name", STRING),
 _kind(K.PROGRESS, LABEL, "{done}{ of {total}} done", a=F("done"), b=F("total", unknown=-1),
       model="the progress of what the uid names")
 _kind(K.PHASE, NOTHING, "phase: {label}", a=F("label", STRING), model="a phase line across the timeline")
+
+# -- where a wait blocked: uid = the object waited on ---------------------------------------------------------
+# Recorded only on a blocking path, by the waiting thread: as it starts to block (before ACQ_REQUEST, COND_WAIT
+# and BARRIER_ARRIVE; after EVENT_WAIT and QUEUE_JOIN_WAIT, once the event is found unset or tasks unfinished),
+# or, for a call known to have blocked only once it returns (it took events.BLOCKED_NS or more), right before
+# QUEUE_GET/PUT/FULL/EMPTY, PIPE_SEND/RECV or MANAGER_CALL.  Either way it belongs to the next wait-ending
+# record of its thread on the same object.
+_kind(K.CALLSITE, WAITED_ON, "blocked at {site}", a=F("site", STRING),
+      log_only="attached to the wait it precedes by the analytics (core/trace/contention.py) and, later, the "
+               "model")
 
 del F, K
 
