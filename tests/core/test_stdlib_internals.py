@@ -19,7 +19,8 @@ def test_this_interpreter_has_everything_core_needs():
 def test_import_core_imports_only_what_it_needs():
     """``import core`` (every traced child imports it) checks only what the package itself builds on: the
     managers, the pool and shared memory are imported when a program uses them."""
-    code = "import json, sys, core; print(json.dumps(sorted(m for m in sys.modules if m.startswith('multiprocessing'))))"
+    code = ("import json, sys, core; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('multiprocessing'))))")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, PYTHONPATH=ROOT))
     loaded = json.loads(p.stdout)

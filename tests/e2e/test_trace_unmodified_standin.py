@@ -8,7 +8,8 @@ import sys
 import textwrap
 
 from core import standin
-from core.trace.runner import ROOT, child_env
+from core.trace.procs import ROOT
+from core.trace.runner import child_env
 
 PROBE = textwrap.dedent('''
     import json, pickle, sys
