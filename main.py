@@ -23,7 +23,7 @@ def main(argv=None):
         from core.trace.procs import guard_main
         return guard_main(argv[1:])
     if argv and argv[0] == "_run-collect":            # drains a run's rings into its run file (packaged app)
-        from core.trace.collector import collect_main
+        from core.trace.collect_process import collect_main
         return collect_main(argv[1:])
     if argv and argv[0] == "_run-script":             # the packaged app standing in for `python SCRIPT`
         from mpgui.script_host import main as script_main

@@ -158,9 +158,9 @@ class TraceSession:
     """Tracing switched on for this test's process and its children, collected into memory."""
 
     def __init__(self):
-        from core.trace import collector, recorder
+        from core.trace import collector, tracedir, recorder
         self._recorder = recorder
-        self.dir = collector.make_trace_dir()
+        self.dir = tracedir.make_trace_dir()
         self.batches = []
         self._env = os.environ.get(recorder.TRACE_ENV)
         recorder.enable(self.dir)

@@ -9,14 +9,14 @@
 
 A run is described by a ``RunSpec`` (what to run, where to record it, what to call it, its size cap) and
 carried out by a ``TracedRun``: nothing happens before ``start()``, which claims the run file, starts the
-collector process (``collector.CollectorProcess``), the program and its guardian.  Its ``status`` is a
+collector process (``collect_process.CollectorProcess``), the program and its guardian.  Its ``status`` is a
 ``RunStatus``.
 
 The runner writes the run file before the collector process starts (the claim, the run's description) and
 after it ended (the final status); meanwhile the collector is its only writer, and the runner hands it the
 program's output and the monitor's samples.  The runner learns what it must act on (segments to unlink,
 helper processes, the scenario's result, progress, a failed write) from the collector's news (``sink``, a
-``collector.RunWatch``); it never models the run.  Should the collector process die, the runner writes
+``collect_process.RunWatch``); it never models the run.  Should the collector process die, the runner writes
 what it hands over itself and drains what is left at the end.
 
 The program runs in a process tree of its own (never inside the app, never inside this process: the runner
@@ -172,7 +172,7 @@ class TracedRun:
         self.proc: Optional[subprocess.Popen] = None
         self.started_at: Optional[float] = None
         self.listener = listener
-        #: What the collector process reported (a ``collector.RunWatch``): events, drops, progress, helpers,
+        #: What the collector process reported (a ``collect_process.RunWatch``): events, drops, progress, helpers,
         #: segments, notes; ``listener(watch)`` is called after each change.  These exist once ``claim()`` ran.
         self.sink: Any = None
         self.writer: Any = None
@@ -195,7 +195,8 @@ class TracedRun:
         does it if it was not done: a caller that must know first (to say so before anything else) calls it."""
         if self.writer is not None:
             return self
-        from .collector import CollectorProcess, make_trace_dir
+        from .tracedir import make_trace_dir
+        from .collect_process import CollectorProcess
         from .store import RunWriter
         spec = self.spec
         base = {"run_id": self.run_id, "kind": spec.kind, "command": self.argv, "title": spec.title,
@@ -404,7 +405,7 @@ class TracedRun:
         leaked = [name for name in self.sink.shm_created.values() if unlink_segment(name)]
         if leaked:
             self.writer.add_log("cleanup", "unlinked shared memory left by the program: %s" % ", ".join(leaked))
-        from .collector import release_trace_dir
+        from .tracedir import release_trace_dir
         release_trace_dir(self.trace_dir)
         self.status = status
         self.exit_code = code

@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, report  # noqa: E402
 
-from core.trace import collector  # noqa: E402
+from core.trace import collect_process, tracedir  # noqa: E402
 from core.trace.store import RunWriter  # noqa: E402
 
 N_PER_PRODUCER = 2_000_000
@@ -35,11 +35,11 @@ print(n / (time.perf_counter() - t0))
 
 
 def main():
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     out_dir = tempfile.mkdtemp(prefix="mpgui-bench-")
     path = os.path.join(out_dir, "bench.mpgrun")
     writer = RunWriter(path)
-    col = collector.CollectorProcess(d, path).start()
+    col = collect_process.CollectorProcess(d, path).start()
     col.wait_ready()                      # as a traced program, the producers start with the collector running
     env = dict(os.environ, MPGUI_TRACE_DIR=d, PYTHONPATH=ROOT)
     try:
@@ -58,7 +58,7 @@ def main():
         writer.close()
         size = os.path.getsize(path)
         shutil.rmtree(out_dir, ignore_errors=True)
-        collector.release_trace_dir(d)
+        tracedir.release_trace_dir(d)
     report({"events_per_s": collected / elapsed, "dropped": col.watch.dropped, "collected": collected,
             "producers": 2, "producer_events_per_s": sum(rates), "elapsed_s": elapsed,
             "bytes_per_event": size / max(1, collected)})

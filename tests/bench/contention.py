@@ -26,7 +26,7 @@ from _common import best_of, report  # noqa: E402
 import numpy as np  # noqa: E402
 
 import core  # noqa: E402
-from core.trace import collector, contention, recorder  # noqa: E402
+from core.trace import collector, tracedir, contention, recorder  # noqa: E402
 from core.trace.arrays import EVENT_DTYPE  # noqa: E402
 from core.trace.collector import Batch  # noqa: E402
 from core.trace.events import Kind  # noqa: E402
@@ -180,7 +180,7 @@ def ratios(measure):
 
 def callsite_figures():
     ctx = core.get_context("fork" if "fork" in core.get_all_start_methods() else "spawn")
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     me = os.getpid()
     tally = {"acquired": 0, "waited": 0, "sites": 0}
 
@@ -208,7 +208,7 @@ def callsite_figures():
     finally:
         recorder.disable()
         col.stop()
-        collector.release_trace_dir(d)
+        tracedir.release_trace_dir(d)
     return {"callsite_overhead_ratio": contended_ratio, "uncontended_callsite_ratio": uncontended_ratio,
             "callsite_us": contended_more / max(sites_per_loop, 1) * 1e6,
             "contended_share": tally["waited"] / max(tally["acquired"], 1), "call_sites_recorded": tally["sites"],

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import report  # noqa: E402
 
 import core  # noqa: E402
-from core.trace import collector, recorder  # noqa: E402
+from core.trace import collector, tracedir, recorder  # noqa: E402
 
 PROCESSES = 2
 REPEAT = 5
@@ -89,7 +89,7 @@ def main():
         core_pool.join()
 
     # -- traced: core with a collector draining the rings; the stdlib again, alternating ---------------------
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     counted = {"events": 0}
     lock = threading.Lock()
 

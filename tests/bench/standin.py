@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, report  # noqa: E402
 
 from core import standin  # noqa: E402
-from core.trace import collector  # noqa: E402
+from core.trace import collector, tracedir  # noqa: E402
 from core.trace.runner import child_env  # noqa: E402
 
 REPEAT = 5
@@ -109,7 +109,7 @@ def programs(figures, folder):
             plain, traced, command = [], [], []
             for i in range(REPEAT):
                 plain.append(_wall([sys.executable, path, method], cwd=folder))
-                trace_dir = collector.make_trace_dir()
+                trace_dir = tracedir.make_trace_dir()
                 col = collector.Collector(trace_dir, lambda batch: None).start()
                 try:
                     traced.append(_wall([sys.executable, path, method], cwd=folder,

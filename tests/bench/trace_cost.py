@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import best_of, report  # noqa: E402
 
 import core  # noqa: E402
-from core.trace import collector, recorder  # noqa: E402
+from core.trace import collector, tracedir, recorder  # noqa: E402
 
 N_EVENTS = 100_000          # < the ring's 131,072 records: no drain needed while timing
 N_PAIRS = 50_000            # 2 events per pair
@@ -45,7 +45,7 @@ def main():
     untraced_ratio = min(t_core_off) / min(t_std_with)
 
     # -- tracing on --------------------------------------------------------------------------------------
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     sink = []
     col = collector.Collector(d, lambda b: sink.append(len(b.events)))
     recorder.enable(d)
@@ -91,7 +91,7 @@ def main():
     finally:
         recorder.disable()
         col.stop()
-        collector.release_trace_dir(d)
+        tracedir.release_trace_dir(d)
 
     report({"ns_per_event": ns_per_event, "lock_pair_overhead_us": pair_overhead_us,
             "untraced_lock_ratio": untraced_ratio,

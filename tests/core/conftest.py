@@ -15,17 +15,17 @@ assert os.path.dirname(os.path.abspath(core.__file__)) == os.path.join(REPO, "co
 
 
 def _enable_tracing():
-    from core.trace import collector
+    from core.trace import tracedir
     saved_env = os.environ.get(recorder.TRACE_ENV)
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     recorder.enable(d)
     return d, saved_env
 
 
 def _disable_tracing(d, saved_env):
-    from core.trace import collector
+    from core.trace import tracedir
     recorder.disable()
-    collector.release_trace_dir(d)
+    tracedir.release_trace_dir(d)
     if saved_env is None:
         os.environ.pop(recorder.TRACE_ENV, None)
     else:

@@ -18,7 +18,7 @@ import pytest
 
 import core
 from core.ipc import SocketChannel
-from core.trace import collector
+from core.trace import collector, tracedir
 from core.trace.events import Kind
 from core.trace.model import RunModel
 from core.trace.store import RunFile, RunWriter
@@ -41,7 +41,7 @@ def run_traced_script(source, tmp_path, args=(), env=None, timeout=120):
     """Run ``source`` as a script with tracing on into a fresh trace directory; returns (result, trace dir)."""
     script = tmp_path / "prog.py"
     script.write_text(textwrap.dedent(source))
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     full_env = dict(os.environ, MPGUI_TRACE_DIR=d, **(env or {}))
     r = subprocess.run([sys.executable, str(script)] + list(args), env=full_env, capture_output=True, text=True,
                        timeout=timeout, cwd=str(tmp_path))
@@ -77,7 +77,7 @@ def test_child_importing_the_main_module_is_not_main(method, tmp_path):
         assert "child exit 1" in r.stdout, r.stderr       # the child failed in its bootstrapping phase
         _, batches = collect_dir(d)
     finally:
-        collector.release_trace_dir(d)
+        tracedir.release_trace_dir(d)
     metas = [m for b in batches for m in b.metas]
     procs = {m["pid"]: m["role"] for m in metas if m.get("t") == "proc"}
     main_pids = {pid for pid, role in procs.items() if role == "main"}
@@ -389,7 +389,7 @@ def test_no_ring_at_all_still_counts_every_lost_record(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         real(fd, size)
 
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     path = tmp_path / "run.mpgrun"
     writer = RunWriter(str(path))
     col = collector.Collector(d, writer.add_batch)
@@ -410,7 +410,7 @@ def test_no_ring_at_all_still_counts_every_lost_record(tmp_path, monkeypatch):
     finally:
         recorder.disable()
         writer.close()
-        collector.release_trace_dir(d)
+        tracedir.release_trace_dir(d)
     assert col.dropped_total == 500
     with RunFile(str(path)) as rf:
         assert rf.dropped() == 500
@@ -511,11 +511,11 @@ print(json.dumps({"acquired": int(((ev["uid"] == lock._trace_uid) & (ev["kind"] 
 def test_400_short_lived_threads_under_a_low_fd_limit(tmp_path):
     prog = tmp_path / "threads.py"
     prog.write_text(MANY_THREADS)
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     try:
         r = subprocess.run([sys.executable, str(prog), d], capture_output=True, text=True, timeout=300)
     finally:
-        collector.release_trace_dir(d)
+        tracedir.release_trace_dir(d)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout.strip().splitlines()[-1]) == {"acquired": 400, "dropped": 0, "pool_ok": True}
 
@@ -548,7 +548,7 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 def test_records_of_threads_that_got_no_ring_are_counted(tmp_path):
     prog = tmp_path / "lost.py"
     prog.write_text(LOST_WITHOUT_FDS)
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     path = tmp_path / "run.mpgrun"
     writer = RunWriter(str(path))
     try:
@@ -557,7 +557,7 @@ def test_records_of_threads_that_got_no_ring_are_counted(tmp_path):
         col, _ = collect_dir(d, writer.add_batch)
     finally:
         writer.close()
-        collector.release_trace_dir(d)
+        tracedir.release_trace_dir(d)
     with RunFile(str(path)) as rf:
         events = rf.read_all()[0]
         stored_drops = rf.dropped()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import core
-from core.trace import collector, recorder
+from core.trace import collector, tracedir, recorder
 from core.trace.events import Kind, StartMethod
 from core.trace.model import Span
 
@@ -327,7 +327,7 @@ def test_events_survive_sigkill(trace_session, start_method):
 
 def test_drops_are_counted_not_blocking(tmp_path):
     """With a tiny ring and nobody draining it, recording drops and counts instead of blocking."""
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     try:
         env = dict(os.environ, MPGUI_TRACE_DIR=d, MPGUI_TRACE_RING="1024")
         code = ("from core.trace import recorder\n"
@@ -342,12 +342,12 @@ def test_drops_are_counted_not_blocking(tmp_path):
         first = np.concatenate([b.events for b in got])["b"].tolist()
         assert first == list(range(1024))              # the oldest are kept, the newest dropped
     finally:
-        collector.release_trace_dir(d)
+        tracedir.release_trace_dir(d)
 
 
 def test_torn_record_is_not_taken(tmp_path):
     """A record whose sequence number is not yet written is left for the next poll."""
-    d = collector.make_trace_dir()
+    d = tracedir.make_trace_dir()
     got = []
     try:
         recorder.enable(d)
@@ -366,7 +366,7 @@ def test_torn_record_is_not_taken(tmp_path):
         assert [int(x) for x in np.concatenate([b.events for b in got])["b"]] == list(range(11))
     finally:
         recorder.disable()
-        collector.release_trace_dir(d)
+        tracedir.release_trace_dir(d)
 
 
 def test_objects_keep_identity_across_pickling(trace_session):

@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from mpgui.scenario_run import prepare, start_run
 from mpgui.scenarios import ParamError, catalog, get
-from core.trace import collector
+from core.trace import tracedir
 from core.trace.store import RunFile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -135,8 +135,8 @@ def test_history_survives_a_killed_runner(tmp_path):
     # the killed runner could not remove its trace directory; the next collector does (on a shared machine
     # that may be another session's, which makes a new trace directory meanwhile)
     base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-    collector.remove_stale_trace_dirs(base)
-    assert not [n for n in os.listdir(base) if n.startswith("%s%d-" % (collector.TRACE_DIR_PREFIX, p.pid))]
+    tracedir.remove_stale_trace_dirs(base)
+    assert not [n for n in os.listdir(base) if n.startswith("%s%d-" % (tracedir.TRACE_DIR_PREFIX, p.pid))]
 
 
 @pytest.mark.parametrize("args, needle", [
