@@ -313,8 +313,8 @@ def test_a_call_site_is_the_site_of_the_wait_it_precedes():
 
 
 def test_an_open_wait_shows_where_it_blocked():
-    m = model_of([{"events": events((0.1, CALLSITE, W1, LOCK, SITE_A, 0, 0), (0.1, Kind.ACQ_REQUEST, W1, LOCK, -1, 0, 0),
-                                    (0.2, Kind.MARK, MAIN, 0, 0, 0, 0))}])
+    m = model_of([{"events": events((0.1, CALLSITE, W1, LOCK, SITE_A, 0, 0),
+                                    (0.1, Kind.ACQ_REQUEST, W1, LOCK, -1, 0, 0), (0.2, Kind.MARK, MAIN, 0, 0, 0, 0))}])
     (w,) = m.open_spans_array(with_site=True)
     assert (Span(w["kind"]), SpanEnd(w["end"]), int(w["site"]), int(w["t1"])) == (Span.LOCK_WAIT, SpanEnd.OPEN,
                                                                                    SITE_A, at(0.2))
