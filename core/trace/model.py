@@ -106,6 +106,9 @@ MIN_INITIALIZER_NS = 2_000
 #: The kind number reserved for CALLSITE (where a waiting thread blocked): attached to the span of the wait
 #: it precedes.  Read by number, so files that have it read the same before ``events.Kind`` names it.
 CALLSITE_KIND = 124
+#: Records ``in_time_order`` holds back for later chunks, at most (a damaged chunk's start time could make it
+#: hold everything).  Normally chunks overlap by a few milliseconds of records.
+MAX_HELD_EVENTS = 1 << 20
 #: Records that end a wait: the thread's pending call site (a CALLSITE before it) is this wait's.
 _WAIT_ENDS = (Kind.ACQ_OK, Kind.ACQ_TIMEOUT, Kind.COND_WOKEN, Kind.EVENT_WAIT_END, Kind.BARRIER_PASS,
               Kind.BARRIER_BROKEN, Kind.QUEUE_GET, Kind.QUEUE_PUT, Kind.QUEUE_FULL, Kind.QUEUE_EMPTY,
@@ -145,6 +148,8 @@ def in_time_order(run_file):
         buf = events if pending is None else np.concatenate((pending, events))
         order = np.argsort(buf["t"], kind="stable")
         k = int(np.searchsorted(buf["t"][order], mark, side="right"))
+        # a damaged start time must not hold back the rest of the run: past a bound, the oldest go anyway
+        k = max(k, len(buf) - MAX_HELD_EVENTS)
         if k:
             yield buf, order[:k]
         pending = buf[order[k:]] if k < len(buf) else None
@@ -205,6 +210,7 @@ class RunModel:
         self._progress: Dict[int, tuple] = {}             # label string id -> (t, seq, done, total)
         self._contention: Dict[int, list] = {}
         self._cpu_cores = 0
+        self._forgotten = {"spans": 0, "messages": 0, "instants": 0}     # rows ``forget_rows`` dropped
         self._seq = 0
         self._chunk: dict = {}
         self._chunk_sites: Optional[tuple] = None
@@ -1094,10 +1100,25 @@ class RunModel:
         return sorted(out, key=lambda d: -d["wait_total_ns"])
 
     def summary(self):
+        gone = self._forgotten
         return {"processes": len(self.procs), "events": self.events_seen, "dropped": self.dropped,
-                "tasks": len(self.tasks), "spans": len(self.spans), "messages": len(self.messages),
-                "instants": len(self.instants),
+                "tasks": len(self.tasks), "spans": len(self.spans) + gone["spans"],
+                "messages": len(self.messages) + gone["messages"], "instants": len(self.instants) + gone["instants"],
                 "duration_s": ((self.t_last or 0) - self.t0) / 1e9 if self.t_last else 0.0}
+
+    def forget_rows(self):
+        """Drop the finished spans, messages, instants and counter points (of events) kept so far: for a
+        reader that streams them out a chunk at a time (``export.export_run``) and needs only what is still
+        open, the tasks and the processes.  Their totals (``summary``, ``contention``) stay."""
+        for name, table in (("spans", self.spans), ("messages", self.messages), ("instants", self.instants)):
+            self._forgotten[name] += len(table)
+            table.n = 0
+            table.version += 1
+        self.span_blocks = BlockIndex()
+        self.message_blocks = BlockIndex()
+        self._event_series.points.n = 0
+        self._event_series.points.version += 1
+        self._event_series._cache = None
 
     def nbytes(self):
         """What the model's tables take, in bytes (an estimate: the Python objects are not counted)."""
