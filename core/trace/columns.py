@@ -12,7 +12,7 @@ so a query filters the rows of the few blocks that overlap instead of all of the
 
 No Qt here, and nothing about events: the model (``model``) decides what the columns mean.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -91,36 +91,27 @@ class BlockIndex:
     """Row ranges of an append-only table, one per appended block, with each block's time extent."""
 
     def __init__(self):
-        self._first: List[int] = []
-        self._end: List[int] = []
-        self._lo: List[int] = []
-        self._hi: List[int] = []
-        self._arrays: Optional[Tuple[np.ndarray, ...]] = None
+        self._table = Columns([("first", "<i8"), ("end", "<i8"), ("lo", "<i8"), ("hi", "<i8")], capacity=16)
 
     def add(self, first, end, t0, t1):
         """Rows [first, end) were appended; their intervals lie within [min t0, max t1]."""
         if end <= first:
             return
-        self._first.append(int(first))
-        self._end.append(int(end))
-        self._lo.append(int(np.min(t0)))
-        self._hi.append(int(np.max(t1)))
-        self._arrays = None
+        self._table.extend(first=np.array([first]), end=np.array([end]), lo=np.array([np.min(t0)]),
+                           hi=np.array([np.max(t1)]))
 
     def __len__(self):
-        return len(self._first)
+        return len(self._table)
 
     def arrays(self):
-        if self._arrays is None:
-            self._arrays = (np.array(self._first, np.int64), np.array(self._end, np.int64),
-                            np.array(self._lo, np.int64), np.array(self._hi, np.int64))
-        return self._arrays
+        t = self._table
+        return t.view("first"), t.view("end"), t.view("lo"), t.view("hi")
 
     def frozen(self, n_rows=None):
-        """An immutable copy of the index (as arrays) covering the first ``n_rows`` rows, for a reader in
-        another thread."""
+        """The index as it is (views: blocks are never changed once added) covering the first ``n_rows``
+        rows, for a reader in another thread."""
         first, end, lo, hi = self.arrays()
-        if n_rows is not None:
+        if n_rows is not None and len(end) and end[-1] > n_rows:
             keep = first < n_rows
             first, end, lo, hi = first[keep], np.minimum(end[keep], n_rows), lo[keep], hi[keep]
         return FrozenBlocks(first, end, lo, hi)

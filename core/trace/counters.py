@@ -1,9 +1,11 @@
 """Counter series in columns: every point of every series in one table (series id, time, value).
 
-A semaphore's value after each acquire and release, a queue's depth after each put and get, a process's
-CPU% at each sample...: one series per (what, which) key, each point 20 bytes.  A chunk appends its points
-in the order its records came; ``arrays()`` gives each series's (times, values) in time order, records of
-equal time in the order they came, which is the order a run read whole gives.
+A semaphore's value after each acquire and release, a queue's depth after each put and get...: one series
+per (what, which) key, each point 20 bytes.  A chunk appends its points in the order its records came;
+``arrays()`` gives each series's (times, values) in time order, records of equal time in the order they came,
+which is the order a run read whole gives.  ``SampleSeries`` holds the resource monitor's series (CPU per
+core, a process's CPU% and RSS), which come in time order: each its own growing arrays, shared as they are
+with a view that draws them live.
 
 No Qt here.
 """
@@ -53,9 +55,13 @@ class SeriesStore:
 
     def sids(self, what, which, unit=""):
         """The series ids of keys (``what``, each of ``which``) as an array."""
+        if not len(which):
+            return np.zeros(0, np.uint32)
+        if which.min() == which.max():          # one object: the usual case
+            return np.full(len(which), self.sid((what, int(which[0])), unit), np.uint32)
         uniq, inverse = np.unique(which, return_inverse=True)
         ids = np.array([self.sid((what, int(u)), unit) for u in uniq.tolist()], np.uint32)
-        return ids[inverse] if len(ids) else np.zeros(0, np.uint32)
+        return ids[inverse]
 
     def add(self, sid, t, v, order=None):
         """Points (arrays; ``order``, when given, the records' order: points are stored sorted by it, once
@@ -103,3 +109,36 @@ class SeriesStore:
     def unit_of(self, key):
         s = self._sid.get(key)
         return self.units[s] if s is not None else ""
+
+
+class SampleSeries:
+    """Series whose points come in time order: per key, growing arrays (``arrays()`` hands out views)."""
+
+    def __init__(self):
+        self._series: Dict[tuple, Columns] = {}
+        self._units: Dict[tuple, str] = {}
+
+    def add_point(self, key, unit, t, v):
+        col = self._series.get(key)
+        if col is None:
+            col = self._series[key] = Columns([("t", "<i8"), ("v", "<f8")], capacity=64)
+            self._units[key] = unit
+        col.extend(t=np.array([t], np.int64), v=np.array([v], np.float64))
+
+    def arrays(self):
+        return {key: (col.view("t"), col.view("v")) for key, col in self._series.items()}
+
+    def get(self, key):
+        col = self._series.get(key)
+        if col is None:
+            return np.zeros(0, np.int64), np.zeros(0)
+        return col.view("t"), col.view("v")
+
+    def unit_of(self, key):
+        return self._units.get(key, "")
+
+    def __len__(self):
+        return sum(len(c) for c in self._series.values())
+
+    def nbytes(self):
+        return sum(c.nbytes() for c in self._series.values())

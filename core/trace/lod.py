@@ -32,12 +32,15 @@ LEVELS = 26
 COLOR_BITS = 5
 LANE_BITS = 19
 KEY_SHIFT = COLOR_BITS + LANE_BITS
-#: A level is dropped once its cells pass this share of the bars (and the bars are this many): its bins
-#: hold too few bars to be worth summarising.
+#: A level is dropped once its cells pass this share of the bars short at that level (and those are this
+#: many): its bins hold too few bars to be worth summarising.
 DROP_SHARE = 0.3
 DROP_AFTER_BARS = 20_000
 #: Blocks of cells a level keeps before merging the newest ones.
 MAX_BLOCKS = 8
+#: A duration class's rows are listed in blocks of at most this many, by start: a view counts the rows of
+#: the blocks it overlaps (is it few enough to draw exactly?) and filters those.
+BLOCK_ROWS = 2048
 
 _CELL_DTYPE = np.dtype([("key", "<i8"), ("count", "<i4"), ("cover", "<i8")])
 
@@ -131,8 +134,13 @@ class _Rows:
             grown = np.zeros(max(self.n + k, 2 * len(self.rows)), np.int64)
             grown[:self.n] = self.rows[:self.n]
             self.rows = grown
-        self.rows[self.n:self.n + k] = rows
-        self.blocks.add(self.n, self.n + k, t0, t1)
+        # in order of start, in blocks of a bounded number of rows: a block's time extent stays tight
+        order = np.argsort(t0, kind="stable")
+        self.rows[self.n:self.n + k] = np.asarray(rows)[order]
+        t0, t1 = t0[order], t1[order]
+        for lo in range(0, k, BLOCK_ROWS):
+            hi = min(k, lo + BLOCK_ROWS)
+            self.blocks.add(self.n + lo, self.n + hi, t0[lo:hi], t1[lo:hi])
         self.n += k
 
 
@@ -144,6 +152,7 @@ class BarIndex:
         self.classes = [_Rows() for _ in range(LEVELS + 1)]      # index c + 1 for class c
         self.levels = [_Level() for _ in range(LEVELS)]
         self.bars = 0
+        self.short = np.zeros(LEVELS, np.int64)       # bars short at each level (their class is below it)
 
     def add(self, rows, lane, t0, t1, color, sign=1):
         """Bars (arrays): their rows join the lists of their duration class (unless taken back: ``sign``
@@ -156,6 +165,7 @@ class BarIndex:
         lane = np.asarray(lane, np.int64)
         color = np.asarray(color, np.int64)
         cls = duration_class(t1 - t0)
+        self.short += sign * np.cumsum(np.bincount(cls + 1, minlength=LEVELS + 1))[:LEVELS]
         if sign > 0:
             self.bars += n
             order = np.argsort(cls, kind="stable")
@@ -170,21 +180,24 @@ class BarIndex:
         keys = np.zeros(0, np.int64)
         count = np.zeros(0, np.int32)
         cover = np.zeros(0, np.int64)
+        by_class = np.argsort(cls, kind="stable")
+        bounds = np.searchsorted(cls[by_class], np.arange(-1, LEVELS))
         for level in range(LEVELS):
             if level:
                 keys = ((keys >> (KEY_SHIFT + 1)) << KEY_SHIFT) | (keys & ((1 << KEY_SHIFT) - 1))
             # bars short from this level on: their class is just below it
-            new = np.flatnonzero(cls == level - 1)
+            new = by_class[bounds[level]:bounds[level + 1]]
             if len(new):
                 k, c, v = cells_of(lane[new], t0[new], t1[new], color[new], level, self.origin, sign)
                 keys, count, cover = np.concatenate((keys, k)), np.concatenate((count, c)), np.concatenate((cover, v))
-            if not len(keys):
-                continue
+            lv = self.levels[level]
+            if not len(keys) or lv.dropped:
+                continue           # a dropped level's cells are carried up unmerged: merging is what costs
             cells = merge_cells(keys, count, cover)
             keys, count, cover = cells["key"], cells["count"], cells["cover"]
-            lv = self.levels[level]
             lv.add(cells)
-            if not lv.dropped and self.bars >= DROP_AFTER_BARS and lv.cells > DROP_SHARE * self.bars:
+            short = self.short[level]
+            if short >= DROP_AFTER_BARS and lv.cells > DROP_SHARE * short:
                 lv.drop()
 
     def frozen(self):

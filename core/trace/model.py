@@ -49,7 +49,7 @@ import numpy as np
 
 from .arrays import EVENT_DTYPE
 from .columns import BlockIndex, Columns, group_starts
-from .counters import Series, SeriesStore
+from .counters import SampleSeries, Series, SeriesStore
 from .events import Kind, Outcome
 from .lifecycle import NO_TIME, PROCESS_KINDS, ProcessTable, ProcInfo, processes_table
 from .pairing import ACQUIRE, RELEASE, LockState, OpenWaits, pair_holds, pair_waits
@@ -114,6 +114,8 @@ _WAIT_ENDS = (Kind.ACQ_OK, Kind.ACQ_TIMEOUT, Kind.COND_WOKEN, Kind.EVENT_WAIT_EN
               Kind.BARRIER_BROKEN, Kind.QUEUE_GET, Kind.QUEUE_PUT, Kind.QUEUE_FULL, Kind.QUEUE_EMPTY,
               Kind.QUEUE_JOIN, Kind.PIPE_SEND, Kind.PIPE_RECV, Kind.MANAGER_CALL)
 _WAIT_END_KINDS = np.array([int(k) for k in _WAIT_ENDS], np.uint32)
+#: Records are counted per kind up to this number (the last counts every later kind).
+_KIND_COUNT_SIZE = 256
 #: Outcomes only the pool's parent gives: see ``pooltasks``.
 _OUTCOME_BY_WORKER_EXIT = {"died": Outcome.LOST, "timed out": Outcome.TIMEOUT, "stopped": Outcome.CANCELLED}
 #: Wait families: the span kind, its opening kind, and its closing kinds.
@@ -183,6 +185,8 @@ class RunModel:
         #: All events, in time order per batch (tests and small tools only: the GUI reads the run file).
         self.events = _Table(EVENT_DTYPE) if keep_events else None
         self.meta: dict = {}
+        #: The run file this model reads, if any (a view that needs raw events reads them there).
+        self.path: Optional[str] = None
         self.procs: Dict[int, ProcInfo] = {}
         self.objects: Dict[int, dict] = {}
         self.strings: Dict[int, str] = {}
@@ -197,6 +201,9 @@ class RunModel:
         self.t_last: Optional[int] = None
         self.events_seen = 0
         self.dropped = 0
+        self._kind_counts = np.zeros(_KIND_COUNT_SIZE, np.int64)
+        #: (t0, t1) of stretches a live reader skipped (``note_skipped``).
+        self.skipped: List[tuple] = []
         self.version = 0
         self._processes = ProcessTable()
         self._locks = LockState()
@@ -204,7 +211,7 @@ class RunModel:
         self._waits = {kind: OpenWaits() for kind in _WAIT_FAMILIES}
         self._sites: Dict[tuple, int] = {}                # (uid, pid, tid) -> call site not yet used
         self._event_series = SeriesStore()
-        self._sample_series = SeriesStore()
+        self._sample_series = SampleSeries()
         self._barriers = Columns(_BARRIER_DTYPE)
         self._marks = Columns(_MARK_DTYPE)
         self._progress: Dict[int, tuple] = {}             # label string id -> (t, seq, done, total)
@@ -224,6 +231,7 @@ class RunModel:
         """The model of a whole run file (``store.RunFile``), read a chunk at a time: memory for the tables,
         never for all the events at once."""
         m = cls()
+        m.path = run_file.path
         with m.lock:
             for reg in run_file.iter_registrations():
                 m._registration(reg)
@@ -317,7 +325,10 @@ class RunModel:
             order = np.argsort(events["t"], kind="stable")
             self._per_process(events["pid"], events["t"])
         else:
-            self._per_process(events["pid"][order], events["t"][order])
+            taken = np.zeros(len(events), bool)   # in storage order: runs of one ring, as the pass likes them
+            taken[order] = True
+            rows = np.flatnonzero(taken)
+            self._per_process(events["pid"][rows], events["t"][rows])
         n = len(order)
         if not n:
             return
@@ -328,6 +339,8 @@ class RunModel:
         self.t_first = t_lo if self.t_first is None else min(self.t_first, t_lo)
         self.t_last = t_hi if self.t_last is None else max(self.t_last, t_hi)
         kinds = events["kind"][order]
+        counts = np.bincount(np.minimum(kinds, _KIND_COUNT_SIZE - 1), minlength=_KIND_COUNT_SIZE)
+        self._kind_counts[:len(counts)] += counts
         by_kind = np.argsort(kinds, kind="stable")
         sorted_kinds = kinds[by_kind]
         bounds = group_starts(sorted_kinds)
@@ -1047,17 +1060,12 @@ class RunModel:
 
     @property
     def cpu_cores(self):
-        arrays = self._sample_series.arrays()
-        out = []
-        for i in range(self._cpu_cores):
-            t, v = arrays.get(("core", i), (np.zeros(0, np.int64), np.zeros(0)))
-            out.append(Series("CPU %d" % i, "%", t, v))
-        return out
+        """One series per CPU core (its load, %), as views of growing arrays."""
+        return [Series("CPU %d" % i, "%", *self._sample_series.get(("core", i))) for i in range(self._cpu_cores)]
 
     @property
     def cpu_total(self):
-        t, v = self._sample_series.arrays().get(("total", 0), (np.zeros(0, np.int64), np.zeros(0)))
-        return Series("CPU total", "%", t, v)
+        return Series("CPU total", "%", *self._sample_series.get(("total", 0)))
 
     def counters(self):
         """{name: (times ns, values)} for every counter series."""
@@ -1106,6 +1114,25 @@ class RunModel:
                 "messages": len(self.messages) + gone["messages"], "instants": len(self.instants) + gone["instants"],
                 "duration_s": ((self.t_last or 0) - self.t0) / 1e9 if self.t_last else 0.0}
 
+    def kind_counts(self):
+        """{kind: records of it read so far} (the kinds an event log can filter by)."""
+        c = self._kind_counts.copy()
+        return {int(k): int(c[k]) for k in np.flatnonzero(c)}
+
+    def note_skipped(self, n, t0, t1):
+        """A live reader that could not keep up skipped ``n`` events between t0 and t1 (ns): they count, and
+        the stretch is listed in ``skipped`` (the run file has them; a model read from it has them all)."""
+        with self.lock:
+            self.events_seen += n
+            self._seq += n
+            self.t_first = t0 if self.t_first is None else min(self.t_first, t0)
+            self.t_last = t1 if self.t_last is None else max(self.t_last, t1)
+            if self.skipped and t0 <= self.skipped[-1][1]:
+                self.skipped[-1] = (self.skipped[-1][0], max(t1, self.skipped[-1][1]))
+            else:
+                self.skipped.append((t0, t1))
+            self.version += 1
+
     def forget_rows(self):
         """Drop the finished spans, messages, instants and counter points (of events) kept so far: for a
         reader that streams them out a chunk at a time (``export.export_run``) and needs only what is still
@@ -1123,5 +1150,5 @@ class RunModel:
     def nbytes(self):
         """What the model's tables take, in bytes (an estimate: the Python objects are not counted)."""
         tables = (self.spans, self.messages, self.instants, self.tasks_book.table, self.tasks_book.created,
-                  self._event_series.points, self._sample_series.points, self._barriers, self._marks)
-        return sum(t.nbytes() for t in tables)
+                  self._event_series.points, self._barriers, self._marks)
+        return sum(t.nbytes() for t in tables) + self._sample_series.nbytes()

@@ -123,6 +123,9 @@ class PoolTasks:
         self._jobs: Dict[Tuple[int, int], _Job] = {}
         self._groups = OpenWaits()                      # (pool, job, first) -> start of a group still running
         self.version = 0
+        #: Whether to remember which rows changed (``take_changes``): a view that redraws only those sets it.
+        self.track_changes = False
+        self._changes: List[np.ndarray] = []
 
     def __len__(self):
         return len(self.table)
@@ -351,6 +354,8 @@ class PoolTasks:
                         cols["ge"][i], done, failed, i)
         for name, values in state.items():
             tab.column(name)[task_rows] = values
+        if self.track_changes:
+            self._changes.append(task_rows)
         counted = counts & ((done != 0) | (failed != 0))
         if counted.any():
             keys = list(zip(cols["pool"][counted].tolist(), cols["job"][counted].tolist()))
@@ -366,6 +371,11 @@ class PoolTasks:
         if jj is None or not jj.pool_job_seqs or (pool, job) not in self.jobs:
             return 1 << 62
         return jj.pool_job_seqs[-1][0]
+
+    def take_changes(self):
+        """The rows changed since the last call (``track_changes``), each once."""
+        changes, self._changes = self._changes, []
+        return np.unique(np.concatenate(changes)) if changes else np.zeros(0, np.int64)
 
     def rows_of(self, pool, job):
         """The rows of one job's tasks (for queries by job)."""
@@ -462,6 +472,9 @@ class _Ops:
 def _by_job(pool, job):
     """(pool, job) -> indices of the items of that job, for each job among the items."""
     if not len(pool):
+        return
+    if pool.min() == pool.max() and job.min() == job.max():     # one job: the usual case in a chunk
+        yield (int(pool[0]), int(job[0])), np.arange(len(pool))
         return
     order = np.lexsort((job, pool))
     starts = group_starts(pool[order], job[order])

@@ -781,10 +781,11 @@ class RunFile:
             self._problem("%s: row %d cannot be read (%s); skipped" % (table, rid, e))
             return None
 
-    def chunk_index(self):
-        """(id, events, t0, t1) of each event chunk, in the order stored, from the chunks table's own columns
-        (no event data is read): which chunks hold a time range, and how far chunks overlap in time."""
-        return [(cid, n, t0, t1) for cid, n, t0, t1 in self._rows("chunks", "n, t0, t1", 0)
+    def chunk_index(self, after=0):
+        """(id, events, t0, t1) of each event chunk (with an id above ``after``), in the order stored, from the
+        chunks table's own columns (no event data is read): which chunks hold a time range, how far chunks
+        overlap in time, what a live reader has yet to read."""
+        return [(cid, n, t0, t1) for cid, n, t0, t1 in self._rows("chunks", "n, t0, t1", after)
                 if all(isinstance(x, int) and not isinstance(x, bool) for x in (n, t0, t1))]
 
     def iter_registrations(self):
@@ -818,17 +819,19 @@ class RunFile:
             return None
         return value if isinstance(value, dict) else None
 
-    def read_new(self):
-        """Everything added since the last call: (events ndarray, registrations, samples, log rows)."""
+    def read_new(self, events=True):
+        """Everything added since the last call: (events ndarray, registrations, samples, log rows).  Without
+        ``events``, the event chunks are left to the caller (``chunk_index``, ``iter_chunks``) and none is
+        returned."""
         with self._lock:
             cur = self._cursor
             parts = []
-            for cid, n, data, codec in self._rows("chunks", self._chunk_cols, cur["chunks"]):
+            for cid, n, data, codec in (self._rows("chunks", self._chunk_cols, cur["chunks"]) if events else ()):
                 cur["chunks"] = cid
-                events = self._chunk_events(cid, n, data, codec)
-                if events is not None:
-                    parts.append(events)
-            events = np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE)
+                chunk = self._chunk_events(cid, n, data, codec)
+                if chunk is not None:
+                    parts.append(chunk)
+            new_events = np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE)
             regs = []
             for rid, body in self._rows("regs", "body", cur["regs"]):
                 cur["regs"] = rid
@@ -855,7 +858,7 @@ class RunFile:
             for lid, t, kind, text in self._rows("log", "t, kind, text", cur["log"]):
                 cur["log"] = lid
                 logs.append((t, kind, text))
-            return events, regs, samples, logs
+            return new_events, regs, samples, logs
 
     def read_all(self):
         """The whole run from the start (resets the ``read_new`` cursor)."""
