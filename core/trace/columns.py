@@ -64,6 +64,12 @@ class Columns:
             return self.n
         return self.extend(**{name: records[name] for name in self.names})
 
+    def trim(self):
+        """Give back the room kept for rows to come (a table that is complete: a saved run read whole)."""
+        if self.names and len(self._cols[self.names[0]]) > self.n:
+            for name, col in self._cols.items():
+                self._cols[name] = col[:self.n].copy()
+
     def view(self, name) -> np.ndarray:
         """The column's rows so far, without a copy (see the module's docstring)."""
         return self._cols[name][:self.n]

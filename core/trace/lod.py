@@ -2,16 +2,16 @@
 
 A bar is (lane, t0, t1, colour), identified by its row in a table its owner keeps (the model's spans, the
 timeline's task bars...); this index holds only rows and summaries.  Time is cut into bins of
-``2**(BASE_SHIFT + level)`` ns at ``LEVELS`` levels.  At a level, a bar at least a bin long is *long*: drawn as
-it is, found through the rows of its duration class (``classes``: class ``c`` holds bars ``2**(BASE_SHIFT +
-c)`` to twice that long, class -1 shorter than a bin at every level).  A shorter bar is *short* at that
-level: it counts in the cells (lane, colour, bin) it touches, each cell with how many bars start in it and
-how much of its time they cover (ns, exact: a bar taken back leaves nothing behind).  So at any zoom a frame
-draws the long bars in view and one cell per occupied (lane, colour, bin): what it costs depends on the
-pixels, not on the bars.
+``2**(BASE_SHIFT + LEVEL_BITS * level)`` ns at ``LEVELS`` levels.  At a level, a bar at least a bin long is
+*long*: drawn as it is, found through the rows of its duration class (``classes``: class ``c`` holds bars a
+bin of level ``c`` long to a bin of the next, class -1 shorter than a bin at every level).  A shorter bar is
+*short* at that level: it counts in the cells (lane, colour, bin) it touches, each cell with how many bars
+start in it and how much of its time they cover (ns, exact: a bar taken back leaves nothing behind).  So at
+any zoom a frame draws the long bars in view and one cell per occupied (lane, colour, bin): what it costs
+depends on the pixels, not on the bars.
 
 Cells are built as bars arrive, level by level from the one below (a bar short at a level is short at every
-coarser one, and the cells of a bin are the sums of its two halves'), in blocks of sorted keys; blocks are
+coarser one, and the cells of a bin are the sums of its quarters'), in blocks of sorted keys; blocks are
 merged as they pile up, so a level is a few sorted arrays.  A level whose cells would be nearly as many as
 its bars summarises nothing: it is dropped (for good), and a view that zooms there draws the bars
 themselves, which are then few in view.  Bars can be taken back (``add`` with ``sign=-1``: their cells get
@@ -26,9 +26,11 @@ import numpy as np
 
 from .columns import BlockIndex, group_starts, ranges
 
-#: The finest bin is 2**BASE_SHIFT ns (about 4 us), the coarsest 2**(BASE_SHIFT + LEVELS - 1) (about 2 min).
+#: The finest bin is 2**BASE_SHIFT ns (about 4 us); each level's bins are 2**LEVEL_BITS times the last's; the
+#: coarsest are 2**(BASE_SHIFT + LEVEL_BITS * (LEVELS - 1)) ns (about 70 s).
 BASE_SHIFT = 12
-LEVELS = 26
+LEVEL_BITS = 2
+LEVELS = 13
 COLOR_BITS = 5
 LANE_BITS = 19
 KEY_SHIFT = COLOR_BITS + LANE_BITS
@@ -36,13 +38,14 @@ KEY_SHIFT = COLOR_BITS + LANE_BITS
 #: many): its bins hold too few bars to be worth summarising.
 DROP_SHARE = 0.3
 DROP_AFTER_BARS = 20_000
-#: Blocks of cells a level keeps before merging the newest ones.
-MAX_BLOCKS = 8
+#: Blocks of cells a level keeps before merging the newest ones, and how much smaller than the one before
+#: the newest block may be and stay apart (size-tiered: every cell is merged a few times, not at every add).
+MAX_BLOCKS = 12
+MERGE_RATIO = 4
 #: A duration class's rows are listed in blocks of at most this many, by start: a view counts the rows of
 #: the blocks it overlaps (is it few enough to draw exactly?) and filters those.
 BLOCK_ROWS = 2048
 
-_CELL_DTYPE = np.dtype([("key", "<i8"), ("count", "<i4"), ("cover", "<i8")])
 
 
 def duration_class(d):
@@ -51,17 +54,17 @@ def duration_class(d):
     e = np.floor(np.log2(d)).astype(np.int64)               # floor(log2 d), corrected where floats round
     e = np.where((np.int64(1) << e) > d, e - 1, e)
     e = np.where((np.int64(1) << (e + 1)) <= d, e + 1, e)
-    return np.where(d < (1 << BASE_SHIFT), -1, np.minimum(e - BASE_SHIFT, LEVELS - 1))
+    return np.where(d < (1 << BASE_SHIFT), -1, np.minimum((e - BASE_SHIFT) // LEVEL_BITS, LEVELS - 1))
 
 
 def bin_width(level):
-    return 1 << (BASE_SHIFT + level)
+    return 1 << (BASE_SHIFT + LEVEL_BITS * level)
 
 
 def cells_of(lane, t0, t1, color, level, origin, sign=1):
     """The cells of bars shorter than a bin of ``level`` (arrays), unsorted, duplicates not merged: each bar
     counts once in the bin of its start and covers its time in the one or two bins it touches."""
-    shift = BASE_SHIFT + level
+    shift = BASE_SHIFT + LEVEL_BITS * level
     w = np.int64(1) << shift
     r0 = np.maximum(t0 - origin, 0)
     r1 = np.maximum(t1 - origin, r0)
@@ -76,41 +79,43 @@ def cells_of(lane, t0, t1, color, level, origin, sign=1):
 
 
 def merge_cells(keys, count, cover):
-    """One cell per key, counts and covers summed; cells that summed to nothing dropped.  Sorted by key."""
+    """One cell per key, counts and covers summed; cells that summed to nothing dropped.  Sorted by key.
+    Cells are (keys, counts, covers): three arrays."""
     if not len(keys):
-        return np.zeros(0, _CELL_DTYPE)
-    order = np.argsort(keys, kind="stable")
-    keys, count, cover = keys[order], count[order], cover[order]
-    starts = group_starts(keys)
-    out = np.zeros(len(starts), _CELL_DTYPE)
-    out["key"] = keys[starts]
-    out["count"] = np.add.reduceat(count, starts)
-    out["cover"] = np.add.reduceat(cover, starts)
-    return out[(out["count"] != 0) | (out["cover"] != 0)]
+        return keys, count, cover
+    order = np.argsort(keys, kind="stable")       # keys come nearly sorted (by time): a stable sort is quick
+    keys = keys[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    count = np.add.reduceat(count[order], starts)
+    cover = np.add.reduceat(cover[order], starts)
+    keys = keys[starts]
+    some = (count != 0) | (cover != 0)
+    if not some.all():
+        keys, count, cover = keys[some], count[some], cover[some]
+    return keys, count, cover
 
 
 class _Level:
     """The cells of one level, as sorted blocks."""
 
     def __init__(self):
-        self.blocks: List[np.ndarray] = []
+        self.blocks: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.cells = 0
         self.dropped = False
 
     def add(self, cells):
-        if self.dropped or not len(cells):
+        if self.dropped or not len(cells[0]):
             return
         self.blocks.append(cells)
-        self.cells += len(cells)
-        # merge the newest blocks while they are about the size of the one before (few blocks, mostly big)
-        while len(self.blocks) > 1 and (len(self.blocks) > MAX_BLOCKS
-                                        or len(self.blocks[-1]) * 2 >= len(self.blocks[-2])):
-            b = self.blocks.pop()
-            a = self.blocks.pop()
-            merged = merge_cells(np.concatenate((a["key"], b["key"])), np.concatenate((a["count"], b["count"])),
-                                 np.concatenate((a["cover"], b["cover"])))
-            self.cells += len(merged) - len(a) - len(b)
-            self.blocks.append(merged)
+        self.cells += len(cells[0])
+        # merge the newest blocks while they are near the size of the one before (a few blocks, mostly big)
+        blocks = self.blocks
+        while len(blocks) > 1 and (len(blocks) > MAX_BLOCKS or len(blocks[-1][0]) * MERGE_RATIO >= len(blocks[-2][0])):
+            b = blocks.pop()
+            a = blocks.pop()
+            merged = merge_cells(*(np.concatenate((x, y)) for x, y in zip(a, b)))
+            self.cells += len(merged[0]) - len(a[0]) - len(b[0])
+            blocks.append(merged)
 
     def drop(self):
         self.dropped = True
@@ -125,6 +130,9 @@ class _Rows:
         self.rows = np.zeros(64, np.int64)
         self.n = 0
         self.blocks = BlockIndex()
+
+    def trim(self):
+        self.rows = self.rows[:self.n].copy()
 
     def add(self, rows, t0, t1):
         k = len(rows)
@@ -168,7 +176,7 @@ class BarIndex:
         self.short += sign * np.cumsum(np.bincount(cls + 1, minlength=LEVELS + 1))[:LEVELS]
         if sign > 0:
             self.bars += n
-            order = np.argsort(cls, kind="stable")
+            order = np.argsort(cls.astype(np.int8), kind="stable")
             sc = cls[order]
             starts = group_starts(sc)
             ends = np.append(starts[1:], n)
@@ -180,11 +188,11 @@ class BarIndex:
         keys = np.zeros(0, np.int64)
         count = np.zeros(0, np.int32)
         cover = np.zeros(0, np.int64)
-        by_class = np.argsort(cls, kind="stable")
+        by_class = np.argsort(cls.astype(np.int8), kind="stable")      # small integers: a radix sort
         bounds = np.searchsorted(cls[by_class], np.arange(-1, LEVELS))
         for level in range(LEVELS):
             if level:
-                keys = ((keys >> (KEY_SHIFT + 1)) << KEY_SHIFT) | (keys & ((1 << KEY_SHIFT) - 1))
+                keys = ((keys >> (KEY_SHIFT + LEVEL_BITS)) << KEY_SHIFT) | (keys & ((1 << KEY_SHIFT) - 1))
             # bars short from this level on: their class is just below it
             new = by_class[bounds[level]:bounds[level + 1]]
             if len(new):
@@ -193,12 +201,16 @@ class BarIndex:
             lv = self.levels[level]
             if not len(keys) or lv.dropped:
                 continue           # a dropped level's cells are carried up unmerged: merging is what costs
-            cells = merge_cells(keys, count, cover)
-            keys, count, cover = cells["key"], cells["count"], cells["cover"]
-            lv.add(cells)
+            keys, count, cover = merge_cells(keys, count, cover)
+            lv.add((keys, count, cover))
             short = self.short[level]
             if short >= DROP_AFTER_BARS and lv.cells > DROP_SHARE * short:
                 lv.drop()
+
+    def trim(self):
+        """Give back the room kept for bars to come (all bars are in)."""
+        for r in self.classes:
+            r.trim()
 
     def frozen(self):
         return FrozenBarIndex(self)
@@ -238,25 +250,23 @@ class FrozenBarIndex:
         blocks = self.levels[level]
         if not blocks:
             return _no_cells()
-        shift = BASE_SHIFT + level
+        shift = BASE_SHIFT + LEVEL_BITS * level
         lo = (max(int(t0) - self.origin, 0) >> shift) << KEY_SHIFT
         hi = ((max(int(t1) - self.origin, 0) >> shift) + 1) << KEY_SHIFT
         parts = []
         for b in blocks:
-            i, j = np.searchsorted(b["key"], [lo, hi])
+            i, j = np.searchsorted(b[0], [lo, hi])
             if j > i:
-                parts.append(b[i:j])
+                parts.append(tuple(x[i:j] for x in b))
         if not parts:
             return _no_cells()
-        c = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if len(parts) > 1:
-            c = merge_cells(c["key"], c["count"], c["cover"])
+        if len(parts) == 1:
+            key, count, cover = parts[0]
         else:
-            c = c[(c["count"] != 0) | (c["cover"] != 0)]
-        key = c["key"]
+            key, count, cover = merge_cells(*(np.concatenate(x) for x in zip(*parts)))
         start = ((key >> KEY_SHIFT) << shift) + self.origin
         code = key & ((1 << KEY_SHIFT) - 1)
-        return start, code >> COLOR_BITS, code & ((1 << COLOR_BITS) - 1), c["count"], c["cover"]
+        return start, code >> COLOR_BITS, code & ((1 << COLOR_BITS) - 1), count, cover
 
 
 def _no_cells():

@@ -243,7 +243,14 @@ class RunModel:
             m.set_meta(run_file.meta())
             m.dropped = run_file.dropped()
             m._settle()
+            m.trim()
         return m
+
+    def trim(self):
+        """Give back the room the tables keep for rows to come (the run is read whole)."""
+        for table in (self.spans, self.messages, self.instants, self.tasks_book.table, self.tasks_book.created,
+                      self._event_series.points, self._barriers, self._marks):
+            table.trim()
 
     def set_meta(self, meta):
         self.meta = dict(meta)
@@ -341,8 +348,11 @@ class RunModel:
         kinds = events["kind"][order]
         counts = np.bincount(np.minimum(kinds, _KIND_COUNT_SIZE - 1), minlength=_KIND_COUNT_SIZE)
         self._kind_counts[:len(counts)] += counts
-        by_kind = np.argsort(kinds, kind="stable")
-        sorted_kinds = kinds[by_kind]
+        # kinds above 254 (none is, but damage can make them) share 255, which nothing handles: a byte, sorted
+        # by radix
+        small = np.minimum(kinds, 255).astype(np.uint8)
+        by_kind = np.argsort(small, kind="stable")
+        sorted_kinds = small[by_kind]
         bounds = group_starts(sorted_kinds)
         ends = np.append(bounds[1:], n)
         base = self._seq

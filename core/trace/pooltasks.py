@@ -328,7 +328,11 @@ class PoolTasks:
         if not ops.n:
             return
         seq = ops.col("seq")
-        order = np.lexsort((seq, rows))
+        span = int(seq.max() - seq.min()) + 1
+        if span < (1 << 31) and int(rows.max()) < (1 << 31):       # one 64-bit key: a single sort
+            order = np.argsort(rows * span + (seq - seq.min()), kind="stable")
+        else:
+            order = np.lexsort((seq, rows))
         rows = rows[order]
         cols = {name: ops.col(name)[order] for name in ("seq", "t", "op", "w", "o", "gs", "ge", "pool", "job")}
         n = len(rows)
@@ -346,7 +350,7 @@ class PoolTasks:
         counts = cols["seq"] > job_seq
         done = np.zeros(n, np.int64)
         failed = np.zeros(n, np.int64)
-        by_round = np.argsort(position, kind="stable")
+        by_round = np.argsort(position.astype(np.int16) if position.max() < (1 << 15) else position, kind="stable")
         bounds = np.searchsorted(position[by_round], np.arange(int(position.max()) + 2))
         for r in range(len(bounds) - 1):
             i = by_round[bounds[r]:bounds[r + 1]]
@@ -386,7 +390,7 @@ class PoolTasks:
 def apply_round(st, g, op, t, w, o, gs, ge, done, failed, at):
     """One operation for each of the tasks ``g`` (indices into the state arrays ``st``), by kind: the rules of
     version one's handlers.  ``done``/``failed``: what each operation (``at``) adds to its job's counts."""
-    for code in np.unique(op).tolist():
+    for code in np.flatnonzero(np.bincount(op, minlength=OP_JOB_USED + 1)).tolist():
         sel = op == code
         gg, tt = g[sel], t[sel]
         if code == OP_QUEUED:

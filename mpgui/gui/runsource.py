@@ -20,6 +20,7 @@ The runner is ``main.py run SCENARIO ... --control-stdin`` (or ``main.py trace .
 user's program) in a QProcess; Stop writes ``cancel`` to its stdin (the same on every platform), and closing
 the app closes stdin, which cancels the run too.
 """
+import ctypes
 import os
 import threading
 import time
@@ -54,6 +55,16 @@ LOAD_SNAPSHOT_INTERVAL = 0.5
 #: A process with the runner's pid created this long after the run file is another process that reused the
 #: pid (process start times are coarse, and wall clocks can step a little).
 PID_REUSE_SLACK = 1.0
+
+
+def give_back_memory():
+    """Return the memory freed while reading a run to the system (glibc keeps freed heap for reuse: after a
+    large run is read a chunk at a time, that is the temporaries of every chunk).  Linux with glibc only; a
+    no-op elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def runner_alive(meta, path):
@@ -332,6 +343,10 @@ class RunSource(QtCore.QObject):
             m.set_meta(rf.meta())
             m.dropped = rf.dropped()
             m._settle()
+            m.trim()
+        self._snap()
+        self.builder.trim()
+        give_back_memory()
 
     def _reread(self, rf):
         """The recording ended: read the whole run again, in time order (see the module's docstring)."""
@@ -340,6 +355,9 @@ class RunSource(QtCore.QObject):
         with fresh.lock:
             fresh.dropped = rf.dropped()
         self.model, self.builder = fresh, builder
+        self._snap()
+        builder.trim()
+        give_back_memory()
 
     def _pull(self, rf, budget=READ_BUDGET_S):
         """Ingest what the run file gained since the last pull (skipping the oldest chunks past ``budget``);

@@ -58,6 +58,8 @@ for _k, _c in _MOMENT_COLOR.items():
 EXACT_BARS = 30_000
 #: ... found among the bars of the index blocks the view overlaps, while those are at most this many.
 CANDIDATE_BARS = 250_000
+#: A batch's pids spread over fewer numbers than this are mapped to lanes through a table.
+DENSE_PIDS = 1 << 22
 #: LOD keys hold the time since this long before the run's first moment (records can come a little early).
 ORIGIN_MARGIN_NS = 60 * 10 ** 9
 
@@ -388,7 +390,20 @@ class TimelineBuilder:
 
     def _lanes(self, pids):
         """LOD lane ids of ``pids`` (new pids get the next ids)."""
+        pids = np.asarray(pids, np.int64)
+        lo, hi = int(pids.min()), int(pids.max())
+        if hi - lo < DENSE_PIDS:                  # pids are small numbers: a table, not a sort
+            present = np.zeros(hi - lo + 1, bool)
+            present[pids - lo] = True
+            table = np.zeros(hi - lo + 1, np.int64)
+            u = np.flatnonzero(present) + lo
+            table[u - lo] = self._lane_ids_of(u)
+            return table[pids - lo]
         u, inv = np.unique(pids, return_inverse=True)
+        return self._lane_ids_of(u)[inv]
+
+    def _lane_ids_of(self, u):
+        """LOD lane ids of distinct pids ``u``."""
         ids = np.empty(len(u), np.int64)
         for i, p in enumerate(u.tolist()):
             lid = self.lane_ids.get(p)
@@ -396,7 +411,14 @@ class TimelineBuilder:
                 lid = self.lane_ids[p] = len(self.lane_ids)
                 self.lane_pids = np.append(self.lane_pids, p)
             ids[i] = lid
-        return ids[inv]
+        return ids
+
+    def trim(self):
+        """Give back the room kept for what may come (the run is read whole)."""
+        for idx in self.index.values():
+            idx.trim()
+        for table in (self.task_bars, self.used_bars):
+            table.trim()
 
     def _add(self, layer, rows, pid, t0, t1, color, sign=1):
         if len(rows):
@@ -652,7 +674,10 @@ def build(model):
     """A TimelineData of everything the model holds now (tests and one-off pictures; the app keeps a
     ``TimelineBuilder`` and updates it)."""
     with model.lock:
-        return TimelineBuilder(model).update()
+        builder = TimelineBuilder(model)
+        data = builder.update()
+        builder.trim()
+        return data
 
 
 def rows_overlapping(layer: IndexedLayer, t0: int, t1: int) -> Optional[np.ndarray]:

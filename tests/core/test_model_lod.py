@@ -21,12 +21,12 @@ def random_bars(rng, n, lanes=4, colors=3, span=2_000_000_000):
 def expected_cells(bars, alive, level, t0, t1):
     rows, lane, b0, b1, color = (a[alive] for a in bars)
     short = duration_class(b1 - b0) < level
-    keys, count, cover = cells_of(lane[short], b0[short], b1[short], color[short], level, ORIGIN)
-    c = merge_cells(keys, count, cover)
-    shift = lod.BASE_SHIFT + level
-    bins = c["key"] >> lod.KEY_SHIFT
+    keys, count, cover = merge_cells(*cells_of(lane[short], b0[short], b1[short], color[short], level, ORIGIN))
+    shift = lod.BASE_SHIFT + lod.LEVEL_BITS * level
+    bins = keys >> lod.KEY_SHIFT
     lo, hi = (max(t0 - ORIGIN, 0)) >> shift, (max(t1 - ORIGIN, 0)) >> shift
-    return c[(bins >= lo) & (bins <= hi)]
+    keep = (bins >= lo) & (bins <= hi)
+    return keys[keep], count[keep], cover[keep]
 
 
 def as_set(start, lane, color, count, cover):
@@ -34,12 +34,12 @@ def as_set(start, lane, color, count, cover):
 
 
 def expected_set(cells, level):
-    shift = lod.BASE_SHIFT + level
-    key = cells["key"]
+    shift = lod.BASE_SHIFT + lod.LEVEL_BITS * level
+    key, count, cover = cells
     code = key & ((1 << lod.KEY_SHIFT) - 1)
     start = ((key >> lod.KEY_SHIFT) << shift) + ORIGIN
-    return sorted(zip(start.tolist(), (code >> lod.COLOR_BITS).tolist(), (code & 31).tolist(),
-                      cells["count"].tolist(), cells["cover"].tolist()))
+    return sorted(zip(start.tolist(), (code >> lod.COLOR_BITS).tolist(), (code & 31).tolist(), count.tolist(),
+                      cover.tolist()))
 
 
 @settings(max_examples=40, deadline=None)
@@ -89,11 +89,12 @@ def test_a_level_of_dense_short_bars_summarises_many_per_cell_and_finer_ones_are
     start_, lane, color, count, cover = frozen.cells(level, ORIGIN, ORIGIN + 100 * 10 ** 9)
     assert count.sum() == n and cover.sum() == n * 200_000
     assert len(count) <= 8 * (100 * 10 ** 9 // bin_width(level) + 1)
-    kept = sum(sum(len(b) for b in blocks) for blocks in frozen.levels if blocks)
+    kept = sum(sum(len(b[0]) for b in blocks) for blocks in frozen.levels if blocks)
     assert kept < n, "the summary is smaller than the bars"
 
 
-@pytest.mark.parametrize("d, cls", [(0, -1), (4095, -1), (4096, 0), (8191, 0), (8192, 1), ((1 << 40) - 1, 27 - 1),
-                                    (1 << 62, lod.LEVELS - 1)])
+@pytest.mark.parametrize("d, cls", [(0, -1), (4095, -1), (4096, 0), (16383, 0), (16384, 1), ((1 << 40) - 1, 13),
+                                    (1 << 40, 14), (1 << 62, lod.LEVELS - 1)])
 def test_duration_classes(d, cls):
+    """Class c: at least a bin of level c long, shorter than a bin of level c + 1."""
     assert duration_class(np.array([d]))[0] == min(cls, lod.LEVELS - 1)
