@@ -235,14 +235,14 @@ class PoolTasks:
 
     def _stored_sizes(self, pool, job, first):
         out = np.zeros(len(pool), np.int64)
-        for (p, j), sel in _by_job(pool, job):
+        for (p, j), sel in by_job(pool, job):
             jj = self._jobs.get((p, j))
             if jj is not None:
                 out[sel] = jj.size_of(first[sel])
         return out
 
     def _store_sizes(self, pool, job, first, size):
-        for (p, j), sel in _by_job(pool, job):
+        for (p, j), sel in by_job(pool, job):
             self._job(p, j).store_sizes(first[sel], size[sel])
 
     def _group_records(self, ops, g0, g1):
@@ -274,7 +274,7 @@ class PoolTasks:
         pool, job, idx, seq = ops.col("pool"), ops.col("job"), ops.col("index"), ops.col("seq")
         rows = np.full(len(pool), -1, np.int64)
         new_pool, new_job, new_idx, new_seq = [], [], [], []
-        for (p, j), sel in _by_job(pool, job):
+        for (p, j), sel in by_job(pool, job):
             jj = self._job(p, j)
             found = jj.lookup(idx[sel])
             rows[sel] = found
@@ -293,7 +293,7 @@ class PoolTasks:
             method = np.zeros(len(n_idx), np.int16)
             first_row = len(self.table)
             new_rows = first_row + np.arange(len(n_idx))
-            for (p, j), sel in _by_job(n_pool, n_job):
+            for (p, j), sel in by_job(n_pool, n_job):
                 jj = self._job(p, j)
                 jj.assign(n_idx[sel], new_rows[sel])
                 if jj.pool_job_seqs:
@@ -302,7 +302,7 @@ class PoolTasks:
                               method=method, queued=NO_TIME, sent=NO_TIME, start=NO_TIME, end=NO_TIME,
                               used=NO_TIME)
             self.created.extend(seq=n_seq)
-            for (p, j), sel in _by_job(pool, job):
+            for (p, j), sel in by_job(pool, job):
                 missing = sel[rows[sel] < 0]
                 if len(missing):
                     rows[missing] = self._job(p, j).lookup(idx[missing])
@@ -345,7 +345,7 @@ class PoolTasks:
                                                                         "worker", "outcome")}
         # which operations count towards their job's done and failed counts (those after its POOL_JOB)
         job_seq = np.zeros(n, np.int64)
-        for (p, j), sel in _by_job(cols["pool"], cols["job"]):
+        for (p, j), sel in by_job(cols["pool"], cols["job"]):
             job_seq[sel] = self._count_from(p, j)
         counts = cols["seq"] > job_seq
         done = np.zeros(n, np.int64)
@@ -473,8 +473,8 @@ class _Ops:
         return c
 
 
-def _by_job(pool, job):
-    """(pool, job) -> indices of the items of that job, for each job among the items."""
+def by_job(pool, job):
+    """(pool, job) -> indices of the items of that job, for each job among the items (arrays)."""
     if not len(pool):
         return
     if pool.min() == pool.max() and job.min() == job.max():     # one job: the usual case in a chunk

@@ -42,7 +42,7 @@ from .timeline_data import TimelineBuilder
 POLL_INTERVAL = 0.025
 #: The most a poll spends ingesting: what would take longer is skipped (the oldest chunks), so the live view
 #: stays within a few polls of the run (see the module's docstring).
-READ_BUDGET_S = 0.08
+READ_BUDGET_S = 0.05
 #: The reader's guess of its speed (events per second) until it has measured it.
 FIRST_RATE = 1_000_000
 #: How long to wait for a starting runner to create its run file.
@@ -293,7 +293,9 @@ class RunSource(QtCore.QObject):
                 if recording:
                     self._set_state("stopping" if self.state == "stopping" else "running")
             finished = self._process_done.is_set() if self.live else not recording
+            pulled = time.perf_counter()
             unseen = self._pull(rf) or unseen
+            busy = time.perf_counter() - pulled > READ_BUDGET_S / 2      # a backlog: read on without a pause
             if finished:
                 self._pull(rf, budget=None)                 # anything written at the very end
                 self._reread(rf)
@@ -307,7 +309,7 @@ class RunSource(QtCore.QObject):
                 last_snapshot = now
                 unseen = False
                 self._snap()
-            if self._stop_reading.wait(POLL_INTERVAL):
+            if self._stop_reading.wait(0 if busy else POLL_INTERVAL):
                 return
 
     def _finish(self, rf, status):

@@ -30,6 +30,7 @@ from core.trace.columns import Columns
 from core.trace.events import Kind, Outcome
 from core.trace.lod import BarIndex, bin_width, rows_in
 from core.trace.model import NO_TIME, SPAN_COLUMNS, Span
+from core.trace.pooltasks import by_job
 
 ROLE_ORDER = {"main": 0, "manager": 1, "worker": 2, "process": 3, "other": 4, "forkserver": 5,
               "resource tracker": 6}
@@ -470,8 +471,8 @@ class TimelineBuilder:
             changed.append(np.arange(self.tasks_seen, n))
             self.tasks_seen = n
         if len(self.task_version) < n:
-            self.task_version = np.concatenate((self.task_version, np.full(n - len(self.task_version), -1)))
-            self.used_version = np.concatenate((self.used_version, np.full(n - len(self.used_version), -1)))
+            self.task_version = _grow(self.task_version, n, -1)
+            self.used_version = _grow(self.used_version, n, -1)
         # a worker's end (or the run's status) decides its open tasks: redo them when it changes
         workers = m.tasks.view("worker")
         status = m.meta.get("status")
@@ -531,10 +532,8 @@ class TimelineBuilder:
 
     def _used_ticks(self, rows, tab):
         caller = np.zeros(len(tab), np.int64)
-        jobs = np.stack((tab["pool"].astype(np.int64), tab["job"]), axis=1)
-        uniq, inv = np.unique(jobs, axis=0, return_inverse=True)
-        for i, (p, j) in enumerate(uniq.tolist()):
-            caller[inv.reshape(-1) == i] = self.model.jobs.get((p & 0xFFFFFFFFFFFFFFFF, j), {}).get("pid", 0)
+        for key, sel in by_job(tab["pool"], tab["job"]):
+            caller[sel] = self.model.jobs.get(key, {}).get("pid", 0)
         used = tab["used"] != NO_TIME
         old = self.used_version[rows]
         bars = self.used_bars
@@ -662,11 +661,12 @@ def _lifetimes(procs, t0, t_last):
     return life, starting
 
 
-def _grow(flags, n):
-    if n <= len(flags):
-        return flags
-    grown = np.zeros(max(n, 2 * len(flags)), bool)
-    grown[:len(flags)] = flags
+def _grow(a, n, fill=0):
+    """``a`` with room for ``n`` items (doubling; new items ``fill``)."""
+    if n <= len(a):
+        return a
+    grown = np.full(max(n, 2 * len(a)), fill, a.dtype)
+    grown[:len(a)] = a
     return grown
 
 
