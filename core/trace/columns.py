@@ -143,6 +143,16 @@ class FrozenBlocks:
         hit = (self.lo <= t1) & (self.hi >= t0)
         return int((self.end[hit] - self.first[hit]).sum())
 
+    def estimate_between(self, t0, t1):
+        """About how many rows overlap [t0, t1]: each block's rows in the share of its extent the range
+        covers (rows spread evenly over their block's time)."""
+        hit = np.flatnonzero((self.lo <= t1) & (self.hi >= t0))
+        if not len(hit):
+            return 0.0
+        lo, hi = self.lo[hit], self.hi[hit]
+        share = (np.minimum(hi, t1) - np.maximum(lo, t0) + 1) / (hi - lo + 1)
+        return float(((self.end[hit] - self.first[hit]) * share).sum())
+
 
 def ranges(starts, ends):
     """The concatenation of ``arange(s, e)`` for each pair: without a Python loop."""

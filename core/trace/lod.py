@@ -244,6 +244,10 @@ class FrozenBarIndex:
         """An upper bound of the bars overlapping [t0, t1]."""
         return sum(blocks.count_between(t0, t1) for _, blocks in self.classes)
 
+    def estimate_between(self, t0, t1):
+        """About how many bars overlap [t0, t1] (see ``columns.FrozenBlocks.estimate_between``)."""
+        return sum(blocks.estimate_between(t0, t1) for _, blocks in self.classes)
+
     def cells(self, level, t0, t1):
         """The cells of ``level`` in bins overlapping [t0, t1], one per key (counts and covers summed), as
         (bin start ns, lane, colour, count, cover ns)."""

@@ -25,7 +25,7 @@ from core.trace.units import fmt_s
 
 from . import theme
 from .timeline_data import (C_ERROR, C_HOLD, C_IO, C_LIFE, C_LOST, C_MANAGER, C_MOMENT, C_OK, C_OTHER_WAIT,
-                            C_RUNNING, C_SIGNAL, C_STARTING, C_TIMEOUT, C_USED, C_WAIT, COLOR_KEYS)
+                            C_RUNNING, C_SIGNAL, C_STARTING, C_TIMEOUT, C_USED, C_WAIT, COLOR_KEYS, Bars)
 
 PALETTE = {C_LIFE: theme.LIFETIME, C_STARTING: theme.STARTING, C_RUNNING: theme.TASK_RUNNING, C_OK: theme.TASK_OK,
            C_ERROR: theme.TASK_ERROR, C_TIMEOUT: theme.TASK_TIMEOUT, C_LOST: theme.TASK_LOST, C_HOLD: theme.LOCK_HOLD,
@@ -167,19 +167,23 @@ class TimelineItem(pg.GraphicsObject):
         if bars is None or not len(bars):
             return None
         t0 = self.data.t0
-        a, b = t0 + int(vx0 * 1e9), t0 + int(vx1 * 1e9)
-        pixel = max(int(pw * 1e9), 1)
-        vis = bars.visible(a, b, pixel)
         lo, hi = np.floor(vy0) - 1, vy1 + 1
         parts = []
-        pid, x0n, x1n, color, ref = vis.bars
+        if isinstance(bars, Bars):              # a small layer, in seconds already
+            sel = np.flatnonzero((bars.x1 >= vx0 - pw) & (bars.x0 <= vx1 + pw))
+            pid, x0, x1, color, ref = bars.pid[sel], bars.x0[sel], bars.x1[sel], bars.color[sel], bars.ref[sel]
+            vis = None
+        else:
+            vis = bars.visible(t0 + int(vx0 * 1e9), t0 + int(vx1 * 1e9), max(int(pw * 1e9), 1))
+            pid, x0n, x1n, color, ref = vis.bars
+            x0, x1 = (x0n - t0) / 1e9, (x1n - t0) / 1e9
         if len(pid):
             lanes = self.lanes_of(pid)
             keep = (lanes >= 0) & (lanes >= lo) & (lanes <= hi)
             if keep.any():
-                parts.extend(self._bar_rects(layer, lanes[keep], (x0n[keep] - t0) / 1e9, (x1n[keep] - t0) / 1e9,
-                                             color[keep], ref[keep], y_off, height, vx0, vx1, pw))
-        if vis.cells is not None and len(vis.cells[0]):
+                parts.extend(self._bar_rects(layer, lanes[keep], x0[keep], x1[keep], color[keep], ref[keep], y_off,
+                                             height, vx0, vx1, pw))
+        if vis is not None and vis.cells is not None and len(vis.cells[0]):
             cpid, start, width, ccolor, cover = vis.cells
             lanes = self.lanes_of(cpid)
             keep = (lanes >= 0) & (lanes >= lo) & (lanes <= hi)

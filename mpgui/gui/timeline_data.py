@@ -56,9 +56,11 @@ MOMENT_COLOR = np.full(256, C_MOMENT, np.int8)
 for _k, _c in _MOMENT_COLOR.items():
     MOMENT_COLOR[int(_k)] = _c
 #: A layer draws every bar in view, exactly, while there are at most this many (else its level of detail).
-EXACT_BARS = 30_000
-#: ... found among the bars of the index blocks the view overlaps, while those are at most this many.
-CANDIDATE_BARS = 250_000
+EXACT_BARS = 12_000
+#: ... found among the bars of the index blocks the view overlaps, while those are at most this many and,
+#: spread evenly over their blocks, would be at most ESTIMATE_SLACK times EXACT_BARS in view.
+CANDIDATE_BARS = 64_000
+ESTIMATE_SLACK = 1.5
 #: A batch's pids spread over fewer numbers than this are mapped to lanes through a table.
 DENSE_PIDS = 1 << 22
 #: LOD keys hold the time since this long before the run's first moment (records can come a little early).
@@ -107,9 +109,10 @@ class Bars:
         return np.round(np.asarray(x, np.float64) * 1e9).astype(np.int64) + self.t0
 
     def visible(self, t0, t1, pixel):
-        a, b = self._ns(self.x0), self._ns(self.x1)
-        keep = np.flatnonzero((b >= t0 - pixel) & (a <= t1 + pixel))
-        return Visible((self.pid[keep], a[keep], b[keep], self.color[keep], self.ref[keep]))
+        lo, hi = (t0 - pixel - self.t0) / 1e9, (t1 + pixel - self.t0) / 1e9
+        keep = np.flatnonzero((self.x1 >= lo) & (self.x0 <= hi))
+        return Visible((self.pid[keep], self._ns(self.x0[keep]), self._ns(self.x1[keep]), self.color[keep],
+                        self.ref[keep]))
 
     def near(self, pid, t, tol):
         a, b = self._ns(self.x0), self._ns(self.x1)
@@ -128,6 +131,10 @@ class Bars:
 
 class BarSource:
     """Where an indexed layer's bars live: columns a snapshot shares (rows up to ``n``)."""
+
+    def times(self, rows):
+        """(t0, t1) of ``rows``."""
+        return self.t0[rows], self.t1[rows]
 
     def cols(self, rows):
         """(pid, t0, t1, colour, ref, alive) of ``rows``."""
@@ -166,6 +173,10 @@ class InstantSource(BarSource):
         self.pid = instants.view("pid")[:n]
         self.t = instants.view("t")[:n]
         self.kind = instants.view("kind")[:n]
+
+    def times(self, rows):
+        t = self.t[rows]
+        return t, t
 
     def cols(self, rows):
         t = self.t[rows]
@@ -221,7 +232,9 @@ class IndexedLayer:
         """What to draw of [t0, t1] at ``pixel`` ns per pixel (see ``Visible``)."""
         live = _clip_bars(self.live, t0 - pixel, t1 + pixel)
         exact = None
-        if self.index.count_between(t0 - pixel, t1 + pixel) <= CANDIDATE_BARS:
+        a, b = t0 - pixel, t1 + pixel
+        if (self.index.count_between(a, b) <= CANDIDATE_BARS
+                and self.index.estimate_between(a, b) <= EXACT_BARS * ESTIMATE_SLACK):
             exact = self._bars(self.index.rows_between(t0 - pixel, t1 + pixel), t0 - pixel, t1 + pixel)
             if len(exact[0]) <= EXACT_BARS:
                 return Visible(_concat_bars(exact, live))
@@ -241,9 +254,14 @@ class IndexedLayer:
     def _bars(self, rows, t0, t1):
         if not len(rows):
             return _EMPTY_BARS
+        a, b = self.source.times(rows)            # the times first: only the bars in range are gathered whole
+        rows = rows[(a <= t1) & (b >= t0)]
+        if not len(rows):
+            return _EMPTY_BARS
         pid, a, b, color, ref, alive = self.source.cols(rows)
-        keep = alive & (a <= t1) & (b >= t0)
-        return pid[keep], a[keep], b[keep], color[keep], ref[keep]
+        if not alive.all():
+            pid, a, b, color, ref = pid[alive], a[alive], b[alive], color[alive], ref[alive]
+        return pid, a, b, color, ref
 
     def near(self, pid, t, tol):
         """The ref of the bar of ``pid``'s lane nearest ``t`` within ``tol`` ns, or None."""
