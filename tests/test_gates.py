@@ -58,3 +58,7 @@ def test_qt_only_in_the_gui_package():
                         if mod.split(".")[0] in QT or mod.startswith("mpgui.gui"):
                             found.append("%s:%d imports %s" % (os.path.relpath(path, ROOT), line, mod))
     assert found == []
+
+
+def test_types():
+    _run([_tool("mypy")])

@@ -1,13 +1,22 @@
-"""Exports of a run: Chrome Trace Event JSON (Perfetto and chrome://tracing open it) and CSV tables.
+"""Exports of a run: Chrome Trace Event JSON (Perfetto and chrome://tracing open it) and CSV tables, written
+as they are computed.
+
+``export_run(run_file, chrome=PATH, csv=DIR)`` makes both in one pass over the run file, a chunk at a time:
+the model (``model.RunModel``) pairs the chunk's records, the spans, messages, moments and counter points it
+closed are written out and forgotten (``forget_rows``), and what must wait for the end (the processes, the
+pool's tasks, the spans still open, the resource samples) is written last.  Memory is the model's open
+state and its task table, whatever the run's size.  ``write_chrome(model, path)`` and ``write_csv(model,
+directory, events)`` write the same files from a model already in memory; ``chrome_trace(model)`` gives the
+trace as a dict (small runs, tests).
 
 Chrome trace layout:
 * ``M`` process_name / thread_name / sort-index records for every pid and every (pid, lane) used;
 * ``X`` slices for pool tasks, lock holds and waits, condition/event/barrier waits, blocked queue and pipe
   operations, manager calls and pool workers' initializers.  Slices on one (pid, tid) must nest, so each kind
-  of slice gets its own lanes per real thread, and overlapping slices of one kind are spread over as many
-  lanes as needed (greedy interval partitioning); each lane is a synthetic tid with a readable thread name;
+  of slice gets its own lanes per real thread, and a slice that overlaps the ones already on a lane goes to
+  the next lane (placed in the order slices end); each lane is a synthetic tid with a readable thread name;
 * ``C`` counters: semaphore values, queue depths, barrier waiting, CPU per core, per-process CPU% and RSS;
-* flow events (``s``/``f``) for "released -> next acquired by" on contended locks and for
+* flow events (``s``/``f``) for "released -> ended the wait of" on contended locks and for
   "dispatched -> started" on pool tasks;
 * ``i`` instants: results used, and the model's moments (signals, shared-memory segments, notifies, requests
   to end...) on a "moments" track of their lane, with the event's declared fields as args.
@@ -15,17 +24,20 @@ Chrome trace layout:
 CSV: one table per model table, and ``events.csv`` with every event's fields named as the schema declares them
 (a JSON object, units in the keys: ``{"wait_ns": 1200, "value": 2}``) and its description in words.
 
-Times are microseconds from the run's start.  No Qt here.
+Times are microseconds (Chrome) or seconds (CSV) from the run's start.  A file is written whole or not at all
+(through a temporary file).  No Qt here.
 """
 import csv
+import io
 import json
 import os
 
 import numpy as np
 
 from . import schema
+from .columns import group_starts
 from .events import Kind, Outcome
-from .model import NO_TIME, Span, SpanEnd
+from .model import NO_TIME, RunModel, Span, SpanEnd, in_time_order
 
 _SPAN_LABEL = {Span.LOCK_WAIT: "wait", Span.LOCK_HOLD: "hold", Span.COND_WAIT: "condition wait",
                Span.EVENT_WAIT: "event wait", Span.BARRIER_WAIT: "barrier wait", Span.QUEUE_PUT: "blocked put",
@@ -37,252 +49,654 @@ _LANE_FAMILY = {Span.LOCK_HOLD: 1, Span.LOCK_WAIT: 2, Span.COND_WAIT: 3, Span.EV
                 Span.BARRIER_WAIT: 3, Span.QUEUE_PUT: 4, Span.QUEUE_GET: 4, Span.QUEUE_JOIN: 4,
                 Span.PIPE_RECV: 5, Span.PIPE_SEND: 5, Span.MANAGER_CALL: 6, Span.PROC_JOIN: 7,
                 Span.INITIALIZER: 9}
+_FAMILY_OF_KIND = np.zeros(max(int(k) for k in Span) + 1, np.int64)
+for _k, _f in _LANE_FAMILY.items():
+    _FAMILY_OF_KIND[int(_k)] = _f
 _MOMENTS = 10
 _FAMILY_NAME = {0: "pool tasks", 1: "lock holds", 2: "lock waits", 3: "waits", 4: "queue", 5: "pipe",
                 6: "manager calls", 7: "joins", 8: "results used", 9: "initializer", _MOMENTS: "moments"}
 _OUTCOME_NAME = {Outcome.OK: "ok", Outcome.ERROR: "error", Outcome.TIMEOUT: "timeout", Outcome.LOST: "lost",
                  Outcome.CANCELLED: "cancelled"}
+_END_NAME = tuple(SpanEnd(i).name.lower() for i in range(len(SpanEnd)))
+#: Rows formatted at a time: the text of one block is what an export holds besides the model.
+BLOCK_ROWS = 1 << 15
+#: Records whose words events.csv remembers, at most (the same record recurs: an uncontended acquire...).
+SAID_CACHE = 1 << 16
+#: The pid of the trace's "counters" process (counters that belong to no process).
+COUNTER_PID = 0
+
+
+def _literal(text):
+    """``text`` as literal text inside a %-format."""
+    return text.replace("%", "%%")
+
+
+def _lane_tid(tid, family, lane):
+    return ((tid & 0xFFFFF) * 16 + family) * 64 + lane
 
 
 class _Lanes:
-    """Assigns synthetic tids so that slices on each tid never overlap."""
+    """Assigns synthetic tids so that slices on each tid never overlap, slices given in the order they end."""
 
     def __init__(self):
         self.ends = {}       # (pid, tid, family) -> list of lane end times
         self.names = {}      # (pid, synthetic tid) -> thread name
 
-    def place(self, pid, tid, family, t0, t1, thread_label):
+    def _name(self, pid, tid, family, lane, label):
+        stid = _lane_tid(tid, family, lane)
+        if (pid, stid) not in self.names:
+            more = "" if lane == 0 else " %d" % (lane + 1)
+            self.names[(pid, stid)] = "%s · %s%s" % (label, _FAMILY_NAME[family], more)
+        return stid
+
+    def place(self, pid, tid, family, t0, t1, label):
         ends = self.ends.setdefault((pid, tid, family), [])
         for i, end in enumerate(ends):
             if end <= t0:
-                ends[i] = t1
-                lane = i
-                break
+                ends[i] = max(end, t1)
+                return self._name(pid, tid, family, i, label)
+        ends.append(t1)
+        return self._name(pid, tid, family, len(ends) - 1, label)
+
+    def place_many(self, pid, tid, family, t0, t1, label):
+        """Synthetic tids of slices of one thread and family, in the order they end (arrays)."""
+        ends = self.ends.setdefault((pid, tid, family), [])
+        if not len(t0):
+            return np.zeros(0, np.int64)
+        # the usual case: each slice starts after the previous ones ended, and after lane 0's last one
+        reach = np.maximum.accumulate(t1)
+        if (not ends or ends[0] <= t0[0]) and (len(t0) < 2 or (t0[1:] >= reach[:-1]).all()) and len(ends) <= 1:
+            if not ends:
+                ends.append(int(reach[-1]))
+            else:
+                ends[0] = max(ends[0], int(reach[-1]))
+            return np.full(len(t0), self._name(pid, tid, family, 0, label), np.int64)
+        return np.array([self.place(pid, tid, family, a, b, label) for a, b in zip(t0.tolist(), t1.tolist())],
+                        np.int64)
+
+
+class _Text:
+    """JSON text of names, cached (a run has few distinct ones)."""
+
+    def __init__(self, model):
+        self.model = model
+        self._cache = {}
+
+    def json(self, s):
+        j = self._cache.get(s)
+        if j is None:
+            j = self._cache[s] = json.dumps(s)
+        return j
+
+
+class ChromeWriter:
+    """Writes a Chrome trace to an open text file, block by block (see the module's docstring)."""
+
+    def __init__(self, f, model, t0):
+        self.f = f
+        self.model = model
+        self.t0 = t0
+        self.lanes = _Lanes()
+        self.text = _Text(model)
+        self.count = 0
+        self.flow_id = 1
+        self._first = True
+        self._last_release = {}        # uid -> (t released, pid, synthetic tid, t acquired) of its latest hold
+        f.write('{"traceEvents":[')
+
+    def _lines(self, lines):
+        if not lines:
+            return
+        if self._first:
+            self.f.write("\n")
+            self._first = False
         else:
-            ends.append(t1)
-            lane = len(ends) - 1
-        stid = ((tid & 0xFFFFF) * 16 + family) * 64 + lane
-        if (pid, stid) not in self.names:
-            self.names[(pid, stid)] = "%s · %s%s" % (thread_label, _FAMILY_NAME[family],
-                                                      "" if lane == 0 else " %d" % (lane + 1))
-        return stid
+            self.f.write(",\n")
+        self.f.write(",\n".join(lines))
+        self.count += len(lines)
 
-
-def chrome_trace(model):
-    """The run as a Chrome Trace Event dict ({"traceEvents": [...], ...})."""
-    t0 = model.t0
-    us = lambda t: (int(t) - t0) / 1000.0           # noqa: E731
-    out = []
-    lanes = _Lanes()
-    procs = model.processes_table()
-    main_tid = {}
-    for order, p in enumerate(procs):
-        label = "%s (%s) pid %d" % (p.name or "process", p.role, p.pid)
-        out.append({"ph": "M", "name": "process_name", "pid": p.pid, "tid": 0, "args": {"name": label}})
-        out.append({"ph": "M", "name": "process_sort_index", "pid": p.pid, "tid": 0, "args": {"sort_index": order}})
-        start = p.start_called if p.start_called != NO_TIME else p.created
-        if p.booted != NO_TIME and start != NO_TIME and p.booted >= start:
-            out.append({"ph": "X", "name": "starting", "cat": "process", "pid": p.pid, "tid": 1,
-                        "ts": us(start), "dur": (p.booted - start) / 1000.0,
-                        "args": {"start method": p.method}})
-            main_tid[p.pid] = 1
-        life_start = p.booted if p.booted != NO_TIME else p.first
-        life_end = p.exited if p.exited != NO_TIME else p.last
-        if life_start != NO_TIME and life_end != NO_TIME and life_end >= life_start:
-            out.append({"ph": "X", "name": "lifetime", "cat": "process", "pid": p.pid, "tid": 2,
-                        "ts": us(life_start), "dur": (life_end - life_start) / 1000.0,
-                        "args": {"exit": p.exit_text() or "running", "role": p.role}})
-        out.append({"ph": "M", "name": "thread_name", "pid": p.pid, "tid": 1, "args": {"name": "start"}})
-        out.append({"ph": "M", "name": "thread_name", "pid": p.pid, "tid": 2, "args": {"name": "lifetime"}})
+    def _us(self, t):
+        return ((np.asarray(t, np.int64) - self.t0) / 1000.0).tolist()
 
     # -- spans ------------------------------------------------------------------------------------------------
-    spans = model.spans_array(include_open=True)
-    spans = spans[np.argsort(spans["t0"], kind="stable")]
-    holds_by_uid = {}
-    for r in spans.tolist():
-        uid, pid, tid, kind, end, s0, s1, value = r
-        kind = Span(kind)
-        stid = lanes.place(pid, tid, _LANE_FAMILY[kind], s0, s1, "thread %d" % tid)
-        name = "%s %s" % (_SPAN_LABEL[kind], model.name_of(uid))
-        args = {"object": model.name_of(uid), "outcome": SpanEnd(end).name.lower()}
+    def spans(self, cols):
+        """Finished spans (columns of the model's span table), in the order they ended."""
+        n = len(cols["t0"])
+        for lo in range(0, n, BLOCK_ROWS):
+            self._span_block({k: v[lo:lo + BLOCK_ROWS] for k, v in cols.items()})
+
+    def _span_block(self, c):
+        n = len(c["t0"])
+        if not n:
+            return
+        family = _FAMILY_OF_KIND[c["kind"].astype(np.int64)]
+        stid = np.zeros(n, np.int64)
+        order = np.lexsort((np.arange(n), family, c["tid"], c["pid"]))
+        starts = group_starts(c["pid"][order], c["tid"][order], family[order])
+        ends = np.append(starts[1:], n)
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            rows = order[s:e]
+            r0 = rows[0]
+            tid = int(c["tid"][r0])
+            stid[rows] = self.lanes.place_many(int(c["pid"][r0]), tid, int(family[r0]), c["t0"][rows],
+                                               c["t1"][rows], "thread %d" % tid)
+        # one format per (kind, object, outcome, what the args add): the rows differ only in their numbers
+        kind = c["kind"].astype(np.int64)
+        manager = kind == Span.MANAGER_CALL
+        shown = (kind == Span.PIPE_RECV) | (kind == Span.PIPE_SEND) | (kind == Span.BARRIER_WAIT) | manager
+        site = c["site"] if "site" in c else np.zeros(n, np.uint64)
+        value = np.where(shown, c["value"], 0)
+        cols = (kind, c["uid"], c["end"], value, site)
+        by = np.lexsort(cols[::-1])
+        first = group_starts(*(x[by] for x in cols))
+        inv = np.empty(n, np.int64)
+        inv[by] = np.cumsum(np.isin(np.arange(n), first)) - 1
+        fmts = np.array([self._span_format(*(int(x[i]) for x in cols)) for i in by[first].tolist()], dtype=object)
+        dur = np.maximum(c["t1"] - c["t0"], 0) / 1000.0
+        lines = list(map(str.__mod__, fmts[inv.reshape(-1)].tolist(),
+                         zip(c["pid"].tolist(), stid.tolist(), self._us(c["t0"]), dur.tolist())))
+        self._lines(lines)
+        self._handoffs(c, stid)
+
+    def _span_format(self, kind, uid, end, value, site):
+        m = self.model
+        j = self.text.json
+        obj = m.name_of(uid)
+        label = _SPAN_LABEL[Span(kind)]
+        name = "%s %s" % (label, obj)
+        extra = ""
         if kind == Span.MANAGER_CALL:
-            name = "%s.%s" % (model.name_of(uid), model.strings.get(value, "?"))
+            name = "%s.%s" % (obj, m.strings.get(value, "?"))
         elif kind in (Span.PIPE_RECV, Span.PIPE_SEND):
-            args["bytes"] = value
+            extra = ',"bytes":%d' % value
         elif kind == Span.BARRIER_WAIT:
-            args["generation"] = value
-        out.append({"ph": "X", "name": name, "cat": _SPAN_LABEL[kind], "pid": pid, "tid": stid,
-                    "ts": us(s0), "dur": max(s1 - s0, 0) / 1000.0, "args": args})
-        if kind == Span.LOCK_HOLD:
-            holds_by_uid.setdefault(uid, []).append((s0, s1, pid, stid))
-        elif kind == Span.LOCK_WAIT and end == SpanEnd.OK:
-            holds_by_uid.setdefault(("wait", uid), []).append((s0, s1, pid, stid))
+            extra = ',"generation":%d' % value
+        if site:
+            extra += ',"site":%s' % j(m.strings.get(site, "#%x" % site))
+        return ('{"ph":"X","name":%s,"cat":%s,"pid":%%d,"tid":%%d,"ts":%%.3f,"dur":%%.3f,"args":{"object":%s,'
+                '"outcome":"%s"%s}}' % (_literal(j(name)), _literal(j(label)), _literal(j(obj)), _END_NAME[end],
+                                        _literal(extra)))
 
-    # -- flows: released -> next acquired by (for acquisitions that had to wait) -------------------------------
-    flow_id = 1
-    for uid, holds in holds_by_uid.items():
-        if isinstance(uid, tuple):
-            continue
-        holds.sort()
-        waits = holds_by_uid.get(("wait", uid), [])
-        if not waits:
-            continue
-        releases = np.array([h[1] for h in holds], dtype=np.int64)
-        starts = {(h[2], h[0]): h for h in holds}
-        for w0, w1, wpid, _wtid in waits:
-            # the release that ended this wait: the last release at or before the acquisition
-            i = int(np.searchsorted(releases, w1, side="right")) - 1
-            if i < 0:
-                continue
-            h0, h1, hpid, htid = holds[i]
-            acquired = starts.get((wpid, w1))
-            if h1 < w0 or acquired is None:
-                continue
-            out.append({"ph": "s", "id": flow_id, "name": "handoff", "cat": "lock handoff", "pid": hpid,
-                        "tid": htid, "ts": us(max(h0, h1 - 1))})
-            out.append({"ph": "f", "bp": "e", "id": flow_id, "name": "handoff", "cat": "lock handoff",
-                        "pid": wpid, "tid": acquired[3], "ts": us(acquired[0])})
-            flow_id += 1
+    def _handoffs(self, c, stid):
+        """Flows from the release of a contended lock to the end of the wait it ended: the latest release at
+        or before the wait's end, if it came after the wait began."""
+        kind = c["kind"]
+        holds = np.flatnonzero(kind == Span.LOCK_HOLD)
+        waits = np.flatnonzero((kind == Span.LOCK_WAIT) & (c["end"] == SpanEnd.OK))
+        if not len(holds) and not len(waits):
+            return
+        lines = []
+        for uid in np.unique(c["uid"][np.concatenate((holds, waits))]).tolist():
+            h = holds[c["uid"][holds] == np.uint64(uid)]
+            h = h[np.argsort(c["t1"][h], kind="stable")]
+            w = waits[c["uid"][waits] == np.uint64(uid)]
+            rel = c["t1"][h]
+            last = self._last_release.get(uid)
+            if len(w):
+                w0, w1 = c["t0"][w], c["t1"][w]
+                i = np.searchsorted(rel, w1, side="right") - 1
+                here = i >= 0
+                hi = h[np.maximum(i, 0)] if len(h) else np.zeros(len(w), np.int64)
+                h1 = np.where(here, c["t1"][hi] if len(h) else 0, last[0] if last else NO_TIME)
+                h0 = np.where(here, c["t0"][hi] if len(h) else 0, last[3] if last else NO_TIME)
+                hpid = np.where(here, c["pid"][hi] if len(h) else 0, last[1] if last else 0)
+                htid = np.where(here, stid[hi] if len(h) else 0, last[2] if last else 0)
+                ok = (here | (last is not None)) & (h1 >= w0) & (h1 <= w1)
+                k = np.flatnonzero(ok)
+                ids = np.arange(self.flow_id, self.flow_id + len(k))
+                self.flow_id += len(k)
+                ts_s = self._us(np.maximum(h0[k], h1[k] - 1))
+                ts_f = self._us(np.maximum(w0[k], w1[k] - 1))
+                for fid, sp, st, ss, fp, ft, fs in zip(ids.tolist(), hpid[k].tolist(), htid[k].tolist(), ts_s,
+                                                       c["pid"][w][k].tolist(), stid[w][k].tolist(), ts_f):
+                    lines.append('{"ph":"s","id":%d,"name":"handoff","cat":"lock handoff","pid":%d,"tid":%d,'
+                                 '"ts":%.3f}' % (fid, sp, st, ss))
+                    lines.append('{"ph":"f","bp":"e","id":%d,"name":"handoff","cat":"lock handoff","pid":%d,'
+                                 '"tid":%d,"ts":%.3f}' % (fid, fp, ft, fs))
+            if len(h):
+                hi = h[-1]
+                latest = (int(c["t1"][hi]), int(c["pid"][hi]), int(stid[hi]), int(c["t0"][hi]))
+                if last is None or latest[0] >= last[0]:
+                    self._last_release[uid] = latest
+        self._lines(lines)
 
-    # -- pool tasks ---------------------------------------------------------------------------------------------
-    tasks = model.tasks_array()
-    if len(tasks):
-        tasks = tasks[np.argsort(tasks["start"], kind="stable")]
-        pool_pid = {}
-        for (pool, job), j in model.jobs.items():
-            pool_pid[(pool, job)] = j.get("pid", 0)
-        for r in tasks.tolist():
-            pool, job, index, worker, outcome, method, queued, sent, start, end, used = r
-            if start == NO_TIME or end == NO_TIME or not worker:
-                continue
-            stid = lanes.place(worker, 0, 0, start, end, "worker")
-            out.append({"ph": "X", "name": "task %d" % index, "cat": "task", "pid": worker, "tid": stid,
-                        "ts": us(start), "dur": max(end - start, 0) / 1000.0,
-                        "args": {"job": job, "index": index, "outcome": _OUTCOME_NAME.get(outcome, "pending"),
-                                 "pool": model.name_of(pool)}})
-            caller = pool_pid.get((pool, job), 0)
-            if sent != NO_TIME and caller:
-                out.append({"ph": "s", "id": flow_id, "name": "dispatch", "cat": "dispatch", "pid": caller,
-                            "tid": 2, "ts": us(sent)})
-                out.append({"ph": "f", "bp": "e", "id": flow_id, "name": "dispatch", "cat": "dispatch",
-                            "pid": worker, "tid": stid, "ts": us(start)})
-                flow_id += 1
-            if used != NO_TIME and caller:
-                out.append({"ph": "i", "s": "t", "name": "result %d used" % index, "cat": "result",
-                            "pid": caller, "tid": lanes.place(caller, 0, 8, used, used, "main"), "ts": us(used)})
+    # -- moments, counters, marks ---------------------------------------------------------------------------
+    def instants(self, rows):
+        """The model's moments (INSTANT_DTYPE records)."""
+        m = self.model
+        names = {uid: o.get("name", "") for uid, o in m.objects.items()}
+        lines = []
+        ts = self._us(rows["t"])
+        for (t, pid, _by, _tid, kind, uid, a, b, c), x in zip(rows.tolist(), ts):
+            obj = schema.subject_name(kind, uid, names, m.strings)
+            args = {"kind": Kind(kind).name if kind in Kind._value2member_map_ else kind, "object": obj,
+                    "description": schema.describe(kind, a, b, c, m.strings)}
+            args.update(schema.fields(kind, a, b, c, m.strings))
+            stid = self.lanes.place(pid, 0, _MOMENTS, t, t, "process")
+            lines.append(json.dumps({"ph": "i", "s": "t", "name": ("%s %s" % (schema.title(kind), obj)).strip(),
+                                     "cat": "moment", "pid": pid, "tid": stid, "ts": x, "args": args},
+                                    separators=(",", ":")))
+        self._lines(lines)
 
-    # -- moments: each is one event, so its args are that event's declared fields ----------------------------
-    names = {uid: o.get("name", "") for uid, o in model.objects.items()}
-    instants = model.instants_array()
-    for r in instants[np.argsort(instants["t"], kind="stable")].tolist():   # in time order: one track each
-        t, pid, by, tid, kind, uid, a, b, c = r
-        obj = schema.subject_name(kind, uid, names, model.strings)
-        args = {"kind": Kind(kind).name, "object": obj, "description": schema.describe(kind, a, b, c, model.strings)}
-        args.update(schema.fields(kind, a, b, c, model.strings))
-        out.append({"ph": "i", "s": "t", "name": ("%s %s" % (schema.title(kind), obj)).strip(),
-                    "cat": "moment", "pid": pid, "tid": lanes.place(pid, 0, _MOMENTS, t, t, "process"),
-                    "ts": us(t), "args": args})
+    def counter(self, name, pid, t, v, arg="value", scale=1.0):
+        fmt = ('{"ph":"C","name":%s,"pid":%d,"ts":%%.3f,"args":{%s:%%r}}'
+               % (_literal(self.text.json(name)), pid, _literal(self.text.json(arg))))
+        for lo in range(0, len(t), BLOCK_ROWS):
+            vals = (np.asarray(v[lo:lo + BLOCK_ROWS], np.float64) * scale).tolist()
+            self._lines(list(map(fmt.__mod__, zip(self._us(t[lo:lo + BLOCK_ROWS]), vals))))
 
-    for (pid, stid), name in lanes.names.items():
-        out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": stid, "args": {"name": name}})
+    def event_points(self, store, sid, t, v):
+        """Counter points of the events (semaphore values, queue depths, free-form counters)."""
+        if not len(t):
+            return
+        order = np.argsort(sid, kind="stable")
+        sid, t, v = sid[order], t[order], v[order]
+        starts = group_starts(sid)
+        ends = np.append(starts[1:], len(sid))
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            key = store.keys[int(sid[s])]
+            self.counter(self.model._series_name(key), COUNTER_PID, t[s:e], v[s:e])
 
-    # -- counters -------------------------------------------------------------------------------------------------
-    counter_pid = 0
-    for key, series in model.series.items():
-        t, v = series.arrays()
-        if key[0] in ("cpu", "rss"):
-            pid = key[1]
-            cname = "CPU %" if key[0] == "cpu" else "RSS MiB"
-            scale = 1.0 if key[0] == "cpu" else 1.0 / (1 << 20)
-        else:
-            pid = counter_pid
-            cname = series.name
-            scale = 1.0
-        for ti, vi in zip(t.tolist(), v.tolist()):
-            out.append({"ph": "C", "name": cname, "pid": pid, "ts": us(ti), "args": {"value": vi * scale}})
-    if model.cpu_cores:
-        for i, series in enumerate(model.cpu_cores):
+    # -- the end --------------------------------------------------------------------------------------------
+    def finish(self, open_spans):
+        """Everything that waits for the end of the run: spans still open, processes, tasks, the samples'
+        and barriers' counters, marks, thread names, and the run's metadata."""
+        m = self.model
+        if len(open_spans):
+            self.spans({name: open_spans[name] for name in open_spans.dtype.names})
+        self._processes()
+        self._tasks()
+        for key, series in m.series.items():
+            if key[0] in ("value", "depth", "unfinished", "counter"):
+                continue                                  # written as their chunks were read
             t, v = series.arrays()
-            for ti, vi in zip(t.tolist(), v.tolist()):
-                out.append({"ph": "C", "name": "CPU core %d" % i, "pid": counter_pid, "ts": us(ti),
-                            "args": {"load %": vi}})
-    out.append({"ph": "M", "name": "process_name", "pid": counter_pid, "tid": 0, "args": {"name": "counters"}})
-    for t, pid, label, value in model.marks:
-        out.append({"ph": "i", "s": "p", "name": label, "pid": pid, "tid": 2, "ts": us(t),
-                    "args": {} if value is None else {"value": value}})
-    meta = {k: v for k, v in model.meta.items() if isinstance(v, (str, int, float, bool))}
-    meta.update({"events": model.events_seen, "dropped": model.dropped})
-    return {"traceEvents": out, "displayTimeUnit": "ms", "otherData": meta}
+            if key[0] in ("cpu", "rss"):
+                self.counter("CPU %" if key[0] == "cpu" else "RSS MiB", key[1], t, v,
+                             scale=1.0 if key[0] == "cpu" else 1.0 / (1 << 20))
+            else:
+                self.counter(series.name, COUNTER_PID, t, v)
+        for i, series in enumerate(m.cpu_cores):
+            t, v = series.arrays()
+            self.counter("CPU core %d" % i, COUNTER_PID, t, v, arg="load %")
+        lines = [json.dumps({"ph": "M", "name": "process_name", "pid": COUNTER_PID, "tid": 0,
+                             "args": {"name": "counters"}})]
+        for t, pid, label, value in m.marks:
+            lines.append(json.dumps({"ph": "i", "s": "p", "name": label, "pid": pid, "tid": 2,
+                                     "ts": self._us([t])[0], "args": {} if value is None else {"value": value}},
+                                    separators=(",", ":")))
+        for (pid, stid), name in self.lanes.names.items():
+            lines.append(json.dumps({"ph": "M", "name": "thread_name", "pid": pid, "tid": stid, "args": {"name": name}},
+                                    separators=(",", ":")))
+        self._lines(lines)
+        meta = {k: v for k, v in m.meta.items() if isinstance(v, (str, int, float, bool))}
+        meta.update({"events": m.events_seen, "dropped": m.dropped})
+        self.f.write('\n],"displayTimeUnit":"ms","otherData":%s}\n' % json.dumps(meta, separators=(",", ":")))
+
+    def _processes(self):
+        lines = []
+        for order, p in enumerate(self.model.processes_table()):
+            label = "%s (%s) pid %d" % (p.name or "process", p.role, p.pid)
+            lines.append({"ph": "M", "name": "process_name", "pid": p.pid, "tid": 0, "args": {"name": label}})
+            lines.append({"ph": "M", "name": "process_sort_index", "pid": p.pid, "tid": 0,
+                          "args": {"sort_index": order}})
+            start = p.start_called if p.start_called != NO_TIME else p.created
+            if p.booted != NO_TIME and start != NO_TIME and p.booted >= start:
+                lines.append({"ph": "X", "name": "starting", "cat": "process", "pid": p.pid, "tid": 1,
+                              "ts": self._us([start])[0], "dur": (p.booted - start) / 1000.0,
+                              "args": {"start method": p.method}})
+            life_start = p.booted if p.booted != NO_TIME else p.first
+            life_end = p.exited if p.exited != NO_TIME else p.last
+            if life_start != NO_TIME and life_end != NO_TIME and life_end >= life_start:
+                lines.append({"ph": "X", "name": "lifetime", "cat": "process", "pid": p.pid, "tid": 2,
+                              "ts": self._us([life_start])[0], "dur": (life_end - life_start) / 1000.0,
+                              "args": {"exit": p.exit_text() or "running", "role": p.role}})
+            lines.append({"ph": "M", "name": "thread_name", "pid": p.pid, "tid": 1, "args": {"name": "start"}})
+            lines.append({"ph": "M", "name": "thread_name", "pid": p.pid, "tid": 2, "args": {"name": "lifetime"}})
+        self._lines([json.dumps(x, separators=(",", ":")) for x in lines])
+
+    def _tasks(self):
+        m = self.model
+        n = len(m.tasks)
+        if not n:
+            return
+        callers = {key: j.get("pid", 0) for key, j in m.jobs.items()}
+        pools: dict = {}
+        order = np.argsort(m.tasks.view("start"), kind="stable")
+        for lo in range(0, n, BLOCK_ROWS):
+            tab = m.tasks_array(order[lo:lo + BLOCK_ROWS])
+            tab = tab[(tab["start"] != NO_TIME) & (tab["end"] != NO_TIME) & (tab["worker"] != 0)]
+            ts, sent, used = self._us(tab["start"]), self._us(tab["sent"]), self._us(tab["used"])
+            dur = (np.maximum(tab["end"] - tab["start"], 0) / 1000.0).tolist()
+            lines = []
+            for r, a, d, s_, u in zip(tab.tolist(), ts, dur, sent, used):
+                pool, job, index, worker, outcome, method, queued, t_sent, start, end, t_used = r
+                stid = self.lanes.place(worker, 0, 0, start, end, "worker")
+                pool_name = pools.get(pool)
+                if pool_name is None:
+                    pool_name = pools[pool] = _literal(self.text.json(m.name_of(pool)))
+                lines.append('{"ph":"X","name":"task %d","cat":"task","pid":%d,"tid":%d,"ts":%.3f,"dur":%.3f,'
+                             '"args":{"job":%d,"index":%d,"outcome":"%s","pool":%s}}'
+                             % (index, worker, stid, a, d, job, index, _OUTCOME_NAME.get(outcome, "pending"),
+                                pool_name.replace("%%", "%")))
+                caller = callers.get((pool, job), 0)
+                if t_sent != NO_TIME and caller:
+                    lines.append('{"ph":"s","id":%d,"name":"dispatch","cat":"dispatch","pid":%d,"tid":2,"ts":%.3f}'
+                                 % (self.flow_id, caller, s_))
+                    lines.append('{"ph":"f","bp":"e","id":%d,"name":"dispatch","cat":"dispatch","pid":%d,"tid":%d,'
+                                 '"ts":%.3f}' % (self.flow_id, worker, stid, a))
+                    self.flow_id += 1
+                if t_used != NO_TIME and caller:
+                    lines.append('{"ph":"i","s":"t","name":"result %d used","cat":"result","pid":%d,"tid":%d,'
+                                 '"ts":%.3f}' % (index, caller, self.lanes.place(caller, 0, 8, t_used, t_used, "main"),
+                                                 u))
+            self._lines(lines)
+
+
+class CsvWriter:
+    """Writes the CSV tables into a directory, block by block."""
+
+    TABLES = {"processes.csv": ["pid", "parent", "role", "name", "start_method", "created_s", "started_s",
+                                "first_instruction_s", "exited_s", "exit", "cpu_percent", "rss_bytes", "threads"],
+              "tasks.csv": ["pool", "job", "index", "worker", "outcome", "queued_s", "sent_s", "start_s", "end_s",
+                            "result_used_s"],
+              "spans.csv": ["object", "kind", "pid", "tid", "start_s", "end_s", "duration_ms", "outcome", "value"],
+              "messages.csv": ["object", "operation", "pid", "tid", "time_s", "bytes", "blocked_ms", "depth"],
+              "counters.csv": ["counter", "time_s", "value"],
+              "instants.csv": ["time_s", "pid", "recorded_by", "kind", "object", "description"]}
+    EVENTS = ["time_s", "pid", "tid", "kind", "object", "fields", "description"]
+
+    def __init__(self, directory, model, t0, events=False):
+        self.directory = directory
+        self.model = model
+        self.t0 = t0
+        self.files = {}
+        self.writers = {}
+        self._said = {}
+        names = list(self.TABLES) + (["events.csv"] if events else [])
+        for name in names:
+            path = os.path.join(directory, name)
+            f = open(path + ".tmp", "w", newline="")
+            self.files[name] = f
+            w = self.writers[name] = csv.writer(f)
+            w.writerow(self.TABLES.get(name, self.EVENTS))
+
+    def _rel(self, t):
+        """Seconds from the start, as text ('' for no time), for an array of ns."""
+        t = np.asarray(t, np.int64)
+        s = ((t - self.t0) / 1e9).tolist()
+        return ["" if x == NO_TIME else "%.6f" % y for x, y in zip(t.tolist(), s)]
+
+    def spans(self, cols):
+        m = self.model
+        names: dict = {}
+        for lo in range(0, len(cols["t0"]), BLOCK_ROWS):
+            c = {k: v[lo:lo + BLOCK_ROWS] for k, v in cols.items()}
+            dur = ((c["t1"] - c["t0"]) / 1e6).tolist()
+            rows = []
+            for uid, kind, pid, tid, a, b, d, end, value in zip(c["uid"].tolist(), c["kind"].tolist(),
+                                                                c["pid"].tolist(), c["tid"].tolist(),
+                                                                self._rel(c["t0"]), self._rel(c["t1"]), dur,
+                                                                c["end"].tolist(), c["value"].tolist()):
+                name = names.get(uid)
+                if name is None:
+                    name = names[uid] = m.name_of(uid)
+                rows.append((name, _SPAN_LABEL[kind], pid, tid, a, b, "%.6f" % d, _END_NAME[end], value))
+            self.writers["spans.csv"].writerows(rows)
+
+    def messages(self, rows):
+        m = self.model
+        names: dict = {}
+        for lo in range(0, len(rows), BLOCK_ROWS):
+            r = rows[lo:lo + BLOCK_ROWS]
+            kinds = {k: Kind(k).name.lower() for k in np.unique(r["kind"]).tolist()}
+            out = []
+            for uid, pid, tid, kind, t, nbytes, blocked, depth in zip(
+                    r["uid"].tolist(), r["pid"].tolist(), r["tid"].tolist(), r["kind"].tolist(), self._rel(r["t"]),
+                    r["nbytes"].tolist(), (r["blocked"] / 1e6).tolist(), r["depth"].tolist()):
+                name = names.get(uid)
+                if name is None:
+                    name = names[uid] = m.name_of(uid)
+                out.append((name, kinds[kind], pid, tid, t, nbytes, "%.6f" % blocked, depth))
+            self.writers["messages.csv"].writerows(out)
+
+    def instants(self, rows):
+        m = self.model
+        names = {uid: o.get("name", "") for uid, o in m.objects.items()}
+        self.writers["instants.csv"].writerows(
+            (rel, pid, by, _kind_name(kind), schema.subject_name(kind, uid, names, m.strings),
+             schema.describe(kind, a, b, c, m.strings))
+            for rel, (t, pid, by, tid, kind, uid, a, b, c) in zip(self._rel(rows["t"]), rows.tolist()))
+
+    def counter(self, name, t, v):
+        for lo in range(0, len(t), BLOCK_ROWS):
+            self.writers["counters.csv"].writerows(
+                (name, rel, x) for rel, x in zip(self._rel(t[lo:lo + BLOCK_ROWS]),
+                                                  np.asarray(v[lo:lo + BLOCK_ROWS], np.float64).tolist()))
+
+    def event_points(self, store, sid, t, v):
+        if not len(t):
+            return
+        order = np.argsort(sid, kind="stable")
+        sid, t, v = sid[order], t[order], v[order]
+        starts = group_starts(sid)
+        ends = np.append(starts[1:], len(sid))
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            self.counter(self.model._series_name(store.keys[int(sid[s])]), t[s:e], v[s:e])
+
+    def events(self, ev):
+        m = self.model
+        names = {uid: o.get("name", "") for uid, o in m.objects.items()}
+        strings = m.strings
+        said = self._said
+
+        def words(kind, uid, a, b, c):
+            """kind, object, fields and description of a record, remembered: records repeat."""
+            key = (kind, uid, a, b, c)
+            w = said.get(key)
+            if w is None:
+                if len(said) >= SAID_CACHE:
+                    said.clear()
+                w = said[key] = (_kind_name(kind), schema.subject_name(kind, uid, names, strings),
+                                 json.dumps(schema.fields(kind, a, b, c, strings), separators=(",", ":")),
+                                 schema.describe(kind, a, b, c, strings))
+            return w
+
+        for lo in range(0, len(ev), BLOCK_ROWS):
+            e = ev[lo:lo + BLOCK_ROWS]
+            self.writers["events.csv"].writerows(
+                (rel, pid, tid) + words(kind, uid, a, b, c)
+                for rel, (t, uid, a, b, kind, c, pid, tid) in zip(self._rel(e["t"]), e.tolist()))
+
+    def finish(self, open_spans):
+        m = self.model
+        if len(open_spans):
+            self.spans({name: open_spans[name] for name in open_spans.dtype.names})
+        procs = m.processes_table()
+        self.writers["processes.csv"].writerows(
+            (p.pid, p.ppid, p.role, p.name, p.method, *self._rel([p.created, p.start_called, p.booted, p.exited]),
+             p.exit_text(), p.cpu, p.rss, p.threads) for p in procs)
+        n = len(m.tasks)
+        for lo in range(0, n, BLOCK_ROWS):
+            tasks = m.tasks_array(np.arange(lo, min(n, lo + BLOCK_ROWS)))
+            self.writers["tasks.csv"].writerows(
+                (m.name_of(r[0]), r[1], r[2], r[3], _OUTCOME_NAME.get(r[4], "pending"), *self._rel(list(r[6:11])))
+                for r in tasks.tolist())
+        for key, series in m.series.items():
+            if key[0] in ("value", "depth", "unfinished", "counter"):
+                continue
+            t, v = series.arrays()
+            self.counter(series.name, t, v)
+        for series in m.cpu_cores + ([m.cpu_total] if len(m.cpu_total) else []):
+            t, v = series.arrays()
+            self.counter(series.name, t, v)
+
+    def close(self, keep):
+        """Close the files; ``keep``: move them in place (else remove them).  Returns the paths kept."""
+        out = []
+        for name, f in self.files.items():
+            f.close()
+            path = os.path.join(self.directory, name)
+            if keep:
+                os.replace(path + ".tmp", path)
+                out.append(path)
+            elif os.path.exists(path + ".tmp"):
+                os.unlink(path + ".tmp")
+        return out
+
+
+def _kind_name(kind):
+    return Kind(kind).name if kind in Kind._value2member_map_ else kind
+
+
+class _Outputs:
+    """The Chrome trace and the CSV tables being written (either may be absent)."""
+
+    def __init__(self, model, t0, chrome=None, directory=None, events=False):
+        self.model = model
+        self.chrome_path = chrome
+        self.chrome_file = None
+        self.chrome = None
+        self.csv = None
+        if chrome is not None:
+            self.chrome_file = open(os.fspath(chrome) + ".tmp", "w")
+            self.chrome = ChromeWriter(self.chrome_file, model, t0)
+        if directory is not None:
+            os.makedirs(directory, exist_ok=True)
+            self.csv = CsvWriter(directory, model, t0, events)
+        self.written = []
+
+    def block(self, model, events=None):
+        """What the model closed since the last block (all of it, for a model in memory)."""
+        sp = model.spans
+        if len(sp):
+            cols = sp.views()
+            if self.chrome:
+                self.chrome.spans(cols)
+            if self.csv:
+                self.csv.spans(cols)
+        if len(model.messages) and self.csv:
+            self.csv.messages(model.messages_array())
+        if len(model.instants):
+            inst = model.instants_array()
+            if self.chrome:
+                self.chrome.instants(inst)
+            if self.csv:
+                self.csv.instants(inst)
+        store = model._event_series
+        pts = store.points
+        if len(pts):
+            sid, t, v = pts.view("sid"), pts.view("t"), pts.view("v")
+            for out in (self.chrome, self.csv):
+                if out:
+                    out.event_points(store, sid, t, v)
+        if events is not None and self.csv and "events.csv" in self.csv.writers:
+            self.csv.events(events)
+
+    def finish(self, model):
+        open_spans = model.open_spans_array(with_site=True)
+        if self.chrome:
+            self.chrome.finish(open_spans)
+        if self.csv:
+            self.csv.finish(open_spans)
+        self.close(keep=True)
+        return self.chrome.count if self.chrome else 0
+
+    def close(self, keep):
+        if self.chrome_file is not None:
+            self.chrome_file.close()
+            tmp = os.fspath(self.chrome_path) + ".tmp"
+            if keep:
+                os.replace(tmp, self.chrome_path)
+            elif os.path.exists(tmp):
+                os.unlink(tmp)
+            self.chrome_file = None
+        if self.csv is not None:
+            self.written = self.csv.close(keep)
+            self.csv = None
+
+
+def run_start(run_file):
+    """The time origin a model of the whole run would have (``RunModel.t0``), known before reading it: the
+    run's creation, or its first chunk's first record if that came earlier."""
+    meta = run_file.meta()
+    starts = [int(r[2]) for r in run_file.chunk_index()]
+    first = min(starts) if starts else None
+    created = meta.get("created_perf")
+    if created:
+        return int(created) if first is None else min(int(created), first)
+    if first is None:
+        samples = [t for t, _ in run_file.iter_samples()]
+        return min(samples) if samples else 0
+    return first
+
+
+def export_run(run_file, chrome=None, csv_dir=None, events_csv=True):
+    """Write the Chrome trace (``chrome``: a path) and/or the CSV tables (``csv_dir``) of an open
+    ``store.RunFile`` in one pass over its chunks (see the module's docstring).  Returns (trace events written,
+    CSV files written).  OSError if a file cannot be written (nothing half-written is left)."""
+    model = RunModel()
+    t0 = run_start(run_file)
+    out = _Outputs(model, t0, chrome, csv_dir, events=events_csv)
+    try:
+        with model.lock:
+            for reg in run_file.iter_registrations():
+                model._registration(reg)
+            for events, order in in_time_order(run_file):
+                model._ingest_events(events, order)
+                out.block(model, events[order])
+                model.forget_rows()
+            for t, s in run_file.iter_samples():
+                model._sample(t, s)
+            model.logs.extend(run_file.iter_log())
+            model.set_meta(run_file.meta())
+            model.dropped = run_file.dropped()
+            model._settle()
+            n = out.finish(model)
+    except BaseException:
+        out.close(keep=False)
+        raise
+    return n, out.written
 
 
 def write_chrome(model, path):
-    """Write the Chrome trace to ``path`` (whole or not at all: through a temporary file); OSError if it
-    cannot be written.  Returns the number of trace events."""
-    data = chrome_trace(model)
-    tmp = os.fspath(path) + ".tmp"
+    """Write the Chrome trace of a model in memory to ``path`` (whole or not at all); OSError if it cannot be
+    written.  Returns the number of trace events."""
+    out = _Outputs(model, model.t0, chrome=path)
     try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, separators=(",", ":"))
-        os.replace(tmp, path)
+        out.block(model)
+        return out.finish(model)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        out.close(keep=False)
         raise
-    return len(data["traceEvents"])
 
 
 def write_csv(model, directory, events=None):
-    """processes.csv, tasks.csv, spans.csv, messages.csv, counters.csv, instants.csv (and events.csv if given)."""
-    os.makedirs(directory, exist_ok=True)
-    t0 = model.t0
-    written = []
+    """processes.csv, tasks.csv, spans.csv, messages.csv, counters.csv, instants.csv (and events.csv if
+    ``events`` are given: an array, or an iterable of arrays in time order) of a model in memory."""
+    out = _Outputs(model, model.t0, directory=directory, events=events is not None)
+    try:
+        out.block(model)
+        if events is not None:
+            assert out.csv is not None
+            for part in ([events] if isinstance(events, np.ndarray) else events):
+                out.csv.events(part)
+        out.finish(model)
+    except BaseException:
+        out.close(keep=False)
+        raise
+    return out.written
 
-    def table(name, header, rows):
-        path = os.path.join(directory, name)
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
-        written.append(path)
 
-    def rel(t):
-        return "" if t == NO_TIME else "%.6f" % ((t - t0) / 1e9)
-
-    table("processes.csv", ["pid", "parent", "role", "name", "start_method", "created_s", "started_s",
-                            "first_instruction_s", "exited_s", "exit", "cpu_percent", "rss_bytes", "threads"],
-          [(p.pid, p.ppid, p.role, p.name, p.method, rel(p.created), rel(p.start_called), rel(p.booted),
-            rel(p.exited), p.exit_text(), p.cpu, p.rss, p.threads) for p in model.processes_table()])
-    tasks = model.tasks_array()
-    table("tasks.csv", ["pool", "job", "index", "worker", "outcome", "queued_s", "sent_s", "start_s", "end_s",
-                        "result_used_s"],
-          [(model.name_of(r[0]), r[1], r[2], r[3], _OUTCOME_NAME.get(r[4], "pending"), rel(r[6]), rel(r[7]),
-            rel(r[8]), rel(r[9]), rel(r[10])) for r in tasks.tolist()])
-    spans = model.spans_array(include_open=True)
-    table("spans.csv", ["object", "kind", "pid", "tid", "start_s", "end_s", "duration_ms", "outcome", "value"],
-          [(model.name_of(r[0]), _SPAN_LABEL[Span(r[3])], r[1], r[2], rel(r[5]), rel(r[6]),
-            "%.6f" % ((r[6] - r[5]) / 1e6), SpanEnd(r[4]).name.lower(), r[7]) for r in spans.tolist()])
-    msgs = model.messages_array()
-    table("messages.csv", ["object", "operation", "pid", "tid", "time_s", "bytes", "blocked_ms", "depth"],
-          [(model.name_of(r[0]), Kind(r[3]).name.lower(), r[1], r[2], rel(r[4]), r[5], "%.6f" % (r[6] / 1e6),
-            r[7]) for r in msgs.tolist()])
-    rows = []
-    for name, (t, v) in model.counters().items():
-        rows.extend((name, rel(ti), vi) for ti, vi in zip(t.tolist(), v.tolist()))
-    table("counters.csv", ["counter", "time_s", "value"], rows)
-    names = {uid: o.get("name", "") for uid, o in model.objects.items()}
-    strings = model.strings
-
-    def kind_name(kind):
-        return Kind(kind).name if kind in Kind._value2member_map_ else kind
-
-    table("instants.csv", ["time_s", "pid", "recorded_by", "kind", "object", "description"],
-          [(rel(t), pid, by, kind_name(kind), schema.subject_name(kind, uid, names, strings),
-            schema.describe(kind, a, b, c, strings))
-           for t, pid, by, tid, kind, uid, a, b, c in model.instants_array().tolist()])
-    if events is not None:
-        table("events.csv", ["time_s", "pid", "tid", "kind", "object", "fields", "description"],
-              [(rel(t), pid, tid, kind_name(kind), schema.subject_name(kind, uid, names, strings),
-                json.dumps(schema.fields(kind, a, b, c, strings), separators=(",", ":")),
-                schema.describe(kind, a, b, c, strings))
-               for t, uid, a, b, kind, c, pid, tid in events.tolist()])
-    return written
+def chrome_trace(model):
+    """The run as a Chrome Trace Event dict ({"traceEvents": [...], ...}): for small runs and tests."""
+    buf = io.StringIO()
+    w = ChromeWriter(buf, model, model.t0)
+    cols = model.spans.views()
+    if len(model.spans):
+        w.spans(cols)
+    if len(model.instants):
+        w.instants(model.instants_array())
+    pts = model._event_series.points
+    w.event_points(model._event_series, pts.view("sid"), pts.view("t"), pts.view("v"))
+    w.finish(model.open_spans_array(with_site=True))
+    return json.loads(buf.getvalue())

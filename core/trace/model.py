@@ -1,40 +1,63 @@
-"""From events to tables: what the GUI, the exports and the summaries show.
+"""From events to tables: what the GUI, the exports and the summaries show, in columns built a chunk at a time.
 
-``RunModel.ingest(events, registrations, samples, logs)`` takes batches (live or from a run file, in any
-order across processes) and keeps:
+``RunModel.ingest(events, registrations, samples, logs)`` takes batches (live, or a run file's chunks one at a
+time: ``RunModel.from_run_file``) and keeps:
 
 * ``procs``: one ``ProcInfo`` per process (role, start method, created / started / first instruction /
-  exit times, exit code or signal, latest CPU%, RSS, threads);
+  exit times, exit code or signal, latest CPU%, RSS, threads), from ``lifecycle.ProcessTable``;
 * ``spans``: finished intervals (lock waits and holds, condition/event/barrier waits, blocked queue and pipe
-  operations, manager calls, joins) in a growable numpy table, plus the ones still open;
-* ``tasks``: pool tasks (queued, sent to a worker, started, ended, outcome, result consumed);
+  operations, manager calls, joins, pool workers' initializers) as columns (``columns.Columns``), appended
+  a chunk at a time with a block index by time (``span_blocks``), plus the ones still open;
+* ``tasks``: pool tasks (queued, sent to a worker, started, ended, outcome, result consumed), a row per task
+  updated as its records arrive (``pooltasks.PoolTasks``); ``jobs``;
 * ``messages``: every put/get/send/recv with its size and time blocked;
-* ``instants``: moments worth a mark on a process's lane (signals sent and handled, shared-memory segments
-  created, attached, closed and unlinked, condition notifies, events set and cleared, barriers aborted and
-  reset, refused releases, terminate and kill requests, pools created and closed, pipes closed), each kept as
-  its event's raw payload so the schema describes it;
-* ``counters``: time series (semaphore values, queue depths, barrier waiting, CPU per core, CPU%/RSS per
-  process, free-form counters);
-* ``objects`` and ``strings`` from registrations, marks, progress and log lines.
+* ``instants``: moments worth a mark on a process's lane (signals, shared-memory segments, notifies, events
+  set and cleared, barriers aborted and reset, refused releases, requests to end, pools created and closed,
+  pipes closed), each kept as its event's raw payload so the schema describes it;
+* counter series (``counters.SeriesStore``): semaphore values, queue depths, barrier waiting, free-form
+  counters, CPU per core, CPU%/RSS per process;
+* ``objects`` and ``strings`` from registrations; marks, progress and log lines.
 
-Ingestion is a Python loop over ``tolist()`` rows with a dispatch table (``handlers``: kind -> handler): about
-1 us per event.  What each kind's payload means is declared in ``schema``; a handler's parameters are named
-after its kind's declared fields (``_x`` for a slot it ignores, ``a``/``b``/``c`` for one it keeps raw), which
-tests/core/test_schema.py checks, along with every kind being handled here or declared log-only.  Arrays are
-built on demand (``spans_array()``, ``tasks_array()``...) so views get numpy, never per-event objects.
+The raw events are not kept (they stay in the run file: ``store.RunFile.events_between`` reads a time
+range): an opened run costs its tables, about 30 to 60 bytes per event, and a pass over a chunk is a few
+dozen numpy operations, well under a microsecond per event.
 
-No Qt here: the GUI runs this in a worker thread.
+How a chunk is read: its records are put in time order (records of equal time in the order they came, as
+version one's model did), grouped by kind, and each kind's handler gets its records' columns as arrays
+(``handlers``: kind -> handler(t, uid, <the kind's fields a, b, c>, pid, tid); its parameters are named after
+the fields ``schema`` declares, ``_x`` for a slot it ignores, ``a``/``b``/``c`` for one it keeps raw, which
+tests/core/test_schema.py checks).  Handlers of kinds whose records pair up (a lock's acquire and release,
+a wait's start and end, a pool task's records) gather their columns, and a pass per family pairs them
+(``pairing``, ``pooltasks``) with what the previous chunks left open.  Where a record's order among others
+matters (the latest start method, the last progress), records carry their position in the run (``seq``).
+
+Two rules differ from version one's model, on purpose:
+
+* a release by a thread that holds nothing closes the object's oldest open acquisition (a semaphore
+  acquired in one process and released in another: version one left the hold open forever);
+* a wait's span carries ``site``: the call site (``CALLSITE`` records, kind 124: the interned
+  "path:line in function") the waiting thread recorded just before the record of that wait; 0 if none.
+
+Queries for views (by object, by time range): ``spans_between``, ``span_rows_of``, ``messages_between``;
+``tasks.rows_of(pool, job)``.  No Qt here: the GUI runs this in a worker thread under ``lock``.
 """
 import enum
-import signal
-from collections import defaultdict
-from dataclasses import dataclass, field
+import threading
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from .arrays import EVENT_DTYPE
-from .events import Kind, Outcome, StartMethod, WorkerExit
-from .schema import enum_text, exit_text
+from .columns import BlockIndex, Columns, group_starts
+from .counters import SampleSeries, Series, SeriesStore
+from .events import Kind, Outcome
+from .lifecycle import NO_TIME, PROCESS_KINDS, ProcessTable, ProcInfo, processes_table
+from .pairing import ACQUIRE, RELEASE, LockState, OpenWaits, pair_holds, pair_waits
+from .pooltasks import OUTCOME_PENDING, TASK_DTYPE, PoolTasks
+from .schema import SCHEMA
+
+__all__ = ["RunModel", "ProcInfo", "Series", "Span", "SpanEnd", "NO_TIME", "SPAN_DTYPE", "SPAN_COLUMNS", "TASK_DTYPE",
+           "MESSAGE_DTYPE", "INSTANT_DTYPE", "MIN_BLOCKED_NS", "MIN_INITIALIZER_NS", "CALLSITE_KIND"]
 
 
 class Span(enum.IntEnum):
@@ -60,212 +83,175 @@ class SpanEnd(enum.IntEnum):
     BROKEN = 3
 
 
+#: A span as a record (``spans_array``).
 SPAN_DTYPE = np.dtype([("uid", "<u8"), ("pid", "<i4"), ("tid", "<i4"), ("kind", "<i2"), ("end", "<i2"),
                        ("t0", "<i8"), ("t1", "<i8"), ("value", "<i8")])
-TASK_DTYPE = np.dtype([("pool", "<u8"), ("job", "<i8"), ("index", "<i8"), ("worker", "<i4"),
-                       ("outcome", "<i2"), ("method", "<i2"), ("queued", "<i8"), ("sent", "<i8"),
-                       ("start", "<i8"), ("end", "<i8"), ("used", "<i8")])
+#: The span table's columns: a record's, and ``site``, the string id of the call site where the wait blocked
+#: (0: none recorded).
+SPAN_COLUMNS = np.dtype(SPAN_DTYPE.descr + [("site", "<u8")])
 MESSAGE_DTYPE = np.dtype([("uid", "<u8"), ("pid", "<i4"), ("tid", "<i4"), ("kind", "<i2"), ("t", "<i8"),
                           ("nbytes", "<i8"), ("blocked", "<i8"), ("depth", "<i8")])
 #: A moment on a lane: ``pid`` is the lane (a terminate request shows on its target's), ``by`` the process that
 #: recorded it; ``kind``, ``uid`` and ``a``/``b``/``c`` are the event's, for ``schema.describe``.
 INSTANT_DTYPE = np.dtype([("t", "<i8"), ("pid", "<i4"), ("by", "<i4"), ("tid", "<i4"), ("kind", "<u4"),
                           ("uid", "<u8"), ("a", "<i8"), ("b", "<i8"), ("c", "<i4")])
+_MARK_DTYPE = [("t", "<i8"), ("seq", "<i8"), ("pid", "<i4"), ("label", "<i8"), ("value", "<i8"), ("phase", "?")]
+_BARRIER_DTYPE = [("t", "<i8"), ("seq", "<i8"), ("uid", "<u8"), ("delta", "<i8")]
 
 #: Blocking shorter than this in a queue or pipe operation is not worth a span (it is in ``messages``).
 MIN_BLOCKED_NS = 50_000
 #: A pool worker's initializer that took less is no span: a pool without one reports the few hundred ns
 #: between two clock readings, while a real one (even a small one, under fork) takes microseconds.
 MIN_INITIALIZER_NS = 2_000
-
-NO_TIME = -1
-_OUTCOME_PENDING = -1
-#: Outcomes only the pool's parent gives (its worker cannot report them): they beat the worker's own record.
-_PARENT_VERDICTS = (int(Outcome.LOST), int(Outcome.TIMEOUT), int(Outcome.CANCELLED))
-#: What became of a task its worker was running when it ended, by the pool's reason for the worker's end.
+#: The kind number reserved for CALLSITE (where a waiting thread blocked): attached to the span of the wait
+#: it precedes.  Read by number, so files that have it read the same before ``events.Kind`` names it.
+CALLSITE_KIND = 124
+#: Records ``in_time_order`` holds back for later chunks, at most (a damaged chunk's start time could make it
+#: hold everything).  Normally chunks overlap by a few milliseconds of records.
+MAX_HELD_EVENTS = 1 << 20
+#: Records that end a wait: the thread's pending call site (a CALLSITE before it) is this wait's.
+_WAIT_ENDS = (Kind.ACQ_OK, Kind.ACQ_TIMEOUT, Kind.COND_WOKEN, Kind.EVENT_WAIT_END, Kind.BARRIER_PASS,
+              Kind.BARRIER_BROKEN, Kind.QUEUE_GET, Kind.QUEUE_PUT, Kind.QUEUE_FULL, Kind.QUEUE_EMPTY,
+              Kind.QUEUE_JOIN, Kind.PIPE_SEND, Kind.PIPE_RECV, Kind.MANAGER_CALL)
+_WAIT_END_KINDS = np.array([int(k) for k in _WAIT_ENDS], np.uint32)
+#: Records are counted per kind up to this number (the last counts every later kind).
+_KIND_COUNT_SIZE = 256
+#: Outcomes only the pool's parent gives: see ``pooltasks``.
 _OUTCOME_BY_WORKER_EXIT = {"died": Outcome.LOST, "timed out": Outcome.TIMEOUT, "stopped": Outcome.CANCELLED}
+#: Wait families: the span kind, its opening kind, and its closing kinds.
+_WAIT_FAMILIES = (Span.COND_WAIT, Span.EVENT_WAIT, Span.QUEUE_JOIN, Span.BARRIER_WAIT)
 
 
-class Table:
-    """An append-only numpy structured table that grows by doubling."""
-
-    def __init__(self, dtype, capacity=1024):
-        self.dtype = dtype
-        self._a = np.zeros(capacity, dtype=dtype)
-        self.n = 0
-        self.version = 0
-
-    def append(self, row):
-        if self.n == len(self._a):
-            self._a = np.concatenate((self._a, np.zeros(len(self._a), dtype=self.dtype)))
-        self._a[self.n] = row
-        self.n += 1
-        self.version += 1
-
-    def extend(self, rows):
-        if not len(rows):
-            return
-        need = self.n + len(rows)
-        if need > len(self._a):
-            cap = max(need, 2 * len(self._a))
-            grown = np.zeros(cap, dtype=self.dtype)
-            grown[:self.n] = self._a[:self.n]
-            self._a = grown
-        self._a[self.n:need] = rows
-        self.n = need
-        self.version += 1
-
-    def view(self):
-        """The rows so far (a view: copy it before keeping it across ingests)."""
-        return self._a[:self.n]
-
-    def __len__(self):
-        return self.n
+def _drop_site(records):
+    out = np.zeros(len(records), SPAN_DTYPE)
+    for name in SPAN_DTYPE.names or ():
+        out[name] = records[name]
+    return out
 
 
-@dataclass
-class ProcInfo:
-    pid: int
-    ppid: int = 0
-    role: str = "process"
-    name: str = ""
-    method: str = ""
-    daemon: bool = False
-    created: int = NO_TIME      # Process() in the parent
-    started: int = NO_TIME      # start() returned in the parent
-    booted: int = NO_TIME       # first instruction in the child
-    exit_recorded: int = NO_TIME    # the process recorded its own end (PROC_EXIT)
-    end_seen: int = NO_TIME     # the earliest time another process saw it ended (reaped, gone, a zombie)
-    end_reported: int = NO_TIME     # a pool saw its worker end: it waits on the worker's sentinel, so this is
-    #                                 within moments of the death
-    exitcode: object = None     # int; negative: killed by signal -exitcode
-    first: int = NO_TIME        # first event or sample seen
-    last: int = NO_TIME         # last sign of life: its latest event, or the latest sample showing it alive
-    cpu: float = 0.0
-    rss: int = 0
-    threads: int = 0
-    status: str = ""
-    exit_reason: str = ""         # why a pool worker ended: recycled, died, timed_out, stopped
-    traced: bool = False
-    role_declared: bool = False   # the process said what it is (beats what its parent said)
-    uid: int = 0                # the Process object's uid in the parent
-    start_us: int = 0           # time inside start() in the parent, in us
-    events: int = 0
+def in_time_order(run_file):
+    """A run file's events as (chunk, rows of it in time order) pieces, together in the order a run read whole
+    takes them: by time, records of equal time in the order stored.
 
-    @property
-    def exited(self):
-        """When it ended (ns), or NO_TIME while it is not known to have ended.
-
-        Its own record of its end is exact, and so (to a few ms) is a pool's record of its worker's end.  Any
-        other process killed (or ending without recording it) ended between its last sign of life and the
-        moment another process saw it gone, which can be much later (a parent joins when it likes): the
-        former is shown.  Derived on each read, so the answer does not depend on the order records arrive
-        in: live, the monitor's samples reach the run file up to a quarter of a second after the events."""
-        if self.exit_recorded != NO_TIME:
-            return self.exit_recorded
-        if self.end_reported != NO_TIME:
-            return self.end_reported
-        if self.end_seen == NO_TIME or self.last == NO_TIME:
-            return self.end_seen
-        return min(self.last, self.end_seen)
-
-    def saw_end(self, t):
-        """Another process (a parent, the runner, the monitor) observed at ``t`` that this one had ended."""
-        if self.end_seen == NO_TIME or t < self.end_seen:
-            self.end_seen = t
-
-    @property
-    def state(self):
-        if self.exitcode is not None or self.exited != NO_TIME:
-            return "exited"
-        if self.status == "gone":
-            return "gone"
-        return "running" if self.first != NO_TIME else "starting"
-
-    @property
-    def start_called(self):
-        """When start() was called in the parent (ns), or NO_TIME."""
-        return self.started - self.start_us * 1000 if self.started != NO_TIME else NO_TIME
-
-    @property
-    def start_latency(self):
-        """ns from start() being called to the child's first instruction (None if unknown)."""
-        if self.start_called == NO_TIME or self.booted == NO_TIME:
-            return None
-        return self.booted - self.start_called
-
-    def exit_text(self):
-        text = self._exit_code_text()
-        if self.exit_reason == "stopped":
-            # terminate(), close() or the pool's end: SIGTERM (or a clean exit) is how a pool stops its workers,
-            # not a crash; only another end is worth naming
-            if self.exitcode in (None, 0, -signal.SIGTERM):
-                return "stopped by the pool"
-            return "stopped by the pool (%s)" % text
-        if self.exit_reason and text:
-            return "%s (%s)" % (text, self.exit_reason)
-        return text or self.exit_reason
-
-    def _exit_code_text(self):
-        return "" if self.exitcode is None else exit_text(self.exitcode)
+    Chunks overlap in time (each holds every ring's records since the collector's last poll, and a ring read
+    late holds older ones), so each piece is what is certain: the records no later chunk can precede, those
+    up to the smallest start time (``chunk_index``) of the chunks after it.  The rest waits for the next
+    chunk; it is what the chunks overlap by, normally a few milliseconds of records."""
+    index = run_file.chunk_index()
+    ids = np.array([r[0] for r in index], np.int64)
+    t0s = np.array([r[2] for r in index], np.int64)
+    # the smallest start of the chunks after each one (np.inf past the last)
+    after = np.minimum.accumulate(t0s[::-1])[::-1]
+    after = np.append(after[1:], np.iinfo(np.int64).max) if len(after) else after
+    pending = None
+    for cid, events in run_file.iter_chunks(with_ids=True):
+        i = np.searchsorted(ids, cid, side="right")         # chunks listed after this one
+        mark = after[i - 1] if i > 0 else (t0s.min() if len(t0s) else np.iinfo(np.int64).max)
+        buf = events if pending is None else np.concatenate((pending, events))
+        order = np.argsort(buf["t"], kind="stable")
+        k = int(np.searchsorted(buf["t"][order], mark, side="right"))
+        # a damaged start time must not hold back the rest of the run: past a bound, the oldest go anyway
+        k = max(k, len(buf) - MAX_HELD_EVENTS)
+        if k:
+            yield buf, order[:k]
+        pending = buf[order[k:]] if k < len(buf) else None
+    if pending is not None:
+        yield pending, np.arange(len(pending))
 
 
-@dataclass
-class Series:
-    """One counter's samples: times and values (lists; ``arrays()`` gives numpy)."""
-    name: str
-    unit: str = ""
-    t: list = field(default_factory=list)
-    v: list = field(default_factory=list)
+def _key_hash(uid, pid, tid):
+    """A 64-bit mix of (uid, pid, tid) for a quick membership test (equal keys, equal hashes)."""
+    h = uid.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    h ^= pid.astype(np.int64).astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+    h ^= tid.astype(np.int64).astype(np.uint64) * np.uint64(0x165667B19E3779F9)
+    return h
 
-    def add(self, t, v):
-        self.t.append(t)
-        self.v.append(v)
 
-    def arrays(self):
-        return np.asarray(self.t, dtype=np.int64), np.asarray(self.v, dtype=np.float64)
+class _Table(Columns):
+    """An append-only table: the old name and ``view()`` of all rows as records, for callers that want them."""
+
+    def view(self, name=None):
+        if name is None:
+            return self.records()
+        return super().view(name)
 
 
 class RunModel:
     """Everything derived from one run's events.  Feed it with ``ingest``; read tables and arrays."""
 
     def __init__(self, keep_events=False):
-        import threading
         #: Held while ingesting: a reader in another thread (the GUI) takes it to copy what it draws.
         self.lock = threading.RLock()
-        #: All events, in time order per batch (for an event log); only if ``keep_events``.
-        self.events = Table(EVENT_DTYPE) if keep_events else None
-        self.meta = {}
-        self.procs = {}                 # pid -> ProcInfo
-        self.proc_uids = {}             # Process object uid -> child pid
-        self.objects = {}               # uid -> registration dict (kind, name, ...)
-        self.strings = {}               # string id -> text
-        self.spans = Table(SPAN_DTYPE)
-        self.open_spans = {}            # key -> (uid, pid, tid, kind, t0, value)
-        self.tasks = Table(TASK_DTYPE)  # one row per pool task, updated in place as the task progresses
-        self.task_rows = {}             # (pool, job, index) -> row in ``tasks``
-        self._groups = {}               # (pool, job, first index) -> start of a group of tasks still running
-        self.jobs = {}                  # (pool, job) -> dict(method, total, submitted, done, failed)
-        self.chunks = {}                # (pool, job, first) -> (size, worker pid)
-        self.messages = Table(MESSAGE_DTYPE)
-        self.instants = Table(INSTANT_DTYPE)
-        self.series = {}                # key -> Series (counters over time)
-        self.marks = []                 # (t, pid, label, value)
-        self.progress = {}              # label -> (t, done, total)
-        self.logs = []                  # (t, kind, text)
-        self.cpu_cores = []             # list of Series, one per core
-        self.cpu_total = Series("CPU total", "%")
-        self.t_first = None
-        self.t_last = None
+        #: All events, in time order per batch (tests and small tools only: the GUI reads the run file).
+        self.events = _Table(EVENT_DTYPE) if keep_events else None
+        self.meta: dict = {}
+        #: The run file this model reads, if any (a view that needs raw events reads them there).
+        self.path: Optional[str] = None
+        self.procs: Dict[int, ProcInfo] = {}
+        self.objects: Dict[int, dict] = {}
+        self.strings: Dict[int, str] = {}
+        self.spans = _Table(SPAN_COLUMNS)
+        self.span_blocks = BlockIndex()
+        self.tasks_book = PoolTasks()
+        self.messages = _Table(MESSAGE_DTYPE)
+        self.message_blocks = BlockIndex()
+        self.instants = _Table(INSTANT_DTYPE)
+        self.logs: List[tuple] = []
+        self.t_first: Optional[int] = None
+        self.t_last: Optional[int] = None
         self.events_seen = 0
         self.dropped = 0
-        self._holds = defaultdict(list)     # (uid, pid, tid) -> stack of (t_acquired, depth)
-        self._barrier_waiting = defaultdict(int)
-        #: kind -> handler(t, uid, <the kind's fields a, b, c>, pid, tid); see the module's docstring.
-        self.handlers = self._make_handlers()
+        self._kind_counts = np.zeros(_KIND_COUNT_SIZE, np.int64)
+        #: (t0, t1) of stretches a live reader skipped (``note_skipped``).
+        self.skipped: List[tuple] = []
         self.version = 0
+        self._processes = ProcessTable()
+        self._locks = LockState()
+        self._lock_waits: Dict[tuple, int] = {}           # (uid, pid, tid) -> when its ACQ_REQUEST came
+        self._waits = {kind: OpenWaits() for kind in _WAIT_FAMILIES}
+        self._sites: Dict[tuple, int] = {}                # (uid, pid, tid) -> call site not yet used
+        self._event_series = SeriesStore()
+        self._sample_series = SampleSeries()
+        self._barriers = Columns(_BARRIER_DTYPE)
+        self._marks = Columns(_MARK_DTYPE)
+        self._progress: Dict[int, tuple] = {}             # label string id -> (t, seq, done, total)
+        self._contention: Dict[int, list] = {}
+        self._cpu_cores = 0
+        self._forgotten = {"spans": 0, "messages": 0, "instants": 0}     # rows ``forget_rows`` dropped
+        self._seq = 0
+        self._chunk: dict = {}
+        self._chunk_sites: Optional[tuple] = None
+        self._at = np.zeros(0, np.int64)
+        #: kind -> handler(t, uid, <the kind's fields a, b, c>, pid, tid) over arrays; see the docstring.
+        self.handlers = self._make_handlers()
 
     # ------------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_run_file(cls, run_file):
+        """The model of a whole run file (``store.RunFile``), read a chunk at a time: memory for the tables,
+        never for all the events at once."""
+        m = cls()
+        m.path = run_file.path
+        with m.lock:
+            for reg in run_file.iter_registrations():
+                m._registration(reg)
+            for events, order in in_time_order(run_file):
+                m._ingest_events(events, order)
+            for t, s in run_file.iter_samples():
+                m._sample(t, s)
+            m.logs.extend(run_file.iter_log())
+            m.set_meta(run_file.meta())
+            m.dropped = run_file.dropped()
+            m._settle()
+            m.trim()
+        return m
+
+    def trim(self):
+        """Give back the room the tables keep for rows to come (the run is read whole)."""
+        for table in (self.spans, self.messages, self.instants, self.tasks_book.table, self.tasks_book.created,
+                      self._event_series.points, self._barriers, self._marks):
+            table.trim()
+
     def set_meta(self, meta):
         self.meta = dict(meta)
         if self.t_first is None and meta.get("created_perf"):
@@ -295,99 +281,200 @@ class RunModel:
             p = self.procs[pid] = ProcInfo(pid)
         return p
 
+    @property
+    def proc_uids(self):
+        return self._processes.proc_uids
+
+    @property
+    def tasks(self):
+        """The task table's columns (``tasks_array()`` for the table with what workers' ends imply)."""
+        return self.tasks_book.table
+
+    @property
+    def jobs(self):
+        return self.tasks_book.jobs
+
     # ------------------------------------------------------------------------------------------------------
     def ingest(self, events=None, regs=(), samples=(), logs=()):
         """Take one batch.  Registrations first, so events can be named; events in time order."""
         with self.lock:
-            self._ingest(events, regs, samples, logs)
+            for r in regs:
+                self._registration(r)
+            if events is not None and len(events):
+                self._ingest_events(events)
+            for t, s in samples:
+                self._sample(t, s)
+            for item in logs:
+                self.logs.append(tuple(item))
+            self._settle()
 
-    def _ingest(self, events, regs, samples, logs):
-        for r in regs:
-            self._registration(r)
-        if events is not None and len(events):
-            if events.dtype != EVENT_DTYPE:
-                events = events.astype(EVENT_DTYPE)
-            order = np.argsort(events["t"], kind="stable")
-            events = events[order]
-            if self.events is not None:
-                self.events.extend(events)
-            t_lo, t_hi = int(events["t"][0]), int(events["t"][-1])
-            self.t_first = t_lo if self.t_first is None else min(self.t_first, t_lo)
-            self.t_last = t_hi if self.t_last is None else max(self.t_last, t_hi)
-            self.events_seen += len(events)
-            dispatch = self.handlers
-            procs = self.procs
-            for row in events.tolist():
-                t, uid, a, b, kind, c, pid, tid = row
-                p = procs.get(pid)
-                if p is None:
-                    p = self.proc(pid)
-                # batches from different rings (and the monitor's samples) may arrive out of order
-                if p.first == NO_TIME or t < p.first:
-                    p.first = t
-                if t > p.last:
-                    p.last = t
-                p.traced = True
-                p.events += 1
-                fn = dispatch.get(kind)
-                if fn is not None:
-                    fn(t, uid, a, b, c, pid, tid)
-        for t, s in samples:
-            self._sample(t, s)
-        for item in logs:
-            self.logs.append(tuple(item))
+    def _settle(self):
+        procs = self._processes.settle()
+        self.procs.clear()
+        self.procs.update(procs)
         self.version += 1
 
-    # -- registrations --------------------------------------------------------------------------------------
     def _registration(self, r):
         kind = r.get("t")
-        if kind == "proc":                    # the process about itself: authoritative
-            p = self.proc(r["pid"])
-            if not p.ppid:
-                p.ppid = r.get("ppid", 0)
-            if not p.role_declared or r.get("role") != "process":
-                p.role = r.get("role") or p.role
-            p.role_declared = True
-            p.name = r.get("name") or p.name
-            p.traced = True
-        elif kind == "role":
-            p = self.proc(r["pid"])
-            p.role = r.get("role") or p.role
-            p.role_declared = True
-            if r.get("name"):
-                p.name = r["name"]
-        elif kind == "spawned":               # the parent about its child
-            p = self.proc(r["pid"])
-            p.name = r.get("name") or p.name
-            if not p.role_declared:
-                p.role = r.get("role") or p.role
-            p.method = r.get("method") or p.method
-            p.daemon = bool(r.get("daemon"))
-            p.uid = r.get("uid", 0)
-            self.proc_uids[p.uid] = p.pid
-            parent = r.get("parent")
-            if parent:
-                p.ppid = parent
-        elif kind == "extproc":
-            p = self.proc(r["pid"])
-            p.role = r.get("role") or p.role
-            p.name = r.get("name") or p.role
-            p.ppid = p.ppid or r.get("ppid", 0)
-        elif kind == "exit":                  # the runner saw the program's main process end
-            p = self.proc(r["pid"])
-            p.exitcode = r.get("exitcode")
-            if r.get("time"):
-                p.saw_end(r["time"])
-        elif kind == "obj":
+        if kind == "obj":
             self.objects[r["uid"]] = r
         elif kind == "str":
             self.strings[r["id"]] = r["s"]
+        else:
+            self._processes.registration(r)
 
-    # -- events -----------------------------------------------------------------------------------------------
+    # -- a chunk of events ---------------------------------------------------------------------------------
+    def _ingest_events(self, events, order=None):
+        """One chunk: ``order``, if given, the rows to take, in time order (else all, sorted here)."""
+        if events.dtype != EVENT_DTYPE:
+            events = events.astype(EVENT_DTYPE)
+        if order is None:
+            order = np.argsort(events["t"], kind="stable")
+            self._per_process(events["pid"], events["t"])
+        else:
+            taken = np.zeros(len(events), bool)   # in storage order: runs of one ring, as the pass likes them
+            taken[order] = True
+            rows = np.flatnonzero(taken)
+            self._per_process(events["pid"][rows], events["t"][rows])
+        n = len(order)
+        if not n:
+            return
+        if self.events is not None:
+            self.events.extend_records(events[order])
+        t_all = events["t"]
+        t_lo, t_hi = int(t_all[order[0]]), int(t_all[order[-1]])
+        self.t_first = t_lo if self.t_first is None else min(self.t_first, t_lo)
+        self.t_last = t_hi if self.t_last is None else max(self.t_last, t_hi)
+        kinds = events["kind"][order]
+        counts = np.bincount(np.minimum(kinds, _KIND_COUNT_SIZE - 1), minlength=_KIND_COUNT_SIZE)
+        self._kind_counts[:len(counts)] += counts
+        # kinds above 254 (none is, but damage can make them) share 255, which nothing handles: a byte, sorted
+        # by radix
+        small = np.minimum(kinds, 255).astype(np.uint8)
+        by_kind = np.argsort(small, kind="stable")
+        sorted_kinds = small[by_kind]
+        bounds = group_starts(sorted_kinds)
+        ends = np.append(bounds[1:], n)
+        base = self._seq
+        self._seq += n
+        self.events_seen += n
+        self._chunk = {}
+        self._sites_before(events, order, kinds, base)
+        dispatch = self.handlers
+        for lo, hi in zip(bounds.tolist(), ends.tolist()):
+            kind = int(sorted_kinds[lo])
+            rank = by_kind[lo:hi]
+            rows = order[rank]
+            if kind in PROCESS_KINDS:
+                self._process_records(events[rows], base + rank)
+            fn = dispatch.get(kind)
+            if fn is None:
+                continue
+            self._at = base + rank                   # the records' order in the run (see the docstring)
+            fn(events["t"][rows], events["uid"][rows], events["a"][rows], events["b"][rows], events["c"][rows],
+               events["pid"][rows], events["tid"][rows])
+        self._finish_chunk()
+
+    def _per_process(self, pids, t):
+        # Records come in runs of one ring (one thread of one process): a few runs a chunk.
+        starts = group_starts(pids)
+        firsts = np.minimum.reduceat(t, starts)
+        lasts = np.maximum.reduceat(t, starts)
+        counts = np.diff(np.append(starts, len(t)))
+        run_pids = pids[starts]
+        if len(np.unique(run_pids)) < len(run_pids):
+            u, inv = np.unique(run_pids, return_inverse=True)
+            f = np.full(len(u), np.iinfo(np.int64).max)
+            la = np.full(len(u), np.iinfo(np.int64).min)
+            np.minimum.at(f, inv, firsts)
+            np.maximum.at(la, inv, lasts)
+            c = np.bincount(inv, weights=counts, minlength=len(u)).astype(np.int64)
+            run_pids, firsts, lasts, counts = u, f, la, c
+        self._processes.add_seen(run_pids, firsts, lasts, counts)
+
+    def _process_records(self, rows, seq):
+        self._processes.add_records({"t": rows["t"], "seq": seq, "kind": rows["kind"], "uid": rows["uid"],
+                                     "a": rows["a"], "b": rows["b"], "c": rows["c"], "pid": rows["pid"]})
+
+    def _gather(self, family, **cols):
+        self._chunk.setdefault(family, []).append(cols)
+
+    def _family(self, family):
+        parts = self._chunk.get(family)
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return {name: np.concatenate([np.broadcast_to(p[name], np.shape(p["seq"])) for p in parts])
+                for name in parts[0]}
+
+    # -- call sites --------------------------------------------------------------------------------------------
+    def _sites_before(self, events, order, kinds, base):
+        """Which wait-ending records of this chunk have a call site: the CALLSITE their thread recorded on the
+        same object since its previous wait-ending record there (carried across chunks: ``_sites``)."""
+        self._chunk_sites = None
+        is_site = kinds == CALLSITE_KIND
+        if not is_site.any() and not self._sites:
+            return
+        rank = np.flatnonzero(is_site | np.isin(kinds, _WAIT_END_KINDS))
+        rows = order[rank]
+        uid, pid, tid = events["uid"][rows], events["pid"][rows], events["tid"][rows]
+        # only the threads and objects with a call site (this chunk's or a pending one) matter
+        site_u = np.concatenate((uid[is_site[rank]], np.array([k[0] for k in self._sites], np.uint64)))
+        site_p = np.concatenate((pid[is_site[rank]], np.array([k[1] for k in self._sites], np.int32)))
+        site_t = np.concatenate((tid[is_site[rank]], np.array([k[2] for k in self._sites], np.int32)))
+        keep = np.isin(_key_hash(uid, pid, tid), _key_hash(site_u, site_p, site_t))
+        rank, rows, uid, pid, tid = rank[keep], rows[keep], uid[keep], pid[keep], tid[keep]
+        if not len(rank):
+            return
+        order2 = np.lexsort((rank, tid, pid, uid))
+        rank, rows, uid, pid, tid = rank[order2], rows[order2], uid[order2], pid[order2], tid[order2]
+        site = is_site[rank]
+        a = events["a"][rows].astype(np.uint64)
+        starts = group_starts(uid, pid, tid)
+        first = np.zeros(len(rank), bool)
+        first[starts] = True
+        prev_site = np.zeros(len(rank), bool)
+        prev_site[1:] = site[:-1] & ~first[1:]
+        ender = ~site
+        got = ender & prev_site
+        found_seq = [base + rank[got]]
+        found_site = [a[np.flatnonzero(got) - 1]]
+        # a thread's first wait end in this chunk takes the site it left pending in an earlier one
+        keys = list(zip(uid[starts].tolist(), pid[starts].tolist(), tid[starts].tolist()))
+        pending = self._sites
+        for g, key in enumerate(keys):
+            s0 = int(starts[g])
+            if key in pending and ender[s0]:
+                found_seq.append(np.array([base + rank[s0]]))
+                found_site.append(np.array([pending.pop(key)], np.uint64))
+        # what stays pending: a thread whose last record here is a call site
+        ends = np.append(starts[1:], len(rank)) - 1
+        for g, key in enumerate(keys):
+            e = int(ends[g])
+            if site[e]:
+                pending[key] = int(a[e])
+            elif key in pending:
+                del pending[key]
+        seqs = np.concatenate(found_seq).astype(np.int64)
+        if len(seqs):
+            o = np.argsort(seqs)
+            self._chunk_sites = (seqs[o], np.concatenate(found_site).astype(np.uint64)[o])
+
+    def _site_of(self, seq):
+        """The call site of each wait-ending record (by its ``seq``), 0 where none."""
+        found = self._chunk_sites
+        if found is None or not len(seq):
+            return np.uint64(0)
+        seqs, sites = found
+        i = np.clip(np.searchsorted(seqs, seq), 0, len(seqs) - 1)
+        return np.where(seqs[i] == seq, sites[i], np.uint64(0))
+
+    # -- handlers ------------------------------------------------------------------------------------------
     def _make_handlers(self):
         K = Kind
         handlers = {
-            K.PROC_CREATED: self._proc_created, K.PROC_START: self._proc_start, K.PROC_BOOT: self._proc_boot,
+            K.PROC_CREATED: self._proc_record, K.PROC_START: self._proc_start, K.PROC_BOOT: self._proc_boot,
             K.PROC_EXIT: self._proc_exit, K.PROC_REAPED: self._proc_reaped, K.PROC_JOIN: self._proc_join,
             K.PROC_TERMINATE: self._asked_to_end(K.PROC_TERMINATE), K.PROC_KILL: self._asked_to_end(K.PROC_KILL),
             K.ACQ_REQUEST: self._acq_request, K.ACQ_OK: self._acq_ok, K.ACQ_TIMEOUT: self._acq_timeout,
@@ -408,414 +495,493 @@ class RunModel:
             K.POOL_RESULT_USED: self._result_used, K.POOL_JOB_DONE: self._job_done,
             K.POOL_GROUP_T0: self._group_t0, K.POOL_GROUP: self._group_end,
             K.POOL_WORKER_INIT: self._worker_init, K.POOL_WORKER_EXIT: self._worker_exit,
-            K.MARK: self._mark, K.COUNTER: self._counter, K.PROGRESS: self._progress, K.PHASE: self._phase,
+            K.MARK: self._mark, K.COUNTER: self._counter, K.PROGRESS: self._progress_record, K.PHASE: self._phase,
         }
         # Moments on the lane of the process that recorded them (the schema says what each one means).
         for kind in (K.RELEASE_ERROR, K.COND_NOTIFY, K.EVENT_SET, K.EVENT_CLEAR, K.BARRIER_ABORT, K.BARRIER_RESET,
                      K.PIPE_CLOSE, K.SHM_CREATE, K.SHM_ATTACH, K.SHM_CLOSE, K.SHM_UNLINK, K.MANAGER_START,
                      K.SIGNAL_SEND, K.SIGNAL_RECV, K.POOL_CREATED, K.POOL_CLOSED):
             handlers[kind] = self._instant(kind)
+        # CALLSITE is read by its number (see ``_sites_before``); it is a handler once the schema says the
+        # model reads it (until then the schema declares it for the log only).
+        spec = SCHEMA.get(CALLSITE_KIND)
+        if spec is not None and spec.model:
+            handlers[spec.kind] = self._call_site
         return handlers
 
-    def _series(self, key, name, unit=""):
-        s = self.series.get(key)
-        if s is None:
-            s = self.series[key] = Series(name, unit)
-        return s
-
-    def _span(self, uid, pid, tid, kind, t0, t1, end=SpanEnd.OK, value=0):
-        self.spans.append((uid, pid, tid, kind, end, t0, t1, value))
+    def _span(self, uid, pid, tid, kind, t0, t1, end=SpanEnd.OK, value=0, site=0):
+        """Spans closed by records of this chunk (arrays; ``self._at`` their records' order)."""
+        self._gather("spans", seq=self._at, uid=uid, pid=pid, tid=tid, kind=int(kind), end=end, t0=t0, t1=t1,
+                     value=value, site=site)
 
     def _instant(self, kind):
         def fn(t, uid, a, b, c, pid, tid):
-            self.instants.append((t, pid, pid, tid, kind, uid, a, b, c))
+            self._gather("instants", seq=self._at, t=t, pid=pid, by=pid, tid=tid, kind=int(kind), uid=uid, a=a,
+                         b=b, c=c)
         return fn
 
-    # processes
-    def _proc_created(self, t, uid, _a, _b, _c, pid, tid):
-        child = self.proc_uids.get(uid)
-        if child is not None:
-            self.procs[child].created = t
-        else:
-            self._pending_created = getattr(self, "_pending_created", {})
-            self._pending_created[uid] = t
+    def _call_site(self, t, uid, site, _b, _c, pid, tid):
+        """Read before the other handlers (``_sites_before``): nothing more to do."""
+
+    # processes: replayed in time order by the process table (``lifecycle``)
+    def _proc_record(self, t, uid, _a, _b, _c, pid, tid):
+        """PROC_CREATED: when the Process object was made (the process table matches it to its child)."""
 
     def _proc_start(self, t, uid, child, method, took, pid, tid):
-        p = self.proc(child)
-        p.started = t
-        p.start_us = took
-        p.uid = uid
-        if not p.ppid or p.ppid != pid:
-            p.ppid = pid
-        self.proc_uids[uid] = child
-        if not p.method:
-            p.method = StartMethod(method).name.lower() if method in StartMethod._value2member_map_ else ""
-        pending = getattr(self, "_pending_created", None)
-        if pending and uid in pending:
-            p.created = pending.pop(uid)
+        """The child's start() in the parent (process table)."""
 
     def _proc_boot(self, t, uid, _parent, _b, _c, pid, tid):
-        p = self.proc(pid)
-        p.booted = t
-        if uid:
-            self.proc_uids.setdefault(uid, pid)
+        """The child's first instruction (process table)."""
 
     def _proc_exit(self, t, uid, code, _b, _c, pid, tid):
-        p = self.proc(pid)
-        p.exit_recorded = t
-        if p.exitcode is None:
-            p.exitcode = code
+        """The process recorded its own end (process table)."""
 
     def _proc_reaped(self, t, uid, child, code, _c, pid, tid):
-        p = self.proc(child)
-        p.exitcode = code
-        p.saw_end(t)
+        """Another process saw it end (process table)."""
+
+    def _worker_exit(self, t, uid, worker, code, reason, pid, tid):
+        """A pool saw its worker end (process table)."""
 
     def _proc_join(self, t, uid, wait, _ended, timed_out, pid, tid):
-        if wait >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.PROC_JOIN, t - wait, t, SpanEnd.TIMEOUT if timed_out else SpanEnd.OK)
+        sel = wait >= MIN_BLOCKED_NS
+        if sel.any():
+            self._at = self._at[sel]
+            self._span(uid[sel], pid[sel], tid[sel], Span.PROC_JOIN, t[sel] - wait[sel], t[sel],
+                       np.where(timed_out[sel] != 0, SpanEnd.TIMEOUT, SpanEnd.OK))
 
     def _asked_to_end(self, kind):
         """terminate() or kill(): a moment on the lane of the process asked to end, next to when it did."""
         def fn(t, uid, target, b, c, pid, tid):
-            self.instants.append((t, target, pid, tid, kind, uid, target, b, c))
+            self._gather("instants", seq=self._at, t=t, pid=target, by=pid, tid=tid, kind=int(kind), uid=uid,
+                         a=target, b=b, c=c)
         return fn
 
-    # locks
+    # locks: gathered, then paired per chunk (``_pair_locks``)
     def _acq_request(self, t, uid, _timeout, _b, _c, pid, tid):
-        self.open_spans[(Span.LOCK_WAIT, uid, pid, tid)] = (t, 0)
+        self._gather("lock_requests", seq=self._at, t=t, uid=uid, pid=pid, tid=tid)
 
     def _acq_ok(self, t, uid, wait, value, depth, pid, tid):
-        if wait > 0:
-            self.open_spans.pop((Span.LOCK_WAIT, uid, pid, tid), None)
-            self._span(uid, pid, tid, Span.LOCK_WAIT, t - wait, t)
-        stack = self._holds[(uid, pid, tid)]
-        if not stack or depth <= 1:
-            stack.append(t)
-            self.open_spans[(Span.LOCK_HOLD, uid, pid, tid, len(stack))] = (t, 0)
-        if value >= 0:
-            self._series(("value", uid), self.name_of(uid)).add(t, value)
+        waited = wait > 0
+        if waited.any():
+            at = self._at
+            self._at = at[waited]
+            self._span(uid[waited], pid[waited], tid[waited], Span.LOCK_WAIT, t[waited] - wait[waited], t[waited],
+                       site=self._site_of(self._at))
+            self._at = at
+        self._gather("lock_wait_ends", seq=self._at[waited], uid=uid[waited], pid=pid[waited], tid=tid[waited])
+        self._gather("holds", seq=self._at, t=t, uid=uid, pid=pid, tid=tid, op=ACQUIRE, depth=depth,
+                     hold=np.int64(-1))
+        self._value_points(t, uid, value)
 
     def _acq_timeout(self, t, uid, wait, _b, _c, pid, tid):
-        self.open_spans.pop((Span.LOCK_WAIT, uid, pid, tid), None)
-        if wait > 0:
-            self._span(uid, pid, tid, Span.LOCK_WAIT, t - wait, t, SpanEnd.TIMEOUT)
+        self._gather("lock_wait_ends", seq=self._at, uid=uid, pid=pid, tid=tid)
+        waited = wait > 0
+        if waited.any():
+            self._at = self._at[waited]
+            self._span(uid[waited], pid[waited], tid[waited], Span.LOCK_WAIT, t[waited] - wait[waited], t[waited],
+                       SpanEnd.TIMEOUT, site=self._site_of(self._at))
 
     def _release(self, t, uid, hold, value, depth, pid, tid):
-        if value >= 0:
-            self._series(("value", uid), self.name_of(uid)).add(t, value)
-        if depth > 0:                 # an RLock still held at this depth
-            return
-        key = (uid, pid, tid)
-        stack = self._holds.get(key)
-        if stack:
-            t_acq = stack.pop()
-            self.open_spans.pop((Span.LOCK_HOLD, uid, pid, tid, len(stack) + 1), None)
-            self._span(uid, pid, tid, Span.LOCK_HOLD, t_acq, t)
-        elif hold > 0:                # released by the thread that acquired, but the acquire was not seen
-            self._span(uid, pid, tid, Span.LOCK_HOLD, t - hold, t)
+        self._value_points(t, uid, value)
+        sel = depth <= 0              # an RLock still held at a depth > 0 is not released
+        self._gather("holds", seq=self._at[sel], t=t[sel], uid=uid[sel], pid=pid[sel], tid=tid[sel], op=RELEASE,
+                     depth=depth[sel], hold=hold[sel])
 
-    # generic waits
+    def _value_points(self, t, uid, value):
+        sel = value >= 0
+        if sel.any():
+            s = self._event_series
+            s.add(s.sids("value", uid[sel]), t[sel], value[sel], order=self._at[sel])
+
+    # generic waits: gathered, then paired per chunk (``_pair_waits``)
     def _open(self, kind):
         def fn(t, uid, _a, _b, _c, pid, tid):
-            self.open_spans[(kind, uid, pid, tid)] = (t, 0)
+            self._gather(("wait", kind), seq=self._at, t=t, uid=uid, pid=pid, tid=tid, opens=True,
+                         value=np.int64(0), waited=np.int64(0), end=SpanEnd.OK)
         return fn
 
-    def _close(self, kind, uid, pid, tid, t, waited, end=SpanEnd.OK):
-        """A wait opened by ``_open`` ended at ``t`` after ``waited`` ns (its start, if the opening was not seen)."""
-        opened = self.open_spans.pop((kind, uid, pid, tid), None)
-        self._span(uid, pid, tid, kind, opened[0] if opened else t - waited, t, end)
+    def _close(self, kind, t, uid, pid, tid, waited, end, value=np.int64(0)):
+        self._gather(("wait", kind), seq=self._at, t=t, uid=uid, pid=pid, tid=tid, opens=False, value=value,
+                     waited=waited, end=end)
 
     def _cond_woken(self, t, uid, wait, notified, _c, pid, tid):
-        self._close(Span.COND_WAIT, uid, pid, tid, t, wait, SpanEnd.OK if notified else SpanEnd.TIMEOUT)
+        self._close(Span.COND_WAIT, t, uid, pid, tid, wait, np.where(notified != 0, SpanEnd.OK, SpanEnd.TIMEOUT))
 
     def _event_wait_end(self, t, uid, wait, flag, _c, pid, tid):
-        self._close(Span.EVENT_WAIT, uid, pid, tid, t, wait, SpanEnd.OK if flag else SpanEnd.TIMEOUT)
+        self._close(Span.EVENT_WAIT, t, uid, pid, tid, wait, np.where(flag != 0, SpanEnd.OK, SpanEnd.TIMEOUT))
 
     def _queue_join(self, t, uid, blocked, _b, _c, pid, tid):
-        self._close(Span.QUEUE_JOIN, uid, pid, tid, t, blocked)
+        self._close(Span.QUEUE_JOIN, t, uid, pid, tid, blocked, SpanEnd.OK)
 
-    # barrier
-    def _barrier_count(self, t, uid, delta):
-        self._barrier_waiting[uid] = max(0, self._barrier_waiting[uid] + delta)
-        self._series(("waiting", uid), self.name_of(uid) + " waiting").add(t, self._barrier_waiting[uid])
-
+    # barrier: its wait, and its waiting counter (computed when asked: ``_barrier_series``)
     def _barrier_arrive(self, t, uid, _parties, generation, _waiting, pid, tid):
-        self.open_spans[(Span.BARRIER_WAIT, uid, pid, tid)] = (t, generation)
-        self._barrier_count(t, uid, +1)
+        self._gather(("wait", Span.BARRIER_WAIT), seq=self._at, t=t, uid=uid, pid=pid, tid=tid, opens=True,
+                     value=generation, waited=np.int64(0), end=SpanEnd.OK)
+        self._barriers.extend(t=t, seq=self._at, uid=uid, delta=1)
 
     def _barrier_leave(self, end):
         """A wait at a barrier ended: passed (OK) or broken."""
         def fn(t, uid, wait, generation, _c, pid, tid):
-            opened = self.open_spans.pop((Span.BARRIER_WAIT, uid, pid, tid), None)
-            self._span(uid, pid, tid, Span.BARRIER_WAIT, opened[0] if opened else t - wait, t, end, generation)
-            self._barrier_count(t, uid, -1)
+            self._close(Span.BARRIER_WAIT, t, uid, pid, tid, wait, end, generation)
+            self._barriers.extend(t=t, seq=self._at, uid=uid, delta=-1)
         return fn
 
     # queues, pipes, ipc, manager
+    def _message(self, uid, pid, tid, kind, t, nbytes, blocked, depth):
+        self._gather("messages", seq=self._at, uid=uid, pid=pid, tid=tid, kind=int(kind), t=t, nbytes=nbytes,
+                     blocked=blocked, depth=depth)
+
+    def _blocked(self, uid, pid, tid, kind, t, blocked, end=SpanEnd.OK, value=np.int64(0)):
+        sel = blocked >= MIN_BLOCKED_NS
+        if sel.any():
+            at = self._at
+            self._at = at[sel]
+            self._span(uid[sel], pid[sel], tid[sel], kind, t[sel] - blocked[sel], t[sel], end,
+                       value[sel] if np.ndim(value) else value, site=self._site_of(self._at))
+            self._at = at
+
+    def _depth_points(self, what, t, uid, depth):
+        sel = depth >= 0
+        if sel.any():
+            s = self._event_series
+            s.add(s.sids(what, uid[sel]), t[sel], depth[sel], order=self._at[sel])
+
     def _queue_put(self, t, uid, blocked, depth, _c, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.QUEUE_PUT, t, -1, blocked, depth))
-        if blocked >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.QUEUE_PUT, t - blocked, t)
-        if depth >= 0:
-            self._series(("depth", uid), self.name_of(uid) + " depth").add(t, depth)
+        self._message(uid, pid, tid, Kind.QUEUE_PUT, t, -1, blocked, depth)
+        self._blocked(uid, pid, tid, Span.QUEUE_PUT, t, blocked)
+        self._depth_points("depth", t, uid, depth)
 
     def _queue_send(self, t, uid, size, _b, _c, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.QUEUE_SEND, t, size, 0, -1))
+        self._message(uid, pid, tid, Kind.QUEUE_SEND, t, size, 0, -1)
 
     def _queue_get(self, t, uid, blocked, size, depth, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.QUEUE_GET, t, size, blocked, depth))
-        if blocked >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.QUEUE_GET, t - blocked, t)
-        if depth >= 0:
-            self._series(("depth", uid), self.name_of(uid) + " depth").add(t, depth)
+        self._message(uid, pid, tid, Kind.QUEUE_GET, t, size, blocked, depth)
+        self._blocked(uid, pid, tid, Span.QUEUE_GET, t, blocked)
+        self._depth_points("depth", t, uid, depth.astype(np.int64))
 
     def _queue_gave_up(self, kind):
         def fn(t, uid, blocked, _b, _c, pid, tid):
-            if blocked >= MIN_BLOCKED_NS:
-                self._span(uid, pid, tid, kind, t - blocked, t, SpanEnd.TIMEOUT)
+            self._blocked(uid, pid, tid, kind, t, blocked, SpanEnd.TIMEOUT)
         return fn
 
     def _queue_task_done(self, t, uid, unfinished, _b, _c, pid, tid):
-        if unfinished >= 0:
-            self._series(("unfinished", uid), self.name_of(uid) + " unfinished").add(t, unfinished)
+        self._depth_points("unfinished", t, uid, unfinished)
 
     def _pipe_send(self, t, uid, size, blocked, _c, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.PIPE_SEND, t, size, blocked, -1))
-        if blocked >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.PIPE_SEND, t - blocked, t, SpanEnd.OK, size)
+        self._message(uid, pid, tid, Kind.PIPE_SEND, t, size, blocked, -1)
+        self._blocked(uid, pid, tid, Span.PIPE_SEND, t, blocked, value=size)
 
     def _pipe_recv(self, t, uid, size, blocked, _c, pid, tid):
-        self.messages.append((uid, pid, tid, Kind.PIPE_RECV, t, size, blocked, -1))
-        if blocked >= MIN_BLOCKED_NS:
-            self._span(uid, pid, tid, Span.PIPE_RECV, t - blocked, t, SpanEnd.OK, size)
+        self._message(uid, pid, tid, Kind.PIPE_RECV, t, size, blocked, -1)
+        self._blocked(uid, pid, tid, Span.PIPE_RECV, t, blocked, value=size)
 
     def _ipc(self, kind):
         def fn(t, uid, size, channel, _c, pid, tid):
-            self.messages.append((uid, pid, tid, kind, t, size, 0, channel))
+            self._message(uid, pid, tid, kind, t, size, 0, channel)
         return fn
 
     def _manager_call(self, t, uid, duration, method, raised, pid, tid):
-        self._span(uid, pid, tid, Span.MANAGER_CALL, t - duration, t, SpanEnd.BROKEN if raised else SpanEnd.OK,
-                   method)
+        self._span(uid, pid, tid, Span.MANAGER_CALL, t - duration, t,
+                   np.where(raised != 0, SpanEnd.BROKEN, SpanEnd.OK), method, site=self._site_of(self._at))
 
-    # pool: tasks live in a numpy table; these handlers fill in their columns as the events arrive
-    def _task(self, pool, job, index):
-        key = (pool, job, index)
-        i = self.task_rows.get(key)
-        if i is None:
-            j = self.jobs.get((pool, job))
-            i = self.task_rows[key] = self.tasks.n
-            self.tasks.append((pool, job, index, 0, _OUTCOME_PENDING, j["method"] if j else 0,
-                               NO_TIME, NO_TIME, NO_TIME, NO_TIME, NO_TIME))
-        return i
-
-    def _set_task(self, i, **cols):
-        a = self.tasks._a
-        for name, value in cols.items():
-            a[name][i] = value
-        self.tasks.version += 1
+    # pool: gathered, then applied per chunk by the task table (``pooltasks``)
+    def _pool_record(self, name, t, uid, x, y, pid):
+        self._gather(("pool", name), seq=self._at, t=t, pool=uid, job=x, first=y[0], value=y[1], pid=pid)
 
     def _pool_job(self, t, uid, job, tasks, method, pid, tid):
-        self.jobs[(uid, job)] = {"method": method, "total": tasks, "submitted": t, "done": 0, "failed": 0,
-                                 "ended": NO_TIME, "pid": pid}
+        self._pool_record("job", t, uid, job, (tasks, method), pid)
 
     def _chunk_queued(self, t, uid, job, first, size, pid, tid):
-        for i in range(first, first + max(size, 1)):
-            self._set_task(self._task(uid, job, i), queued=t)
-        self.chunks[(uid, job, first)] = (max(size, 1), 0)
+        self._pool_record("queued", t, uid, job, (first, size), pid)
 
     def _chunk_sent(self, t, uid, job, first, worker, pid, tid):
-        size, _ = self.chunks.get((uid, job, first), (1, 0))
-        self.chunks[(uid, job, first)] = (size, worker)
-        for i in range(first, first + size):
-            self._set_task(self._task(uid, job, i), sent=t, worker=worker)
+        self._pool_record("sent", t, uid, job, (first, worker), pid)
 
     def _task_t0(self, t, uid, job, index, _c, pid, tid):
-        self._set_task(self._task(uid, job, index), start=t, worker=pid)
+        self._pool_record("start", t, uid, job, (index, 0), pid)
 
     def _task_end(self, t, uid, job, index, outcome, pid, tid):
-        i = self._task(uid, job, index)
-        row = self.tasks._a[i]
-        if row["outcome"] in _PARENT_VERDICTS:
-            # The pool failed it first (this record was read late): the worker finished it but its result
-            # never arrived.  The worker's time is the exact end; the verdict stands.
-            self._set_task(i, end=t, worker=pid)
-            return
-        self._set_task(i, end=t, worker=pid, outcome=outcome)
-        self._count_end(uid, job, outcome)
-
-    def _count_end(self, pool, job, outcome):
-        j = self.jobs.get((pool, job))
-        if j is not None:
-            j["done"] += 1
-            if outcome != Outcome.OK:
-                j["failed"] += 1
-
-    def _group_t0(self, t, uid, job, first, count, pid, tid):
-        self._groups[(uid, job, first)] = t
-        rows = [self._task(uid, job, i) for i in range(first, first + count)]
-        tab = self.tasks._a
-        pending = [r for r in rows if tab["start"][r] == NO_TIME]
-        tab["start"][pending] = t
-        tab["worker"][pending] = pid
-        self.tasks.version += 1
-
-    def _group_end(self, t, uid, job, first, count, pid, tid):
-        """A group of tasks too short to record one by one: each gets an equal share of the group's time."""
-        t0 = self._groups.pop((uid, job, first), t)
-        rows = np.array([self._task(uid, job, i) for i in range(first, first + count)], dtype=np.int64)
-        tab = self.tasks._a
-        open_ = rows[tab["end"][rows] == NO_TIME]           # failures were recorded alone, and keep theirs
-        k = np.arange(len(rows))[np.isin(rows, open_)]
-        step = (t - t0) / max(count, 1)
-        tab["start"][open_] = t0 + (k * step).astype(np.int64)
-        tab["end"][open_] = t0 + ((k + 1) * step).astype(np.int64)
-        tab["worker"][open_] = pid
-        tab["outcome"][open_] = Outcome.OK
-        j = self.jobs.get((uid, job))
-        if j is not None:
-            j["done"] += len(open_)
-        self.tasks.version += 1
+        self._pool_record("end", t, uid, job, (index, outcome), pid)
 
     def _task_lost(self, t, uid, job, index, outcome, pid, tid):
-        """The pool failed a task without its worker's answer.  ``t`` is when the pool noticed; a task its
-        worker had finished (result not yet sent) keeps the worker's end, and ``tasks_array`` ends any other
-        no later than its worker did."""
-        i = self._task(uid, job, index)
-        row = self.tasks._a[i]
-        if row["end"] != NO_TIME:
-            if row["outcome"] == Outcome.OK:
-                j = self.jobs.get((uid, job))
-                if j is not None:
-                    j["failed"] += 1
-            self._set_task(i, outcome=outcome)
-            return
-        start = row["start"] if row["start"] != NO_TIME else (row["sent"] if row["sent"] != NO_TIME else t)
-        self._set_task(i, end=t, outcome=outcome, start=start)
-        self._count_end(uid, job, outcome)
+        self._pool_record("lost", t, uid, job, (index, outcome), pid)
 
     def _result_used(self, t, uid, job, index, _c, pid, tid):
-        if index >= 0:
-            self._set_task(self._task(uid, job, index), used=t)
-            return
-        tab = self.tasks.view()
-        sel = (tab["pool"] == uid) & (tab["job"] == job) & (tab["used"] == NO_TIME)
-        tab["used"][sel] = t
-        self.tasks.version += 1
+        self._pool_record("used", t, uid, job, (index, 0), pid)
 
     def _job_done(self, t, uid, job, _b, _failed, pid, tid):
-        j = self.jobs.get((uid, job))
-        if j is not None:
-            j["ended"] = t
+        self._pool_record("done", t, uid, job, (0, 0), pid)
+
+    def _group_t0(self, t, uid, job, first, count, pid, tid):
+        self._pool_record("group_start", t, uid, job, (first, count), pid)
+
+    def _group_end(self, t, uid, job, first, count, pid, tid):
+        self._pool_record("group_end", t, uid, job, (first, count), pid)
 
     def _worker_init(self, t, uid, duration, worker, _c, pid, tid):
         """The worker's initializer ran until ``t`` (the worker's own clock reading): a span on its lane, on
         its main thread (whose native id is the pid on Linux)."""
-        if duration >= MIN_INITIALIZER_NS:
-            self._span(uid, worker, worker, Span.INITIALIZER, t - duration, t)
-
-    def _worker_exit(self, t, uid, worker, code, reason, pid, tid):
-        p = self.proc(worker)
-        if p.exitcode is None:
-            p.exitcode = code
-        p.saw_end(t)
-        if p.end_reported == NO_TIME:
-            p.end_reported = t
-        if reason in WorkerExit._value2member_map_:
-            p.exit_reason = enum_text(WorkerExit, reason)
+        sel = duration >= MIN_INITIALIZER_NS
+        if sel.any():
+            self._at = self._at[sel]
+            w = worker[sel].astype(np.int32)
+            self._span(uid[sel], w, w, Span.INITIALIZER, t[sel] - duration[sel], t[sel])
 
     # free-form
     def _mark(self, t, uid, label, value, _c, pid, tid):
-        self.marks.append((t, pid, self.strings.get(label, str(label)), value))
+        self._marks.extend(t=t, seq=self._at, pid=pid, label=label, value=value, phase=False)
 
     def _phase(self, t, uid, label, _b, _c, pid, tid):
-        self.marks.append((t, pid, self.strings.get(label, str(label)), None))
+        self._marks.extend(t=t, seq=self._at, pid=pid, label=label, value=0, phase=True)
 
     def _counter(self, t, uid, value, name, _c, pid, tid):
-        self._series(("counter", name), self.strings.get(name, "counter %d" % name)).add(t, value)
+        s = self._event_series
+        s.add(s.sids("counter", name), t, value, order=self._at)
 
-    def _progress(self, t, uid, done, total, _c, pid, tid):
-        self.progress[self.strings.get(uid, "progress")] = (t, done, total)
+    def _progress_record(self, t, uid, done, total, _c, pid, tid):
+        for label, tt, s, d, n in zip(uid.tolist(), t.tolist(), self._at.tolist(), done.tolist(), total.tolist()):
+            old = self._progress.get(label)
+            if old is None or (tt, s) >= old[:2]:
+                self._progress[label] = (tt, s, d, n)
+
+    # -- the end of a chunk: the families' passes, then the tables ------------------------------------------
+    def _finish_chunk(self):
+        self._pair_locks()
+        for kind in _WAIT_FAMILIES:
+            self._pair_waits(kind)
+        pool = {name: self._family(("pool", name)) for name in ("job", "queued", "sent", "start", "end", "lost",
+                                                                   "used", "done", "group_start", "group_end")}
+        pool = {name: tuple(np.broadcast_to(f[c], np.shape(f["seq"])) for c in ("seq", "t", "pool", "job", "first",
+                                                                                   "value", "pid"))
+                for name, f in pool.items() if f is not None}
+        if pool:
+            self.tasks_book.ingest(pool)
+        self._append_spans()
+        self._append("messages", self.messages, self.message_blocks)
+        self._append("instants", self.instants)
+        self._event_series.flush()
+        self._chunk = {}
+        self._chunk_sites = None
+
+    def _pair_locks(self):
+        req = self._family("lock_requests")
+        ends = self._family("lock_wait_ends")
+        if req is not None or ends is not None:
+            # an ACQ_REQUEST opens the thread's wait; an ACQ_OK that waited, or an ACQ_TIMEOUT, ends it: what
+            # counts is each thread's last such record
+            parts = [p for p in (req, ends) if p is not None]
+            seq = np.concatenate([p["seq"] for p in parts])
+            uid = np.concatenate([p["uid"] for p in parts])
+            pid = np.concatenate([p["pid"] for p in parts])
+            tid = np.concatenate([p["tid"] for p in parts])
+            t = np.concatenate([req["t"] if p is req else np.full(len(p["seq"]), NO_TIME, np.int64) for p in parts])
+            o = np.lexsort((seq, tid, pid, uid))
+            if not len(o):
+                o = np.zeros(0, np.int64)
+            last = np.append(group_starts(uid[o], pid[o], tid[o])[1:], len(o)) - 1 if len(o) else o
+            li = o[last]
+            for u, p, th, tt in zip(uid[li].tolist(), pid[li].tolist(), tid[li].tolist(), t[li].tolist()):
+                if tt == NO_TIME:
+                    self._lock_waits.pop((u, p, th), None)
+                else:
+                    self._lock_waits[(u, p, th)] = tt
+        h = self._family("holds")
+        if h is None or not len(h["seq"]):
+            return
+        n = len(h["seq"])
+        col = {name: np.broadcast_to(h[name], (n,)) for name in ("op", "depth", "hold")}
+        spans = pair_holds(self._locks, h["seq"], h["t"], h["uid"], h["pid"], h["tid"], col["op"], col["depth"],
+                           col["hold"])
+        if len(spans.t0):
+            self._at = spans.seq
+            self._span(spans.uid, spans.pid, spans.tid, Span.LOCK_HOLD, spans.t0, spans.t1)
+
+    def _pair_waits(self, kind):
+        f = self._family(("wait", kind))
+        if f is None:
+            return
+        n = len(f["seq"])
+        opens = np.broadcast_to(f["opens"], (n,))
+        value = np.broadcast_to(f["value"], (n,)).astype(np.int64)
+        waited = np.broadcast_to(f["waited"], (n,)).astype(np.int64)
+        end = np.broadcast_to(f["end"], (n,))
+        closes, t0 = pair_waits(self._waits[kind], f["seq"], f["t"], f["uid"], f["pid"], f["tid"], opens, value,
+                                waited)
+        if len(closes):
+            self._at = f["seq"][closes]
+            self._span(f["uid"][closes], f["pid"][closes], f["tid"][closes], kind, t0, f["t"][closes], end[closes],
+                       value[closes], site=self._site_of(self._at))
+
+    def _append(self, family, table, blocks=None):
+        f = self._family(family)
+        if f is None:
+            return None
+        o = np.argsort(f["seq"], kind="stable")
+        n = len(o)
+        first = table.extend(**{name: np.broadcast_to(f[name], (n,))[o] for name in table.names})
+        if blocks is not None:
+            t = table.view("t")[first:]
+            blocks.add(first, len(table), t, t)
+        return first
+
+    def _append_spans(self):
+        first = self._append("spans", self.spans)
+        if first is None:
+            return
+        sp = self.spans
+        t0, t1 = sp.view("t0")[first:], sp.view("t1")[first:]
+        self.span_blocks.add(first, len(sp), t0, t1)
+        self._count_contention(first)
+
+    def _count_contention(self, first):
+        """Per lock-like object: what ``contention()`` reports, kept up to date as spans arrive."""
+        sp = self.spans
+        kind = sp.view("kind")[first:]
+        for k, is_wait in ((Span.LOCK_WAIT, True), (Span.LOCK_HOLD, False)):
+            sel = np.flatnonzero(kind == k) + first
+            if not len(sel):
+                continue
+            uid = sp.view("uid")[sel]
+            dur = sp.view("t1")[sel] - sp.view("t0")[sel]
+            end = sp.view("end")[sel]
+            u, inv = np.unique(uid, return_inverse=True)
+            total = np.zeros(len(u), np.int64)
+            np.add.at(total, inv, dur)
+            top = np.full(len(u), np.iinfo(np.int64).min)
+            np.maximum.at(top, inv, dur)
+            count = np.bincount(inv, minlength=len(u))
+            ok = np.bincount(inv, weights=end == SpanEnd.OK, minlength=len(u)).astype(np.int64)
+            timeouts = np.bincount(inv, weights=end == SpanEnd.TIMEOUT, minlength=len(u)).astype(np.int64)
+            for i, key in enumerate(u.tolist()):
+                c = self._contention.get(key)
+                if c is None:
+                    # acquired, contended, timeouts, wait total, wait max, hold total, hold max, has waits, holds
+                    c = self._contention[key] = [0, 0, 0, 0, 0, 0, 0, False, False]
+                if is_wait:
+                    c[1] += int(ok[i])
+                    c[2] += int(timeouts[i])
+                    c[3] += int(total[i])
+                    c[4] = max(c[4], int(top[i])) if c[7] else int(top[i])
+                    c[7] = True
+                else:
+                    c[0] += int(count[i])
+                    c[5] += int(total[i])
+                    c[6] = max(c[6], int(top[i])) if c[8] else int(top[i])
+                    c[8] = True
 
     # samples from the resource monitor
     def _sample(self, t, s):
         if self.t_first is None or t < self.t_first:
             self.t_first = t
         self.t_last = t if self.t_last is None else max(self.t_last, t)
+        series = self._sample_series
         cores = s.get("cores")
         if cores is not None:
-            while len(self.cpu_cores) < len(cores):
-                self.cpu_cores.append(Series("CPU %d" % len(self.cpu_cores), "%"))
-            for series, v in zip(self.cpu_cores, cores):
-                series.add(t, v)
-            self.cpu_total.add(t, sum(cores) / max(1, len(cores)))
-        for pr in s.get("procs", ()):
-            pid = pr["pid"]
-            p = self.procs.get(pid)
-            if p is None:
-                p = self.proc(pid)
-                p.ppid = pr.get("ppid", 0)
-                p.name = pr.get("name", "")
-                p.role = pr.get("role", "other")
-            if p.first == NO_TIME or t < p.first:
-                p.first = t
-            if pr.get("status") == "zombie":     # ended; its parent has not reaped it yet
-                p.saw_end(t)
-            else:
-                p.last = max(p.last, t)
-            p.cpu = pr.get("cpu", 0.0)
-            p.rss = pr.get("rss", 0)
-            p.threads = pr.get("threads", 0)
-            p.status = pr.get("status", p.status)
-            self._series(("cpu", pid), "CPU %d" % pid, "%").add(t, p.cpu)
-            self._series(("rss", pid), "RSS %d" % pid, "B").add(t, p.rss)
-        for pid in s.get("gone", ()):
-            p = self.procs.get(pid)
-            if p is not None:
-                p.saw_end(t)
-                p.status = "gone"
+            self._cpu_cores = max(self._cpu_cores, len(cores))
+            for i, v in enumerate(cores):
+                series.add_point(("core", i), "%", t, v)
+            series.add_point(("total", 0), "%", t, sum(cores) / max(1, len(cores)))
+        self._processes.sample(t, s, series.add_point)
 
     # ------------------------------------------------------------------------------------------------------
     # Tables for views and exports
     # ------------------------------------------------------------------------------------------------------
-    def spans_array(self, include_open=True, now=None):
-        """Finished spans plus (optionally) the open ones cut at ``now`` (default: the last time seen)."""
-        done = self.spans.view()
-        if not include_open or not self.open_spans:
-            return done.copy()
+    def open_spans_array(self, now=None, with_site=False):
+        """The spans still open, cut at ``now`` (default: the last time seen), in order of their start."""
         now = self.t_last if now is None else now
         rows = []
-        for key, (t0, value) in self.open_spans.items():
-            kind, uid, pid, tid = key[:4]
-            rows.append((uid, pid, tid, kind, SpanEnd.OPEN, t0, max(now or t0, t0), value))
-        return np.concatenate((done, np.array(rows, dtype=SPAN_DTYPE)))
+        for (u, p, th), t0 in self._lock_waits.items():
+            rows.append((u, p, th, Span.LOCK_WAIT, SpanEnd.OPEN, t0, 0, self._sites.get((u, p, th), 0)))
+        for (u, p, th), _, t0 in self._locks.open_holds():
+            rows.append((u, p, th, Span.LOCK_HOLD, SpanEnd.OPEN, t0, 0, 0))
+        for kind, w in self._waits.items():
+            for (u, p, th), (t0, value) in w.open.items():
+                rows.append((u, p, th, kind, SpanEnd.OPEN, t0, value, self._sites.get((u, p, th), 0)))
+        out = np.zeros(len(rows), SPAN_COLUMNS if with_site else SPAN_DTYPE)
+        if rows:
+            cols = list(zip(*rows))
+            for name, values in zip(("uid", "pid", "tid", "kind", "end", "t0", "value", "site"), cols):
+                if name in (out.dtype.names or ()):
+                    out[name] = values
+            out["t1"] = np.maximum(now if now is not None else out["t0"], out["t0"])
+            out = out[np.lexsort((out["tid"], out["pid"], out["uid"], out["kind"], out["t0"]))]
+        return out
 
-    def tasks_array(self):
-        """The task table (a copy), with what the workers' ends imply: a task ends when its worker does.
+    def spans_array(self, include_open=True, now=None, with_site=False):
+        """Finished spans (in the order their closing records came) plus, optionally, the open ones cut at
+        ``now`` (default: the last time seen); ``with_site``: with the ``site`` column.  A copy: for a run of
+        millions of spans, prefer the columns (``spans.view(name)``) and ``spans_between``."""
+        done = self.spans.records()
+        if not with_site:
+            done = _drop_site(done)
+        if len(done):
+            t1 = done["t1"]
+            if (t1[1:] < t1[:-1]).any():
+                done = done[np.argsort(t1, kind="stable")]
+        if not include_open:
+            return done
+        return np.concatenate((done, self.open_spans_array(now, with_site)))
+
+    def spans_between(self, t0, t1, uid=None, pid=None, kinds=None):
+        """Rows of the finished spans overlapping [t0, t1] (ns), optionally of one object, one process and some
+        span kinds, sorted by start: the query a view of one object or one time range makes."""
+        rows = self.span_blocks.frozen(len(self.spans)).candidate_rows(t0, t1)
+        sp = self.spans
+        keep = (sp.view("t0")[rows] <= t1) & (sp.view("t1")[rows] >= t0)
+        if uid is not None:
+            keep &= sp.view("uid")[rows] == np.uint64(uid)
+        if pid is not None:
+            keep &= sp.view("pid")[rows] == pid
+        if kinds is not None:
+            keep &= np.isin(sp.view("kind")[rows], [int(k) for k in kinds])
+        rows = rows[keep]
+        return rows[np.argsort(sp.view("t0")[rows], kind="stable")]
+
+    def span_rows_of(self, uid, kinds=None):
+        """Rows of one object's finished spans, sorted by start."""
+        sp = self.spans
+        keep = sp.view("uid") == np.uint64(uid)
+        if kinds is not None:
+            keep &= np.isin(sp.view("kind"), [int(k) for k in kinds])
+        rows = np.flatnonzero(keep)
+        return rows[np.argsort(sp.view("t0")[rows], kind="stable")]
+
+    def messages_between(self, t0, t1, uid=None):
+        """Rows of the messages at times within [t0, t1], optionally of one object, in time order."""
+        rows = self.message_blocks.frozen(len(self.messages)).candidate_rows(t0, t1)
+        t = self.messages.view("t")[rows]
+        keep = (t >= t0) & (t <= t1)
+        if uid is not None:
+            keep &= self.messages.view("uid")[rows] == np.uint64(uid)
+        rows = rows[keep]
+        return rows[np.argsort(self.messages.view("t")[rows], kind="stable")]
+
+    def tasks_array(self, rows=None):
+        """The task table (a copy; of ``rows`` only, if given), with what the workers' ends imply: a task ends
+        when its worker does.
 
         A task still open when its worker's end is known ends then, as the pool said of the worker (died:
         lost, timed out, stopped: cancelled) or, without a word from the pool, cancelled if the run was
         stopped and lost otherwise.  A task the pool failed after its worker died ends at the death, not when
         the pool noticed.  Derived on each call, so records arriving later (the pool's verdict, the
         monitor's last samples) still count."""
-        tab = self.tasks.view().copy()
+        tab = self.tasks.records(rows)
         ran = np.nonzero(tab["start"] != NO_TIME)[0]
         if not len(ran):
             return tab
         workers = np.unique(tab["worker"][ran])
         info = [self.procs.get(pid) for pid in workers.tolist()]
         died_of = np.array([p.exited if p is not None else NO_TIME for p in info], dtype=np.int64)
-        outcome_of = np.array([self._outcome_of_open_task(p) if p is not None else _OUTCOME_PENDING for p in info],
+        outcome_of = np.array([self._outcome_of_open_task(p) if p is not None else OUTCOME_PENDING for p in info],
                               dtype=tab["outcome"].dtype)
         w = np.searchsorted(workers, tab["worker"][ran])         # each task's worker, as an index
         known = died_of[w] != NO_TIME
-        rows, w = ran[known], w[known]
+        rows_, w = ran[known], w[known]
         died = died_of[w]
-        end, start = tab["end"][rows], tab["start"][rows]
+        end, start = tab["end"][rows_], tab["start"][rows_]
         still_open = end == NO_TIME
-        tab["outcome"][rows[still_open]] = outcome_of[w[still_open]]
-        tab["end"][rows] = np.where(still_open | (end > died), np.maximum(died, start), end)
+        tab["outcome"][rows_[still_open]] = outcome_of[w[still_open]]
+        tab["end"][rows_] = np.where(still_open | (end > died), np.maximum(died, start), end)
         return tab
 
     def _outcome_of_open_task(self, worker):
@@ -825,17 +991,24 @@ class RunModel:
         return outcome
 
     def messages_array(self):
-        return self.messages.view().copy()
+        """Every message (a copy), in time order."""
+        m = self.messages.records()
+        t = m["t"]
+        if len(t) and (t[1:] < t[:-1]).any():
+            m = m[np.argsort(t, kind="stable")]
+        return m
 
     def instants_array(self):
-        """The moments on the lanes (a copy), in the order they were ingested."""
-        return self.instants.view().copy()
+        """The moments on the lanes (a copy), in time order."""
+        m = self.instants.records()
+        t = m["t"]
+        if len(t) and (t[1:] < t[:-1]).any():
+            m = m[np.argsort(t, kind="stable")]
+        return m
 
     def processes_table(self):
         """Processes sorted main first, then by role and creation."""
-        order = {"main": 0, "manager": 2, "worker": 3, "process": 4, "forkserver": 5, "resource tracker": 6}
-        return sorted(self.procs.values(), key=lambda p: (order.get(p.role, 7), p.created if p.created >= 0
-                                                          else (p.first if p.first >= 0 else 1 << 62), p.pid))
+        return processes_table(self.procs)
 
     def sync_intervals(self):
         """Lock/semaphore/condition/event/barrier spans as dict rows (the run-file API)."""
@@ -847,39 +1020,145 @@ class RunModel:
                         "value": int(r["value"])})
         return out
 
+    # -- counters ----------------------------------------------------------------------------------------------
+    def _series_name(self, key):
+        what, which = key
+        if what == "value":
+            return self.name_of(which)
+        if what in ("depth", "unfinished", "waiting"):
+            return self.name_of(which) + " " + what
+        if what == "counter":
+            return self.strings.get(which, "counter %d" % which)
+        if what == "cpu":
+            return "CPU %d" % which
+        if what == "rss":
+            return "RSS %d" % which
+        if what == "core":
+            return "CPU %d" % which
+        return "CPU total"
+
+    @property
+    def series(self):
+        """{key: Series} of the run's counters (semaphore values, queue depths, barrier waiting, free-form
+        counters, CPU% and RSS per process), as version one's model kept them."""
+        out = {}
+        for store in (self._event_series, self._sample_series):
+            for key, (t, v) in store.arrays().items():
+                if key[0] in ("core", "total"):
+                    continue
+                out[key] = Series(self._series_name(key), store.unit_of(key), t, v)
+        for uid, (t, v) in self._barrier_series().items():
+            out[("waiting", uid)] = Series(self._series_name(("waiting", uid)), "", t, v)
+        return out
+
+    def _barrier_series(self):
+        """Each barrier's waiting count after each arrival and departure (never below zero), in time order."""
+        b = self._barriers
+        if not len(b):
+            return {}
+        t, seq, uid, delta = b.view("t"), b.view("seq"), b.view("uid"), b.view("delta")
+        order = np.lexsort((seq, t, uid))
+        t, uid, delta = t[order], uid[order], delta[order]
+        out = {}
+        starts = group_starts(uid)
+        ends = np.append(starts[1:], len(uid))
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            walk = np.cumsum(delta[s:e])
+            v = walk - np.minimum(np.minimum.accumulate(walk), 0)
+            out[int(uid[s])] = (t[s:e], v.astype(np.float64))
+        return out
+
+    @property
+    def cpu_cores(self):
+        """One series per CPU core (its load, %), as views of growing arrays."""
+        return [Series("CPU %d" % i, "%", *self._sample_series.get(("core", i))) for i in range(self._cpu_cores)]
+
+    @property
+    def cpu_total(self):
+        return Series("CPU total", "%", *self._sample_series.get(("total", 0)))
+
     def counters(self):
         """{name: (times ns, values)} for every counter series."""
         out = {}
-        for s in list(self.series.values()) + self.cpu_cores + ([self.cpu_total] if self.cpu_total.t else []):
+        total = self.cpu_total
+        for s in list(self.series.values()) + self.cpu_cores + ([total] if len(total) else []):
             out[s.name] = s.arrays()
+        return out
+
+    # -- marks, progress ---------------------------------------------------------------------------------------
+    @property
+    def marks(self):
+        """(t, pid, label, value) of every mark, value None for a phase; in time order."""
+        m = self._marks
+        if not len(m):
+            return []
+        order = np.lexsort((m.view("seq"), m.view("t")))
+        strings = self.strings
+        return [(t, pid, strings.get(label, str(label)), None if phase else value) for t, pid, label, value, phase in
+                zip(*(m.view(name)[order].tolist() for name in ("t", "pid", "label", "value", "phase")))]
+
+    @property
+    def progress(self):
+        """{label: (t, done, total)}: the latest progress of each thing that reports it."""
+        out = {}
+        for label, (t, _, done, total) in sorted(self._progress.items(), key=lambda kv: kv[1][:2]):
+            out[self.strings.get(label, "progress")] = (t, done, total)
         return out
 
     def contention(self):
         """Per lock-like object: acquisitions, contended ones, total/max wait and hold, timeouts."""
-        spans = self.spans.view()
-        out = {}
-        for kind, key_w in ((Span.LOCK_WAIT, "wait"), (Span.LOCK_HOLD, None)):
-            sel = spans[spans["kind"] == kind]
-            for uid in np.unique(sel["uid"]):
-                rows = sel[sel["uid"] == uid]
-                d = out.setdefault(int(uid), {"name": self.name_of(int(uid)), "kind": self.kind_of(int(uid)),
-                                              "acquired": 0, "contended": 0, "timeouts": 0,
-                                              "wait_total_ns": 0, "wait_max_ns": 0, "hold_total_ns": 0,
-                                              "hold_max_ns": 0})
-                dur = rows["t1"] - rows["t0"]
-                if key_w:
-                    d["contended"] = int((rows["end"] == SpanEnd.OK).sum())
-                    d["timeouts"] = int((rows["end"] == SpanEnd.TIMEOUT).sum())
-                    d["wait_total_ns"] = int(dur.sum())
-                    d["wait_max_ns"] = int(dur.max()) if len(dur) else 0
-                else:
-                    d["acquired"] = len(rows)
-                    d["hold_total_ns"] = int(dur.sum())
-                    d["hold_max_ns"] = int(dur.max()) if len(dur) else 0
-        return sorted(out.values(), key=lambda d: -d["wait_total_ns"])
+        out = []
+        waited = sorted(u for u, c in self._contention.items() if c[7])
+        held = sorted(u for u, c in self._contention.items() if not c[7])
+        for uid in waited + held:
+            c = self._contention[uid]
+            out.append({"name": self.name_of(uid), "kind": self.kind_of(uid), "acquired": c[0], "contended": c[1],
+                        "timeouts": c[2], "wait_total_ns": c[3], "wait_max_ns": c[4], "hold_total_ns": c[5],
+                        "hold_max_ns": c[6]})
+        return sorted(out, key=lambda d: -d["wait_total_ns"])
 
     def summary(self):
+        gone = self._forgotten
         return {"processes": len(self.procs), "events": self.events_seen, "dropped": self.dropped,
-                "tasks": len(self.tasks), "spans": len(self.spans), "messages": len(self.messages),
-                "instants": len(self.instants),
+                "tasks": len(self.tasks), "spans": len(self.spans) + gone["spans"],
+                "messages": len(self.messages) + gone["messages"], "instants": len(self.instants) + gone["instants"],
                 "duration_s": ((self.t_last or 0) - self.t0) / 1e9 if self.t_last else 0.0}
+
+    def kind_counts(self):
+        """{kind: records of it read so far} (the kinds an event log can filter by)."""
+        c = self._kind_counts.copy()
+        return {int(k): int(c[k]) for k in np.flatnonzero(c)}
+
+    def note_skipped(self, n, t0, t1):
+        """A live reader that could not keep up skipped ``n`` events between t0 and t1 (ns): they count, and
+        the stretch is listed in ``skipped`` (the run file has them; a model read from it has them all)."""
+        with self.lock:
+            self.events_seen += n
+            self._seq += n
+            self.t_first = t0 if self.t_first is None else min(self.t_first, t0)
+            self.t_last = t1 if self.t_last is None else max(self.t_last, t1)
+            if self.skipped and t0 <= self.skipped[-1][1]:
+                self.skipped[-1] = (self.skipped[-1][0], max(t1, self.skipped[-1][1]))
+            else:
+                self.skipped.append((t0, t1))
+            self.version += 1
+
+    def forget_rows(self):
+        """Drop the finished spans, messages, instants and counter points (of events) kept so far: for a
+        reader that streams them out a chunk at a time (``export.export_run``) and needs only what is still
+        open, the tasks and the processes.  Their totals (``summary``, ``contention``) stay."""
+        for name, table in (("spans", self.spans), ("messages", self.messages), ("instants", self.instants)):
+            self._forgotten[name] += len(table)
+            table.n = 0
+            table.version += 1
+        self.span_blocks = BlockIndex()
+        self.message_blocks = BlockIndex()
+        self._event_series.points.n = 0
+        self._event_series.points.version += 1
+        self._event_series._cache = None
+
+    def nbytes(self):
+        """What the model's tables take, in bytes (an estimate: the Python objects are not counted)."""
+        tables = (self.spans, self.messages, self.instants, self.tasks_book.table, self.tasks_book.created,
+                  self._event_series.points, self._barriers, self._marks)
+        return sum(t.nbytes() for t in tables) + self._sample_series.nbytes()

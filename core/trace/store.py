@@ -760,14 +760,34 @@ class RunFile:
         size = len(data)
         return size // _RECORD_SIZE if size and not size % _RECORD_SIZE else None
 
-    def iter_chunks(self):
+    def iter_chunks(self, with_ids=False, ids=None):
         """The run's events one chunk at a time (EVENT_DTYPE arrays of at most ``CHUNK_EVENTS``), in the order
         they were stored: a pass over a run of any size in bounded memory.  Damaged chunks are skipped and
-        described in ``problems``.  Independent of ``read_new``'s cursor."""
-        for cid, n, data, codec in self._iter_rows("chunks", self._chunk_cols, batch=4):
+        described in ``problems``.  Independent of ``read_new``'s cursor.  ``with_ids``: (chunk id, events)
+        pairs; ``ids``: only those chunks (a time range a view asks for: see ``chunk_index``)."""
+        if ids is not None:
+            rows = (r for r in (self._one_row("chunks", self._chunk_cols, cid) for cid in sorted(ids))
+                    if r is not None)
+        else:
+            rows = self._iter_rows("chunks", self._chunk_cols, batch=4)
+        for cid, n, data, codec in rows:
             events = self._chunk_events(cid, n, data, codec)
             if events is not None and len(events):
-                yield events
+                yield (cid, events) if with_ids else events
+
+    def _one_row(self, table, cols, rid):
+        try:
+            return self._db.execute("SELECT id, %s FROM %s WHERE id = ?" % (cols, table), (rid,)).fetchone()
+        except sqlite3.DatabaseError as e:
+            self._problem("%s: row %d cannot be read (%s); skipped" % (table, rid, e))
+            return None
+
+    def chunk_index(self, after=0):
+        """(id, events, t0, t1) of each event chunk (with an id above ``after``), in the order stored, from the
+        chunks table's own columns (no event data is read): which chunks hold a time range, how far chunks
+        overlap in time, what a live reader has yet to read."""
+        return [(cid, n, t0, t1) for cid, n, t0, t1 in self._rows("chunks", "n, t0, t1", after)
+                if all(isinstance(x, int) and not isinstance(x, bool) for x in (n, t0, t1))]
 
     def iter_registrations(self):
         """Every registration (dicts), in the order stored, a few at a time."""
@@ -787,6 +807,11 @@ class RunFile:
             else:
                 self._problem("resource sample %d is not valid; skipped" % sid)
 
+    def iter_log(self):
+        """Every log line (the program's output, notes) as (t, kind, text), in the order stored."""
+        for _, t, kind, text in self._iter_rows("log", "t, kind, text", batch=1024):
+            yield t, kind, text
+
     @staticmethod
     def _json_dict(body):
         try:
@@ -795,17 +820,19 @@ class RunFile:
             return None
         return value if isinstance(value, dict) else None
 
-    def read_new(self):
-        """Everything added since the last call: (events ndarray, registrations, samples, log rows)."""
+    def read_new(self, events=True):
+        """Everything added since the last call: (events ndarray, registrations, samples, log rows).  Without
+        ``events``, the event chunks are left to the caller (``chunk_index``, ``iter_chunks``) and none is
+        returned."""
         with self._lock:
             cur = self._cursor
             parts = []
-            for cid, n, data, codec in self._rows("chunks", self._chunk_cols, cur["chunks"]):
+            for cid, n, data, codec in (self._rows("chunks", self._chunk_cols, cur["chunks"]) if events else ()):
                 cur["chunks"] = cid
-                events = self._chunk_events(cid, n, data, codec)
-                if events is not None:
-                    parts.append(events)
-            events = np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE)
+                chunk = self._chunk_events(cid, n, data, codec)
+                if chunk is not None:
+                    parts.append(chunk)
+            new_events = np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE)
             regs = []
             for rid, body in self._rows("regs", "body", cur["regs"]):
                 cur["regs"] = rid
@@ -832,7 +859,7 @@ class RunFile:
             for lid, t, kind, text in self._rows("log", "t, kind, text", cur["log"]):
                 cur["log"] = lid
                 logs.append((t, kind, text))
-            return events, regs, samples, logs
+            return new_events, regs, samples, logs
 
     def read_all(self):
         """The whole run from the start (resets the ``read_new`` cursor)."""
@@ -851,14 +878,10 @@ class RunFile:
         return total
 
     def model(self):
-        """A ``RunModel`` of the whole run (processes, tasks, sync intervals, messages, counters)."""
+        """A ``RunModel`` of the whole run (processes, tasks, sync intervals, messages, counters), read a chunk
+        at a time."""
         from .model import RunModel
-        m = RunModel()
-        events, regs, samples, logs = self.read_all()
-        m.ingest(events, regs, samples, logs)
-        m.set_meta(self.meta())
-        m.dropped = self.dropped()
-        return m
+        return RunModel.from_run_file(self)
 
     # The query API a user reaches for first; each returns plain Python rows or numpy arrays.  They share
     # one model, read from the file on the first query.

@@ -9,9 +9,9 @@ acquisitions, waits and holds.  The figures are the model's (``model.RunModel``:
 
 * a lock's waits are in its ACQ_OK records' ``a`` (and its timeouts' in ACQ_TIMEOUT's): summed per object
   with numpy, no pairing;
-* its holds pair each RELEASE with its thread's last ACQ_OK, as the model does, with numpy per (object,
-  process, thread) in a chunk; the rare sequences numpy cannot pair (a recursive lock taken again, a lock
-  taken twice by one thread before a release) are replayed one record at a time, as the model would;
+* its holds pair each RELEASE with an ACQ_OK by the model's own pairing (``pairing.pair_holds``: a thread's
+  release closes its latest acquisition, a release by a thread that holds nothing the object's oldest one),
+  on the records in the order the model reads them (``model.in_time_order``);
 * a process's times are the earliest or latest of its records, which is what the model's pass in time order
   leaves;
 * pool tasks are counted as unions of index ranges per job.
@@ -26,6 +26,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .events import Kind, StartMethod, WorkerExit
+from .model import in_time_order
+from .pairing import ACQUIRE, RELEASE, LockState, pair_holds
 
 NO_TIME = -1
 #: The order of the process table, by role (as the model's).
@@ -188,7 +190,7 @@ class _Pass:
         self.latest = {}              # (pid, field) -> (t, position, value): fields the latest record sets
         self.method_from = {}         # pid -> (t, position, method): the earliest PROC_START with a method
         self.objects = {}             # uid -> ObjectContention
-        self.holds = {}               # (uid, pid, tid) -> acquisition times not yet released (a stack)
+        self.holds = LockState()      # acquisitions not yet released
         self.tasks = {}               # (pool, job) -> (starts, ends) of disjoint index ranges
         self.events = 0
         self.position = 0
@@ -249,19 +251,20 @@ class _Pass:
             self._process_records(ev[proc_rows], proc_rows + self.position)
         lock_rows = np.flatnonzero(_LOCK_KINDS[kinds])
         if len(lock_rows):
-            self._locks(_Columns(ev, None if len(lock_rows) == n else lock_rows))
+            self._locks(_Columns(ev, None if len(lock_rows) == n else lock_rows, self.position))
         pool_rows = np.flatnonzero(_ONE_TASK[kinds] | _TASK_RANGES[kinds])
         if len(pool_rows):
             self._tasks(ev[pool_rows])
         self.position += n
 
     def _per_process(self, pids, t):
-        # Records come in runs of one ring (one thread of one process): a few segments a chunk.
-        starts = np.concatenate(([0], np.flatnonzero(pids[1:] != pids[:-1]) + 1))
-        firsts = np.minimum.reduceat(t, starts)
-        lasts = np.maximum.reduceat(t, starts)
-        counts = np.diff(np.append(starts, len(t)))
-        for pid, first, last, count in zip(pids[starts].tolist(), firsts.tolist(), lasts.tolist(), counts.tolist()):
+        u, inv = np.unique(pids, return_inverse=True)
+        firsts = np.full(len(u), np.iinfo(np.int64).max)
+        lasts = np.full(len(u), np.iinfo(np.int64).min)
+        np.minimum.at(firsts, inv, t)
+        np.maximum.at(lasts, inv, t)
+        counts = np.bincount(inv, minlength=len(u))
+        for pid, first, last, count in zip(u.tolist(), firsts.tolist(), lasts.tolist(), counts.tolist()):
             p = self.proc(pid)
             if p.first == NO_TIME or first < p.first:
                 p.first = first
@@ -345,31 +348,19 @@ class _Pass:
             self._holds(ev.take(holds))
 
     def _holds(self, ev):
-        """Pair each thread's releases with its acquisitions, as the model's stack per (object, process,
-        thread) does, and add the holds to their objects."""
-        starts = _runs(ev.uid, ev.pid, ev.tid)
-        keys = list(zip(ev.uid[starts].tolist(), ev.pid[starts].tolist(), ev.tid[starts].tolist()))
-        if len(set(keys)) < len(keys):
-            # a thread took turns with several objects: group each (object, process, thread) in order
-            ev = ev.take(np.lexsort((np.arange(len(ev.t)), ev.tid, ev.pid, ev.uid)))
-            starts = _runs(ev.uid, ev.pid, ev.tid)
-            keys = list(zip(ev.uid[starts].tolist(), ev.pid[starts].tolist(), ev.tid[starts].tolist()))
-        ends = np.append(starts[1:], len(ev.t)).tolist()
-        for key, s, e in zip(keys, starts.tolist(), ends):
-            group = ev.take(slice(s, e))
-            stack = self.holds.get(key, [])
-            durations = _pair_holds(group, stack)
-            if durations is None:
-                durations = _replay_holds(group, stack)
-            if stack:
-                self.holds[key] = stack
-            else:
-                self.holds.pop(key, None)
-            if len(durations):
-                o = self._object(key[0])
-                o.acquired += len(durations)
-                o.hold_total_ns += int(durations.sum())
-                o.hold_max_ns = max(o.hold_max_ns, int(durations.max()))
+        """Pair releases with acquisitions as the model does, and add the holds to their objects."""
+        keep = (ev.kind == _ACQ_OK) | (ev.c <= 0)         # a release leaving a recursive lock held is none
+        ev = ev.take(keep)
+        op = np.where(ev.kind == _ACQ_OK, ACQUIRE, RELEASE)
+        spans = pair_holds(self.holds, ev.seq, ev.t, ev.uid, ev.pid, ev.tid, op, ev.c.astype(np.int64),
+                           np.where(ev.kind == _RELEASE, ev.a, -1))
+        if not len(spans.t0):
+            return
+        for uid, count, total, top in _sum_max_by(spans.uid, spans.t1 - spans.t0):
+            o = self._object(uid)
+            o.acquired += count
+            o.hold_total_ns += total
+            o.hold_max_ns = max(o.hold_max_ns, top)
 
     # -- pool tasks ----------------------------------------------------------------------------------------
     def _tasks(self, ev):
@@ -448,26 +439,19 @@ class _Pass:
 
 class _Columns:
     """The fields of some records that pairing needs, each a contiguous array."""
-    __slots__ = ("t", "uid", "a", "kind", "c", "pid", "tid")
+    __slots__ = ("t", "uid", "a", "kind", "c", "pid", "tid", "seq")
 
-    def __init__(self, ev=None, rows=None):
+    def __init__(self, ev=None, rows=None, first=0):
         if ev is not None:
-            for name in self.__slots__:
+            for name in self.__slots__[:-1]:
                 setattr(self, name, np.ascontiguousarray(ev[name]) if rows is None else ev[name][rows])
+            self.seq = first + (np.arange(len(ev)) if rows is None else rows)
 
     def take(self, index):
         out = _Columns()
         for name in self.__slots__:
             setattr(out, name, getattr(self, name)[index])
         return out
-
-
-def _runs(*columns):
-    """Where runs of equal values (in all ``columns`` together) start."""
-    change = np.zeros(len(columns[0]) - 1, dtype=bool)
-    for col in columns:
-        change |= col[1:] != col[:-1]
-    return np.concatenate(([0], np.flatnonzero(change) + 1))
 
 
 def _sum_max_by(keys, values):
@@ -479,53 +463,6 @@ def _sum_max_by(keys, values):
     sums = np.add.reduceat(values, starts)
     tops = np.maximum.reduceat(values, starts)
     return zip(keys[starts].tolist(), counts.tolist(), sums.tolist(), tops.tolist())
-
-
-def _pair_holds(group, stack):
-    """The hold durations of one thread's records of one object (ACQ_OK and RELEASE, in the order recorded),
-    with numpy, updating ``stack`` (acquisition times not yet released): None if the sequence needs the
-    record-by-record replay (a recursive acquisition, or two acquisitions without a release between)."""
-    kinds, c = group.kind, group.c
-    acquire = kinds == _ACQ_OK
-    if len(stack) > 1 or (acquire & (c > 1)).any():
-        return None
-    release = (kinds == _RELEASE) & (c <= 0)        # a release with c > 0 leaves a recursive lock held
-    step = acquire.astype(np.int64) - release
-    # Depth after each record, never below zero (a release with nothing held leaves it at zero).
-    walk = len(stack) + np.cumsum(step)
-    depth = walk - np.minimum(np.minimum.accumulate(walk), 0)
-    if len(depth) and depth.max() > 1:
-        return None
-    before = np.concatenate(([len(stack)], depth[:-1]))
-    t = group.t
-    idx = np.arange(len(t))
-    last_acquire = np.maximum.accumulate(np.where(acquire, idx, -1))
-    paired = release & (before == 1)
-    acquired_at = np.where(last_acquire >= 0, t[np.maximum(last_acquire, 0)], stack[0] if stack else 0)
-    unpaired = release & (before == 0) & (group.a > 0)
-    durations = np.concatenate(((t - acquired_at)[paired], group.a[unpaired]))
-    held = depth[-1] if len(depth) else len(stack)
-    if held:
-        last = last_acquire[-1]
-        stack[:] = [int(t[last]) if last >= 0 else stack[0]]
-    else:
-        stack.clear()
-    return durations
-
-
-def _replay_holds(group, stack):
-    """The model's own pairing, one record at a time (see ``model.RunModel._acq_ok`` and ``_release``)."""
-    out = []
-    for t, a, kind, c in zip(group.t.tolist(), group.a.tolist(), group.kind.tolist(), group.c.tolist()):
-        if kind == _ACQ_OK:
-            if not stack or c <= 1:
-                stack.append(t)
-        elif c <= 0:
-            if stack:
-                out.append(t - stack.pop())
-            elif a > 0:
-                out.append(a)
-    return np.array(out, dtype=np.int64)
 
 
 def _union(lo, hi):
@@ -542,8 +479,8 @@ def summarize(run_file, top=TOP_OBJECTS):
     state = _Pass()
     for reg in run_file.iter_registrations():
         state.registration(reg)
-    for events in run_file.iter_chunks():
-        state.chunk(events)
+    for events, order in in_time_order(run_file):
+        state.chunk(events[order])
     for t, sample in run_file.iter_samples():
         state.sample(t, sample)
     state.settle_processes()

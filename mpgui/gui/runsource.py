@@ -1,19 +1,26 @@
 """Where a run's data comes from: a live run (the runner started as a child program) or a saved run file.
 
-Either way a reader thread tails the run file and feeds a ``RunModel`` (``core.trace.model``): the same code
-path for live and saved runs, so a saved run looks exactly as it looked live.  The Qt thread never touches
-the disk or ingests events: views poll ``model.version`` on a timer and copy what they draw under
-``model.lock``.
+Either way a reader thread reads the run file into a ``RunModel`` (``core.trace.model``) and builds the views'
+snapshots (``snapshot.build``, with the run's ``timeline_data.TimelineBuilder``); the Qt thread never touches
+the disk, ingests events or takes the model's lock: views draw the latest snapshot.
 
-A run file opened while another runner still writes it (its meta says "running" and its runner is alive)
-is followed live until that runner finishes it, or dies (then the run is "interrupted").  Whatever goes
-wrong while reading (a folder, a file the system refuses, damage), the reader ends in state "error" with one
-sentence saying what to do; it never dies silently and leaves the window "loading".
+A saved run is read a chunk at a time in time order (``model.in_time_order``), with a snapshot now and then so
+a large run appears as it loads.  A run being recorded (started here, or another runner's that is followed
+until that runner finishes it, or dies: then the run is "interrupted") is tailed: every ``POLL_INTERVAL``
+the reader takes the chunks written since, and a snapshot follows.  The live view trails the run by a few
+polls whatever its rate: if the chunks waiting would take more than ``READ_BUDGET_S`` to ingest (at the rate
+the reader measured), the oldest of them are skipped (counted, and shown hatched on the timeline).  When
+the recording ends, the run is read again from its file, whole and in time order, so what a live run leaves
+on screen is exactly what opening its file shows.
+
+Whatever goes wrong while reading (a folder, a file the system refuses, damage), the reader ends in state
+"error" with one sentence saying what to do; it never dies silently and leaves the window "loading".
 
 The runner is ``main.py run SCENARIO ... --control-stdin`` (or ``main.py trace ... --control-stdin`` for a
 user's program) in a QProcess; Stop writes ``cancel`` to its stdin (the same on every platform), and closing
 the app closes stdin, which cancels the run too.
 """
+import ctypes
 import os
 import threading
 import time
@@ -23,21 +30,41 @@ from PySide6 import QtCore
 
 from mpgui.history import RunHistory
 from mpgui.program import self_command
-from core.trace.model import RunModel
+import numpy as np
+
+from core.trace.model import RunModel, in_time_order
 from core.trace.store import RunFile, RunFileError
 
 from .snapshot import SNAPSHOT_INTERVAL, build as build_snapshot
+from .timeline_data import TimelineBuilder
 
 #: How often the reader thread looks for new data in the run file.
-POLL_INTERVAL = 0.05
+POLL_INTERVAL = 0.025
+#: The most a poll spends ingesting: what would take longer is skipped (the oldest chunks), so the live view
+#: stays within a few polls of the run (see the module's docstring).
+READ_BUDGET_S = 0.05
+#: The reader's guess of its speed (events per second) until it has measured it.
+FIRST_RATE = 1_000_000
 #: How long to wait for a starting runner to create its run file.
 START_TIMEOUT = 30.0
 #: How often the reader rereads the run's meta (its status) and, for a run another runner writes, checks
 #: that the runner is still alive.
 META_INTERVAL = 0.25
+#: While a saved run loads, a snapshot at most this often (seconds): a large run appears as it is read.
+LOAD_SNAPSHOT_INTERVAL = 0.5
 #: A process with the runner's pid created this long after the run file is another process that reused the
 #: pid (process start times are coarse, and wall clocks can step a little).
 PID_REUSE_SLACK = 1.0
+
+
+def give_back_memory():
+    """Return the memory freed while reading a run to the system (glibc keeps freed heap for reuse: after a
+    large run is read a chunk at a time, that is the temporaries of every chunk).  Linux with glibc only; a
+    no-op elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def runner_alive(meta, path):
@@ -94,7 +121,9 @@ class RunSource(QtCore.QObject):
         self.path = os.path.abspath(path)
         self.live = live
         self.title = title
-        self.model = RunModel(keep_events=True)
+        self.model = RunModel()
+        self.model.path = self.path
+        self.builder = TimelineBuilder(self.model)
         self.state = "starting" if live else "loading"
         self.error = None
         self.problems = []
@@ -106,6 +135,8 @@ class RunSource(QtCore.QObject):
         self._pending_state = None
         self._lock = threading.Lock()
         self._stderr_lines = []
+        self._chunk_cursor = 0
+        self._rate = FIRST_RATE
         #: The latest Snapshot for the views (replaced whole by the reader thread).
         self.snapshot = None
         # State changes found by the reader thread are delivered on the Qt thread by this timer.
@@ -196,11 +227,8 @@ class RunSource(QtCore.QObject):
             self._reader.join(timeout=5)
 
     def elapsed(self):
-        m = self.model
-        with m.lock:
-            if m.t_last is not None:
-                return max(0.0, (m.t_last - m.t0) / 1e9)
-        return 0.0
+        snap = self.snapshot
+        return snap.elapsed if snap is not None else 0.0
 
     # -- the reader thread ---------------------------------------------------------------------------------
     def _open(self):
@@ -231,7 +259,7 @@ class RunSource(QtCore.QObject):
                 self._tail(rf)
         except Exception as e:          # a damaged file mid-way: keep what was read, say what happened
             try:
-                self.snapshot = build_snapshot(self.model)
+                self._snap()
             except Exception:           # the error below says what happened; the views keep what they had
                 pass
             reason = (str(e).splitlines() or [e.__class__.__name__])[0]
@@ -241,9 +269,17 @@ class RunSource(QtCore.QObject):
             if rf is not None:
                 rf.close()
 
+    def _snap(self):
+        self.snapshot = build_snapshot(self.model, self.builder, dropping=bool(self.model.skipped))
+
     def _tail(self, rf):
         """Read until the run is finished: a live run's runner exits; a run file opened here is read to its
         end at once, or followed while another runner is still recording it."""
+        meta = self._pull_meta(rf)
+        if not self.live and not (meta.get("status") == "running" and runner_alive(meta, self.path)):
+            self._load(rf)
+            self._finish(rf, "interrupted")
+            return
         last_meta = last_snapshot = None
         recording = True
         unseen = True                   # the model changed since the last snapshot
@@ -257,31 +293,102 @@ class RunSource(QtCore.QObject):
                 if recording:
                     self._set_state("stopping" if self.state == "stopping" else "running")
             finished = self._process_done.is_set() if self.live else not recording
+            pulled = time.perf_counter()
             unseen = self._pull(rf) or unseen
+            busy = time.perf_counter() - pulled > READ_BUDGET_S / 2      # a backlog: read on without a pause
             if finished:
-                self._pull(rf)                      # anything written at the very end
+                self._pull(rf, budget=None)                 # anything written at the very end
+                self._reread(rf)
                 status = self._pull_meta(rf).get("status", "running")
                 if status == "running":
                     status = "interrupted" if not self.live else ("failed" if self._exit_code() else "done")
-                self.problems = list(rf.problems)
-                self.snapshot = build_snapshot(self.model)
-                self._set_state(status)
+                self._finish(rf, status)
                 return
             # Data that arrives just after a snapshot waits for the next one, even if nothing follows it.
             if unseen and (last_snapshot is None or now - last_snapshot > SNAPSHOT_INTERVAL):
                 last_snapshot = now
                 unseen = False
-                self.snapshot = build_snapshot(self.model)
-            if self._stop_reading.wait(POLL_INTERVAL):
+                self._snap()
+            if self._stop_reading.wait(0 if busy else POLL_INTERVAL):
                 return
 
-    def _pull(self, rf):
-        """Ingest what the run file gained since the last pull; whether there was anything."""
-        events, regs, samples, logs = rf.read_new()
-        if len(events) or regs or samples or logs:
-            self.model.ingest(events, regs, samples, logs)
-            return True
-        return False
+    def _finish(self, rf, status):
+        if status == "interrupted":
+            status = self._pull_meta(rf).get("status", "running")
+            if status == "running":
+                status = "interrupted"
+        self.problems = list(rf.problems)
+        self._snap()
+        self._set_state(status)
+
+    def _load(self, rf):
+        """A saved run, a chunk at a time in time order, with a snapshot now and then."""
+        m = self.model
+        last = time.monotonic()
+        with m.lock:
+            for reg in rf.iter_registrations():
+                m._registration(reg)
+        for events, order in in_time_order(rf):
+            if self._stop_reading.is_set():
+                return
+            with m.lock:
+                m._ingest_events(events, order)
+            if time.monotonic() - last > LOAD_SNAPSHOT_INTERVAL:
+                with m.lock:
+                    m._settle()
+                self._snap()
+                last = time.monotonic()
+        with m.lock:
+            for t, sample in rf.iter_samples():
+                m._sample(t, sample)
+            m.logs.extend(rf.iter_log())
+            m.set_meta(rf.meta())
+            m.dropped = rf.dropped()
+            m._settle()
+            m.trim()
+        self._snap()
+        self.builder.trim()
+        give_back_memory()
+
+    def _reread(self, rf):
+        """The recording ended: read the whole run again, in time order (see the module's docstring)."""
+        fresh = RunModel.from_run_file(rf)
+        builder = TimelineBuilder(fresh)
+        with fresh.lock:
+            fresh.dropped = rf.dropped()
+        self.model, self.builder = fresh, builder
+        self._snap()
+        builder.trim()
+        give_back_memory()
+
+    def _pull(self, rf, budget=READ_BUDGET_S):
+        """Ingest what the run file gained since the last pull (skipping the oldest chunks past ``budget``);
+        whether there was anything."""
+        index = rf.chunk_index(after=self._chunk_cursor)
+        _, regs, samples, logs = rf.read_new(events=False)
+        if not index and not (regs or samples or logs):
+            return False
+        keep = index
+        if index:
+            self._chunk_cursor = index[-1][0]
+            pending = sum(n for _, n, _, _ in index)
+            if budget is not None and pending > budget * self._rate:
+                # the newest chunks that fit the budget are read; the older ones are skipped
+                room, k = budget * self._rate, len(index)
+                while k > 0 and room >= index[k - 1][1]:
+                    room -= index[k - 1][1]
+                    k -= 1
+                skipped, keep = index[:k], index[k:]
+                for _, n, t0, t1 in skipped:
+                    self.model.note_skipped(n, t0, t1)
+        parts = list(rf.iter_chunks(ids=[cid for cid, _, _, _ in keep])) if keep else []
+        events = np.concatenate(parts) if parts else None
+        started = time.perf_counter()
+        self.model.ingest(events, regs, samples, logs)
+        if events is not None and len(events) > 10_000:
+            rate = len(events) / max(time.perf_counter() - started, 1e-6)
+            self._rate = 0.7 * self._rate + 0.3 * rate
+        return True
 
     def _pull_meta(self, rf):
         meta = rf.meta()

@@ -1,7 +1,11 @@
 """A consistent picture of a run at one moment, built off the Qt thread for the views to draw.  No Qt here.
 
-The reader thread builds one after new data arrived (at most ``SNAPSHOT_INTERVAL`` apart); the Qt thread
-only swaps it in.  Everything in it is a copy: views can use it without locks.
+The reader thread builds one after new data arrived (at most ``SNAPSHOT_INTERVAL`` apart), taking the
+model's lock once; the Qt thread only swaps it in.  A snapshot copies what can change (the processes, the
+counters' latest figures, the few open spans and running tasks) and shares what cannot: the model's
+append-only columns as views of the rows it covers, the timeline's level-of-detail indexes as frozen
+pictures, the CPU samples as views.  So building one costs what arrived since the last, not the run's size,
+and views use it without locks.
 """
 import copy
 import time
@@ -31,31 +35,40 @@ class Snapshot:
     logs: list = field(default_factory=list)
     contention: list = field(default_factory=list)
     built_at: float = 0.0
+    #: The newest event's time (ns, perf_counter) and when it was taken into this snapshot (perf_counter ns):
+    #: how far the view trails the run.
+    t_last: int = 0
+    taken_at: int = 0
+    #: The live view is skipping detail to keep up (the whole run is read again when it ends).
+    dropping: bool = False
 
     @property
     def result(self):
         return self.meta.get("result")
 
 
-def build(model):
-    tl = timeline_data.build(model)
+def build(model, builder=None, dropping=False):
+    """The snapshot of ``model`` now (``builder``: the run's ``TimelineBuilder``; a new one if None)."""
     with model.lock:
+        tl = (builder or timeline_data.TimelineBuilder(model)).update()
         t0 = model.t0
         procs = [copy.copy(p) for p in timeline_data.lane_order(
             [p for p in model.procs.values() if p.traced or p.first != -1])]
-        if model.cpu_total.t:
-            cpu_t = (np.asarray(model.cpu_total.t, dtype=np.float64) - t0) / 1e9
-            cores = [np.asarray(s.v, dtype=np.float64) for s in model.cpu_cores]
-            n = min([len(cpu_t)] + [len(c) for c in cores])
-            cpu_t, cores = cpu_t[:n], [c[:n] for c in cores]
-            total = np.asarray(model.cpu_total.v[:n], dtype=np.float64)
+        total = model.cpu_total
+        cores = model.cpu_cores
+        if len(total):
+            n = min([len(total.t)] + [len(c.v) for c in cores])
+            cpu_t = (total.t[:n] - t0) / 1e9
+            core_v = [c.v[:n] for c in cores]
+            total_v = total.v[:n]
         else:
-            cpu_t, cores, total = np.zeros(0), [], np.zeros(0)
+            cpu_t, core_v, total_v = np.zeros(0), [], np.zeros(0)
         progress = None
-        if model.progress:
+        if model._progress:
             _, done, total_n = max(model.progress.values())
             progress = (done, total_n)
         elapsed = max(0.0, ((model.t_last or t0) - t0) / 1e9)
-        snap = Snapshot(model.version, tl, procs, cpu_t, cores, total, model.events_seen, model.dropped, elapsed,
-                        progress, dict(model.meta), list(model.logs), model.contention(), time.monotonic())
+        snap = Snapshot(model.version, tl, procs, cpu_t, core_v, total_v, model.events_seen, model.dropped, elapsed,
+                        progress, dict(model.meta), model.logs[:], model.contention(), time.monotonic(),
+                        model.t_last or 0, time.perf_counter_ns(), dropping)
     return snap

@@ -3,11 +3,15 @@ with their start latency, results consumed by the main process, and moments (sig
 notifies, requests to end...) as ticks; zoom and pan with the mouse.
 
 Drawing follows pyqtgraph's fast path (BarGraphItem): one ``drawRects`` call per colour with the rectangles in
-a numpy-backed array, no pen.  Each frame draws only what is visible, and bars narrower than a pixel are
-merged per lane and pixel column, so a frame costs about the same for 1,000 bars or 1,000,000.
+a numpy-backed array, no pen.  Each frame asks every layer what is visible (``timeline_data``): while the view
+holds few bars it gets them all, exactly, and merges those narrower than a pixel per lane, colour and pixel
+column; otherwise it gets the bars at least a bin long exactly and, for the rest, the cells of the finest level
+of detail whose bin is at least a pixel (lane, colour, bin: drawn lighter where they cover little of their
+bin).  So a frame costs about the same for 1,000 bars or 10,000,000.
 
 The view follows live data (the x range tracks the newest time) until the user pans or zooms; "Follow"
-resumes it.  Hovering a bar shows its details; clicking selects it and shows them below the plot.
+resumes it.  Hovering a bar shows its details; clicking selects it and shows them below the plot.  While a
+live run outpaces the reader, the tool bar says the view is skipping detail.
 """
 import numpy as np
 import pyqtgraph as pg
@@ -21,7 +25,7 @@ from core.trace.units import fmt_s
 
 from . import theme
 from .timeline_data import (C_ERROR, C_HOLD, C_IO, C_LIFE, C_LOST, C_MANAGER, C_MOMENT, C_OK, C_OTHER_WAIT,
-                            C_RUNNING, C_SIGNAL, C_STARTING, C_TIMEOUT, C_USED, C_WAIT, COLOR_KEYS)
+                            C_RUNNING, C_SIGNAL, C_STARTING, C_TIMEOUT, C_USED, C_WAIT, COLOR_KEYS, Bars)
 
 PALETTE = {C_LIFE: theme.LIFETIME, C_STARTING: theme.STARTING, C_RUNNING: theme.TASK_RUNNING, C_OK: theme.TASK_OK,
            C_ERROR: theme.TASK_ERROR, C_TIMEOUT: theme.TASK_TIMEOUT, C_LOST: theme.TASK_LOST, C_HOLD: theme.LOCK_HOLD,
@@ -40,6 +44,10 @@ TICK_PX = {"used": 2, "moments": 3}
 OUTLINE_MIN_PX = 5
 #: Task bars wider than this get their index written inside.
 LABEL_MIN_PX = 28
+#: A cell of a level of detail that covers at least this share of its bin is drawn in full colour, at least
+#: SHADE_HALF lighter, less lighter still: dense stretches look dense.
+SHADE_FULL, SHADE_HALF = 0.5, 0.1
+SHADE_ALPHA = (255, 170, 100)
 
 WINDOWS = (("Whole run", None), ("Last 5 s", 5.0), ("Last 30 s", 30.0), ("Last 2 min", 120.0))
 
@@ -51,6 +59,12 @@ _SPAN_TEXT = {Span.LOCK_WAIT: "waiting for", Span.LOCK_HOLD: "holding", Span.CON
               Span.QUEUE_JOIN: "joining", Span.PIPE_RECV: "blocked receiving on", Span.PIPE_SEND: "blocked sending on",
               Span.MANAGER_CALL: "manager call on", Span.PROC_JOIN: "joining process",
               Span.INITIALIZER: "running the initializer of"}
+
+
+def _fields(record):
+    """The field names of a record (a dict, or a numpy record)."""
+    names = getattr(getattr(record, "dtype", None), "names", None)
+    return names if names is not None else record.keys()
 
 
 class LaneAxis(pg.AxisItem):
@@ -94,7 +108,14 @@ class TimelineItem(pg.GraphicsObject):
         self._lane_sorted = np.zeros(0, np.int64)
         self._lane_index = np.zeros(0, np.int64)
         self._rects = internals.PrimitiveArray(QtCore.QRectF, 4)
-        self._brushes = {k: QtGui.QBrush(QtGui.QColor(v)) for k, v in PALETTE.items()}
+        self._brushes = {}
+        for k, v in PALETTE.items():
+            for shade, alpha in enumerate(SHADE_ALPHA):
+                c = QtGui.QColor(v)
+                c.setAlpha(alpha)
+                self._brushes[(k, shade)] = QtGui.QBrush(c)
+        self._skipped = QtGui.QBrush(QtGui.QColor(theme.MUTED_TEXT), QtCore.Qt.BDiagPattern)
+        self.drawn = {}                # layer -> (rects, colours) of the last frame (tests, the benchmark)
         self._outline = QtGui.QPen(QtGui.QColor(theme.BACKGROUND))
         self._outline.setCosmetic(True)
         self._outline.setWidthF(1.0)
@@ -140,33 +161,51 @@ class TimelineItem(pg.GraphicsObject):
         self.rects_drawn += n
 
     def visible_rects(self, layer, y_off, height, vx0, vx1, vy0, vy1, pw):
-        """(rects Nx4, colors N, refs N, wide mask N) of a layer's bars inside the view."""
+        """(rects Nx4, colours N, refs N, wide mask N, shade N) of a layer's bars inside the view; ``shade``
+        0 for a bar or a full cell, 1 or 2 for cells that cover less of their bin (drawn lighter)."""
         bars = self.data.layers.get(layer)
         if bars is None or not len(bars):
             return None
-        vis = np.nonzero((bars.x1 >= vx0 - pw) & (bars.x0 <= vx1 + pw))[0]
-        if not len(vis):
+        t0 = self.data.t0
+        lo, hi = np.floor(vy0) - 1, vy1 + 1
+        parts = []
+        if isinstance(bars, Bars):              # a small layer, in seconds already
+            sel = np.flatnonzero((bars.x1 >= vx0 - pw) & (bars.x0 <= vx1 + pw))
+            pid, x0, x1, color, ref = bars.pid[sel], bars.x0[sel], bars.x1[sel], bars.color[sel], bars.ref[sel]
+            vis = None
+        else:
+            vis = bars.visible(t0 + int(vx0 * 1e9), t0 + int(vx1 * 1e9), max(int(pw * 1e9), 1))
+            pid, x0n, x1n, color, ref = vis.bars
+            x0, x1 = (x0n - t0) / 1e9, (x1n - t0) / 1e9
+        if len(pid):
+            lanes = self.lanes_of(pid)
+            keep = (lanes >= 0) & (lanes >= lo) & (lanes <= hi)
+            if keep.any():
+                parts.extend(self._bar_rects(layer, lanes[keep], x0[keep], x1[keep], color[keep], ref[keep], y_off,
+                                             height, vx0, vx1, pw))
+        if vis is not None and vis.cells is not None and len(vis.cells[0]):
+            cpid, start, width, ccolor, cover = vis.cells
+            lanes = self.lanes_of(cpid)
+            keep = (lanes >= 0) & (lanes >= lo) & (lanes <= hi)
+            if keep.any():
+                parts.append(self._cell_rects(layer, lanes[keep], (start[keep] - t0) / 1e9, width[keep] / 1e9,
+                                              ccolor[keep], cover[keep], y_off, height, pw))
+        if not parts:
             return None
-        lanes = self.lanes_of(bars.pid[vis])
-        keep = (lanes >= 0) & (lanes >= np.floor(vy0) - 1) & (lanes <= vy1 + 1)
-        vis, lanes = vis[keep], lanes[keep]
-        if not len(vis):
-            return None
-        x0 = np.maximum(bars.x0[vis], vx0 - pw)
-        x1 = np.minimum(bars.x1[vis], vx1 + pw)
-        color = bars.color[vis]
+        return tuple(np.concatenate(x) for x in zip(*parts))
+
+    def _bar_rects(self, layer, lanes, x0, x1, color, ref, y_off, height, vx0, vx1, pw):
+        x0 = np.maximum(x0, vx0 - pw)
+        x1 = np.minimum(x1, vx1 + pw)
         wide = (x1 - x0) >= 2 * pw
-        out_rects, out_colors, out_refs, out_wide = [], [], [], []
+        out = []
         if wide.any():
             r = np.empty((int(wide.sum()), 4))
             r[:, 0] = x0[wide]
             r[:, 1] = lanes[wide] + y_off
             r[:, 2] = x1[wide] - x0[wide]
             r[:, 3] = height
-            out_rects.append(r)
-            out_colors.append(color[wide])
-            out_refs.append(vis[wide])
-            out_wide.append(np.ones(len(r), bool))
+            out.append((r, color[wide], ref[wide], np.ones(len(r), bool), np.zeros(len(r), np.int8)))
         narrow = ~wide
         if narrow.any():
             # Merge what shares a lane, a colour and a pixel column: at most lanes x width x colours rects.
@@ -186,12 +225,32 @@ class TimelineItem(pg.GraphicsObject):
             r[:, 1] = lane_col // COLOR_KEYS + y_off
             r[:, 2] = pw * TICK_PX.get(layer, 1)
             r[:, 3] = height
-            out_rects.append(r)
-            out_colors.append((lane_col % COLOR_KEYS).astype(np.int8))
-            out_refs.append(np.full(len(uniq), -1, np.int64))     # merged cells stand for several bars
-            out_wide.append(np.zeros(len(r), bool))
-        return (np.concatenate(out_rects), np.concatenate(out_colors), np.concatenate(out_refs),
-                np.concatenate(out_wide))
+            out.append((r, (lane_col % COLOR_KEYS).astype(np.int8), np.full(len(uniq), -1, np.int64),
+                        np.zeros(len(r), bool), np.zeros(len(r), np.int8)))
+        return out
+
+    def _cell_rects(self, layer, lanes, x, w, color, cover, y_off, height, pw):
+        """Cells of a level of detail, consecutive ones of a lane, colour and shade joined into one rect."""
+        shade = np.where(cover >= SHADE_FULL, 0, np.where(cover >= SHADE_HALF, 1, 2)).astype(np.int8)
+        tick = TICK_PX.get(layer)
+        if tick:
+            w = np.full(len(w), tick * pw)
+            shade[:] = 0
+        order = np.lexsort((x, shade, color, lanes))
+        lanes, x, w, color, shade = lanes[order], x[order], w[order], color[order], shade[order]
+        n = len(x)
+        joins = np.zeros(n, bool)
+        if n > 1:
+            joins[1:] = ((lanes[1:] == lanes[:-1]) & (color[1:] == color[:-1]) & (shade[1:] == shade[:-1])
+                         & (x[1:] <= x[:-1] + w[:-1] + 1e-12))
+        starts = np.flatnonzero(~joins)
+        ends = np.append(starts[1:], n) - 1
+        r = np.empty((len(starts), 4))
+        r[:, 0] = x[starts]
+        r[:, 1] = lanes[starts] + y_off
+        r[:, 2] = np.maximum(x[ends] + w[ends] - x[starts], pw)
+        r[:, 3] = height
+        return (r, color[starts], np.full(len(starts), -1, np.int64), np.zeros(len(starts), bool), shade[starts])
 
     def paint(self, p, *args):
         vb = self.getViewBox()
@@ -202,25 +261,31 @@ class TimelineItem(pg.GraphicsObject):
         if not np.isfinite(pw) or pw <= 0:
             return
         self.rects_drawn = 0
+        self.drawn = {}
         labels = []
+        for x0, x1 in self.data.dropping:
+            if x1 >= vx0 and x0 <= vx1:
+                self._draw(p, np.array([[x0, vy0, max(x1 - x0, pw), vy1 - vy0]]), self._skipped)
         for layer, y_off, height in LAYOUT:
             got = self.visible_rects(layer, y_off, height, vx0, vx1, vy0, vy1, pw)
             if got is None:
                 continue
-            rects, colors, refs, wide = got
+            rects, colors, refs, wide, shade = got
+            self.drawn[layer] = (rects, colors)
             outline = wide & (rects[:, 2] >= OUTLINE_MIN_PX * pw)
             for c in np.unique(colors):
                 sel = colors == c
-                plain = sel & ~outline
-                self._draw(p, rects[plain], self._brushes[int(c)])
+                for s in np.unique(shade[sel]):
+                    plain = sel & ~outline & (shade == s)
+                    self._draw(p, rects[plain], self._brushes[(int(c), int(s))])
                 framed = sel & outline
                 if framed.any():
-                    self._draw(p, rects[framed], self._brushes[int(c)], self._outline)
+                    self._draw(p, rects[framed], self._brushes[(int(c), 0)], self._outline)
             if layer == "tasks" and self.data.tasks is not None:
                 big = np.nonzero((rects[:, 2] >= LABEL_MIN_PX * pw) & (refs >= 0))[0]
                 if 0 < len(big) <= 400:
-                    idx = self.data.tasks["index"]
-                    labels.extend((rects[i], str(int(idx[refs[i]]))) for i in big)
+                    tasks = self.data.tasks
+                    labels.extend((rects[i], str(int(tasks[refs[i]]["index"]))) for i in big)
         if self.selected is not None:
             r = self.rect_of(*self.selected)
             if r is not None:
@@ -241,18 +306,20 @@ class TimelineItem(pg.GraphicsObject):
             p.restore()
         self.lanes_drawn = len(self.data.lanes)
 
-    def rect_of(self, layer, i):
+    def rect_of(self, layer, ref):
         bars = self.data.layers.get(layer) if self.data is not None else None
-        if bars is None or i >= len(bars):
+        found = bars.bar(ref) if bars is not None else None
+        if found is None:
             return None
-        lane = self.lanes_of(bars.pid[i:i + 1])[0]
+        pid, x0, x1 = found
+        lane = self.lanes_of(np.array([pid]))[0]
         if lane < 0:
             return None
         y_off, height = next((y, h) for name, y, h in LAYOUT if name == layer)
-        return (bars.x0[i], lane + y_off, bars.x1[i] - bars.x0[i], height)
+        return (x0, lane + y_off, x1 - x0, height)
 
     def hit(self, x, y, pw):
-        """(layer, index) of the bar under view point (x, y), or None."""
+        """(layer, ref) of the bar under view point (x, y), or None."""
         if self.data is None:
             return None
         lane = int(np.floor(y))
@@ -260,6 +327,8 @@ class TimelineItem(pg.GraphicsObject):
         if lane < 0 or lane >= len(self.data.lanes):
             return None
         pid = self.data.lanes[lane].pid
+        t = self.data.t0 + int(x * 1e9)
+        tol = max(int(3 * pw * 1e9), 1)
         for layer in HIT_ORDER:
             y_off, height = next((yy, h) for name, yy, h in LAYOUT if name == layer)
             if not (y_off <= frac <= y_off + height):
@@ -267,11 +336,9 @@ class TimelineItem(pg.GraphicsObject):
             bars = self.data.layers.get(layer)
             if bars is None or not len(bars):
                 continue
-            tol = 3 * pw
-            cand = np.nonzero((bars.pid == pid) & (bars.x0 - tol <= x) & (bars.x1 + tol >= x))[0]
-            if len(cand):
-                mid = (bars.x0[cand] + bars.x1[cand]) / 2
-                return layer, int(cand[np.argmin(np.abs(mid - x))])
+            ref = bars.near(pid, t, tol)
+            if ref is not None:
+                return layer, ref
         return None
 
 
@@ -324,6 +391,13 @@ class TimelineView(QtWidgets.QWidget):
             lbl.setObjectName("muted")
             bar.addWidget(lbl)
         bar.addStretch(1)
+        self.skipping = QtWidgets.QLabel("live view skipping detail: the run is read in full when it ends")
+        self.skipping.setObjectName("muted")
+        self.skipping.setToolTip("The run records faster than the view can follow every event: stretches whose "
+                                 "detail was skipped are hatched; nothing is lost, the run file has it all")
+        self.skipping.setStyleSheet("color: %s;" % theme.ERROR_TEXT)
+        self.skipping.hide()
+        bar.addWidget(self.skipping)
         lay.addLayout(bar)
 
         self.axis = LaneAxis()
@@ -360,6 +434,7 @@ class TimelineView(QtWidgets.QWidget):
         self.axis.picture = None
         self.axis.update()
         self._update_marks(data.marks)
+        self.skipping.setVisible(bool(data.dropping))
         if self.follow:
             self._follow_now()
 
@@ -442,13 +517,14 @@ class TimelineView(QtWidgets.QWidget):
         if hit:
             self.sigSelected.emit(text)
 
-    def describe(self, layer, i):
-        """The details of bar ``i`` of ``layer``, as text (tooltip and details line)."""
+    def describe(self, layer, ref):
+        """The details of bar ``ref`` of ``layer``, as text (tooltip and details line)."""
         d = self.data
-        bars = d.layers[layer]
-        ref = int(bars.ref[i])
-        x0, x1 = float(bars.x0[i]), float(bars.x1[i])
-        pid = int(bars.pid[i])
+        found = d.layers[layer].bar(ref)
+        if found is None:
+            return ""
+        pid, x0, x1 = found
+        ref = int(ref)
         proc = d.procs.get(pid)
         who = "%s (pid %d)" % (proc.name if proc else "process", pid)
         if layer == "tasks":
@@ -477,7 +553,11 @@ class TimelineView(QtWidgets.QWidget):
             end = SpanEnd(int(s["end"]))
             extra = {SpanEnd.TIMEOUT: " — timed out", SpanEnd.OPEN: " — still going", SpanEnd.BROKEN: " — broken",
                      SpanEnd.OK: ""}[end]
-            return "%s %s %s for %s%s\nfrom %s" % (who, _SPAN_TEXT[kind], name, fmt_s(x1 - x0), extra, fmt_s(x0))
+            text = "%s %s %s for %s%s\nfrom %s" % (who, _SPAN_TEXT[kind], name, fmt_s(x1 - x0), extra, fmt_s(x0))
+            site = int(s["site"]) if "site" in _fields(s) else 0
+            if site:
+                text += "\nblocked at %s" % d.strings.get(site, "#%x" % site)
+            return text
         if layer == "starting":
             return "%s starting (%s): %s from start() to its first instruction" % (
                 who, proc.method if proc else "?", fmt_s(x1 - x0))

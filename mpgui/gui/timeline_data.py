@@ -1,22 +1,36 @@
-"""What the timeline draws, as numpy arrays: lanes (one per process) and bar layers.  No Qt here.
+"""What the timeline draws, at any scale: lanes (one per process) and layers of bars.  No Qt here.
 
-``build(model)`` reads a ``RunModel`` (under its lock) and returns a ``TimelineData``:
+A ``TimelineBuilder`` lives with the model in the reader thread.  At each snapshot (``update``, under the
+model's lock) it takes only what is new: the spans, moments and changed pool tasks since the last one go into
+each layer's level-of-detail index (``core.trace.lod``), and it returns a ``TimelineData`` that shares the
+model's columns (append-only: the rows a snapshot covers never change) and frozen pictures of the indexes.
+Nothing is copied per bar, so a snapshot of ten million spans costs what the new ones cost.
 
 * ``lanes``: processes in display order — the main process on top, then managers, pool workers, other
   processes, and the stdlib's helpers (forkserver, resource tracker) last;
-* ``layers``: name -> ``Bars`` (pid, x0, x1 in seconds from the run's start, a colour key, and ``ref``, the
-  row in the source table, for tooltips).  Layers: ``life`` (process lifetime), ``starting`` (start() called
-  to first instruction), ``tasks`` (pool tasks by outcome; running ones end at ``now``), ``waits`` (lock waits
-  and other blocking), ``holds`` (lock holds), ``used`` (results consumed by the caller), ``moments`` (the
-  model's instants: signals, shared-memory segments, notifies, requests to end..., drawn as ticks);
+* ``layers``: name -> a layer: ``life`` (process lifetime) and ``starting`` (start() called to first
+  instruction) are small ``Bars``; ``tasks`` (pool tasks by outcome; running ones end at ``now``), ``waits``
+  (lock waits and other blocking), ``holds`` (lock holds), ``used`` (results consumed by the caller) and
+  ``moments`` (the model's instants, drawn as ticks) are ``IndexedLayer``s.  A layer answers ``visible(t0, t1,
+  pixel)``: the bars to draw exactly and the cells (lane, colour, bin) standing for the rest, and
+  ``near(pid, t, tolerance)`` for hovering.  Its bars are known by ``ref``: their row in the model's span
+  or instant table, or the task's row (``TimelineData.spans``, ``tasks``, ``instants`` give the record);
 * ``marks``: scenario phases (x, label).
+
+x values are seconds from the run's start (``t0``, ns); layers speak ns.  ``pid``/``x0``/``x1``/``color``/
+``ref`` of a layer give all its bars as arrays (sorted by start; built on first use: for tests and small
+runs, never for drawing).
 """
 from dataclasses import dataclass, field
+from typing import Dict, Optional
 
 import numpy as np
 
+from core.trace.columns import Columns
 from core.trace.events import Kind, Outcome
-from core.trace.model import NO_TIME, Span
+from core.trace.lod import BarIndex, bin_width, rows_in
+from core.trace.model import NO_TIME, SPAN_COLUMNS, Span
+from core.trace.pooltasks import by_job
 
 ROLE_ORDER = {"main": 0, "manager": 1, "worker": 2, "process": 3, "other": 4, "forkserver": 5,
               "resource tracker": 6}
@@ -31,26 +45,26 @@ _OUTCOME_COLOR = {Outcome.OK: C_OK, Outcome.ERROR: C_ERROR, Outcome.TIMEOUT: C_T
 _SPAN_COLOR = {Span.LOCK_WAIT: C_WAIT, Span.COND_WAIT: C_OTHER_WAIT, Span.EVENT_WAIT: C_OTHER_WAIT,
                Span.BARRIER_WAIT: C_OTHER_WAIT, Span.QUEUE_PUT: C_IO, Span.QUEUE_GET: C_IO, Span.QUEUE_JOIN: C_IO,
                Span.PIPE_RECV: C_IO, Span.PIPE_SEND: C_IO, Span.MANAGER_CALL: C_MANAGER,
-               Span.PROC_JOIN: C_OTHER_WAIT, Span.INITIALIZER: C_STARTING}
+               Span.PROC_JOIN: C_OTHER_WAIT, Span.INITIALIZER: C_STARTING, Span.LOCK_HOLD: C_HOLD}
 #: Moments that interrupt a process (a signal, a request to end) stand out from the others.
 _MOMENT_COLOR = {Kind.SIGNAL_SEND: C_SIGNAL, Kind.SIGNAL_RECV: C_SIGNAL, Kind.PROC_TERMINATE: C_SIGNAL,
                  Kind.PROC_KILL: C_SIGNAL}
-
-
-@dataclass
-class Bars:
-    pid: np.ndarray
-    x0: np.ndarray
-    x1: np.ndarray
-    color: np.ndarray
-    ref: np.ndarray
-
-    @classmethod
-    def empty(cls):
-        return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64))
-
-    def __len__(self):
-        return len(self.pid)
+SPAN_COLOR = np.zeros(max(int(k) for k in Span) + 1, np.int8)
+for _k, _c in _SPAN_COLOR.items():
+    SPAN_COLOR[int(_k)] = _c
+MOMENT_COLOR = np.full(256, C_MOMENT, np.int8)
+for _k, _c in _MOMENT_COLOR.items():
+    MOMENT_COLOR[int(_k)] = _c
+#: A layer draws every bar in view, exactly, while there are at most this many (else its level of detail).
+EXACT_BARS = 12_000
+#: ... found among the bars of the index blocks the view overlaps, while those are at most this many and,
+#: spread evenly over their blocks, would be at most ESTIMATE_SLACK times EXACT_BARS in view.
+CANDIDATE_BARS = 64_000
+ESTIMATE_SLACK = 1.5
+#: A batch's pids spread over fewer numbers than this are mapped to lanes through a table.
+DENSE_PIDS = 1 << 22
+#: LOD keys hold the time since this long before the run's first moment (records can come a little early).
+ORIGIN_MARGIN_NS = 60 * 10 ** 9
 
 
 @dataclass
@@ -61,19 +75,293 @@ class Lane:
     state: str
 
 
+class Visible:
+    """What a layer shows in a time range: ``bars`` to draw exactly (pid, t0, t1, colour, ref: arrays, ns) and
+    ``cells`` standing for the bars too short to see (pid, t0, width, colour, cover share: arrays, ns)."""
+
+    __slots__ = ("bars", "cells", "level")
+
+    def __init__(self, bars, cells=None, level=None):
+        self.bars = bars
+        self.cells = cells
+        self.level = level
+
+
+_EMPTY_BARS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8),
+               np.zeros(0, np.int64))
+
+
+class Bars:
+    """A small layer given whole: pid, x0, x1 (seconds from the run's start), colour, ref."""
+
+    def __init__(self, pid, x0, x1, color, ref, t0=0):
+        self.pid, self.x0, self.x1, self.color, self.ref = pid, x0, x1, color, ref
+        self.t0 = t0
+
+    @classmethod
+    def empty(cls):
+        return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64))
+
+    def __len__(self):
+        return len(self.pid)
+
+    def _ns(self, x):
+        return np.round(np.asarray(x, np.float64) * 1e9).astype(np.int64) + self.t0
+
+    def visible(self, t0, t1, pixel):
+        lo, hi = (t0 - pixel - self.t0) / 1e9, (t1 + pixel - self.t0) / 1e9
+        keep = np.flatnonzero((self.x1 >= lo) & (self.x0 <= hi))
+        return Visible((self.pid[keep], self._ns(self.x0[keep]), self._ns(self.x1[keep]), self.color[keep],
+                        self.ref[keep]))
+
+    def near(self, pid, t, tol):
+        a, b = self._ns(self.x0), self._ns(self.x1)
+        cand = np.flatnonzero((self.pid == pid) & (a - tol <= t) & (b + tol >= t))
+        if not len(cand):
+            return None
+        return int(self.ref[cand[np.argmin(np.abs((a[cand] + b[cand]) / 2 - t))]])
+
+    def bar(self, ref):
+        i = np.flatnonzero(self.ref == ref)
+        if not len(i):
+            return None
+        i = int(i[0])
+        return int(self.pid[i]), float(self.x0[i]), float(self.x1[i])
+
+
+class BarSource:
+    """Where an indexed layer's bars live: columns a snapshot shares (rows up to ``n``)."""
+
+    def times(self, rows):
+        """(t0, t1) of ``rows``."""
+        return self.t0[rows], self.t1[rows]
+
+    def cols(self, rows):
+        """(pid, t0, t1, colour, ref, alive) of ``rows``."""
+        raise NotImplementedError
+
+    def bar_of(self, ref):
+        """(pid, t0, t1) of the bar ``ref``, or None."""
+        raise NotImplementedError
+
+    def _row(self, ref):
+        ref = int(ref)
+        if 0 <= ref < len(self.pid):
+            pid, a, b, _, _, alive = self.cols(np.array([ref]))
+            if alive[0]:
+                return int(pid[0]), int(a[0]), int(b[0])
+        return None
+
+
+class SpanSource(BarSource):
+    def __init__(self, spans, n):
+        self.pid = spans.view("pid")[:n]
+        self.t0 = spans.view("t0")[:n]
+        self.t1 = spans.view("t1")[:n]
+        self.kind = spans.view("kind")[:n]
+
+    def cols(self, rows):
+        return (self.pid[rows].astype(np.int64), self.t0[rows], self.t1[rows], SPAN_COLOR[self.kind[rows]], rows,
+                np.ones(len(rows), bool))
+
+    def bar_of(self, ref):
+        return self._row(ref)
+
+
+class InstantSource(BarSource):
+    def __init__(self, instants, n):
+        self.pid = instants.view("pid")[:n]
+        self.t = instants.view("t")[:n]
+        self.kind = instants.view("kind")[:n]
+
+    def times(self, rows):
+        t = self.t[rows]
+        return t, t
+
+    def cols(self, rows):
+        t = self.t[rows]
+        return (self.pid[rows].astype(np.int64), t, t, MOMENT_COLOR[np.minimum(self.kind[rows], 255)], rows,
+                np.ones(len(rows), bool))
+
+    def bar_of(self, ref):
+        return self._row(ref)
+
+
+class VersionSource(BarSource):
+    """Bars of a table whose rows change (pool tasks): each version of a bar is a row here; a version
+    replaced by a newer one is dead."""
+
+    DTYPE = [("ref", "<i8"), ("pid", "<i4"), ("t0", "<i8"), ("t1", "<i8"), ("color", "<i1")]
+
+    def __init__(self, versions, dead, n, version_of):
+        self.version_of = version_of          # the table's row -> its bar's live version (-1: none)
+        self.ref = versions.view("ref")[:n]
+        self.pid = versions.view("pid")[:n]
+        self.t0 = versions.view("t0")[:n]
+        self.t1 = versions.view("t1")[:n]
+        self.color = versions.view("color")[:n]
+        self.dead = dead[:n]
+
+    def cols(self, rows):
+        return (self.pid[rows].astype(np.int64), self.t0[rows], self.t1[rows], self.color[rows], self.ref[rows],
+                ~self.dead[rows])
+
+    def bar_of(self, ref):
+        ref = int(ref)
+        v = int(self.version_of[ref]) if 0 <= ref < len(self.version_of) else -1
+        return self._row(v) if v >= 0 else None
+
+
+class IndexedLayer:
+    """A layer of many bars: a source, its level-of-detail index (frozen), and the few bars that change on
+    every snapshot (open spans, running tasks), drawn exactly."""
+
+    def __init__(self, name, source, index, lane_pids, live=_EMPTY_BARS, t0=0):
+        self.name = name
+        self.source = source
+        self.index = index
+        self.lane_pids = lane_pids            # LOD lane id -> pid
+        self.live = live                      # (pid, t0, t1, colour, ref)
+        self.t0 = t0
+        self._all = None
+
+    def __len__(self):
+        return int(self.index.bars) + len(self.live[0])
+
+    def visible(self, t0, t1, pixel):
+        """What to draw of [t0, t1] at ``pixel`` ns per pixel (see ``Visible``)."""
+        live = _clip_bars(self.live, t0 - pixel, t1 + pixel)
+        exact = None
+        a, b = t0 - pixel, t1 + pixel
+        if (self.index.count_between(a, b) <= CANDIDATE_BARS
+                and self.index.estimate_between(a, b) <= EXACT_BARS * ESTIMATE_SLACK):
+            exact = self._bars(self.index.rows_between(t0 - pixel, t1 + pixel), t0 - pixel, t1 + pixel)
+            if len(exact[0]) <= EXACT_BARS:
+                return Visible(_concat_bars(exact, live))
+        level = self.index.level_for(pixel)
+        if level is None:
+            if exact is None:
+                exact = self._bars(self.index.rows_between(t0 - pixel, t1 + pixel), t0 - pixel, t1 + pixel)
+            return Visible(_concat_bars(exact, live))
+        bars = self._bars(self.index.rows_between(t0 - pixel, t1 + pixel, min_class=level), t0 - pixel, t1 + pixel)
+        start, lane, color, count_, cover = self.index.cells(level, t0 - pixel, t1 + pixel)
+        width = bin_width(level)
+        keep = count_ >= 0
+        cells = (self.lane_pids[lane[keep]], start[keep], np.full(int(keep.sum()), width, np.int64),
+                 color[keep].astype(np.int8), np.clip(cover[keep] / width, 0.0, 1.0))
+        return Visible(_concat_bars(bars, live), cells, level)
+
+    def _bars(self, rows, t0, t1):
+        if not len(rows):
+            return _EMPTY_BARS
+        a, b = self.source.times(rows)            # the times first: only the bars in range are gathered whole
+        rows = rows[(a <= t1) & (b >= t0)]
+        if not len(rows):
+            return _EMPTY_BARS
+        pid, a, b, color, ref, alive = self.source.cols(rows)
+        if not alive.all():
+            pid, a, b, color, ref = pid[alive], a[alive], b[alive], color[alive], ref[alive]
+        return pid, a, b, color, ref
+
+    def near(self, pid, t, tol):
+        """The ref of the bar of ``pid``'s lane nearest ``t`` within ``tol`` ns, or None."""
+        bars = self._bars(self.index.rows_between(t - tol, t + tol), t - tol, t + tol)
+        pids, a, b, _, ref = _concat_bars(bars, _clip_bars(self.live, t - tol, t + tol))
+        cand = np.flatnonzero((pids == pid) & (a - tol <= t) & (b + tol >= t))
+        if not len(cand):
+            return None
+        return int(ref[cand[np.argmin(np.abs((a[cand] + b[cand]) / 2 - t))]])
+
+    def bar(self, ref):
+        """(pid, x0, x1) of the bar ``ref`` (x: seconds from the run's start), or None."""
+        i = np.flatnonzero(self.live[4] == ref)
+        if len(i):
+            i = int(i[0])
+            found = (int(self.live[0][i]), int(self.live[1][i]), int(self.live[2][i]))
+        else:
+            found = self.source.bar_of(ref)
+        if found is None:
+            return None
+        pid, a, b = found
+        return pid, (a - self.t0) / 1e9, (b - self.t0) / 1e9
+
+    def all_ns(self):
+        """Every bar (pid, t0, t1, colour, ref), sorted by start: built once, on demand."""
+        if self._all is None:
+            rows = np.unique(self.index.rows_between(-(1 << 62), 1 << 62))
+            bars = _concat_bars(self._bars(rows, -(1 << 62), 1 << 62), self.live)
+            order = np.lexsort((bars[4], bars[3], bars[0], bars[2], bars[1]))
+            self._all = tuple(x[order] for x in bars)
+        return self._all
+
+    @property
+    def pid(self):
+        return self.all_ns()[0]
+
+    @property
+    def x0(self):
+        return (self.all_ns()[1] - self.t0) / 1e9
+
+    @property
+    def x1(self):
+        return (self.all_ns()[2] - self.t0) / 1e9
+
+    @property
+    def color(self):
+        return self.all_ns()[3]
+
+    @property
+    def ref(self):
+        return self.all_ns()[4]
+
+
+def _clip_bars(bars, t0, t1):
+    keep = (bars[1] <= t1) & (bars[2] >= t0)
+    return tuple(x[keep] for x in bars)
+
+
+def _concat_bars(a, b):
+    if not len(b[0]):
+        return a
+    if not len(a[0]):
+        return b
+    return tuple(np.concatenate((x, y)).astype(x.dtype) for x, y in zip(a, b))
+
+
+class Records:
+    """Records by ref for describing a bar: finished rows of a table the snapshot shares, and a few extra
+    rows after them (open spans)."""
+
+    def __init__(self, columns, n, extra=None):
+        self.columns = columns
+        self.n = n
+        self.extra = extra
+
+    def __getitem__(self, ref):
+        ref = int(ref)
+        if ref >= self.n:
+            return self.extra[ref - self.n]
+        return {name: col[ref] for name, col in self.columns.items()}
+
+    def __len__(self):
+        return self.n + (len(self.extra) if self.extra is not None else 0)
+
+
 @dataclass
 class TimelineData:
     lanes: list
     layers: dict
     marks: list = field(default_factory=list)
     t_end: float = 0.0              # seconds from the start to the last thing seen
-    tasks: np.ndarray = None        # the model's task table (for tooltips), a copy
-    spans: np.ndarray = None        # the model's spans (for tooltips)
+    tasks: object = None            # ref -> the task's record (for tooltips)
+    spans: object = None            # ref -> the span's record
     names: dict = field(default_factory=dict)
     strings: dict = field(default_factory=dict)
     procs: dict = field(default_factory=dict)
     version: int = 0
-    instants: np.ndarray = None     # the model's instants (for tooltips)
+    instants: object = None         # ref -> the moment's record
+    t0: int = 0                     # the run's start (ns): x = (t - t0) / 1e9
+    dropping: list = field(default_factory=list)    # (x0, x1) of stretches whose detail the live view skipped
 
     def lane_pids(self):
         return np.array([lane.pid for lane in self.lanes], dtype=np.int64)
@@ -93,28 +381,282 @@ def lane_label(p):
     return "%s · %d" % (name, p.pid)
 
 
-def build(model):
-    """A TimelineData of everything the model holds now (copies: safe to use without the lock)."""
-    with model.lock:
-        t0 = model.t0
-        t_last = model.t_last if model.t_last is not None else t0
-        procs = [p for p in model.procs.values() if p.traced or p.first != NO_TIME]
-        lanes = [Lane(p.pid, lane_label(p), p.role, p.state) for p in lane_order(procs)]
-        tasks = model.tasks_array()
-        spans = model.spans_array(include_open=True, now=t_last)
-        instants = model.instants_array()
-        jobs = {k: v.get("pid", 0) for k, v in model.jobs.items()}
-        marks = [((t - t0) / 1e9, label) for t, pid, label, value in model.marks if value is None]
-        names = {uid: o.get("name", "") for uid, o in model.objects.items()}
-        strings = dict(model.strings)
-        pinfo = {p.pid: p for p in procs}
-        version = model.version
-    now = (t_last - t0) / 1e9
-    sec = lambda a: (np.asarray(a, dtype=np.float64) - t0) / 1e9          # noqa: E731
-    layers = {}
+class TimelineBuilder:
+    """Keeps a run's layers up to date as the model grows (see the module's docstring).  One per model; used
+    by one thread (the reader), under the model's lock."""
 
-    # process lifetimes and start latency
-    pids, x0, x1, refs = [], [], [], []
+    LAYERS = ("tasks", "waits", "holds", "used", "moments")
+
+    def __init__(self, model):
+        self.model = model
+        self.origin = None
+        self.index: Dict[str, BarIndex] = {}
+        self.lane_ids: Dict[int, int] = {}
+        self.lane_pids = np.zeros(0, np.int64)
+        self.spans_seen = 0
+        self.instants_seen = 0
+        self.tasks_seen = 0
+        # pool task bars: every version of each task's bar and of its result-used tick
+        self.task_bars = Columns(VersionSource.DTYPE)
+        self.task_dead = np.zeros(1024, bool)
+        self.task_version = np.zeros(0, np.int64)       # task row -> its live bar version (-1: none)
+        self.used_bars = Columns(VersionSource.DTYPE)
+        self.used_dead = np.zeros(1024, bool)
+        self.used_version = np.zeros(0, np.int64)
+        self.running: Dict[int, tuple] = {}             # task row -> (worker, start) of a task still running
+        self.died: Dict[int, int] = {}                  # worker pid -> when it ended, as last derived
+        self.status = None
+
+    def _lanes(self, pids):
+        """LOD lane ids of ``pids`` (new pids get the next ids)."""
+        pids = np.asarray(pids, np.int64)
+        lo, hi = int(pids.min()), int(pids.max())
+        if hi - lo < DENSE_PIDS:                  # pids are small numbers: a table, not a sort
+            present = np.zeros(hi - lo + 1, bool)
+            present[pids - lo] = True
+            table = np.zeros(hi - lo + 1, np.int64)
+            u = np.flatnonzero(present) + lo
+            table[u - lo] = self._lane_ids_of(u)
+            return table[pids - lo]
+        u, inv = np.unique(pids, return_inverse=True)
+        return self._lane_ids_of(u)[inv]
+
+    def _lane_ids_of(self, u):
+        """LOD lane ids of distinct pids ``u``."""
+        ids = np.empty(len(u), np.int64)
+        for i, p in enumerate(u.tolist()):
+            lid = self.lane_ids.get(p)
+            if lid is None:
+                lid = self.lane_ids[p] = len(self.lane_ids)
+                self.lane_pids = np.append(self.lane_pids, p)
+            ids[i] = lid
+        return ids
+
+    def trim(self):
+        """Give back the room kept for what may come (the run is read whole)."""
+        for idx in self.index.values():
+            idx.trim()
+        for table in (self.task_bars, self.used_bars):
+            table.trim()
+
+    def _add(self, layer, rows, pid, t0, t1, color, sign=1):
+        if len(rows):
+            self.index[layer].add(rows, self._lanes(pid), t0, t1, color, sign)
+
+    def update(self):
+        """The snapshot of the model now (call with the model's lock held)."""
+        m = self.model
+        if self.origin is None:
+            self.origin = m.t0 - ORIGIN_MARGIN_NS
+            self.index = {name: BarIndex(self.origin) for name in self.LAYERS}
+            m.tasks_book.track_changes = True
+        self._spans()
+        self._instants()
+        self._tasks()
+        return self._data()
+
+    def _spans(self):
+        sp = self.model.spans
+        lo, hi = self.spans_seen, len(sp)
+        if hi < lo:                      # the model forgot its rows (it streamed them out): start over
+            lo = 0
+        self.spans_seen = hi
+        if hi == lo:
+            return
+        rows = np.arange(lo, hi)
+        kind, pid, t0, t1 = (sp.view(c)[lo:hi] for c in ("kind", "pid", "t0", "t1"))
+        hold = kind == Span.LOCK_HOLD
+        self._add("holds", rows[hold], pid[hold], t0[hold], t1[hold], np.full(int(hold.sum()), C_HOLD))
+        w = ~hold
+        self._add("waits", rows[w], pid[w], t0[w], t1[w], SPAN_COLOR[kind[w]])
+
+    def _instants(self):
+        ins = self.model.instants
+        lo, hi = self.instants_seen, len(ins)
+        self.instants_seen = hi
+        if hi > lo:
+            t = ins.view("t")[lo:hi]
+            self._add("moments", np.arange(lo, hi), ins.view("pid")[lo:hi], t, t,
+                      MOMENT_COLOR[np.minimum(ins.view("kind")[lo:hi], 255)])
+
+    # -- pool tasks ------------------------------------------------------------------------------------------
+    def _tasks(self):
+        m = self.model
+        book = m.tasks_book
+        n = len(book)
+        changed = [book.take_changes()]
+        if n > self.tasks_seen:
+            changed.append(np.arange(self.tasks_seen, n))
+            self.tasks_seen = n
+        if len(self.task_version) < n:
+            self.task_version = _grow(self.task_version, n, -1)
+            self.used_version = _grow(self.used_version, n, -1)
+        # a worker's end (or the run's status) decides its open tasks: redo them when it changes
+        workers = m.tasks.view("worker")
+        status = m.meta.get("status")
+        redo = []
+        for pid in list(self.running_workers()) + list(self.died):
+            p = m.procs.get(pid)
+            died = p.exited if p is not None else NO_TIME
+            if self.died.get(pid, NO_TIME) != died:
+                self.died[pid] = died
+                redo.append(pid)
+        if status != self.status:
+            self.status = status
+            changed.append(np.array(list(self.running), np.int64))
+        if redo:
+            changed.append(np.flatnonzero(np.isin(workers, redo)))
+        rows = np.unique(np.concatenate(changed)) if changed else np.zeros(0, np.int64)
+        if not len(rows):
+            return
+        tab = m.tasks_array(rows)
+        self._task_bars(rows, tab)
+        self._used_ticks(rows, tab)
+
+    def running_workers(self):
+        return {w for w, _ in self.running.values()}
+
+    def _task_bars(self, rows, tab):
+        started = (tab["start"] != NO_TIME) & (tab["worker"] != 0)
+        done = started & (tab["end"] != NO_TIME)
+        color = np.full(len(tab), C_RUNNING, np.int8)
+        for outcome, c in _OUTCOME_COLOR.items():
+            color[done & (tab["outcome"] == outcome)] = c
+        # take back the old versions of these tasks' bars
+        old = self.task_version[rows]
+        had = old >= 0
+        if had.any():
+            v = old[had]
+            bars = self.task_bars
+            self._add("tasks", v, bars.view("pid")[v], bars.view("t0")[v], bars.view("t1")[v], bars.view("color")[v],
+                      sign=-1)
+            self.task_dead[v] = True
+            self.task_version[rows[had]] = -1
+        for r in rows.tolist():
+            self.running.pop(r, None)
+        for r, w, s in zip(rows[started & ~done].tolist(), tab["worker"][started & ~done].tolist(),
+                           tab["start"][started & ~done].tolist()):
+            self.running[r] = (w, s)
+            self.died.setdefault(w, NO_TIME)
+        first = len(self.task_bars)
+        k = int(done.sum())
+        if k:
+            self.task_bars.extend(ref=rows[done], pid=tab["worker"][done], t0=tab["start"][done],
+                                  t1=tab["end"][done], color=color[done])
+            self.task_dead = _grow(self.task_dead, len(self.task_bars))
+            v = np.arange(first, first + k)
+            self.task_version[rows[done]] = v
+            self._add("tasks", v, tab["worker"][done], tab["start"][done], tab["end"][done], color[done])
+
+    def _used_ticks(self, rows, tab):
+        caller = np.zeros(len(tab), np.int64)
+        for key, sel in by_job(tab["pool"], tab["job"]):
+            caller[sel] = self.model.jobs.get(key, {}).get("pid", 0)
+        used = tab["used"] != NO_TIME
+        old = self.used_version[rows]
+        bars = self.used_bars
+        same = (old >= 0) & used
+        if same.any():           # unchanged ticks stay as they are
+            v = old[same]
+            same[same] = (bars.view("t0")[v] == tab["used"][same]) & (bars.view("pid")[v] == caller[same])
+        stale = (old >= 0) & ~same
+        if stale.any():
+            v = old[stale]
+            self._add("used", v, bars.view("pid")[v], bars.view("t0")[v], bars.view("t1")[v], bars.view("color")[v],
+                      sign=-1)
+            self.used_dead[v] = True
+            self.used_version[rows[stale]] = -1
+        new = used & ~same
+        k = int(new.sum())
+        if k:
+            first = len(bars)
+            t = tab["used"][new]
+            bars.extend(ref=rows[new], pid=caller[new], t0=t, t1=t, color=C_USED)
+            self.used_dead = _grow(self.used_dead, len(bars))
+            v = np.arange(first, first + k)
+            self.used_version[rows[new]] = v
+            self._add("used", v, caller[new], t, t, np.full(k, C_USED))
+
+    # -- the snapshot ------------------------------------------------------------------------------------------
+    def _data(self):
+        m = self.model
+        t0 = m.t0
+        t_last = m.t_last if m.t_last is not None else t0
+        procs = [p for p in m.procs.values() if p.traced or p.first != NO_TIME]
+        ordered = lane_order(procs)
+        lanes = [Lane(p.pid, lane_label(p), p.role, p.state) for p in ordered]
+        pinfo = {p.pid: p for p in procs}
+        lane_pids = self.lane_pids.copy()
+        layers = {}
+        frozen = {name: idx.frozen() for name, idx in self.index.items()}
+        n_spans = len(m.spans)
+        open_spans = m.open_spans_array(now=t_last, with_site=True)
+        span_live = _EMPTY_BARS
+        if len(open_spans):
+            refs = n_spans + np.arange(len(open_spans))
+            span_live = (open_spans["pid"].astype(np.int64), open_spans["t0"], open_spans["t1"],
+                         SPAN_COLOR[open_spans["kind"]], refs)
+        spans_src = SpanSource(m.spans, n_spans)
+        hold = span_live[3] == C_HOLD if len(open_spans) else np.zeros(0, bool)
+        layers["holds"] = IndexedLayer("holds", spans_src, frozen["holds"], lane_pids,
+                                       tuple(x[hold] for x in span_live), t0)
+        layers["waits"] = IndexedLayer("waits", spans_src, frozen["waits"], lane_pids,
+                                       tuple(x[~hold] for x in span_live), t0)
+        running = _EMPTY_BARS
+        if self.running:
+            r = np.array(list(self.running), np.int64)
+            w = np.array([self.running[i][0] for i in r.tolist()], np.int64)
+            s = np.array([self.running[i][1] for i in r.tolist()], np.int64)
+            running = (w, s, np.maximum(s, t_last), np.full(len(r), C_RUNNING, np.int8), r)
+        nt = len(self.task_bars)
+        layers["tasks"] = IndexedLayer("tasks", VersionSource(self.task_bars, self.task_dead, nt, self.task_version),
+                                       frozen["tasks"], lane_pids, running, t0)
+        layers["used"] = IndexedLayer("used", VersionSource(self.used_bars, self.used_dead, len(self.used_bars),
+                                                            self.used_version),
+                                      frozen["used"], lane_pids, _EMPTY_BARS, t0)
+        layers["moments"] = IndexedLayer("moments", InstantSource(m.instants, len(m.instants)), frozen["moments"],
+                                         lane_pids, _EMPTY_BARS, t0)
+        layers["life"], layers["starting"] = _lifetimes(procs, t0, t_last)
+        marks = [((t - t0) / 1e9, label) for t, pid, label, value in m.marks if value is None]
+        names = {uid: o.get("name", "") for uid, o in m.objects.items()}
+        tasks = TaskRecords(m.tasks, len(m.tasks), self.task_bars, self.task_version, self.running)
+        spans = Records({name: m.spans.view(name)[:n_spans] for name in SPAN_COLUMNS.names}, n_spans, open_spans)
+        instants = Records({name: m.instants.view(name)[:len(m.instants)] for name in m.instants.names},
+                           len(m.instants))
+        dropping = [((a - t0) / 1e9, (b - t0) / 1e9) for a, b in m.skipped]
+        return TimelineData(lanes, layers, marks, (t_last - t0) / 1e9, tasks, spans, names, dict(m.strings), pinfo,
+                            m.version, instants, t0, dropping)
+
+
+class TaskRecords:
+    """A task's record by its row, with its bar as drawn (its start and end, as a worker's end implies)."""
+
+    def __init__(self, table, n, bars, version, running):
+        self.cols = {name: table.view(name)[:n] for name in table.names}
+        self.n = n
+        self.bars = bars
+        self.version = version          # shared: the builder only ever points a row at a newer version
+        self.running = dict(running)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, row):
+        if isinstance(row, str):              # a column, as the table has it
+            return self.cols[row]
+        row = int(row)
+        rec = {name: col[row] for name, col in self.cols.items()}
+        v = self.version[row] if row < len(self.version) else -1
+        if v >= 0:
+            rec["start"] = self.bars.view("t0")[v]
+            rec["end"] = self.bars.view("t1")[v]
+        elif row in self.running:
+            rec["end"] = NO_TIME
+        return rec
+
+
+def _lifetimes(procs, t0, t_last):
+    pids, x0, x1 = [], [], []
     spid, s0, s1 = [], [], []
     for p in procs:
         begin = p.booted if p.booted != NO_TIME else p.first
@@ -123,54 +665,42 @@ def build(model):
             pids.append(p.pid)
             x0.append(begin)
             x1.append(end)
-            refs.append(p.pid)
         if p.start_called != NO_TIME and p.booted != NO_TIME and p.booted >= p.start_called:
             spid.append(p.pid)
             s0.append(p.start_called)
             s1.append(p.booted)
-    layers["life"] = Bars(np.array(pids, np.int64), sec(x0), sec(x1), np.full(len(pids), C_LIFE, np.int8),
-                          np.array(refs, np.int64))
-    layers["starting"] = Bars(np.array(spid, np.int64), sec(s0), sec(s1), np.full(len(spid), C_STARTING, np.int8),
-                              np.array(spid, np.int64))
 
-    # pool tasks
-    if len(tasks):
-        started = np.nonzero((tasks["start"] != NO_TIME) & (tasks["worker"] != 0))[0]
-        t = tasks[started]
-        end = np.where(t["end"] == NO_TIME, t_last, t["end"])
-        color = np.full(len(t), C_RUNNING, np.int8)
-        for outcome, c in _OUTCOME_COLOR.items():
-            color[(t["end"] != NO_TIME) & (t["outcome"] == outcome)] = c
-        layers["tasks"] = Bars(t["worker"].astype(np.int64), sec(t["start"]), sec(end), color, started)
-        used = np.nonzero(tasks["used"] != NO_TIME)[0]
-        caller = np.array([jobs.get((int(tasks["pool"][i]), int(tasks["job"][i])), 0) for i in used], np.int64)
-        ux = sec(tasks["used"][used])
-        layers["used"] = Bars(caller, ux, ux, np.full(len(used), C_USED, np.int8), used)
-    else:
-        layers["tasks"] = Bars.empty()
-        layers["used"] = Bars.empty()
+    def sec(a):
+        return (np.asarray(a, dtype=np.float64) - t0) / 1e9
+    life = Bars(np.array(pids, np.int64), sec(x0), sec(x1), np.full(len(pids), C_LIFE, np.int8),
+                np.array(pids, np.int64), t0)
+    starting = Bars(np.array(spid, np.int64), sec(s0), sec(s1), np.full(len(spid), C_STARTING, np.int8),
+                    np.array(spid, np.int64), t0)
+    return life, starting
 
-    # spans: holds, waits and blocking
-    if len(spans):
-        kind = spans["kind"]
-        hold = np.nonzero(kind == Span.LOCK_HOLD)[0]
-        layers["holds"] = Bars(spans["pid"][hold].astype(np.int64), sec(spans["t0"][hold]), sec(spans["t1"][hold]),
-                               np.full(len(hold), C_HOLD, np.int8), hold)
-        wait = np.nonzero(kind != Span.LOCK_HOLD)[0]
-        wcolor = np.zeros(len(wait), np.int8)
-        wk = kind[wait]
-        for k, c in _SPAN_COLOR.items():
-            wcolor[wk == k] = c
-        layers["waits"] = Bars(spans["pid"][wait].astype(np.int64), sec(spans["t0"][wait]), sec(spans["t1"][wait]),
-                               wcolor, wait)
-    else:
-        layers["holds"] = Bars.empty()
-        layers["waits"] = Bars.empty()
 
-    # moments: zero-width bars, drawn as ticks
-    x = sec(instants["t"])
-    mcolor = np.full(len(instants), C_MOMENT, np.int8)
-    for k, c in _MOMENT_COLOR.items():
-        mcolor[instants["kind"] == k] = c
-    layers["moments"] = Bars(instants["pid"].astype(np.int64), x, x, mcolor, np.arange(len(instants)))
-    return TimelineData(lanes, layers, marks, now, tasks, spans, names, strings, pinfo, version, instants)
+def _grow(a, n, fill=0):
+    """``a`` with room for ``n`` items (doubling; new items ``fill``)."""
+    if n <= len(a):
+        return a
+    grown = np.full(max(n, 2 * len(a)), fill, a.dtype)
+    grown[:len(a)] = a
+    return grown
+
+
+def build(model):
+    """A TimelineData of everything the model holds now (tests and one-off pictures; the app keeps a
+    ``TimelineBuilder`` and updates it)."""
+    with model.lock:
+        builder = TimelineBuilder(model)
+        data = builder.update()
+        builder.trim()
+        return data
+
+
+def rows_overlapping(layer: IndexedLayer, t0: int, t1: int) -> Optional[np.ndarray]:
+    """Rows of an indexed layer's finished bars overlapping [t0, t1] (for queries by time)."""
+    src = layer.source
+    if not hasattr(src, "t0"):
+        return None
+    return rows_in(layer.index.rows_between(t0, t1), src.t0, src.t1, t0, t1)

@@ -11,7 +11,7 @@ import pytest
 
 from core.trace.arrays import EVENT_DTYPE
 from core.trace.events import JobMethod, Kind, Outcome, WorkerExit
-from core.trace.model import NO_TIME, RunModel, Span
+from core.trace.model import NO_TIME, RunModel, Span, SpanEnd
 
 S = 1_000_000_000
 MAIN, W1, W2 = 100, 201, 202
@@ -259,3 +259,62 @@ def test_a_worker_s_initializer_is_a_span_on_its_lane():
     spans = m.spans_array()
     assert [(s["pid"], Span(s["kind"]), s["t0"], s["t1"]) for s in spans] == [
         (W2, Span.INITIALIZER, at(0.5) - 8_600, at(0.5)), (W1, Span.INITIALIZER, at(0.25), at(1.25))]
+
+
+# -- a semaphore released by another process --------------------------------------------------------------
+
+SEM = 41
+
+
+def test_a_release_by_a_thread_that_holds_nothing_closes_the_oldest_open_acquisition():
+    """A producer signals a semaphore that consumers wait on (ipc_kinds does): each release closes the
+    oldest hold still open, on its holder's lane; version one left every such hold open forever."""
+    m = model_of([{"events": events((0.10, Kind.ACQ_OK, W1, SEM, 0, 0, 1), (0.20, Kind.ACQ_OK, W2, SEM, 0, 0, 1),
+                                    (0.30, Kind.RELEASE, MAIN, SEM, -1, 1, 0))},
+                  {"events": events((0.40, Kind.RELEASE, MAIN, SEM, -1, 2, 0), (0.45, Kind.ACQ_OK, W1, SEM, 0, 1, 1),
+                                    (0.50, Kind.RELEASE, MAIN, SEM, -1, 2, 0))}])
+    spans = m.spans_array()
+    holds = spans[spans["kind"] == Span.LOCK_HOLD]
+    assert [(int(h["pid"]), int(h["t0"]), int(h["t1"]), int(h["end"])) for h in holds] == [
+        (W1, at(0.10), at(0.30), SpanEnd.OK), (W2, at(0.20), at(0.40), SpanEnd.OK),
+        (W1, at(0.45), at(0.50), SpanEnd.OK)]
+    assert m.contention()[0]["acquired"] == 3
+
+
+def test_a_thread_s_own_release_still_closes_its_latest_acquisition():
+    m = model_of([{"events": events((0.1, Kind.ACQ_OK, W1, SEM, 0, 0, 1), (0.2, Kind.ACQ_OK, W1, SEM, 0, 0, 1),
+                                    (0.3, Kind.RELEASE, W1, SEM, -1, 1, 0), (0.4, Kind.RELEASE, W2, SEM, -1, 2, 0))}])
+    holds = m.spans_array()
+    assert [(int(h["t0"]), int(h["t1"])) for h in holds] == [(at(0.2), at(0.3)), (at(0.1), at(0.4))]
+
+
+# -- where a wait blocked ---------------------------------------------------------------------------------
+
+LOCK, QUEUE, CALLSITE = 42, 43, 124
+SITE_A, SITE_B = 0x5A17E_0001, 0x5A17E_0002
+
+
+def test_a_call_site_is_the_site_of_the_wait_it_precedes():
+    """A waiting thread records where it blocked (CALLSITE, on the object) right before the record of its
+    wait; the span of that wait carries it, in any chunking, and nothing else does."""
+    rows = [(0.10, CALLSITE, W1, LOCK, SITE_A, 0, 0), (0.10, Kind.ACQ_REQUEST, W1, LOCK, -1, 0, 0),
+            (0.11, Kind.ACQ_OK, W2, LOCK, 0, -1, 1),
+            (0.30, Kind.ACQ_OK, W1, LOCK, at(0.2), -1, 1), (0.35, Kind.RELEASE, W1, LOCK, 1, -1, 0),
+            (0.40, Kind.ACQ_OK, W1, LOCK, at(0.01), -1, 1),        # waited, but said nowhere
+            (0.60, CALLSITE, W2, QUEUE, SITE_B, 0, 0), (0.60, Kind.QUEUE_GET, W2, QUEUE, at(0.1), 64, 0)]
+    for cut in range(len(rows) + 1):
+        pieces = [{"events": events(*rows[:cut])}, {"events": events(*rows[cut:])}]
+        m = model_of([p for p in pieces if len(p["events"])])
+        spans = m.spans_array(with_site=True)
+        waits = spans[spans["kind"] != Span.LOCK_HOLD]
+        assert [(int(w["pid"]), Span(w["kind"]), int(w["site"])) for w in waits] == [
+            (W1, Span.LOCK_WAIT, SITE_A), (W1, Span.LOCK_WAIT, 0), (W2, Span.QUEUE_GET, SITE_B)], cut
+        assert not spans[spans["kind"] == Span.LOCK_HOLD]["site"].any()
+
+
+def test_an_open_wait_shows_where_it_blocked():
+    m = model_of([{"events": events((0.1, CALLSITE, W1, LOCK, SITE_A, 0, 0),
+                                    (0.1, Kind.ACQ_REQUEST, W1, LOCK, -1, 0, 0), (0.2, Kind.MARK, MAIN, 0, 0, 0, 0))}])
+    (w,) = m.open_spans_array(with_site=True)
+    assert (Span(w["kind"]), SpanEnd(w["end"]), int(w["site"]), int(w["t1"])) == (Span.LOCK_WAIT, SpanEnd.OPEN,
+                                                                                   SITE_A, at(0.2))

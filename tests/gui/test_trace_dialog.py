@@ -10,6 +10,7 @@ from core.trace.events import Outcome
 from core.trace.store import RunFile
 from mpgui.gui import theme
 from mpgui.gui.main_window import MainWindow
+from mpgui.gui.timeline_data import C_OK
 from mpgui.gui.trace_dialog import RECENT_MAX, TraceDialog, TraceTarget, recent_targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -126,8 +127,10 @@ def test_a_program_run_from_the_window_is_shown_live_and_kept(qtbot, window):
 
 def test_stop_ends_a_traced_program_and_keeps_what_was_recorded(qtbot, window):
     window.start_trace(TraceTarget("executor_sleeps.py", args=["2000", "0.05"], cwd=PROGRAMS))
+    # four tasks shown finished (not merely running: the live view can be quicker than the tasks)
     qtbot.waitUntil(lambda: window.source.snapshot is not None and
-                    len(window.source.snapshot.timeline.layers["tasks"]) >= 4, timeout=RUN_TIMEOUT_MS)
+                    np.count_nonzero(window.source.snapshot.timeline.layers["tasks"].color == C_OK) >= 4,
+                    timeout=RUN_TIMEOUT_MS)
     qtbot.mouseClick(window.launcher.stop_button, QtCore.Qt.LeftButton)
     src = _wait_for_end(qtbot, window)
     assert src.state == "cancelled"

@@ -1,0 +1,290 @@
+"""Where a layer's bars are, at every scale: a level-of-detail index a view draws any number of bars from.
+
+A bar is (lane, t0, t1, colour), identified by its row in a table its owner keeps (the model's spans, the
+timeline's task bars...); this index holds only rows and summaries.  Time is cut into bins of
+``2**(BASE_SHIFT + LEVEL_BITS * level)`` ns at ``LEVELS`` levels.  At a level, a bar at least a bin long is
+*long*: drawn as it is, found through the rows of its duration class (``classes``: class ``c`` holds bars a
+bin of level ``c`` long to a bin of the next, class -1 shorter than a bin at every level).  A shorter bar is
+*short* at that level: it counts in the cells (lane, colour, bin) it touches, each cell with how many bars
+start in it and how much of its time they cover (ns, exact: a bar taken back leaves nothing behind).  So at
+any zoom a frame draws the long bars in view and one cell per occupied (lane, colour, bin): what it costs
+depends on the pixels, not on the bars.
+
+Cells are built as bars arrive, level by level from the one below (a bar short at a level is short at every
+coarser one, and the cells of a bin are the sums of its quarters'), in blocks of sorted keys; blocks are
+merged as they pile up, so a level is a few sorted arrays.  A level whose cells would be nearly as many as
+its bars summarises nothing: it is dropped (for good), and a view that zooms there draws the bars
+themselves, which are then few in view.  Bars can be taken back (``add`` with ``sign=-1``: their cells get
+the opposite counts), for a table whose rows change.
+
+``frozen()`` gives an immutable picture for another thread: the reader thread adds, the GUI thread draws.
+Keys are ``bin << KEY_SHIFT | lane << COLOR_BITS | colour`` with bins counted from ``origin``.  No Qt here.
+"""
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from .columns import BlockIndex, group_starts, ranges
+
+#: The finest bin is 2**BASE_SHIFT ns (about 4 us); each level's bins are 2**LEVEL_BITS times the last's; the
+#: coarsest are 2**(BASE_SHIFT + LEVEL_BITS * (LEVELS - 1)) ns (about 70 s).
+BASE_SHIFT = 12
+LEVEL_BITS = 2
+LEVELS = 13
+COLOR_BITS = 5
+LANE_BITS = 19
+KEY_SHIFT = COLOR_BITS + LANE_BITS
+#: A level is dropped once its cells pass this share of the bars short at that level (and those are this
+#: many): its bins hold too few bars to be worth summarising.
+DROP_SHARE = 0.3
+DROP_AFTER_BARS = 20_000
+#: Blocks of cells a level keeps before merging the newest ones, and how much smaller than the one before
+#: the newest block may be and stay apart (size-tiered: every cell is merged a few times, not at every add).
+MAX_BLOCKS = 12
+MERGE_RATIO = 4
+#: A duration class's rows are listed in blocks of at most this many, by start: a view counts the rows of
+#: the blocks it overlaps (is it few enough to draw exactly?) and filters those.
+BLOCK_ROWS = 2048
+
+
+
+def duration_class(d):
+    """Each bar's duration class (-1: shorter than the finest bin), an array."""
+    d = np.maximum(np.asarray(d, np.int64), 1)
+    e = np.floor(np.log2(d)).astype(np.int64)               # floor(log2 d), corrected where floats round
+    e = np.where((np.int64(1) << e) > d, e - 1, e)
+    e = np.where((np.int64(1) << (e + 1)) <= d, e + 1, e)
+    return np.where(d < (1 << BASE_SHIFT), -1, np.minimum((e - BASE_SHIFT) // LEVEL_BITS, LEVELS - 1))
+
+
+def bin_width(level):
+    return 1 << (BASE_SHIFT + LEVEL_BITS * level)
+
+
+def cells_of(lane, t0, t1, color, level, origin, sign=1):
+    """The cells of bars shorter than a bin of ``level`` (arrays), unsorted, duplicates not merged: each bar
+    counts once in the bin of its start and covers its time in the one or two bins it touches."""
+    shift = BASE_SHIFT + LEVEL_BITS * level
+    w = np.int64(1) << shift
+    r0 = np.maximum(t0 - origin, 0)
+    r1 = np.maximum(t1 - origin, r0)
+    b0, b1 = r0 >> shift, r1 >> shift
+    code = (lane.astype(np.int64) << COLOR_BITS) | color.astype(np.int64)
+    split = b1 > b0
+    first_cover = np.where(split, (b0 + 1) * w - r0, r1 - r0)
+    keys = np.concatenate(((b0 << KEY_SHIFT) | code, (b1[split] << KEY_SHIFT) | code[split]))
+    count = np.concatenate((np.full(len(b0), sign, np.int32), np.zeros(int(split.sum()), np.int32)))
+    cover = np.concatenate((first_cover, (r1 - b1 * w)[split])) * sign
+    return keys, count, cover
+
+
+def merge_cells(keys, count, cover):
+    """One cell per key, counts and covers summed; cells that summed to nothing dropped.  Sorted by key.
+    Cells are (keys, counts, covers): three arrays."""
+    if not len(keys):
+        return keys, count, cover
+    order = np.argsort(keys, kind="stable")       # keys come nearly sorted (by time): a stable sort is quick
+    keys = keys[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    count = np.add.reduceat(count[order], starts)
+    cover = np.add.reduceat(cover[order], starts)
+    keys = keys[starts]
+    some = (count != 0) | (cover != 0)
+    if not some.all():
+        keys, count, cover = keys[some], count[some], cover[some]
+    return keys, count, cover
+
+
+class _Level:
+    """The cells of one level, as sorted blocks."""
+
+    def __init__(self):
+        self.blocks: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.cells = 0
+        self.dropped = False
+
+    def add(self, cells):
+        if self.dropped or not len(cells[0]):
+            return
+        self.blocks.append(cells)
+        self.cells += len(cells[0])
+        # merge the newest blocks while they are near the size of the one before (a few blocks, mostly big)
+        blocks = self.blocks
+        while len(blocks) > 1 and (len(blocks) > MAX_BLOCKS or len(blocks[-1][0]) * MERGE_RATIO >= len(blocks[-2][0])):
+            b = blocks.pop()
+            a = blocks.pop()
+            merged = merge_cells(*(np.concatenate((x, y)) for x, y in zip(a, b)))
+            self.cells += len(merged[0]) - len(a[0]) - len(b[0])
+            blocks.append(merged)
+
+    def drop(self):
+        self.dropped = True
+        self.blocks = []
+        self.cells = 0
+
+
+class _Rows:
+    """A growable array of row numbers, appended in blocks with their time extents."""
+
+    def __init__(self):
+        self.rows = np.zeros(64, np.int64)
+        self.n = 0
+        self.blocks = BlockIndex()
+
+    def trim(self):
+        self.rows = self.rows[:self.n].copy()
+
+    def add(self, rows, t0, t1):
+        k = len(rows)
+        if not k:
+            return
+        if self.n + k > len(self.rows):
+            grown = np.zeros(max(self.n + k, 2 * len(self.rows)), np.int64)
+            grown[:self.n] = self.rows[:self.n]
+            self.rows = grown
+        # in order of start, in blocks of a bounded number of rows: a block's time extent stays tight
+        order = np.argsort(t0, kind="stable")
+        self.rows[self.n:self.n + k] = np.asarray(rows)[order]
+        t0, t1 = t0[order], t1[order]
+        for lo in range(0, k, BLOCK_ROWS):
+            hi = min(k, lo + BLOCK_ROWS)
+            self.blocks.add(self.n + lo, self.n + hi, t0[lo:hi], t1[lo:hi])
+        self.n += k
+
+
+class BarIndex:
+    """The level-of-detail index of one layer (see the module's docstring)."""
+
+    def __init__(self, origin):
+        self.origin = int(origin)
+        self.classes = [_Rows() for _ in range(LEVELS + 1)]      # index c + 1 for class c
+        self.levels = [_Level() for _ in range(LEVELS)]
+        self.bars = 0
+        self.short = np.zeros(LEVELS, np.int64)       # bars short at each level (their class is below it)
+
+    def add(self, rows, lane, t0, t1, color, sign=1):
+        """Bars (arrays): their rows join the lists of their duration class (unless taken back: ``sign``
+        -1), and their cells count at every level where they are short."""
+        n = len(t0)
+        if not n:
+            return
+        t0 = np.asarray(t0, np.int64)
+        t1 = np.maximum(np.asarray(t1, np.int64), t0)
+        lane = np.asarray(lane, np.int64)
+        color = np.asarray(color, np.int64)
+        cls = duration_class(t1 - t0)
+        self.short += sign * np.cumsum(np.bincount(cls + 1, minlength=LEVELS + 1))[:LEVELS]
+        if sign > 0:
+            self.bars += n
+            order = np.argsort(cls.astype(np.int8), kind="stable")
+            sc = cls[order]
+            starts = group_starts(sc)
+            ends = np.append(starts[1:], n)
+            for s, e in zip(starts.tolist(), ends.tolist()):
+                i = order[s:e]
+                self.classes[int(sc[s]) + 1].add(np.asarray(rows)[i], t0[i], t1[i])
+        else:
+            self.bars -= n
+        keys = np.zeros(0, np.int64)
+        count = np.zeros(0, np.int32)
+        cover = np.zeros(0, np.int64)
+        by_class = np.argsort(cls.astype(np.int8), kind="stable")      # small integers: a radix sort
+        bounds = np.searchsorted(cls[by_class], np.arange(-1, LEVELS))
+        for level in range(LEVELS):
+            if level:
+                keys = ((keys >> (KEY_SHIFT + LEVEL_BITS)) << KEY_SHIFT) | (keys & ((1 << KEY_SHIFT) - 1))
+            # bars short from this level on: their class is just below it
+            new = by_class[bounds[level]:bounds[level + 1]]
+            if len(new):
+                k, c, v = cells_of(lane[new], t0[new], t1[new], color[new], level, self.origin, sign)
+                keys, count, cover = np.concatenate((keys, k)), np.concatenate((count, c)), np.concatenate((cover, v))
+            lv = self.levels[level]
+            if not len(keys) or lv.dropped:
+                continue           # a dropped level's cells are carried up unmerged: merging is what costs
+            keys, count, cover = merge_cells(keys, count, cover)
+            lv.add((keys, count, cover))
+            short = self.short[level]
+            if short >= DROP_AFTER_BARS and lv.cells > DROP_SHARE * short:
+                lv.drop()
+
+    def trim(self):
+        """Give back the room kept for bars to come (all bars are in)."""
+        for r in self.classes:
+            r.trim()
+
+    def frozen(self):
+        return FrozenBarIndex(self)
+
+
+class FrozenBarIndex:
+    """A ``BarIndex`` as it was: safe to read from another thread while the index grows."""
+
+    def __init__(self, index):
+        self.origin = index.origin
+        self.classes = [(r.rows[:r.n], r.blocks.frozen(r.n)) for r in index.classes]
+        self.levels: List[Optional[Tuple[np.ndarray, ...]]] = [None if lv.dropped else tuple(lv.blocks)
+                                                                for lv in index.levels]
+        self.bars = index.bars
+
+    def level_for(self, pixel_ns):
+        """The finest level kept whose bin is at least ``pixel_ns`` (None: none is)."""
+        for level in range(LEVELS):
+            if bin_width(level) >= pixel_ns and self.levels[level] is not None:
+                return level
+        return None
+
+    def rows_between(self, t0, t1, min_class=-1):
+        """Rows of bars of duration class ``min_class`` or more whose class lists' blocks overlap [t0, t1]
+        (candidates: the owner filters them by their times)."""
+        parts = [rows[blocks.candidate_rows(t0, t1)] for rows, blocks in self.classes[min_class + 1:]]
+        parts = [p for p in parts if len(p)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def count_between(self, t0, t1):
+        """An upper bound of the bars overlapping [t0, t1]."""
+        return sum(blocks.count_between(t0, t1) for _, blocks in self.classes)
+
+    def estimate_between(self, t0, t1):
+        """About how many bars overlap [t0, t1] (see ``columns.FrozenBlocks.estimate_between``)."""
+        return sum(blocks.estimate_between(t0, t1) for _, blocks in self.classes)
+
+    def cells(self, level, t0, t1):
+        """The cells of ``level`` in bins overlapping [t0, t1], one per key (counts and covers summed), as
+        (bin start ns, lane, colour, count, cover ns)."""
+        blocks = self.levels[level]
+        if not blocks:
+            return _no_cells()
+        shift = BASE_SHIFT + LEVEL_BITS * level
+        lo = (max(int(t0) - self.origin, 0) >> shift) << KEY_SHIFT
+        hi = ((max(int(t1) - self.origin, 0) >> shift) + 1) << KEY_SHIFT
+        parts = []
+        for b in blocks:
+            i, j = np.searchsorted(b[0], [lo, hi])
+            if j > i:
+                parts.append(tuple(x[i:j] for x in b))
+        if not parts:
+            return _no_cells()
+        if len(parts) == 1:
+            key, count, cover = parts[0]
+        else:
+            key, count, cover = merge_cells(*(np.concatenate(x) for x in zip(*parts)))
+        start = ((key >> KEY_SHIFT) << shift) + self.origin
+        code = key & ((1 << KEY_SHIFT) - 1)
+        return start, code >> COLOR_BITS, code & ((1 << COLOR_BITS) - 1), count, cover
+
+
+def _no_cells():
+    z = np.zeros(0, np.int64)
+    return z, z, z, np.zeros(0, np.int32), np.zeros(0, np.int64)
+
+
+def rows_in(index_rows, t0_col, t1_col, t0, t1):
+    """Of candidate rows, those whose bar (columns ``t0_col``, ``t1_col``) overlaps [t0, t1], each once."""
+    if not len(index_rows):
+        return index_rows
+    keep = (t0_col[index_rows] <= t1) & (t1_col[index_rows] >= t0)
+    return np.unique(index_rows[keep])
+
+
+__all__ = ["BarIndex", "FrozenBarIndex", "duration_class", "bin_width", "cells_of", "merge_cells", "rows_in",
+           "ranges", "LEVELS", "BASE_SHIFT"]

@@ -1,0 +1,100 @@
+"""The level-of-detail index (``core.trace.lod``) says at every level exactly what the bars say: the long
+bars in a range, and per (lane, colour, bin) how many short bars start there and how much time they cover,
+however the bars arrived and whatever was taken back."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from core.trace import lod
+from core.trace.lod import BarIndex, bin_width, cells_of, duration_class, merge_cells
+
+ORIGIN = 5_000_000_000
+
+
+def random_bars(rng, n, lanes=4, colors=3, span=2_000_000_000):
+    t0 = ORIGIN + rng.integers(0, span, n)
+    # durations over every scale: zero, below a bin, a few bins, seconds
+    d = (10 ** rng.uniform(0, 10, n)).astype(np.int64) * (rng.random(n) > 0.05)
+    return (np.arange(n), rng.integers(0, lanes, n), t0, t0 + d, rng.integers(0, colors, n))
+
+
+def expected_cells(bars, alive, level, t0, t1):
+    rows, lane, b0, b1, color = (a[alive] for a in bars)
+    short = duration_class(b1 - b0) < level
+    keys, count, cover = merge_cells(*cells_of(lane[short], b0[short], b1[short], color[short], level, ORIGIN))
+    shift = lod.BASE_SHIFT + lod.LEVEL_BITS * level
+    bins = keys >> lod.KEY_SHIFT
+    lo, hi = (max(t0 - ORIGIN, 0)) >> shift, (max(t1 - ORIGIN, 0)) >> shift
+    keep = (bins >= lo) & (bins <= hi)
+    return keys[keep], count[keep], cover[keep]
+
+
+def as_set(start, lane, color, count, cover):
+    return sorted(zip(start.tolist(), lane.tolist(), color.tolist(), count.tolist(), cover.tolist()))
+
+
+def expected_set(cells, level):
+    shift = lod.BASE_SHIFT + lod.LEVEL_BITS * level
+    key, count, cover = cells
+    code = key & ((1 << lod.KEY_SHIFT) - 1)
+    start = ((key >> lod.KEY_SHIFT) << shift) + ORIGIN
+    return sorted(zip(start.tolist(), (code >> lod.COLOR_BITS).tolist(), (code & 31).tolist(), count.tolist(),
+                      cover.tolist()))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2 ** 31), st.integers(1, 3000), st.lists(st.integers(1, 400), max_size=6),
+       st.floats(0, 0.3))
+def test_every_level_matches_the_bars(seed, n, cuts, share_removed):
+    rng = np.random.default_rng(seed)
+    bars = random_bars(rng, n)
+    index = BarIndex(ORIGIN)
+    alive = np.ones(n, bool)
+    lo = 0
+    for hi in sorted(set(min(n, c) for c in np.cumsum(cuts).tolist())) + [n]:
+        index.add(*(a[lo:hi] for a in bars))
+        lo = hi
+    removed = np.flatnonzero(rng.random(n) < share_removed)
+    index.add(*(a[removed] for a in bars), sign=-1)
+    alive[removed] = False
+    frozen = index.frozen()
+    rows, lane, b0, b1, color = bars
+    for level in range(lod.LEVELS):
+        for t0, t1 in [(ORIGIN, ORIGIN + 2_000_000_000)] + [tuple(sorted(ORIGIN + rng.integers(0, 2 * 10 ** 9, 2)))
+                                                           for _ in range(3)]:
+            if frozen.levels[level] is not None:
+                got = as_set(*frozen.cells(level, t0, t1))
+                assert got == expected_set(expected_cells(bars, alive, level, t0, t1), level), level
+            # the long bars of the range: every one of them, and only bars
+            cand = frozen.rows_between(t0, t1, min_class=level)
+            long_ = np.flatnonzero((duration_class(b1 - b0) >= level) & (b0 <= t1) & (b1 >= t0))
+            found = lod.rows_in(cand, b0, b1, t0, t1)
+            assert set(long_.tolist()) <= set(found.tolist())
+            assert (duration_class(b1[found] - b0[found]) >= level).all()
+            assert frozen.count_between(t0, t1) >= int(((b0 <= t1) & (b1 >= t0)).sum())
+
+
+def test_a_level_of_dense_short_bars_summarises_many_per_cell_and_finer_ones_are_dropped():
+    rng = np.random.default_rng(7)
+    n = 400_000
+    start = ORIGIN + np.sort(rng.integers(0, 100 * 10 ** 9, n))
+    bars = (np.arange(n), rng.integers(0, 8, n), start, start + 200_000, np.zeros(n, np.int64))
+    index = BarIndex(ORIGIN)
+    for lo in range(0, n, 50_000):
+        index.add(*(a[lo:lo + 50_000] for a in bars))
+    frozen = index.frozen()
+    fine = [level for level in range(lod.LEVELS) if bin_width(level) < 1_000_000 and frozen.levels[level]]
+    assert fine == [], "levels whose cells are as many as the bars are kept"
+    level = frozen.level_for(100 * 10 ** 9 / 1400)
+    start_, lane, color, count, cover = frozen.cells(level, ORIGIN, ORIGIN + 100 * 10 ** 9)
+    assert count.sum() == n and cover.sum() == n * 200_000
+    assert len(count) <= 8 * (100 * 10 ** 9 // bin_width(level) + 1)
+    kept = sum(sum(len(b[0]) for b in blocks) for blocks in frozen.levels if blocks)
+    assert kept < n, "the summary is smaller than the bars"
+
+
+@pytest.mark.parametrize("d, cls", [(0, -1), (4095, -1), (4096, 0), (16383, 0), (16384, 1), ((1 << 40) - 1, 13),
+                                    (1 << 40, 14), (1 << 62, lod.LEVELS - 1)])
+def test_duration_classes(d, cls):
+    """Class c: at least a bin of level c long, shorter than a bin of level c + 1."""
+    assert duration_class(np.array([d]))[0] == min(cls, lod.LEVELS - 1)
