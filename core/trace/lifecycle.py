@@ -363,6 +363,15 @@ class ProcessTable:
         return procs
 
 
+def name_the_program(procs, meta):
+    """The program the runner started is the run's main process, though it never said what it is (a program
+    that does not use multiprocessing): ``procs`` pid -> an object with role, role_declared and name."""
+    main = procs.get(meta.get("program_pid", 0))
+    if main is not None and not main.role_declared and main.role in ("process", "other"):
+        main.role = "main"
+        main.name = main.name or "MainProcess"
+
+
 def processes_table(procs):
     """Processes sorted main first, then by role and creation."""
     return sorted(procs.values(), key=lambda p: (ROLE_ORDER.get(p.role, 7), p.created if p.created >= 0

@@ -51,7 +51,7 @@ from .arrays import EVENT_DTYPE
 from .columns import BlockIndex, Columns, group_starts
 from .counters import SampleSeries, Series, SeriesStore
 from .events import Kind, Outcome
-from .lifecycle import NO_TIME, PROCESS_KINDS, ProcessTable, ProcInfo, processes_table
+from .lifecycle import NO_TIME, PROCESS_KINDS, ProcessTable, ProcInfo, name_the_program, processes_table
 from .pairing import ACQUIRE, RELEASE, LockState, OpenWaits, pair_holds, pair_waits
 from .pooltasks import OUTCOME_PENDING, TASK_DTYPE, PoolTasks
 from .schema import SCHEMA
@@ -310,6 +310,7 @@ class RunModel:
 
     def _settle(self):
         procs = self._processes.settle()
+        name_the_program(procs, self.meta)
         self.procs.clear()
         self.procs.update(procs)
         self.version += 1

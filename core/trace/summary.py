@@ -26,12 +26,12 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .events import Kind, StartMethod, WorkerExit
+from .lifecycle import ROLE_ORDER, name_the_program
 from .model import in_time_order
 from .pairing import ACQUIRE, RELEASE, LockState, pair_holds
 
 NO_TIME = -1
 #: The order of the process table, by role (as the model's).
-ROLE_ORDER = {"main": 0, "manager": 2, "worker": 3, "process": 4, "forkserver": 5, "resource tracker": 6}
 #: Objects shown in the most contended list, at most.
 TOP_OBJECTS = 5
 
@@ -485,6 +485,7 @@ def summarize(run_file, top=TOP_OBJECTS):
         state.sample(t, sample)
     state.settle_processes()
     meta = run_file.meta()
+    name_the_program(state.procs, meta)
     start = meta.get("created_perf")
     t0 = (min(int(start), state.t_first) if state.t_first is not None else int(start)) if start \
         else (state.t_first or 0)

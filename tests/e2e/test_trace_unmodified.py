@@ -190,6 +190,8 @@ def test_a_program_without_multiprocessing_runs_as_it_would(tmp_path):
     same_behaviour(plain, run, model)                                    # ... nor does the stand-in
     assert meta["status"] == "done"
     assert [(p.pid, p.exitcode) for p in model.procs.values()] == [(meta["program_pid"], 0)]
+    assert [(p.role, p.name) for p in model.procs.values()] == [("main", "MainProcess")]   # not "process"
+    assert "main  MainProcess" in run.stdout                             # the summary's table says so too
 
 
 @pytest.mark.parametrize("args, said", [
