@@ -341,7 +341,7 @@ def _rebuild_socket_channel(df, family, type_, uid, name, objects):
 
 def _rebuild_socket_channel_win(data, uid, name, objects):      # pragma: no cover - Windows only
     ch = SocketChannel.__new__(SocketChannel)
-    ch.sock = socket.fromshare(data)
+    ch.sock = socket.fromshare(data)  # type: ignore[attr-defined]
     ch._trace_uid, ch.name, ch._objects = uid, name, objects
     return ch
 

@@ -157,7 +157,7 @@ def _process_figures(model, tasks):
     lat_ms = [p.start_latency / 1e6 for p in kids]
     out["start_latency_ms_p50"] = _percentile(lat_ms, 50)
     out["start_latency_ms_p95"] = _percentile(lat_ms, 95)
-    began = tasks["start"][tasks["start"] != NO_TIME] if len(tasks) else ()
+    began = tasks["start"][tasks["start"] != NO_TIME] if len(tasks) else np.zeros(0, np.int64)
     first_task = int(min(began)) if len(began) else None
     wave = [p for p in kids if first_task is None or p.start_called < first_task] or kids
     out["workers_ready_s"] = (max(_ready_times(model, wave)) - wave[0].start_called) / 1e9
@@ -165,8 +165,8 @@ def _process_figures(model, tasks):
 
 
 def _task_figures(tasks, kids):
-    out = {"first_result_s": None, "makespan_s": None}
-    queued = tasks["queued"][tasks["queued"] != NO_TIME] if len(tasks) else ()
+    out: Dict[str, Optional[float]] = {"first_result_s": None, "makespan_s": None}
+    queued = tasks["queued"][tasks["queued"] != NO_TIME] if len(tasks) else np.zeros(0, np.int64)
     if len(queued):
         t0 = int(queued.min())
         used = tasks["used"][tasks["used"] != NO_TIME]
@@ -184,8 +184,10 @@ def _task_figures(tasks, kids):
 
 def _sample_figures(samples, child_pids, cpu_count):
     """Memory per child and CPU from the monitor's samples: (t ns, {"procs": [{pid, cpu, rss[, uss]}]})."""
-    out = {"rss_mb_per_child": None, "uss_mb_per_child": None, "cpu_s": None, "cpu_util_pct": None}
-    peak_rss, peak_uss = {}, {}
+    out: Dict[str, Optional[float]] = {"rss_mb_per_child": None, "uss_mb_per_child": None, "cpu_s": None,
+                                       "cpu_util_pct": None}
+    peak_rss: Dict[Any, float] = {}
+    peak_uss: Dict[Any, float] = {}
     cpu_s = 0.0
     prev_t = None
     first_t = last_t = None
@@ -245,7 +247,7 @@ def methods_used(model, fallback=None):
 
 
 def _first_task_s(model, tasks, kids):
-    began = tasks["start"][tasks["start"] != NO_TIME] if len(tasks) else ()
+    began = tasks["start"][tasks["start"] != NO_TIME] if len(tasks) else np.zeros(0, np.int64)
     if len(began):
         first = int(began.min())
     elif kids:
@@ -429,8 +431,11 @@ def differences(groups: Sequence[Group], keys: Sequence[str] = HEADLINE_KEYS) ->
     cost), as ``"spawn started processes 14.2x slower than fork, ±1.3"``."""
     out = []
     for key in keys:
-        stats = [(g, g.stat(key)) for g in groups]
-        stats = [(g, s) for g, s in stats if s is not None and s.mean > 0]
+        stats: List[Tuple[Group, Stat]] = []
+        for g in groups:
+            st = g.stat(key)
+            if st is not None and st.mean > 0:
+                stats.append((g, st))
         if len(stats) < 2:
             continue
         best_g, best = min(stats, key=lambda gs: gs[1].mean)

@@ -161,6 +161,13 @@ class RunHistory:
                                    % (self.path, e)) from None
             raise HistoryError(self._unwritable(e)) from None
 
+    @property
+    def _writer(self):
+        """The database, for a change: a history opened read-only (or with none on disk) records nothing."""
+        if self._db is None:
+            raise HistoryError("this history of %s is read-only: open it writable to record runs." % self.home)
+        return self._db
+
     def _unwritable(self, why):
         return ("mpgui cannot write its home %s (%s): give --home (or MPGUI_HOME) a directory you can write to."
                 % (self.home, why))
@@ -219,7 +226,7 @@ class RunHistory:
         name); ``comparison``: the id of the comparison it is part of."""
         if methods is None:
             methods = planned_methods(scenario, params, start_method)
-        self._db.execute(
+        self._writer.execute(
             "INSERT OR REPLACE INTO runs(id, path, kind, scenario, title, params, start_method, machine, started,"
             " status, runner_pid, methods, comparison) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
             (run_id, os.path.abspath(path), kind, scenario, title, json.dumps(params or {}), start_method,
@@ -236,13 +243,13 @@ class RunHistory:
         self.finish(run.run_id, str(run.status), run.lesson, run.events_written, run.dropped, run.exit_code)
         used = methods_in_run_file(run.out_path)
         if used:
-            row = self._db.execute("SELECT methods FROM runs WHERE id=?", (run.run_id,)).fetchone()
+            row = self._writer.execute("SELECT methods FROM runs WHERE id=?", (run.run_id,)).fetchone()
             before = _json_list(row[0]) if row else []
-            self._db.execute("UPDATE runs SET methods=? WHERE id=?",
+            self._writer.execute("UPDATE runs SET methods=? WHERE id=?",
                              (json.dumps(ordered_methods(before + used)), run.run_id))
 
     def finish(self, run_id, status, lesson=None, events=0, dropped=0, exit_code=None):
-        self._db.execute("UPDATE runs SET ended=?, status=?, lesson=?, events=?, dropped=?, exit_code=?"
+        self._writer.execute("UPDATE runs SET ended=?, status=?, lesson=?, events=?, dropped=?, exit_code=?"
                          " WHERE id=?", (time.time(), status, lesson, events, dropped, exit_code, run_id))
 
     def _select(self, where="", args=(), order="started DESC", limit=None):

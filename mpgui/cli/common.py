@@ -97,7 +97,7 @@ def summary_text(summary, status=None):
     """The text printed after a run, from its ``core.trace.summary.RunSummary``."""
     lines = []
     procs = summary.processes
-    roles = {}
+    roles: dict = {}
     for p in procs:
         roles[p.role] = roles.get(p.role, 0) + 1
     lines.append("processes: %d (%s)" % (len(procs), ", ".join("%d %s" % (n, r) for r, n in sorted(roles.items()))))

@@ -91,7 +91,7 @@ def find_python(given=None):
         raise UsageError("%s does not run as a Python interpreter: name one with --python PATH." % python)
     if version != SUPPORTED_PYTHON:
         raise UsageError("%s is Python %d.%d; core runs on Python %d.%d: name that interpreter with --python PATH."
-                         % ((python,) + version + SUPPORTED_PYTHON))
+                         % (python, version[0], version[1], SUPPORTED_PYTHON[0], SUPPORTED_PYTHON[1]))
     return python
 
 
@@ -153,7 +153,7 @@ def cmd_trace(args):
     out = args.out or trailing_out or history.new_run_path("trace-" + stem)
     spec = RunSpec(argv, out, kind="trace", title=title, echo_output=() if args.quiet else ("stdout", "stderr"),
                    start_method=args.start_method, meta=what, env=env or None, cwd=what["cwd"],
-                   replace=args.force or trailing_force, stand_in=True,
+                   replace=bool(args.force or trailing_force), stand_in=True,
                    stdin=subprocess.DEVNULL if args.control_stdin else None, max_size=max_size)
     run = TracedRun(spec, observers=[history])
     install_cancel_handlers(run)
