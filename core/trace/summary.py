@@ -19,14 +19,13 @@ acquisitions, waits and holds.  The figures are the model's (``model.RunModel``:
 The registrations are read twice (processes first, as the model takes them; the names of the objects shown
 last), the samples once.  No Qt here.
 """
-import signal
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
 from .events import Kind, StartMethod, WorkerExit
-from .lifecycle import ROLE_ORDER, name_the_program
+from .lifecycle import ROLE_ORDER, ProcInfo, name_the_program
 from .model import in_time_order
 from .pairing import ACQUIRE, RELEASE, LockState, pair_holds
 
@@ -57,78 +56,9 @@ _METHOD_NAMES = {int(m): m.name.lower() for m in StartMethod if m != StartMethod
 _EXIT_REASONS = {int(w): w.name.lower().replace("_", " ") for w in WorkerExit}
 
 
-@dataclass
-class ProcessSummary:
-    """One process of the run, as the process table shows it (the model's ``ProcInfo``, what it needs)."""
-    pid: int
-    role: str = "process"
-    name: str = ""
-    method: str = ""
-    created: int = NO_TIME
-    started: int = NO_TIME
-    start_us: int = 0
-    booted: int = NO_TIME
-    exit_recorded: int = NO_TIME
-    end_seen: int = NO_TIME
-    end_reported: int = NO_TIME
-    exitcode: Optional[int] = None
-    first: int = NO_TIME
-    last: int = NO_TIME
-    status: str = ""
-    exit_reason: str = ""
-    role_declared: bool = False
-    events: int = 0
-
-    def saw_end(self, t):
-        if self.end_seen == NO_TIME or t < self.end_seen:
-            self.end_seen = t
-
-    @property
-    def exited(self):
-        """When it ended, or NO_TIME (see ``model.ProcInfo.exited``)."""
-        if self.exit_recorded != NO_TIME:
-            return self.exit_recorded
-        if self.end_reported != NO_TIME:
-            return self.end_reported
-        if self.end_seen == NO_TIME or self.last == NO_TIME:
-            return self.end_seen
-        return min(self.last, self.end_seen)
-
-    @property
-    def state(self):
-        if self.exitcode is not None or self.exited != NO_TIME:
-            return "exited"
-        if self.status == "gone":
-            return "gone"
-        return "running" if self.first != NO_TIME else "starting"
-
-    @property
-    def start_latency(self):
-        """ns from start() being called to the child's first instruction (None if unknown)."""
-        if self.started == NO_TIME or self.booted == NO_TIME:
-            return None
-        return self.booted - (self.started - self.start_us * 1000)
-
-    def exit_text(self):
-        text = self._exit_code_text()
-        if self.exit_reason == "stopped":
-            if self.exitcode in (None, 0, -signal.SIGTERM):
-                return "stopped by the pool"
-            return "stopped by the pool (%s)" % text
-        if self.exit_reason and text:
-            return "%s (%s)" % (text, self.exit_reason)
-        return text or self.exit_reason
-
-    def _exit_code_text(self):
-        code = self.exitcode
-        if code is None:
-            return ""
-        if code < 0:
-            try:
-                return "killed by %s" % signal.Signals(-code).name
-            except ValueError:
-                return "killed by signal %d" % -code
-        return "exit %d" % code
+class ProcessSummary(ProcInfo):
+    """One process of the run, as the summary's table shows it: the model's ``ProcInfo`` (the same fields and
+    derived figures), sorted the way the app's process table sorts."""
 
     def sort_key(self):
         when = self.created if self.created >= 0 else (self.first if self.first >= 0 else 1 << 62)
