@@ -15,7 +15,7 @@ called to the child's first line".  For each start method, in ROUNDS rounds that
 
 Each figure is the median over every start of every round (STARTS x ROUNDS).  ``app_vs_stdlib`` is the
 ratio the app must keep within 25% of 1.  Prints one JSON line, last.
-Run: .venv/bin/python tests/bench/compare.py
+Run: .venv/bin/python tests/bench/compare.py [METHOD ...]   (default: every method the platform has)
 """
 import json
 import multiprocessing
@@ -96,13 +96,13 @@ def _log(path):
         return rf.read_all()[3]
 
 
-def main():
+def main(methods=()):
     out = {"starts_per_round": STARTS, "rounds": ROUNDS, "cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory() as d:
         script = os.path.join(d, "first_line.py")
         with open(script, "w") as f:
             f.write(PROGRAM)
-        for method in multiprocessing.get_all_start_methods():
+        for method in [m for m in multiprocessing.get_all_start_methods() if not methods or m in methods]:
             stdlib, core_plain, own, app, per_run = [], [], [], [], []
             for k in range(ROUNDS):
                 stdlib += plain(script, method, "multiprocessing")
@@ -130,4 +130,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
