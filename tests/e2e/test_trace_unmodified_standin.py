@@ -109,6 +109,18 @@ def test_a_program_without_multiprocessing_imports_nothing_more_and_sees_the_sam
     assert "multiprocessing" not in stood_in.stdout and "'core'" not in stood_in.stdout
 
 
+def test_the_resource_tracker_starts_as_the_stdlibs_does():
+    # The stdlib starts its resource tracker with this command; it records nothing, so core stays out of it
+    # (a run that made shared memory waits for its tracker to end).  Any other process still gets core.
+    tracker = ("from multiprocessing.resource_tracker import main; import sys; "
+               "print('core' in sys.modules, 'multiprocessing' in sys.modules)")
+    other = "import multiprocessing.resource_tracker, sys; print('core' in sys.modules)"
+    r = python(tracker, with_standin())
+    assert r.stdout == "False True\n", r.stderr
+    r = python(other, with_standin())
+    assert r.stdout == "True\n", r.stderr
+
+
 def test_the_sitecustomize_it_hides_still_runs(tmp_path):
     site = tmp_path / "site"
     site.mkdir()

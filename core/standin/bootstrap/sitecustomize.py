@@ -136,11 +136,23 @@ def chain():
     sys.modules["sitecustomize"] = module       # what `import sitecustomize` gives without the stand-in
 
 
+#: The command the stdlib's resource tracker runs (multiprocessing.resource_tracker.ResourceTracker): a
+#: helper that records nothing of its own (the process that starts it notes it), so importing core there
+#: would only delay it, and the end of every run that waits for it (about 30 ms).
+TRACKER_COMMAND = "from multiprocessing.resource_tracker import main;"
+
+
+def is_resource_tracker():
+    argv = getattr(sys, "orig_argv", ())
+    return "-c" in argv and any(a.startswith(TRACKER_COMMAND) for a in argv)
+
+
 def main():
     # Off the path first: the chained sitecustomize must not find this one again, and the program sees the
     # sys.path it would see without the stand-in.
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
-    if os.environ.get(STANDIN_ENV) == "1" and not any(isinstance(f, StandInFinder) for f in sys.meta_path):
+    if os.environ.get(STANDIN_ENV) == "1" and not any(isinstance(f, StandInFinder) for f in sys.meta_path) \
+            and not is_resource_tracker():
         sys.meta_path.insert(0, StandInFinder())
         # Imported already (by a .pth file, say): hooked now, in the order the program would have needed them.
         for name in StandInFinder.HOOKS:
