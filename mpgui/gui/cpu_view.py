@@ -4,9 +4,11 @@ While a run is shown, the curves are the run's own samples (recorded by the runn
 shows them too): each process's CPU (100% is one core busy; its colour is the one its owner slices have on
 the timeline's object tracks), their sum, and the machine's total in the same unit (all its cores: another
 program's load shows there, not in the run's curves).  Per-core curves are optional.  Linked to the timeline
-(``link_x``), the time axis is the timeline's: the same origin, panned and zoomed together; its window box
-then has nothing to do and hides.  With no run, the view samples this machine itself, per core, so the app
-never shows a dead plot.
+(``link_x``), the time axis is the timeline's: the same origin, each moment at the same place on the screen,
+panned and zoomed together; its window box then has nothing to do and hides.  While the timeline follows a
+live run by itself, this plot follows it at most every FOLLOW_SYNC_MS (a repaint of the plot takes the GIL
+back from the reader thread a few times a frame); what the user does, it follows at once.  With no run, the
+view samples this machine itself, per core, so the app never shows a dead plot.
 """
 import collections
 import time
@@ -22,6 +24,8 @@ from .viewparts import with_bar
 WINDOWS = (("Last 10 s", 10.0), ("Last 30 s", 30.0), ("Last 2 min", 120.0), ("Whole run", None))
 #: Processes drawn one curve each, at most (the busiest); the sum counts them all.
 MAX_PROCESS_CURVES = 24
+#: While the linked timeline moves by itself (following a live run), this plot follows it this often at most.
+FOLLOW_SYNC_MS = 250
 
 
 def run_cpu(snapshot):
@@ -70,7 +74,9 @@ class CpuView(QtWidgets.QWidget):
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.setYRange(0, 105, padding=0)
         self.plot.setMouseEnabled(x=True, y=False)
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        # no pyqtgraph grid: its translucent lines across the plot cost milliseconds a frame, and this plot
+        # repaints with every pan of the timeline; a solid line per core's worth (100%, 200%...) instead
+        self.core_lines = []
         self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=theme.LANE_TEXT)
         lay.addWidget(self.plot, 1)
         self.curves = []
@@ -81,6 +87,13 @@ class CpuView(QtWidgets.QWidget):
                                           clipToView=True, autoDownsample=True)
         self.proc_curves = {}             # pid -> its curve
         self.linked = None                # the plot this one's x axis follows
+        self.on_pan = None                # () -> None: the user panned this plot (the timeline stops following)
+        self._syncing = False
+        self._last_sync = 0.0
+        self._sync_timer = QtCore.QTimer(self)
+        self._sync_timer.setSingleShot(True)
+        self._sync_timer.timeout.connect(self._sync_from_linked)
+        self.plot.getViewBox().sigRangeChangedManually.connect(self._panned)
         self.showing_run = False
         self._t = np.zeros(0)
         self._cores = []
@@ -97,13 +110,51 @@ class CpuView(QtWidgets.QWidget):
         psutil.cpu_percent(percpu=True)
         self.show_machine()
 
-    def link_x(self, plot):
-        """Share ``plot``'s time axis (the timeline's) while a run is shown: same origin, panned and zoomed
-        together."""
+    def link_x(self, plot, on_pan=None):
+        """Share ``plot``'s time axis (the timeline's) while a run is shown: same origin, each moment at the
+        same place on the screen, panned and zoomed together; ``on_pan()`` when the user pans this plot."""
         self.linked = plot
+        self.on_pan = on_pan
+        vb = plot.getViewBox()
+        vb.sigXRangeChanged.connect(self._linked_moved)
+        vb.sigRangeChangedManually.connect(lambda *_: self._sync_from_linked())
         if self.showing_run:
-            self.plot.setXLink(plot)
             self.window_box.hide()
+            self._sync_from_linked()
+
+    def showEvent(self, ev):
+        super().showEvent(ev)
+        self._sync_from_linked()        # while hidden it could not line up (no place on the screen)
+
+    def _linked_moved(self, *_):
+        if not self.showing_run or self._syncing or self._sync_timer.isActive():
+            return
+        wait = FOLLOW_SYNC_MS / 1000.0 - (time.monotonic() - self._last_sync)
+        self._sync_timer.start(max(0, int(wait * 1000)))
+
+    def _sync_from_linked(self):
+        """Take the linked plot's time range, aligned on the screen (as pyqtgraph links views)."""
+        if self.linked is None or not self.showing_run or self._syncing:
+            return
+        self._sync_timer.stop()
+        self._last_sync = time.monotonic()
+        self._syncing = True
+        try:
+            self.plot.getViewBox().linkedViewChanged(self.linked.getViewBox(), pg.ViewBox.XAxis)
+        finally:
+            self._syncing = False
+
+    def _panned(self, *_):
+        """The user panned or zoomed this plot: the timeline takes its range."""
+        if self.linked is None or not self.showing_run or self._syncing:
+            return
+        self._syncing = True
+        try:
+            self.linked.getViewBox().linkedViewChanged(self.plot.getViewBox(), pg.ViewBox.XAxis)
+        finally:
+            self._syncing = False
+        if self.on_pan is not None:
+            self.on_pan()
 
     def _ensure_curves(self, n):
         while len(self.curves) < n:
@@ -120,7 +171,6 @@ class CpuView(QtWidgets.QWidget):
         self.title.setText("CPU load per core")
         self.source_label.setText("— this machine, no run shown")
         self.plot.setLabel("left", "load", units="%")
-        self.plot.setXLink(None)
         self.window_box.show()
         self.cores_box.hide()
         for c in self.proc_curves.values():
@@ -140,8 +190,8 @@ class CpuView(QtWidgets.QWidget):
             self.plot.setLabel("left", "CPU", units="% of a core")
             self.cores_box.show()
             if self.linked is not None:
-                self.plot.setXLink(self.linked)
                 self.window_box.hide()
+                QtCore.QTimer.singleShot(0, self._sync_from_linked)
         self._t, self._cores, self._total = snapshot.cpu_t, snapshot.cpu_cores, snapshot.cpu_total
         self._ncores = max(len(self._cores), 1)
         self._run = run_cpu(snapshot)
@@ -167,7 +217,18 @@ class CpuView(QtWidgets.QWidget):
             c.setData(t, v)
         self.total_curve.setData(t, self._total)
         self.plot.setYRange(0, 105, padding=0)
+        self._core_lines(1)
         self._window(t)
+
+    def _core_lines(self, n):
+        """Solid horizontal lines at 100%, 200%... (n of them): one core busy, two..."""
+        while len(self.core_lines) < n:
+            line = pg.InfiniteLine(pos=100.0 * (len(self.core_lines) + 1), angle=0, movable=False,
+                                   pen=pg.mkPen(theme.GRID_LINE, width=1))
+            self.plot.addItem(line, ignoreBounds=True)
+            self.core_lines.append(line)
+        for i, line in enumerate(self.core_lines):
+            line.setVisible(i < n)
 
     def _window(self, t):
         window = self.window_box.currentData()
@@ -204,5 +265,6 @@ class CpuView(QtWidgets.QWidget):
         top = max([float(total.max()) if len(total) else 0.0, float(machine.max()) if len(machine) else 0.0,
                    100.0])
         self.plot.setYRange(0, top * 1.05, padding=0)
+        self._core_lines(int(top // 100))
         if self.linked is None:
             self._window(times if len(times) else self._t)

@@ -49,6 +49,7 @@ CURSOR = "#6b7785"
 # One colour per CPU core, cycling; the total is drawn thick and dark.
 CORE_COLORS = ["#4c8ef7", "#3aa76d", "#f0a030", "#e0464e", "#8e44ad", "#16a2b8", "#c0a000", "#d35400"]
 CPU_TOTAL = "#20252d"
+GRID_LINE = "#e3e7ed"           # a plot's reference lines (solid: translucent ones cost a frame)
 CPU_MACHINE = "#b8c0cc"         # the whole machine's load, a faint reference under the run's own
 
 

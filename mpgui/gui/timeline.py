@@ -904,6 +904,10 @@ class TimelineView(QtWidgets.QWidget):
         if self.data is not None:
             self.vb.setXRange(0, max(self.data.t_end, 0.1) * 1.02, padding=0)
 
+    def stop_following(self):
+        """The user moved the view (here or in a view linked to it): stop following the newest data."""
+        self._manual_range()
+
     def _manual_range(self, *_):
         if self.follow:
             self.follow = False

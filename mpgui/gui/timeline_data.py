@@ -657,19 +657,17 @@ class TimelineBuilder:
         for sel, what, color in ((b[end[b] == SpanEnd.OK], MARK_GENERATION, C_GENERATION),
                                  (b[end[b] == SpanEnd.BROKEN], MARK_BROKEN, C_BROKEN)):
             for u in np.unique(uid[sel]).tolist():
-                mine = sel[uid[sel] == u]
                 # a generation's mark is its first pass (its release); a break's, the first waiter it broke
-                book = self.book.generations.setdefault((u, what), set())
-                firsts = {}
-                for g, t, p in zip(value[mine].tolist(), t1[mine].tolist(), pid[mine].tolist()):
-                    if g not in book and (g not in firsts or t < firsts[g][0]):
-                        firsts[g] = (t, p)
-                book.update(firsts)
-                if firsts:
-                    gens = np.array(sorted(firsts), np.int64)
-                    times = np.array([firsts[g][0] for g in gens.tolist()], np.int64)
-                    pids = np.array([firsts[g][1] for g in gens.tolist()], np.int32)
-                    self._mark(np.full(len(gens), self.book.tracks[u].key), times, color, u, pids, what, gens, -1)
+                mine = sel[uid[sel] == u]
+                mine = mine[np.lexsort((t1[mine], value[mine]))]
+                gens = value[mine]
+                first = mine[np.concatenate(([True], gens[1:] != gens[:-1]))]
+                seen = self.book.generations.get((u, what), np.zeros(0, np.int64))
+                first = first[~np.isin(value[first], seen)]
+                if len(first):
+                    self.book.generations[(u, what)] = np.union1d(seen, value[first])
+                    self._mark(np.full(len(first), self.book.tracks[u].key), t1[first], color, u, pid[first], what,
+                               value[first], -1)
 
     def _mark(self, key, t, color, uid, pid, kind, value, instant):
         """Marks on object tracks (arrays, or scalars for all)."""

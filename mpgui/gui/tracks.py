@@ -120,7 +120,7 @@ class TrackBook:
         self.waiting: Dict[int, tuple] = {}         # uid -> (waits counted, t, v) of its last waiting counter
         self.points: Dict[tuple, _Points] = {}      # ("value" | "depth" | "state", uid) -> points
         self.points_seen = 0
-        self.generations: Dict[tuple, set] = {}     # (barrier uid, mark) -> generations already marked
+        self.generations: Dict[tuple, np.ndarray] = {}      # (barrier uid, mark) -> generations marked (sorted)
 
     # -- which objects ---------------------------------------------------------------------------------------
     def track(self, uid, objects):
@@ -174,7 +174,9 @@ class TrackBook:
         if not len(sem) or not len(rows):
             return keys
         is_sem = np.flatnonzero(np.isin(uid, sem))
-        for i in is_sem[np.argsort(t0[is_sem], kind="stable")].tolist():
+        is_sem = is_sem[np.argsort(t0[is_sem], kind="stable")]
+        is_sem = self._first_slot(is_sem, uid, t0, t1, rows, keys)
+        for i in is_sem.tolist():
             tr = self.tracks[int(uid[i])]
             a, b = int(t0[i]), int(t1[i])
             free = tr.slot_free
@@ -192,15 +194,33 @@ class TrackBook:
             keys[i] = tr.slot_key(slot)
         return keys
 
-    def slot_keys_of(self, rows, uid, objects):
-        """The lane keys of holds already placed (their slots are kept by span row)."""
-        keys = self.keys_of(uid, objects)
-        slot = self.slot_of[np.minimum(rows, len(self.slot_of) - 1)]
-        for i in np.flatnonzero(slot > 0).tolist():
-            tr = self.tracks.get(int(uid[i]))
-            if tr is not None and slot[i] <= len(tr.slot_keys):
-                keys[i] = tr.slot_key(int(slot[i]))
-        return keys
+    def _first_slot(self, at, uid, t0, t1, rows, keys):
+        """Place the holds ``at`` (in order of start) of semaphores whose holds here follow one another without
+        overlapping, after every hold placed before, in their first slot at once (a semaphore used as a lock,
+        or a quiet stretch: the usual case, and millions of holds must not take a Python step each).  Returns
+        the rest, to place one by one."""
+        if not len(at):
+            return at
+        rest = []
+        u_at = uid[at]
+        for u in np.unique(u_at).tolist():
+            mine = at[u_at == u]
+            tr = self.tracks[u]
+            a, b = t0[mine], t1[mine]
+            busy_until = max(tr.slot_free) if tr.slot_free else np.iinfo(np.int64).min
+            ends = np.maximum.accumulate(b)
+            if a[0] >= busy_until and (a[1:] >= ends[:-1]).all():
+                if not tr.slot_free:
+                    tr.slot_free.append(int(ends[-1]))
+                tr.slot_free[0] = max(tr.slot_free[0], int(ends[-1]))
+                self.slot_of[rows[mine]] = 0
+                keys[mine] = tr.key
+            else:
+                rest.append(mine)
+        if not rest:
+            return np.zeros(0, np.int64)
+        rest = np.concatenate(rest)
+        return rest[np.argsort(t0[rest], kind="stable")]
 
     # -- waits and counters -----------------------------------------------------------------------------------
     def add_waits(self, uid, t0, t1):

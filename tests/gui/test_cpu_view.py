@@ -42,7 +42,7 @@ def views(qtbot):
     qtbot.addWidget(box)
     box.resize(1000, 700)
     box.show()
-    cpu.link_x(tl.plot)
+    cpu.link_x(tl.plot, tl.stop_following)
     yield tl, cpu
     box.close()
 
@@ -86,11 +86,17 @@ def test_the_cpu_plot_shares_the_timelines_time_axis(qtbot, views):
     # a moment is at the same place on the screen in both, whoever pans or zooms
     cvb = cpu.plot.getViewBox()
     tl.set_follow(False)
-    for who, lo, hi in ((tl.vb, 0.5, 1.2), (cvb, 0.2, 0.4), (tl.vb, 1.0, 1.9)):
-        who.setXRange(lo, hi, padding=0)
-        QtWidgets.QApplication.processEvents()
-        for x in (lo, (lo + hi) / 2, hi):
-            assert abs(screen_x(tl.plot, tl.vb, x) - screen_x(cpu.plot, cvb, x)) <= 2
+    def lined_up(lo, hi):
+        return all(abs(screen_x(tl.plot, tl.vb, x) - screen_x(cpu.plot, cvb, x)) <= 2 for x in (lo, (lo + hi) / 2, hi))
+    qtbot.waitUntil(lambda: lined_up(0.0, 1.0), timeout=5000)
+    tl.vb.setXRange(0.5, 1.2, padding=0)          # the timeline moves by itself (following a live run)
+    qtbot.waitUntil(lambda: lined_up(0.5, 1.2), timeout=5000)
+    cvb.setXRange(0.2, 0.4, padding=0)            # the user zooms the CPU plot
+    cvb.sigRangeChangedManually.emit(cvb.state["mouseEnabled"])
+    assert lined_up(0.2, 0.4) and not tl.follow
+    tl.vb.setXRange(1.0, 1.9, padding=0)
+    tl.vb.sigRangeChangedManually.emit(tl.vb.state["mouseEnabled"])     # the user pans the timeline
+    assert lined_up(1.0, 1.9)
     assert not cpu.window_box.isVisible()        # the timeline decides the window
     # with no run, the machine's own cores again, on an axis of their own
     cpu.show_machine()
