@@ -624,6 +624,7 @@ class TimelineBuilder:
         kind, pid, tid, uid, t0, t1, end, value = (sp.view(c)[lo:hi] for c in ("kind", "pid", "tid", "uid", "t0",
                                                                                 "t1", "end", "value"))
         objects = self.model.objects
+        self.book.cover_rows(hi)
         track = self.book.keys_of(uid, objects)          # first: a semaphore is known before its holds
         keys = self._lane_keys(pid, tid)
         color = span_colors(kind, uid, self.book.semaphore_uids())

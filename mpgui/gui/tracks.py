@@ -162,14 +162,19 @@ class TrackBook:
         return sorted(self.tracks.values(), key=lambda t: (rank.get(t.kind, 99), t.order))
 
     # -- holds ------------------------------------------------------------------------------------------------
+    def cover_rows(self, n):
+        """Room in ``slot_of`` for span rows up to ``n`` (a snapshot shares its first rows)."""
+        if n > len(self.slot_of):
+            grown = np.zeros(max(n, 2 * len(self.slot_of)), np.int8)
+            grown[:len(self.slot_of)] = self.slot_of
+            self.slot_of = grown
+
     def hold_keys(self, rows, uid, t0, t1, objects):
         """The lane key of each hold (span ``rows``, of objects ``uid``): its track's, or its slot's for a
         semaphore, the first slot free at its start (holds taken in order of start)."""
         keys = self.keys_of(uid, objects)
-        if len(rows) and rows.max() >= len(self.slot_of):
-            grown = np.zeros(max(int(rows.max()) + 1, 2 * len(self.slot_of)), np.int8)
-            grown[:len(self.slot_of)] = self.slot_of
-            self.slot_of = grown
+        if len(rows):
+            self.cover_rows(int(rows.max()) + 1)
         sem = self.semaphore_uids()
         if not len(sem) or not len(rows):
             return keys

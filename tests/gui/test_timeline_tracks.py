@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
 
+from core.trace import contention
+from core.trace.events import Kind
 from core.trace.model import Span, SpanEnd
 from core.trace.store import RunFile
 from mpgui.gui import theme, timeline_data
@@ -241,3 +243,60 @@ def test_unblocked_by_links_each_contended_acquire_to_the_release_before_it(qtbo
 
 def _run_path(tmp_path, name):
     return os.path.join(str(tmp_path), "%s-fork.mpgrun" % name)
+
+
+def test_a_condition_and_an_event_show_their_notifies_state_and_who_woke_whom(qtbot, tmp_path, view):
+    r = run_scenario("condition_event", "fork", {"processes": 3, "rounds": 4}, tmp_path)
+    assert r.status == "done", r.error
+    path = _run_path(tmp_path, "condition_event")
+    with RunFile(path) as rf:
+        model = rf.model()
+        report = contention.analyse_run(rf)
+    model.path = path
+    data = timeline_data.build(model)
+    cols = {name: data.obj_marks.columns[name][:data.obj_marks.n] for name in ("key", "kind", "uid")}
+    cond = track_of(data, "items ready")
+    event = track_of(data, "start signal")
+    assert cond.role == "Condition" and event.role == "Event"
+    # every notify() and notify_all() is a mark on the condition's track
+    notifies = model.instants_array()
+    notifies = notifies[(notifies["kind"] == int(Kind.COND_NOTIFY)) & (notifies["uid"] == cond.uid)]
+    assert len(notifies) >= 8
+    assert ((cols["key"] == cond.pid) & (cols["kind"] == int(Kind.COND_NOTIFY))).sum() == len(notifies)
+    # the event's state: clear, then set
+    state = {c.name: c for c in data.counters[event.pid]}["set"]
+    assert state.v[-1] == 1 and set(state.v.tolist()) <= {0.0, 1.0}
+    assert ((cols["key"] == event.pid) & (cols["kind"] == int(Kind.EVENT_SET))).sum() >= 1
+    # who woke whom: an arrow from each notify to each wait it ended, as the contention report links them
+    view.set_data(data)
+    view.fit()
+    view.select_object(cond.uid)
+    qtbot.waitUntil(lambda: view.links is not None, timeout=30_000)
+    links = report.links_of(uid=cond.uid)
+    assert len(links) >= 4
+    x0, _, x1, _ = view.item.arrows
+    assert sorted(np.round(x1, 9).tolist()) == sorted(np.round((links["to_t"] - data.t0) / 1e9, 9).tolist())
+    assert sorted(np.round(x0, 9).tolist()) == sorted(np.round((links["from_t"] - data.t0) / 1e9, 9).tolist())
+
+
+def test_cpu_and_memory_rows_under_each_process_on_demand(qtbot, tmp_path, view):
+    r = run_scenario("lock_contention", "fork", {"processes": 2, "increments": 20, "mode": "with lock"}, tmp_path)
+    assert r.status == "done", r.error
+    data = timeline_data.build(r.model)
+    view.set_data(data)
+    view.fit()
+    assert not any(row.kind == "counters" and not row.uid for row in view.rows())
+    view.counters_button.click()
+    rows = view.rows()
+    sampled = [lane.pid for lane in data.lanes if lane.pid in data.proc_counters]
+    assert sampled                          # the monitor sampled the run's processes
+    for pid in sampled:
+        i = next(k for k, row in enumerate(rows) if row.kind == "process" and row.pid == pid)
+        assert rows[i + 1].kind == "counters" and rows[i + 1].pid == pid
+        assert [c.name for c in view.item.row_counters[i + 1]] == ["CPU", "RSS"]
+    QtWidgets.QApplication.processEvents()
+    view.plot.viewport().repaint()
+    object_counters = sum(len(c) for c in data.counters.values())
+    assert view.item.counters_drawn == 2 * len(sampled) + object_counters
+    view.counters_button.click()
+    assert not any(row.kind == "counters" and not row.uid for row in view.rows())
