@@ -759,16 +759,20 @@ class TimelineView(QtWidgets.QWidget):
                 rows.append(Row(t.pid, "  ↳ " + t.label, "thread", g, pid=lane.pid))
             if self.show_counters and lane.pid in d.proc_counters:
                 rows.append(Row(_counter_key(lane.pid), "  CPU % · RSS", "counters", g, pid=lane.pid))
-        for tr in d.tracks:
+        tracks = list(d.tracks)
+        for i, tr in enumerate(tracks):
             g = tr.group
             if not groups or groups[-1][0] != g:
                 groups.append((g, _GROUP_TITLES.get(g, g), []))
             label = tr.label if tr.kind == "object" else "  " + tr.label
             groups[-1][2].append(Row(tr.pid, label, tr.kind, g, uid=tr.uid))
-            if tr.kind == "object" and tr.pid in d.counters:     # its counters: a row of their own under it
-                names = " · ".join(c.name for c in d.counters[tr.pid])
-                groups[-1][2].append(Row(_counter_key(tr.pid), "  " + names, "counters", g, uid=tr.uid,
-                                         pid=tr.pid))
+            if tr.kind == "object":
+                owner = tr
+            last = i + 1 == len(tracks) or tracks[i + 1].kind == "object"
+            if last and owner.pid in d.counters:    # its counters: a row of their own under its holder rows
+                names = " · ".join(c.name for c in d.counters[owner.pid])
+                groups[-1][2].append(Row(_counter_key(owner.pid), "  " + names, "counters", g, uid=owner.uid,
+                                         pid=owner.pid))
         out, counters = [], {}
         for g, title, rows in groups:
             members = sum(1 for r in rows if r.kind in ("process", "object"))
