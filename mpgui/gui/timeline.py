@@ -58,9 +58,10 @@ assert len(PALETTE) <= COLOR_KEYS      # sub-pixel bars are merged per lane, col
 # Where each layer sits inside a lane of height 1 (lane i spans y = i .. i+1, drawn top-down).
 LAYOUT = (("life", 0.04, 0.92), ("starting", 0.04, 0.92), ("tasks", 0.14, 0.50), ("waits", 0.66, 0.13),
           ("holds", 0.80, 0.13), ("used", 0.10, 0.58), ("moments", 0.02, 0.40),
-          ("obj_holds", 0.08, 0.46), ("obj_waits", 0.60, 0.30), ("obj_moments", 0.02, 0.96))
-HIT_ORDER = ("obj_moments", "moments", "used", "tasks", "obj_holds", "holds", "obj_waits", "waits", "starting",
-             "life")
+          ("obj_holds", 0.08, 0.46), ("obj_mholds", 0.08, 0.46), ("obj_waits", 0.60, 0.30),
+          ("obj_moments", 0.02, 0.96))
+HIT_ORDER = ("obj_moments", "moments", "used", "tasks", "obj_holds", "obj_mholds", "holds", "obj_waits", "waits",
+             "starting", "life")
 #: Layers of zero-length bars, drawn as ticks this many pixels wide.
 TICK_PX = {"used": 2, "moments": 3, "obj_moments": 3}
 #: Where a counter draws inside its row: from the bottom (value 0) to the top (its ``vmax``).
@@ -1106,11 +1107,19 @@ class TimelineView(QtWidgets.QWidget):
             pid = int(d.instants[ref]["pid"])
         elif layer == "obj_moments":
             pid = int(d.obj_marks[ref]["pid"])
+        elif layer == "obj_mholds":
+            pid, tid = int(d.managed[ref]["pid"]), int(d.managed[ref]["tid"])
         proc = d.procs.get(pid)
         who = "%s (pid %d%s)" % (proc.name if proc else "process", pid,
                                  ", thread %d" % tid if tid is not None and tid not in (pid, 0) else "")
         if layer == "obj_moments":
             return self._describe_mark(d.obj_marks[ref], who, x0)
+        if layer == "obj_mholds":
+            h = d.managed[ref]
+            name = d.names.get(int(h["uid"]), "#%x" % int(h["uid"]))
+            still = " — still going" if ref >= d.managed.n else ""
+            return "%s holding %s (through its manager) for %s%s\nfrom %s: acquire() returned, to release()" % (
+                who, name, fmt_s(x1 - x0), still, fmt_s(x0))
         if layer == "tasks":
             t = d.tasks[ref]
             state = "running" if t["end"] == NO_TIME else _OUTCOME_TEXT.get(int(t["outcome"]), "ended")

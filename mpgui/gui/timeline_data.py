@@ -21,6 +21,7 @@ Nothing is copied per bar, so a snapshot of ten million spans costs what the new
   ``near(pid, t, tolerance)`` for hovering.  Its bars are known by ``ref``: their row in the model's span
   or instant table, or the task's row (``TimelineData.spans``, ``tasks``, ``instants``, ``obj_marks`` give
   the record).  A bar's ``pid`` column is its lane key;
+* ``obj_mholds``: the holds of managed locks and semaphores (from the calls through their proxies);
 * ``counters``: lane key -> ``tracks.Counter`` series drawn on it (waiting, a semaphore's value...);
   ``proc_counters``: pid -> its CPU% and RSS;
 * ``marks``: scenario phases (x, label).
@@ -232,6 +233,25 @@ class TrackSpanSource(BarSource):
         kind = self.kind[rows]
         return (key, self.t0[rows], self.t1[rows], track_span_colors(kind, self.end[rows], self.pid[rows]), rows,
                 alive & (key != 0))
+
+    def bar_of(self, ref):
+        return self._row(ref)
+
+
+class HoldSource(BarSource):
+    """Holds of managed locks and semaphores (``TimelineBuilder.managed``), on their object's track."""
+
+    DTYPE = [("key", "<i8"), ("t0", "<i8"), ("t1", "<i8"), ("color", "<i1"), ("uid", "<u8"), ("pid", "<i4"),
+             ("tid", "<i4")]
+
+    def __init__(self, holds, n):
+        self.pid = holds.view("key")[:n]
+        self.t0 = holds.view("t0")[:n]
+        self.t1 = holds.view("t1")[:n]
+        self.color = holds.view("color")[:n]
+
+    def cols(self, rows):
+        return self.pid[rows], self.t0[rows], self.t1[rows], self.color[rows], rows, np.ones(len(rows), bool)
 
     def bar_of(self, ref):
         return self._row(ref)
@@ -486,6 +506,7 @@ class TimelineData:
     obj_marks: object = None        # ref -> an object track's mark (MarkSource.DTYPE)
     kinds: dict = field(default_factory=dict)       # uid -> what the object is (Lock, Semaphore...)
     path: str = ""                  # the run file the model reads ("" if none)
+    managed: object = None          # ref -> a managed lock's or semaphore's hold (HoldSource.DTYPE)
 
     def lane_pids(self):
         return np.array([lane.pid for lane in self.lanes], dtype=np.int64)
@@ -509,7 +530,7 @@ class TimelineBuilder:
     """Keeps a run's layers up to date as the model grows (see the module's docstring).  One per model; used
     by one thread (the reader), under the model's lock."""
 
-    LAYERS = ("tasks", "waits", "holds", "used", "moments", "obj_holds", "obj_waits", "obj_moments")
+    LAYERS = ("tasks", "waits", "holds", "used", "moments", "obj_holds", "obj_waits", "obj_moments", "obj_mholds")
 
     def __init__(self, model):
         self.model = model
@@ -537,6 +558,7 @@ class TimelineBuilder:
         self.thread_keys = np.zeros(0, np.int64)
         self.book = TrackBook(self._new_key)
         self.obj_marks = Columns(MarkSource.DTYPE)
+        self.managed = Columns(HoldSource.DTYPE)        # holds of managed locks and semaphores
         self.barriers_seen = -1
         self.barrier_series: dict = {}
 
@@ -650,6 +672,14 @@ class TimelineBuilder:
         if len(calls):         # through a proxy only the calls that wait for another process are its waits
             strings = self.model.strings
             w[calls] = [strings.get(int(v), "") in WAITING_METHODS for v in value[calls].tolist()]
+            held = self.book.managed_holds(uid[calls], pid[calls], self.model.spans.view("tid")[rows[calls]],
+                                           t0[calls], t1[calls], value[calls], strings)
+            if held:
+                first = len(self.managed)
+                key, a, b, u, p, th = (np.array(x) for x in zip(*held))
+                color = (C_PROC0 + p % PROC_COLORS).astype(np.int8)
+                self.managed.extend(key=key, t0=a, t1=b, color=color, uid=u, pid=p, tid=th)
+                self._add("obj_mholds", np.arange(first, first + len(key)), key, a, b, color)
         w = np.flatnonzero(w)
         if len(w):
             self._add("obj_waits", rows[w], track[w], t0[w], t1[w], track_span_colors(kind[w], end[w], pid[w]))
@@ -881,10 +911,16 @@ class TimelineBuilder:
                                                                  "B", step=False))
         nm = len(self.obj_marks)
         obj_marks = Records({name: self.obj_marks.view(name)[:nm] for name in self.obj_marks.names}, nm)
+        nh = len(self.managed)
+        still = self.book.open_managed_holds()
+        extra = np.zeros(len(still), HoldSource.DTYPE)
+        for i, (key, a, u, p, th) in enumerate(still):
+            extra[i] = (key, a, t_last, 0, u, p, th)
+        managed = Records({name: self.managed.view(name)[:nh] for name in self.managed.names}, nh, extra)
         kinds = {uid: tr.kind for uid, tr in self.book.tracks.items()}
         return TimelineData(lanes, layers, marks, (t_last - t0) / 1e9, tasks, spans, names, dict(m.strings), pinfo,
                             m.version, instants, t0, dropping, threads, tracks, counters, proc_counters, obj_marks,
-                            kinds, m.path or "")
+                            kinds, m.path or "", managed)
 
     def _thread_lanes(self, pinfo):
         out = []
@@ -925,6 +961,16 @@ class TimelineBuilder:
         layers["obj_waits"] = IndexedLayer("obj_waits", src, frozen["obj_waits"], lane_pids, live_waits, t0)
         layers["obj_moments"] = IndexedLayer("obj_moments", MarkSource(self.obj_marks, len(self.obj_marks)),
                                              frozen["obj_moments"], lane_pids, _EMPTY_BARS, t0)
+        nm = len(self.managed)
+        live = _EMPTY_BARS
+        still = self.book.open_managed_holds()
+        if still:
+            key, a, _, p, _ = (np.array(x) for x in zip(*still))
+            t_last = self.model.t_last if self.model.t_last is not None else t0
+            live = (key.astype(np.int64), a.astype(np.int64), np.maximum(a, t_last).astype(np.int64),
+                    (C_PROC0 + p % PROC_COLORS).astype(np.int8), nm + np.arange(len(key)))
+        layers["obj_mholds"] = IndexedLayer("obj_mholds", HoldSource(self.managed, nm), frozen["obj_mholds"],
+                                            lane_pids, live, t0)
         lanes = []
         for tr in ordered:
             group = "queues" if tr.kind in ("Queue", "JoinableQueue", "SimpleQueue") else "objects"

@@ -7,7 +7,8 @@ semaphore's value out of its initial value, a barrier's arrivals out of its part
 state, a queue's depth.  A semaphore's holders overlap: each hold gets a slot (the first free one, in order of
 start), and every slot after the first is a lane of its own under the track, so a Semaphore(N) shows at most
 N holder rows while the program keeps to N holders.  Objects served by a manager are tracked by their proxy
-(its registration's ``typeid``): the blocking calls through it are its waits.
+(its registration's ``typeid``): the blocking calls through it are its waits, and a managed lock's or
+semaphore's holds run from an acquire() call's return to the same thread's next release() call.
 
 ``TrackBook`` holds what a snapshot needs: the tracks (``Track``: its lane keys), which span rows got which
 slot, the waits and moments per object, and the counters' points, appended as they arrive; ``counters``
@@ -25,6 +26,8 @@ from core.trace.events import Kind
 TRACK_KINDS = ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier", "Queue",
                "JoinableQueue", "SimpleQueue")
 SEMAPHORE_KINDS = ("Semaphore", "BoundedSemaphore")
+#: Objects with holders (their tracks show owner slices).
+HELD_KINDS = ("Lock", "RLock") + SEMAPHORE_KINDS
 QUEUE_KINDS = ("Queue", "JoinableQueue", "SimpleQueue")
 #: A semaphore's holders get at most this many rows; holders beyond share the last one.
 MAX_SLOTS = 8
@@ -121,6 +124,7 @@ class TrackBook:
         self.points: Dict[tuple, _Points] = {}      # ("value" | "depth" | "state", uid) -> points
         self.points_seen = 0
         self.generations: Dict[tuple, np.ndarray] = {}      # (barrier uid, mark) -> generations marked (sorted)
+        self.acquired: Dict[tuple, list] = {}       # (uid, pid, tid) -> when its acquire() calls returned
 
     # -- which objects ---------------------------------------------------------------------------------------
     def track(self, uid, objects):
@@ -183,21 +187,51 @@ class TrackBook:
         is_sem = self._first_slot(is_sem, uid, t0, t1, rows, keys)
         for i in is_sem.tolist():
             tr = self.tracks[int(uid[i])]
-            a, b = int(t0[i]), int(t1[i])
-            free = tr.slot_free
-            slot = next((s for s, end in enumerate(free) if end <= a), None)
-            if slot is None:
-                if len(free) < MAX_SLOTS:
-                    slot = len(free)
-                    free.append(b)
-                    if slot:
-                        tr.slot_keys.append(self.new_key())
-                else:
-                    slot = int(np.argmin(free))
-            free[slot] = max(free[slot], b)
+            slot = self.place(tr, int(t0[i]), int(t1[i]))
             self.slot_of[int(rows[i])] = slot
             keys[i] = tr.slot_key(slot)
         return keys
+
+    def place(self, tr, a, b):
+        """The slot of a semaphore's hold [a, b]: the first free at its start (a new one, up to MAX_SLOTS)."""
+        free = tr.slot_free
+        slot = next((s for s, end in enumerate(free) if end <= a), None)
+        if slot is None:
+            if len(free) < MAX_SLOTS:
+                slot = len(free)
+                free.append(b)
+                if slot:
+                    tr.slot_keys.append(self.new_key())
+            else:
+                slot = int(np.argmin(free))
+        free[slot] = max(free[slot], b)
+        return slot
+
+    # -- a manager's objects ----------------------------------------------------------------------------------
+    def managed_holds(self, uid, pid, tid, t0, t1, method, strings):
+        """Holds of managed locks and semaphores, from the calls through their proxies: an acquire() that
+        returned holds until the same thread's next release() begins.  Returns (key, t0, t1, uid, pid, tid)
+        lists of the holds these calls ended (in order of their calls)."""
+        out: List[tuple] = []
+        order = np.argsort(t0, kind="stable")
+        for i in order.tolist():
+            tr = self.tracks.get(int(uid[i]))
+            if tr is None or not tr.managed or tr.kind not in HELD_KINDS:
+                continue
+            name = strings.get(int(method[i]), "")
+            key = (tr.uid, int(pid[i]), int(tid[i]))
+            if name == "acquire":
+                self.acquired.setdefault(key, []).append(int(t1[i]))
+            elif name == "release" and self.acquired.get(key):
+                a = self.acquired[key].pop()
+                b = max(int(t0[i]), a)
+                slot = self.place(tr, a, b) if tr.kind in SEMAPHORE_KINDS else 0
+                out.append((tr.slot_key(slot), a, b, tr.uid, key[1], key[2]))
+        return out
+
+    def open_managed_holds(self):
+        """(track key, start, uid, pid, tid) of the managed holds not released yet."""
+        return [(self.tracks[u].key, a, u, p, t) for (u, p, t), starts in self.acquired.items() for a in starts]
 
     def _first_slot(self, at, uid, t0, t1, rows, keys):
         """Place the holds ``at`` (in order of start) of semaphores whose holds here follow one another without

@@ -3,6 +3,8 @@ held the lock and who waited; a barrier run shows every generation's arrivals an
 semaphore run never shows more holders than its value; "unblocked by" links each contended acquire to the
 release before it."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from mpgui.gui.timeline_data import (C_BROKEN, C_GENERATION, C_PROC0, C_SEM_HOLD
 from tests.scenario_testing import run_scenario
 
 RUN_TIMEOUT_MS = 90_000
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 Y_OFF = {name: y for name, y, _ in LAYOUT}
 
 
@@ -300,3 +303,59 @@ def test_cpu_and_memory_rows_under_each_process_on_demand(qtbot, tmp_path, view)
     assert view.item.counters_drawn == 2 * len(sampled) + object_counters
     view.counters_button.click()
     assert not any(row.kind == "counters" and not row.uid for row in view.rows())
+
+
+MANAGED = '''
+import time
+import multiprocessing
+
+
+def work(lock, n):
+    for _ in range(n):
+        with lock:
+            time.sleep(0.005)
+
+
+if __name__ == "__main__":
+    with multiprocessing.Manager() as m:
+        lock = m.Lock()
+        ps = [multiprocessing.Process(target=work, args=(lock, 4)) for _ in range(3)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+'''
+
+
+def test_a_managed_lock_shows_who_held_it(qtbot, tmp_path, view):
+    """A Lock served by a manager: its track holds a slice per acquire() through the proxy, from the call's
+    return to the same process's release(), in the holder's colour, one holder at a time."""
+    script = tmp_path / "managed.py"
+    script.write_text(MANAGED)
+    out = str(tmp_path / "managed.mpgrun")
+    env = dict(os.environ, MPGUI_HOME=str(tmp_path / "home"))
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "trace", "--quiet", "--out", out, str(script)],
+                       capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    with RunFile(out) as rf:
+        model = rf.model()
+    data = timeline_data.build(model)
+    track = next(t for t in data.tracks if t.kind == "object" and t.role == "Lock")
+    assert "managed" in track.label
+    t0, t1, color, ref = bars_on(data.layers["obj_mholds"], [track.pid])
+    assert len(t0) == 3 * 4
+    assert most_at_once(t0, t1) == 1
+    holder = np.array([int(data.managed[r]["pid"]) for r in ref.tolist()])
+    assert len(set(holder.tolist())) == 3 and (color == C_PROC0 + holder % PROC_COLORS).all()
+    # each hold ends when its holder's release() call begins, after its acquire() call returned
+    calls = model.spans_array()
+    calls = calls[(calls["kind"] == Span.MANAGER_CALL) & (calls["uid"] == track.uid)]
+    method = np.array([model.strings.get(int(v)) for v in calls["value"]])
+    assert sorted(t0.tolist()) == sorted(calls["t1"][method == "acquire"].tolist())
+    assert sorted(t1.tolist()) == sorted(calls["t0"][method == "release"].tolist())
+    view.set_data(data)
+    view.fit()
+    row = view.item.row_of(track.pid)
+    hit = view.item.hit((int(t0[0] + t1[0]) // 2 - data.t0) / 1e9, row + 0.3, view.vb.viewPixelSize()[0])
+    assert hit is not None and hit[0] == "obj_mholds"
+    assert "through its manager" in view.describe(*hit)
