@@ -24,6 +24,8 @@ from .viewparts import with_bar
 WINDOWS = (("Last 10 s", 10.0), ("Last 30 s", 30.0), ("Last 2 min", 120.0), ("Whole run", None))
 #: Processes drawn one curve each, at most (the busiest); the sum counts them all.
 MAX_PROCESS_CURVES = 24
+#: The legend's columns hold this many entries each (more processes, more columns).
+LEGEND_ROWS = 8
 #: While the linked timeline moves by itself (following a live run), this plot follows it this often at most.
 FOLLOW_SYNC_MS = 250
 
@@ -82,10 +84,11 @@ class CpuView(QtWidgets.QWidget):
         self.curves = []
         self.machine_curve = self.plot.plot(pen=pg.mkPen(theme.CPU_MACHINE, width=1.5,
                                                          style=QtCore.Qt.DashLine),
-                                            name="whole machine", clipToView=True, autoDownsample=True)
-        self.total_curve = self.plot.plot(pen=pg.mkPen(theme.CPU_TOTAL, width=2.5), name="total",
-                                          clipToView=True, autoDownsample=True)
+                                            clipToView=True, autoDownsample=True)
+        self.total_curve = self.plot.plot(pen=pg.mkPen(theme.CPU_TOTAL, width=2.5), clipToView=True,
+                                          autoDownsample=True)
         self.proc_curves = {}             # pid -> its curve
+        self._in_legend = {}              # curve -> its name, while the legend lists it
         self.linked = None                # the plot this one's x axis follows
         self.on_pan = None                # () -> None: the user panned this plot (the timeline stops following)
         self._syncing = False
@@ -160,10 +163,20 @@ class CpuView(QtWidgets.QWidget):
         while len(self.curves) < n:
             i = len(self.curves)
             c = self.plot.plot(pen=pg.mkPen(theme.CORE_COLORS[i % len(theme.CORE_COLORS)], width=1.0),
-                               name="core %d" % i, clipToView=True, autoDownsample=True)
+                               clipToView=True, autoDownsample=True)
             self.curves.append(c)
         for i, c in enumerate(self.curves):
             c.setVisible(i < n)
+            self._legend(c, "core %d" % i, i < n)
+
+    def _legend(self, curve, name, on):
+        """List ``curve`` in the legend, or not (a hidden curve is not listed)."""
+        if on and curve not in self._in_legend:
+            self.legend.addItem(curve, name)
+            self._in_legend[curve] = name
+        elif not on and curve in self._in_legend:
+            self.legend.removeItem(curve)
+            del self._in_legend[curve]
 
     # -- sources -----------------------------------------------------------------------------------------------
     def show_machine(self):
@@ -178,6 +191,10 @@ class CpuView(QtWidgets.QWidget):
         self.proc_curves = {}
         self._run = (np.zeros(0), np.zeros(0), {})
         self.machine_curve.setVisible(False)
+        self._legend(self.machine_curve, "whole machine", False)
+        self._legend(self.total_curve, "", False)
+        self._legend(self.total_curve, "total", True)
+        self.legend.setColumnCount(1)
         self._idle_timer.start()
 
     def show_run(self, snapshot):
@@ -249,21 +266,30 @@ class CpuView(QtWidgets.QWidget):
         machine = np.asarray(self._total, np.float64) * self._ncores
         self.machine_curve.setVisible(True)
         self.machine_curve.setData(self._t, machine)
-        self.total_curve.setData(times, total)
+        self.total_curve.setData(times, np.minimum(total, 100.0 * self._ncores))
         busiest = sorted(per, key=lambda pid: -float(per[pid][1].sum()))[:MAX_PROCESS_CURVES]
+        self._legend(self.machine_curve, "whole machine", True)
+        if self._in_legend.get(self.total_curve) != "the run (sum)":
+            self._legend(self.total_curve, "", False)
+            self._legend(self.total_curve, "the run (sum)", True)
         for pid in list(self.proc_curves):
             if pid not in busiest:
-                self.plot.removeItem(self.proc_curves.pop(pid))
+                c = self.proc_curves.pop(pid)
+                self._legend(c, "", False)
+                self.plot.removeItem(c)
+        # a process's load cannot pass all the cores' (the monitor's first reading of a new process can)
+        most = 100.0 * self._ncores
         for pid in busiest:
             c = self.proc_curves.get(pid)
             if c is None:
                 color = theme.PROCESS_COLORS[pid % len(theme.PROCESS_COLORS)]
-                c = self.proc_curves[pid] = self.plot.plot(
-                    pen=pg.mkPen(color, width=1.2), name="%s · %d" % (self._names.get(pid, "process"), pid),
-                    clipToView=True, autoDownsample=True)
-            c.setData(*per[pid])
-        top = max([float(total.max()) if len(total) else 0.0, float(machine.max()) if len(machine) else 0.0,
-                   100.0])
+                c = self.proc_curves[pid] = self.plot.plot(pen=pg.mkPen(color, width=1.2), clipToView=True,
+                                                           autoDownsample=True)
+                self._legend(c, "%s · %d" % (self._names.get(pid, "process"), pid), True)
+            c.setData(per[pid][0], np.minimum(per[pid][1], most))
+        self.legend.setColumnCount(1 + len(self._in_legend) // LEGEND_ROWS)
+        top = min(max([float(total.max()) if len(total) else 0.0, float(machine.max()) if len(machine) else 0.0,
+                       100.0]), most)
         self.plot.setYRange(0, top * 1.05, padding=0)
         self._core_lines(int(top // 100))
         if self.linked is None:
