@@ -27,7 +27,7 @@ MAX_PROCESS_CURVES = 24
 #: The legend's columns hold this many entries each (more processes, more columns).
 LEGEND_ROWS = 8
 #: While the linked timeline moves by itself (following a live run), this plot follows it this often at most.
-FOLLOW_SYNC_MS = 250
+FOLLOW_SYNC_MS = 100
 
 
 def run_cpu(snapshot):
