@@ -658,6 +658,10 @@ class TimelineView(QtWidgets.QWidget):
         scroll_legend.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
         scroll_legend.setFixedHeight(holder.sizeHint().height() + 14)
         bar.addWidget(scroll_legend, 1)
+        self.handoffs = QtWidgets.QLabel()
+        self.handoffs.setObjectName("muted")
+        self.handoffs.hide()
+        bar.addWidget(self.handoffs)
         self.skipping = QtWidgets.QLabel("live view skipping detail: the run is read in full when it ends")
         self.skipping.setObjectName("muted")
         self.skipping.setToolTip("The run records faster than the view can follow every event: stretches whose "
@@ -683,6 +687,7 @@ class TimelineView(QtWidgets.QWidget):
         self.plot.addItem(self.item)
         self.vb.sigRangeChangedManually.connect(self._manual_range)
         self.vb.sigXRangeChanged.connect(self._place_phase_labels)
+        self.vb.sigXRangeChanged.connect(self._count_arrows)
         self.plot.scene().sigMouseMoved.connect(self._hover)
         self.plot.scene().sigMouseClicked.connect(self._click)
         self._marks = []
@@ -1038,6 +1043,7 @@ class TimelineView(QtWidgets.QWidget):
         if d is None or (self.selected_object is None and self.selected_process is None):
             self.item.arrows = None
             self.item.update()
+            self._count_arrows()
             return
         if self.links is None or (reload and self._links_for != (d.path, d.version)):
             self._load_links()          # a live run's links are read again at each new selection
@@ -1052,6 +1058,25 @@ class TimelineView(QtWidgets.QWidget):
         links = links[sel]
         self.item.arrows = self.arrows_of(links)
         self.item.update()
+        self._count_arrows()
+
+    def _count_arrows(self, *_):
+        """Say what the arrows are, and when too many are in view to draw, that zooming in shows them."""
+        arrows = self.item.arrows
+        if arrows is None:
+            self.handoffs.hide()
+            return
+        (vx0, vx1), _ = self.vb.viewRange()
+        x0, _, x1, _ = arrows
+        n = int(((np.maximum(x0, x1) >= vx0) & (np.minimum(x0, x1) <= vx1)).sum())
+        what = (self.data.names.get(self.selected_object, "#%x" % self.selected_object)
+                if self.selected_object is not None else "pid %d" % self.selected_process)
+        if n > MAX_ARROWS:
+            text = "%s: %d handoffs in view, zoom in to draw them" % (what, n)
+        else:
+            text = "%s: %d handoff%s in view (unblocked by)" % (what, n, "" if n == 1 else "s")
+        self.handoffs.setText(text)
+        self.handoffs.show()
 
     def arrows_of(self, links):
         """(x0, y0, x1, y1) arrays of the arrows drawing ``links``: from the releasing thread's row (its holds'

@@ -239,6 +239,14 @@ def test_unblocked_by_links_each_contended_acquire_to_the_release_before_it(qtbo
         before = (ends <= b + 1e-9) & (holds["pid"] != waiter)
         last = int(np.argmax(np.where(before, ends, -np.inf)))
         assert abs(ends[last] - a) < 1e-9 and rows[int(ya)].pid == holds["pid"][last]
+    assert "%d handoffs in view" % len(waits) in view.handoffs.text()
+    # a process selected: the arrows into its waits and out of its releases
+    pid = int(waits["pid"][0])
+    view.select_process(pid)
+    x0, y0, x1, y1 = view.item.arrows
+    into = waits[waits["pid"] == pid]
+    assert 0 < len(x0) and sum(rows[int(y)].pid == pid for y in y1.tolist()) == len(into)
+    assert all(rows[int(a)].pid == pid or rows[int(b)].pid == pid for a, b in zip(y0.tolist(), y1.tolist()))
     # drawn
     view.plot.viewport().repaint()
     view.grab().save(os.path.join(str(tmp_path), "handoffs.png"))
