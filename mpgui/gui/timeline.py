@@ -205,6 +205,7 @@ class TimelineItem(pg.GraphicsObject):
         self._lane_pids = np.zeros(0, np.int64)
         self._lane_sorted = np.zeros(0, np.int64)
         self._lane_index = np.zeros(0, np.int64)
+        self._aliases = {}             # row index -> the other lane keys drawn on it
         self._rects = internals.PrimitiveArray(QtCore.QRectF, 4)
         self._brushes = {}
         for k, v in PALETTE.items():
@@ -242,15 +243,21 @@ class TimelineItem(pg.GraphicsObject):
             self.set_rows([Row(lane.pid, lane.label, "process", pid=lane.pid) for lane in data.lanes])
         self.update()
 
-    def set_rows(self, rows, row_counters=None):
-        """The rows drawn, top to bottom, and the counters drawn on some of them (row index -> counters)."""
+    def set_rows(self, rows, row_counters=None, aliases=None):
+        """The rows drawn, top to bottom, the counters drawn on some of them (row index -> counters), and
+        lane keys drawn on another's row (``aliases``: key -> row index; a thread's on its process's)."""
         self.prepareGeometryChange()
         self.rows = list(rows)
         self.row_counters = row_counters or {}
-        self._lane_pids = np.array([r.key for r in self.rows], np.int64)
+        keys = [r.key for r in self.rows] + list((aliases or {}).keys())
+        index = list(range(len(self.rows))) + list((aliases or {}).values())
+        self._lane_pids = np.array(keys, np.int64)
         order = np.argsort(self._lane_pids, kind="stable")
         self._lane_sorted = self._lane_pids[order]
-        self._lane_index = order
+        self._lane_index = np.array(index, np.int64)[order]
+        self._aliases = {}
+        for key, i in (aliases or {}).items():
+            self._aliases.setdefault(i, []).append(key)
         self.update()
 
     def lanes_of(self, pids):
@@ -507,7 +514,7 @@ class TimelineItem(pg.GraphicsObject):
         frac = y - lane
         if lane < 0 or lane >= len(self.rows) or self.rows[lane].kind in ("header", "counters"):
             return None
-        pid = self.rows[lane].key
+        keys = [self.rows[lane].key] + self._aliases.get(lane, [])
         t = self.data.t0 + int(x * 1e9)
         tol = max(int(3 * pw * 1e9), 1)
         for layer in HIT_ORDER:
@@ -517,9 +524,10 @@ class TimelineItem(pg.GraphicsObject):
             bars = self.data.layers.get(layer)
             if bars is None or not len(bars):
                 continue
-            ref = bars.near(pid, t, tol)
-            if ref is not None:
-                return layer, ref
+            for key in keys:
+                ref = bars.near(key, t, tol)
+                if ref is not None:
+                    return layer, ref
         return None
 
 
@@ -586,11 +594,14 @@ class TimelineView(QtWidgets.QWidget):
     sigObjectSelected = QtCore.Signal(object)        # uid (an int: 64 bits do not fit a Qt int)
     sigWaitSelected = QtCore.Signal(dict)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, tracks=True):
         super().__init__(parent)
         self.data = None
         self.follow = True
         self.window = None
+        #: Rows beyond the processes' (group headers, threads, object tracks); without them (a comparison's
+        #: small timelines, sized to their processes) a thread's bars are drawn on its process's lane.
+        self.tracks = tracks
         self.collapsed = set()              # groups whose rows are hidden
         self.show_counters = False          # a row of CPU% and RSS under each process
         self.selected_object = None         # uid: its "unblocked by" arrows are drawn
@@ -625,6 +636,7 @@ class TimelineView(QtWidgets.QWidget):
         self.counters_button.setCheckable(True)
         self.counters_button.setToolTip("A row under each process with its CPU% and RSS over time")
         self.counters_button.toggled.connect(self.set_show_counters)
+        self.counters_button.setVisible(tracks)
         bar.addWidget(self.follow_button)
         bar.addWidget(self.window_box)
         bar.addWidget(fit)
@@ -751,6 +763,12 @@ class TimelineView(QtWidgets.QWidget):
 
     def _layout_rows(self):
         d = self.data
+        if not self.tracks:
+            rows = [Row(lane.pid, lane.label, "process", lane.role, pid=lane.pid) for lane in d.lanes]
+            at = {lane.pid: i for i, lane in enumerate(d.lanes)}
+            aliases = {t.pid: at[t.parent] for t in d.threads if t.parent in at}
+            self._set_rows(rows, {}, aliases)
+            return
         threads = {}
         for t in d.threads:
             threads.setdefault(t.parent, []).append(t)
@@ -791,12 +809,16 @@ class TimelineView(QtWidgets.QWidget):
                 if r.kind == "counters":
                     counters[len(out)] = d.counters.get(r.pid, []) if r.uid else d.proc_counters.get(r.pid, [])
                 out.append(r)
+        self._set_rows(out, counters)
+
+    def _set_rows(self, out, counters, aliases=None):
         sig = [(r.key, r.label) for r in out]
-        self.item.set_rows(out, counters)
+        self.item.set_rows(out, counters, aliases)
         if sig != self._rows_sig:
             self._rows_sig = sig
             self.axis.labels = [r.label for r in out]
-            self.axis.fit_width()
+            if self.tracks:         # a comparison's timelines keep one width, so their time axes line up
+                self.axis.fit_width()
             self.axis.picture = None
             self.axis.update()
             self._fit_rows()

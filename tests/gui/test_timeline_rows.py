@@ -177,3 +177,21 @@ def test_a_range_dragged_with_shift_is_announced(qtbot, view):
                                                                 QtCore.Qt.NoModifier))
         return cursor and abs(cursor[-1] - 0.06) < 0.002
     qtbot.waitUntil(hovered, timeout=5000)
+
+
+def test_a_timeline_without_tracks_has_its_processes_lanes_only(qtbot):
+    """A comparison's timelines are sized to their processes: no headers, tracks or sub-lanes; a thread's
+    bars are drawn on its process's lane."""
+    view = TimelineView(tracks=False)
+    qtbot.addWidget(view)
+    view.resize(1100, 400)
+    view.show()
+    data = timeline_data.build(big_run())
+    view.set_data(data)
+    view.fit()
+    rows = view.rows()
+    assert [r.kind for r in rows] == ["process"] * (WORKERS + 1)
+    assert [r.key for r in rows] == [lane.pid for lane in data.lanes]
+    hit = view.item.hit(0.003, 0 + 0.7, view.vb.viewPixelSize()[0])
+    assert hit is not None and hit[0] == "waits" and "thread %d" % FEEDER in view.describe(*hit)
+    assert not view.counters_button.isVisible()
