@@ -832,7 +832,7 @@ class TimelineView(QtWidgets.QWidget):
         n = max(len(self.item.rows), 1)
         fit = self._visible_rows()
         top = self.scrollbar.value() if self.scrollbar.isVisible() else 0
-        if n <= fit:
+        if n <= fit or not self.tracks:         # without tracks (a comparison's) every lane is in view
             self.scrollbar.hide()
             self.vb.setLimits(yMin=0, yMax=n)
             self.vb.setYRange(0, n, padding=0)

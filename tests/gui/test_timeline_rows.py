@@ -195,3 +195,5 @@ def test_a_timeline_without_tracks_has_its_processes_lanes_only(qtbot):
     hit = view.item.hit(0.003, 0 + 0.7, view.vb.viewPixelSize()[0])
     assert hit is not None and hit[0] == "waits" and "thread %d" % FEEDER in view.describe(*hit)
     assert not view.counters_button.isVisible()
+    _, (y0, y1) = view.vb.viewRange()               # every lane in view, however many: nothing scrolls
+    assert not view.scrollbar.isVisible() and (y0, y1) == pytest.approx((0, WORKERS + 1))
