@@ -47,7 +47,7 @@ class Track:
     name: str
     key: int
     managed: bool = False       # served by a manager (the proxy is what the records name)
-    initial: int = 0            # a semaphore's initial value, as registered (0: unknown)
+    initial: int = 0            # a semaphore's initial value, a barrier's parties, as registered (0: unknown)
     slot_keys: List[int] = field(default_factory=list)     # slot 1, 2... (slot 0 is ``key``)
     slot_free: List[int] = field(default_factory=list)     # when each slot's last hold ends (ns)
     order: int = 0
@@ -139,7 +139,8 @@ class TrackBook:
                 self.untracked.add(uid)
             return None
         managed = reg.get("kind") == "Proxy"
-        initial = reg.get("value") if isinstance(reg.get("value"), int) else 0
+        initial = reg.get("parties" if kind == "Barrier" else "value")
+        initial = initial if isinstance(initial, int) else 0
         t = self.tracks[uid] = Track(uid, kind, reg.get("name") or "#%x" % uid, self.new_key(), managed, initial,
                                      order=len(self.tracks))
         return t
@@ -327,8 +328,10 @@ class TrackBook:
             if tr.kind == "Barrier":
                 s = barrier_series.get(tr.uid)
                 if s is not None and len(s[0]):
-                    parties = float(max(s[1].max(), 1))
-                    mine.append(Counter("arrived (of %d)" % int(parties), s[0], s[1], parties, "BARRIER_COUNT"))
+                    most = int(max(s[1].max(), 1))
+                    name = ("arrived (of %d)" % tr.initial if tr.initial    # parties not registered: older runs
+                            else "arrived (at most %d at once)" % most)
+                    mine.append(Counter(name, s[0], s[1], float(max(tr.initial, most)), "BARRIER_COUNT"))
             if tr.kind == "Event":
                 s = self.series("state", tr.uid)
                 if s is not None and len(s[0]):

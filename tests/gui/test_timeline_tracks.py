@@ -153,6 +153,9 @@ def test_a_barrier_run_shows_every_generation_and_the_broken_barriers(qtbot, tmp
     w0, w1, wcolor, _ = bars_on(data.layers["obj_waits"], [phase.pid])
     assert len(w0) >= 3 * 2 and not (wcolor == C_BROKEN).any()
 
+    # the barrier whose last party never comes: 3 of its 4 parties arrived, then it broke
+    stranded = {c.name: c for c in data.counters[track_of(data, "stranded barrier").pid]}["arrived (of 4)"]
+    assert stranded.v.max() == 3 and stranded.vmax == 4 and stranded.v[-1] == 0
     for name in ("stranded barrier", "aborted barrier"):
         tr = track_of(data, name)
         mine = cols["key"] == tr.pid
