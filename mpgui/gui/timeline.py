@@ -59,11 +59,11 @@ assert len(PALETTE) <= COLOR_KEYS      # sub-pixel bars are merged per lane, col
 LAYOUT = (("life", 0.04, 0.92), ("starting", 0.04, 0.92), ("tasks", 0.14, 0.50), ("waits", 0.66, 0.13),
           ("holds", 0.80, 0.13), ("used", 0.10, 0.58), ("moments", 0.02, 0.40),
           ("obj_holds", 0.08, 0.46), ("obj_mholds", 0.08, 0.46), ("obj_waits", 0.60, 0.30),
-          ("obj_moments", 0.02, 0.96))
-HIT_ORDER = ("obj_moments", "moments", "used", "tasks", "obj_holds", "obj_mholds", "holds", "obj_waits", "waits",
-             "starting", "life")
+          ("obj_moments", 0.02, 0.96), ("sends", 0.10, 0.50))
+HIT_ORDER = ("obj_moments", "moments", "sends", "used", "tasks", "obj_holds", "obj_mholds", "holds", "obj_waits",
+             "waits", "starting", "life")
 #: Layers of zero-length bars, drawn as ticks this many pixels wide.
-TICK_PX = {"used": 2, "moments": 3, "obj_moments": 3}
+TICK_PX = {"used": 2, "moments": 3, "obj_moments": 3, "sends": 2}
 #: Where a counter draws inside its row: from the bottom (value 0) to the top (its ``vmax``).
 COUNTER_BOTTOM, COUNTER_TOP = 0.94, 0.06
 #: A counter with more points than this many per pixel column in view is drawn from each column's first,
@@ -1156,11 +1156,19 @@ class TimelineView(QtWidgets.QWidget):
             pid = int(d.obj_marks[ref]["pid"])
         elif layer == "obj_mholds":
             pid, tid = int(d.managed[ref]["pid"]), int(d.managed[ref]["tid"])
+        elif layer == "sends":
+            pid, tid = int(d.messages[ref]["pid"]), int(d.messages[ref]["tid"])
         proc = d.procs.get(pid)
         who = "%s (pid %d%s)" % (proc.name if proc else "process", pid,
                                  ", thread %d" % tid if tid is not None and tid not in (pid, 0) else "")
         if layer == "obj_moments":
             return self._describe_mark(d.obj_marks[ref], who, x0)
+        if layer == "sends":
+            msg = d.messages[ref]
+            name = d.names.get(int(msg["uid"]), "#%x" % int(msg["uid"]))
+            size = int(msg["nbytes"])
+            return "%s wrote a message%s into %s's pipe (the queue's feeder)\nat %s" % (
+                who, " of %d bytes" % size if size >= 0 else "", name, fmt_s(x0))
         if layer == "obj_mholds":
             h = d.managed[ref]
             name = d.names.get(int(h["uid"]), "#%x" % int(h["uid"]))

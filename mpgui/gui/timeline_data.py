@@ -8,8 +8,8 @@ Nothing is copied per bar, so a snapshot of ten million spans costs what the new
 
 * ``lanes``: processes in display order — the main process on top, then managers, pool workers, other
   processes, and the stdlib's helpers (forkserver, resource tracker) last; ``threads``: a sub-lane for each
-  thread of a process other than its main one that recorded a span (a queue's feeder, a pool's result
-  handler); ``tracks``: a track per synchronisation object and queue (``tracks``), a semaphore's further
+  thread of a process other than its main one that recorded a span or wrote a message (a queue's feeder,
+  a pool's result handler); ``tracks``: a track per synchronisation object and queue (``tracks``), a semaphore's further
   holder slots after it.  Every lane has a ``key``: a process's is its pid, the others' are negative;
 * ``layers``: name -> a layer: ``life`` (process lifetime) and ``starting`` (start() called to first
   instruction) are small ``Bars``; ``tasks`` (pool tasks by outcome; running ones end at ``now``), ``waits``
@@ -22,6 +22,7 @@ Nothing is copied per bar, so a snapshot of ten million spans costs what the new
   or instant table, or the task's row (``TimelineData.spans``, ``tasks``, ``instants``, ``obj_marks`` give
   the record).  A bar's ``pid`` column is its lane key;
 * ``obj_mholds``: the holds of managed locks and semaphores (from the calls through their proxies);
+  ``sends``: a queue's feeder thread writing a message into its pipe (a tick on the feeder's sub-lane);
 * ``counters``: lane key -> ``tracks.Counter`` series drawn on it (waiting, a semaphore's value...);
   ``proc_counters``: pid -> its CPU% and RSS;
 * ``marks``: scenario phases (x, label).
@@ -252,6 +253,28 @@ class HoldSource(BarSource):
 
     def cols(self, rows):
         return self.pid[rows], self.t0[rows], self.t1[rows], self.color[rows], rows, np.ones(len(rows), bool)
+
+    def bar_of(self, ref):
+        return self._row(ref)
+
+
+class SendSource(BarSource):
+    """The model's messages that are a feeder's writes (QUEUE_SEND), as ticks on their thread's lane."""
+
+    def __init__(self, messages, n, thread_codes, thread_keys):
+        self.pid = messages.view("pid")[:n]
+        self.tid = messages.view("tid")[:n]
+        self.t = messages.view("t")[:n]
+        self.thread_codes, self.thread_keys = thread_codes, thread_keys
+
+    def times(self, rows):
+        t = self.t[rows]
+        return t, t
+
+    def cols(self, rows):
+        t = self.t[rows]
+        key = lane_keys(self.pid[rows].astype(np.int64), self.tid[rows], self.thread_codes, self.thread_keys)
+        return key, t, t, np.full(len(rows), C_IO, np.int8), rows, np.ones(len(rows), bool)
 
     def bar_of(self, ref):
         return self._row(ref)
@@ -507,6 +530,7 @@ class TimelineData:
     kinds: dict = field(default_factory=dict)       # uid -> what the object is (Lock, Semaphore...)
     path: str = ""                  # the run file the model reads ("" if none)
     managed: object = None          # ref -> a managed lock's or semaphore's hold (HoldSource.DTYPE)
+    messages: object = None         # ref -> a message (the model's MESSAGE_DTYPE): the ``sends`` layer's
 
     def lane_pids(self):
         return np.array([lane.pid for lane in self.lanes], dtype=np.int64)
@@ -530,7 +554,8 @@ class TimelineBuilder:
     """Keeps a run's layers up to date as the model grows (see the module's docstring).  One per model; used
     by one thread (the reader), under the model's lock."""
 
-    LAYERS = ("tasks", "waits", "holds", "used", "moments", "obj_holds", "obj_waits", "obj_moments", "obj_mholds")
+    LAYERS = ("tasks", "waits", "holds", "used", "moments", "obj_holds", "obj_waits", "obj_moments", "obj_mholds",
+              "sends")
 
     def __init__(self, model):
         self.model = model
@@ -540,6 +565,7 @@ class TimelineBuilder:
         self.lane_pids = np.zeros(0, np.int64)
         self.spans_seen = 0
         self.instants_seen = 0
+        self.messages_seen = 0
         self.tasks_seen = 0
         # pool task bars: every version of each task's bar and of its result-used tick
         self.task_bars = Columns(VersionSource.DTYPE)
@@ -630,6 +656,7 @@ class TimelineBuilder:
             m.tasks_book.track_changes = True
         self._spans()
         self._instants()
+        self._sends()
         self._points()
         self._tasks()
         return self._data()
@@ -707,6 +734,21 @@ class TimelineBuilder:
         self.obj_marks.extend(key=key, t=t, color=color, uid=uid, pid=pid, kind=kind, value=value, instant=instant)
         self._add("obj_moments", np.arange(first, first + n), np.broadcast_to(key, (n,)), t, t,
                   np.broadcast_to(np.int64(color), (n,)) if np.ndim(color) == 0 else color)
+
+    def _sends(self):
+        """A queue's feeder thread writing a message into its pipe (QUEUE_SEND): a tick on the feeder's
+        sub-lane, so the thread shows what it does."""
+        msg = self.model.messages
+        lo, hi = self.messages_seen, len(msg)
+        if hi < lo:
+            lo = 0
+        self.messages_seen = hi
+        if hi > lo:
+            sel = np.flatnonzero(msg.view("kind")[lo:hi] == int(Kind.QUEUE_SEND))
+            if len(sel):
+                t = msg.view("t")[lo:hi][sel]
+                keys = self._lane_keys(msg.view("pid")[lo:hi][sel], msg.view("tid")[lo:hi][sel])
+                self._add("sends", lo + sel, keys, t, t, np.full(len(sel), C_IO, np.int8))
 
     def _instants(self):
         ins = self.model.instants
@@ -890,6 +932,9 @@ class TimelineBuilder:
                                       frozen["used"], lane_pids, _EMPTY_BARS, t0)
         layers["moments"] = IndexedLayer("moments", InstantSource(m.instants, len(m.instants)), frozen["moments"],
                                          lane_pids, _EMPTY_BARS, t0)
+        n_msg = len(m.messages)
+        layers["sends"] = IndexedLayer("sends", SendSource(m.messages, n_msg, self.thread_codes, self.thread_keys),
+                                       frozen["sends"], lane_pids, _EMPTY_BARS, t0)
         layers["life"], layers["starting"] = _lifetimes(procs, t0, t_last)
         tracks, open_waits = self._track_layers(layers, frozen, lane_pids, n_spans, open_spans, t0)
         threads = self._thread_lanes(pinfo)
@@ -918,9 +963,10 @@ class TimelineBuilder:
             extra[i] = (key, a, t_last, 0, u, p, th)
         managed = Records({name: self.managed.view(name)[:nh] for name in self.managed.names}, nh, extra)
         kinds = {uid: tr.kind for uid, tr in self.book.tracks.items()}
+        messages = Records({name: m.messages.view(name)[:n_msg] for name in m.messages.names}, n_msg)
         return TimelineData(lanes, layers, marks, (t_last - t0) / 1e9, tasks, spans, names, dict(m.strings), pinfo,
                             m.version, instants, t0, dropping, threads, tracks, counters, proc_counters, obj_marks,
-                            kinds, m.path or "", managed)
+                            kinds, m.path or "", managed, messages)
 
     def _thread_lanes(self, pinfo):
         out = []
