@@ -173,10 +173,20 @@ def test_a_barrier_run_shows_every_generation_and_the_broken_barriers(qtbot, tmp
     kinds_of = np.array([int(data.spans[x]["kind"]) for x in waits.ref.tolist()])
     assert (waits.color[kinds_of == Span.BARRIER_WAIT] == timeline_data.C_BARRIER_WAIT).all()
 
+    # each worker's results.put() went out through its queue's feeder thread: a sub-lane with its write
+    sends = data.layers["sends"]
+    msgs = r.model.messages_array()
+    assert len(sends) == (msgs["kind"] == int(Kind.QUEUE_SEND)).sum() >= 3
+    feeders = {t.pid: t for t in data.threads}
+    assert set(sends.pid.tolist()) <= set(feeders)
+    assert {feeders[k].parent for k in sends.pid.tolist()} >= {lane.pid for lane in data.lanes
+                                                               if lane.label.startswith("phase-worker")}
+
     view.set_data(data)
     view.fit()
     QtWidgets.QApplication.processEvents()
     view.plot.viewport().repaint()
+    assert "sends" in view.item.drawn
     rects, colors = view.item.drawn["obj_moments"]
     assert (colors == C_GENERATION).sum() >= 3 and (colors == C_BROKEN).sum() >= 2
     view.grab().save(os.path.join(str(tmp_path), "barrier.png"))
