@@ -1018,10 +1018,16 @@ class TimelineView(QtWidgets.QWidget):
         self.details.setText(text.replace("\n", "   "))
         if found is not None:
             row = found[1]
-            if row.kind in ("object", "slot"):
-                self.select_object(row.uid)
+            if row.kind in ("object", "slot") or (row.kind == "counters" and row.uid):
+                if hit is None and self.selected_object == row.uid:
+                    self.clear_selection()          # a second click on the track, off a bar: arrows off
+                else:
+                    self.select_object(row.uid)
             elif row.kind in ("process", "thread") and hit is None:
-                self.select_process(row.pid)
+                if self.selected_process == row.pid:
+                    self.clear_selection()
+                else:
+                    self.select_process(row.pid)
         if hit:
             self.sigSelected.emit(text)
             wait = self.wait_of(*hit)
@@ -1052,6 +1058,11 @@ class TimelineView(QtWidgets.QWidget):
         """Show the "unblocked by" arrows from and to process ``pid``."""
         self.selected_object, self.selected_process = None, int(pid)
         self._update_arrows(reload=True)
+
+    def clear_selection(self):
+        """No object or process selected: no arrows."""
+        self.selected_object = self.selected_process = None
+        self._update_arrows()
 
     def set_links(self, links):
         """The run's "unblocked by" links (``contention.LINK_DTYPE``), e.g. from a contention report another

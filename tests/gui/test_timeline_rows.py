@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.trace import contention
 from core.trace.arrays import EVENT_DTYPE
 from core.trace.events import Kind
 from core.trace.model import RunModel
@@ -197,3 +198,23 @@ def test_a_timeline_without_tracks_has_its_processes_lanes_only(qtbot):
     assert not view.counters_button.isVisible()
     _, (y0, y1) = view.vb.viewRange()               # every lane in view, however many: nothing scrolls
     assert not view.scrollbar.isVisible() and (y0, y1) == pytest.approx((0, WORKERS + 1))
+
+
+def test_a_click_on_a_track_selects_its_object_and_a_second_click_lets_it_go(qtbot, view):
+    view.set_data(timeline_data.build(big_run()))
+    view.fit()
+    got = []
+    view.sigObjectSelected.connect(got.append)
+    links = np.zeros(1, dtype=contention.LINK_DTYPE)
+    links["uid"], links["from_pid"], links["from_tid"] = LOCK, 1000, 1000
+    links["to_pid"], links["to_tid"], links["from_t"], links["to_t"] = 1001, 1001, T0 + 11_000_000, T0 + 12_000_000
+    view.set_links(links)
+    row = next(i for i, r in enumerate(view.rows()) if r.kind == "object")
+    view.scroll_rows(1000)
+    click_row(qtbot, view, row, x=0.008)            # off every bar (the thread's hold ends at 6 ms)
+    assert got == [LOCK] and view.selected_object == LOCK
+    x0, y0, x1, y1 = view.item.arrows               # the one link: worker 0's release to worker 1's wait
+    assert len(x0) == 1 and np.isclose(x0[0], 0.011) and np.isclose(x1[0], 0.012)
+    assert view.rows()[int(y0[0])].pid == 1000 and view.rows()[int(y1[0])].pid == 1001
+    click_row(qtbot, view, row, x=0.008)
+    assert view.selected_object is None and view.item.arrows is None
