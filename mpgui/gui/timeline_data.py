@@ -639,8 +639,9 @@ class TimelineBuilder:
         """Give back the room kept for what may come (the run is read whole)."""
         for idx in self.index.values():
             idx.trim()
-        for table in (self.task_bars, self.used_bars):
+        for table in (self.task_bars, self.used_bars, self.obj_marks, self.managed):
             table.trim()
+        self.book.trim(len(self.model.spans))
 
     def _add(self, layer, rows, pid, t0, t1, color, sign=1):
         """Bars of ``layer`` (``pid``: their lane keys) into its index."""

@@ -167,6 +167,14 @@ class TrackBook:
         return sorted(self.tracks.values(), key=lambda t: (rank.get(t.kind, 99), t.order))
 
     # -- holds ------------------------------------------------------------------------------------------------
+    def trim(self, n_rows):
+        """Give back the room kept for what may come (the run is read whole; ``n_rows``: its spans)."""
+        self.slot_of = self.slot_of[:max(n_rows, 1)].copy()
+        for cols in self.waits.values():
+            cols.trim()
+        for p in self.points.values():
+            p.cols.trim()
+
     def cover_rows(self, n):
         """Room in ``slot_of`` for span rows up to ``n`` (a snapshot shares its first rows)."""
         if n > len(self.slot_of):
@@ -186,17 +194,28 @@ class TrackBook:
         is_sem = np.flatnonzero(np.isin(uid, sem))
         is_sem = is_sem[np.argsort(t0[is_sem], kind="stable")]
         is_sem = self._first_slot(is_sem, uid, t0, t1, rows, keys)
-        for i in is_sem.tolist():
-            tr = self.tracks[int(uid[i])]
-            slot = self.place(tr, int(t0[i]), int(t1[i]))
-            self.slot_of[int(rows[i])] = slot
-            keys[i] = tr.slot_key(slot)
+        if not len(is_sem):
+            return keys
+        # one Python step per hold: the loop keeps to plain lists and locals
+        slots = np.zeros(len(is_sem), np.int64)
+        place, tracks = self.place, self.tracks
+        for j, (u, a, b) in enumerate(zip(uid[is_sem].tolist(), t0[is_sem].tolist(), t1[is_sem].tolist())):
+            slots[j] = place(tracks[u], a, b)
+        self.slot_of[rows[is_sem]] = slots
+        for u in np.unique(uid[is_sem]).tolist():
+            mine = uid[is_sem] == u
+            table = np.array([tracks[u].slot_key(k) for k in range(len(tracks[u].slot_free))], np.int64)
+            keys[is_sem[mine]] = table[slots[mine]]
         return keys
 
     def place(self, tr, a, b):
         """The slot of a semaphore's hold [a, b]: the first free at its start (a new one, up to MAX_SLOTS)."""
         free = tr.slot_free
-        slot = next((s for s, end in enumerate(free) if end <= a), None)
+        slot = None
+        for k in range(len(free)):
+            if free[k] <= a:
+                slot = k
+                break
         if slot is None:
             if len(free) < MAX_SLOTS:
                 slot = len(free)
