@@ -296,23 +296,31 @@ class TrackBook:
             cols.extend(t0=t0[s:e], t1=t1[s:e])
 
     def waiting_counter(self, uid, open_t0=()):
-        """(t, v): how many wait on ``uid`` after each wait begins or ends (open waits: ``open_t0``)."""
+        """(t, v): how many wait on ``uid`` after each wait begins or ends (open waits: ``open_t0``).  The
+        finished waits' counter is kept (recomputed as RECOMPUTE_ALWAYS and GROWTH say); the open waits, a
+        few and recent, are added to its tail at each call."""
         cols = self.waits.get(uid)
         n = len(cols) if cols is not None else 0
         cached = self.waiting.get(uid)
-        if cached is not None and not len(open_t0) and (cached[0] == n or (n > RECOMPUTE_ALWAYS
-                                                                           and n < cached[0] * GROWTH)):
-            return cached[1], cached[2]
-        t0 = cols.view("t0") if n else np.zeros(0, np.int64)
-        t1 = cols.view("t1") if n else np.zeros(0, np.int64)
-        o = np.asarray(open_t0, np.int64)
-        times = np.concatenate((t0, o, t1))
-        steps = np.concatenate((np.ones(len(t0) + len(o), np.int64), -np.ones(len(t1), np.int64)))
-        order = np.lexsort((steps, times))          # an end before a start at the same instant
-        t, v = times[order], np.cumsum(steps[order]).astype(np.float64)
+        if cached is None or not (cached[0] == n or (n > RECOMPUTE_ALWAYS and n < cached[0] * GROWTH)):
+            t0 = cols.view("t0") if n else np.zeros(0, np.int64)
+            t1 = cols.view("t1") if n else np.zeros(0, np.int64)
+            times = np.concatenate((t0, t1))
+            steps = np.concatenate((np.ones(len(t0), np.int64), -np.ones(len(t1), np.int64)))
+            order = np.lexsort((steps, times))          # an end before a start at the same instant
+            cached = self.waiting[uid] = (n, times[order], np.cumsum(steps[order]).astype(np.float64))
+        _, t, v = cached
         if not len(open_t0):
-            self.waiting[uid] = (n, t, v)
-        return t, v
+            return t, v
+        o = np.sort(np.asarray(open_t0, np.int64))
+        i = int(np.searchsorted(t, o[0], side="left"))
+        before = np.searchsorted(t, o, side="right") - 1            # the finished waits' count at each start
+        finished = v[np.maximum(before, 0)] if len(v) else np.zeros(len(o))
+        at_o = np.where(before >= 0, finished, 0.0) + np.arange(1, len(o) + 1)
+        tail_t = np.concatenate((t[i:], o))
+        tail_v = np.concatenate((v[i:] + np.searchsorted(o, t[i:], side="right"), at_o))
+        order = np.argsort(tail_t, kind="stable")
+        return np.concatenate((t[:i], tail_t[order])), np.concatenate((v[:i], tail_v[order]))
 
     def add_points(self, what, uid, t, v):
         """Counter points of tracked objects: ("value" | "depth" | "state", uid) series."""
