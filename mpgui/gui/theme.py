@@ -14,6 +14,7 @@ OTHER_WAIT = "#b0b6c0"
 BARRIER_WAIT = "#e07a5f"        # waiting at a barrier for the slower parties
 GENERATION = "#3d405b"          # a barrier released a generation
 BROKEN = "#d62828"              # a barrier broken or aborted, a release refused
+FEEDER_WRITE = "#5a7fa8"        # a queue's feeder thread writing a message into the pipe
 BLOCKED_IO = "#9ccbe8"
 MANAGER_CALL = "#d07cc0"
 

@@ -41,7 +41,7 @@ from core.trace.units import fmt_s
 
 from . import theme
 from .timeline_data import (C_BARRIER_WAIT, C_BROKEN, C_ERROR, C_GENERATION, C_HOLD, C_IO, C_LIFE, C_LOST,
-                            C_MANAGER, C_MOMENT, C_OK, C_OTHER_WAIT, C_PROC0, C_RUNNING, C_SEM_HOLD, C_SIGNAL,
+                            C_MANAGER, C_MOMENT, C_OK, C_OTHER_WAIT, C_PROC0, C_RUNNING, C_SEM_HOLD, C_SEND, C_SIGNAL,
                             C_STARTING, C_TIMEOUT, C_USED, C_WAIT, COLOR_KEYS, MARK_BROKEN, MARK_GENERATION,
                             PROC_COLORS, Bars, lane_keys)
 from .viewparts import in_background
@@ -51,7 +51,7 @@ PALETTE = {C_LIFE: theme.LIFETIME, C_STARTING: theme.STARTING, C_RUNNING: theme.
            C_WAIT: theme.LOCK_WAIT, C_OTHER_WAIT: theme.OTHER_WAIT, C_IO: theme.BLOCKED_IO,
            C_MANAGER: theme.MANAGER_CALL, C_USED: theme.RESULT_USED, C_MOMENT: theme.MOMENT,
            C_SIGNAL: theme.SIGNAL_MOMENT, C_SEM_HOLD: theme.SEMAPHORE_HOLD, C_BARRIER_WAIT: theme.BARRIER_WAIT,
-           C_GENERATION: theme.GENERATION, C_BROKEN: theme.BROKEN}
+           C_GENERATION: theme.GENERATION, C_BROKEN: theme.BROKEN, C_SEND: theme.FEEDER_WRITE}
 PALETTE.update({C_PROC0 + i: theme.PROCESS_COLORS[i % len(theme.PROCESS_COLORS)] for i in range(PROC_COLORS)})
 assert len(PALETTE) <= COLOR_KEYS      # sub-pixel bars are merged per lane, colour key and pixel column
 
@@ -649,7 +649,8 @@ class TimelineView(QtWidgets.QWidget):
                             ("lock wait", theme.LOCK_WAIT), ("lock hold", theme.LOCK_HOLD),
                             ("semaphore hold", theme.SEMAPHORE_HOLD), ("barrier wait", theme.BARRIER_WAIT),
                             ("other wait", theme.OTHER_WAIT), ("blocked I/O", theme.BLOCKED_IO),
-                            ("starting", theme.STARTING), ("result used", theme.RESULT_USED),
+                            ("feeder write", theme.FEEDER_WRITE), ("starting", theme.STARTING),
+                            ("result used", theme.RESULT_USED),
                             ("moment", theme.MOMENT), ("signal, kill", theme.SIGNAL_MOMENT),
                             ("broken", theme.BROKEN), ("unblocked by", theme.HANDOFF)):
             sw = QtWidgets.QLabel()

@@ -55,6 +55,8 @@ C_LIFE, C_STARTING, C_RUNNING, C_OK, C_ERROR, C_TIMEOUT, C_LOST, C_HOLD, C_WAIT,
 #: An object track's owner slices: one colour per process, cycling (a process's pid picks it).
 C_PROC0 = 19
 PROC_COLORS = 8
+#: A queue's feeder writing a message into its pipe.
+C_SEND = C_PROC0 + PROC_COLORS
 COLOR_KEYS = 32                 # the level of detail keeps 5 bits of colour
 
 _OUTCOME_COLOR = {Outcome.OK: C_OK, Outcome.ERROR: C_ERROR, Outcome.TIMEOUT: C_TIMEOUT, Outcome.LOST: C_LOST,
@@ -274,7 +276,7 @@ class SendSource(BarSource):
     def cols(self, rows):
         t = self.t[rows]
         key = lane_keys(self.pid[rows].astype(np.int64), self.tid[rows], self.thread_codes, self.thread_keys)
-        return key, t, t, np.full(len(rows), C_IO, np.int8), rows, np.ones(len(rows), bool)
+        return key, t, t, np.full(len(rows), C_SEND, np.int8), rows, np.ones(len(rows), bool)
 
     def bar_of(self, ref):
         return self._row(ref)
@@ -749,7 +751,7 @@ class TimelineBuilder:
             if len(sel):
                 t = msg.view("t")[lo:hi][sel]
                 keys = self._lane_keys(msg.view("pid")[lo:hi][sel], msg.view("tid")[lo:hi][sel])
-                self._add("sends", lo + sel, keys, t, t, np.full(len(sel), C_IO, np.int8))
+                self._add("sends", lo + sel, keys, t, t, np.full(len(sel), C_SEND, np.int8))
 
     def _instants(self):
         ins = self.model.instants
