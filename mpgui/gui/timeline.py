@@ -1217,6 +1217,8 @@ class TimelineView(QtWidgets.QWidget):
             site = int(s["site"]) if "site" in _fields(s) else 0
             if site:
                 text += "\nblocked at %s" % d.strings.get(site, "#%x" % site)
+            if kind in WAIT_KINDS:
+                text += self._unblocked_by(s)
             return text
         if layer == "starting":
             return "%s starting (%s): %s from start() to its first instruction" % (
@@ -1225,6 +1227,22 @@ class TimelineView(QtWidgets.QWidget):
             return who
         status = proc.exit_text() or proc.state
         return "%s — %s, %s\nalive %s to %s (%s)" % (who, proc.role, status, fmt_s(x0), fmt_s(x1), fmt_s(x1 - x0))
+
+    def _unblocked_by(self, s):
+        """Who let a wait go and how long the handoff took, if the links are read (one line, or "")."""
+        links = self.links
+        if links is None or not len(links) or int(s["end"]) == SpanEnd.OPEN:
+            return ""
+        mine = np.flatnonzero((links["to_t"] == int(s["t1"])) & (links["to_pid"] == int(s["pid"]))
+                              & (links["to_tid"] == int(s["tid"])) & (links["uid"] == np.uint64(int(s["uid"]))))
+        if not len(mine):
+            return ""
+        link = links[int(mine[0])]
+        by = self.data.procs.get(int(link["from_pid"]))
+        what = schema.title(int(link["from_kind"])) if int(link["from_kind"]) in schema.SCHEMA else "release"
+        return "\nunblocked by %s (pid %d): %s at %s, handoff %s" % (
+            by.name if by else "process", int(link["from_pid"]), what,
+            fmt_s((int(link["from_t"]) - self.data.t0) / 1e9), fmt_s(int(link["latency"]) / 1e9))
 
     def _describe_mark(self, r, who, x):
         """A mark on an object's track: a moment of it (a notify, a set...), a generation, a break."""

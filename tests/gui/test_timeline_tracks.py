@@ -253,6 +253,13 @@ def test_unblocked_by_links_each_contended_acquire_to_the_release_before_it(qtbo
         last = int(np.argmax(np.where(before, ends, -np.inf)))
         assert abs(ends[last] - a) < 1e-9 and rows[int(ya)].pid == holds["pid"][last]
     assert "%d handoffs in view" % len(waits) in view.handoffs.text()
+    # a contended wait says who let it go, and how long the handoff took
+    _, w1, _, wref = bars_on(data.layers["obj_waits"], [track.pid])
+    i = int(np.argmax(w1))
+    text = view.describe("obj_waits", int(wref[i]))
+    last = holds[(holds["t1"] <= w1[i]) & (holds["pid"] != data.spans[int(wref[i])]["pid"])]
+    releaser = int(last["pid"][np.argmax(last["t1"])])
+    assert "unblocked by" in text and "(pid %d)" % releaser in text and "handoff" in text
     # a process selected: the arrows into its waits and out of its releases
     pid = int(waits["pid"][0])
     view.select_process(pid)
