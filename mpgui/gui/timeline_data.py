@@ -641,9 +641,11 @@ class TimelineBuilder:
         """Give back the room kept for what may come (the run is read whole)."""
         for idx in self.index.values():
             idx.trim()
-        for table in (self.task_bars, self.used_bars, self.obj_marks, self.managed):
+        for table in (self.task_bars, self.used_bars):
             table.trim()
-        self.book.trim(len(self.model.spans))
+        # the object tracks' tables stay as they are: the snapshot taken before shares them (a copy would
+        # keep both); only what no snapshot holds is trimmed
+        self.book.trim()
 
     def _add(self, layer, rows, pid, t0, t1, color, sign=1):
         """Bars of ``layer`` (``pid``: their lane keys) into its index."""

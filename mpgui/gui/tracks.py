@@ -83,11 +83,16 @@ def track_kind(reg):
     return kind if kind in TRACK_KINDS else None
 
 
+#: A counter point: its values are counts (holders, waiters, messages, set or not): float32 holds them exactly
+#: up to 2**24, in half the room.
+POINT_DTYPE = [("t", "<i8"), ("v", "<f4")]
+
+
 class _Points:
     """Growable (t, v) points of one series, kept in time order."""
 
     def __init__(self):
-        self.cols = Columns([("t", "<i8"), ("v", "<f8")], capacity=64)
+        self.cols = Columns(POINT_DTYPE, capacity=64)
         self.sorted = True
 
     def add(self, t, v):
@@ -104,7 +109,7 @@ class _Points:
             order = np.argsort(t, kind="stable")
             t, v = t[order].copy(), v[order].copy()
             n = len(t)
-            self.cols = Columns([("t", "<i8"), ("v", "<f8")], capacity=max(64, n))
+            self.cols = Columns(POINT_DTYPE, capacity=max(64, n))
             self.cols.extend(t=t, v=v)
             self.sorted = True
             t, v = self.cols.view("t"), self.cols.view("v")
@@ -167,13 +172,10 @@ class TrackBook:
         return sorted(self.tracks.values(), key=lambda t: (rank.get(t.kind, 99), t.order))
 
     # -- holds ------------------------------------------------------------------------------------------------
-    def trim(self, n_rows):
-        """Give back the room kept for what may come (the run is read whole; ``n_rows``: its spans)."""
-        self.slot_of = self.slot_of[:max(n_rows, 1)].copy()
+    def trim(self):
+        """Give back the room kept for waits to come (the run is read whole); snapshots do not hold them."""
         for cols in self.waits.values():
             cols.trim()
-        for p in self.points.values():
-            p.cols.trim()
 
     def cover_rows(self, n):
         """Room in ``slot_of`` for span rows up to ``n`` (a snapshot shares its first rows)."""
@@ -308,7 +310,7 @@ class TrackBook:
             times = np.concatenate((t0, t1))
             steps = np.concatenate((np.ones(len(t0), np.int64), -np.ones(len(t1), np.int64)))
             order = np.lexsort((steps, times))          # an end before a start at the same instant
-            cached = self.waiting[uid] = (n, times[order], np.cumsum(steps[order]).astype(np.float64))
+            cached = self.waiting[uid] = (n, times[order], np.cumsum(steps[order]).astype(np.float32))
         _, t, v = cached
         if not len(open_t0):
             return t, v
@@ -334,7 +336,7 @@ class TrackBook:
             p = self.points.get(key)
             if p is None:
                 p = self.points[key] = _Points()
-            p.add(t[s:e], v[s:e].astype(np.float64))
+            p.add(t[s:e], v[s:e].astype(np.float32))
 
     def series(self, what, uid):
         p = self.points.get((what, uid))
