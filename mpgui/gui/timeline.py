@@ -13,8 +13,10 @@ Signals for the views around it: ``sigCursor(seconds)`` as the mouse moves over 
 when an object's track is clicked, ``sigWaitSelected(dict)`` when a wait is clicked (``uid``, ``pid``,
 ``tid``, ``t0``, ``t1``: ns on the run's clock, as the contention tables have them; ``kind``: the span kind's
 name; ``x0``, ``x1``: seconds from the run's start).  "Unblocked by" arrows, from each release (notify, set,
-barrier completion, put) to the wait it ended, are drawn for the selected object or process: the links come
-from ``core.trace.contention`` (``set_links``, or read from the run file in the background).
+barrier completion, put) to the wait it ended, are drawn for the selected object or process (a click on its
+track or lane; a second click lets it go), and a wait's details then name who let it go and the handoff's
+length: the links come from ``core.trace.contention`` (``set_links``, or read from the run file in the
+background).  ``TimelineView(tracks=False)`` (a comparison's) draws the process lanes alone, every one in view.
 
 Drawing follows pyqtgraph's fast path (BarGraphItem): one ``drawRects`` call per colour with the rectangles in
 a numpy-backed array, no pen.  Each frame asks every layer what is visible (``timeline_data``): while the view
