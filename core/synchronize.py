@@ -273,7 +273,8 @@ class Barrier(_std.Barrier):
     def __init__(self, parties, action=None, timeout=None, *, ctx, name=None):
         import struct
         from multiprocessing.heap import BufferWrapper
-        _init_trace(self, "Barrier", name)
+        # its parties name what its arrivals count up to (an int only: anything else is the stdlib's to refuse)
+        _init_trace(self, "Barrier", name, **({"parties": parties} if type(parties) is int else {}))
         wrapper = BufferWrapper(struct.calcsize('i') * 3)    # state, count, and our generation counter
         cond = _std_context(ctx).Condition()
         self.__setstate__((parties, action, timeout, cond, wrapper, self._trace_uid, self._trace_name))

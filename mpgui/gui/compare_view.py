@@ -328,7 +328,7 @@ class CompareView(QtWidgets.QWidget):
             head = RunHeader(self._label_of(run), run.path)
             head.sigOpen.connect(self.sigOpenRun.emit)
             bl.addWidget(head)
-            view = TimelineView()
+            view = TimelineView(tracks=False)     # its processes' lanes only: the height is theirs
             view.set_follow(False)            # the comparison sets the range, for every view at once
             view.set_data(data)
             # a run aligned at a late first task is shifted right: its view must be allowed that far left

@@ -95,6 +95,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # centre: timeline over tabs
         self.timeline = TimelineView()
         self.cpu = CpuView()
+        self.cpu.link_x(self.timeline.plot, self.timeline.stop_following)   # one time axis for both
         self.processes = ProcessView()
         self.processes.sigMessage.connect(self.status_message)
         self.processes.sigSignal.connect(self.signal_process)

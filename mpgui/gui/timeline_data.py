@@ -7,15 +7,27 @@ model's columns (append-only: the rows a snapshot covers never change) and froze
 Nothing is copied per bar, so a snapshot of ten million spans costs what the new ones cost.
 
 * ``lanes``: processes in display order — the main process on top, then managers, pool workers, other
-  processes, and the stdlib's helpers (forkserver, resource tracker) last;
+  processes, and the stdlib's helpers (forkserver, resource tracker) last; ``threads``: a sub-lane for each
+  thread of a process other than its main one that recorded a span or wrote a message (a queue's feeder,
+  a pool's result handler); ``tracks``: a track per synchronisation object and queue (``tracks``), a semaphore's further
+  holder slots after it.  Every lane has a ``key``: a process's is its pid, the others' are negative;
 * ``layers``: name -> a layer: ``life`` (process lifetime) and ``starting`` (start() called to first
   instruction) are small ``Bars``; ``tasks`` (pool tasks by outcome; running ones end at ``now``), ``waits``
   (lock waits and other blocking), ``holds`` (lock holds), ``used`` (results consumed by the caller) and
-  ``moments`` (the model's instants, drawn as ticks) are ``IndexedLayer``s.  A layer answers ``visible(t0, t1,
+  ``moments`` (the model's instants, drawn as ticks) are ``IndexedLayer``s; so are the object tracks'
+  ``obj_holds`` (owner slices coloured per process), ``obj_waits`` (the waiters' blocked slices) and
+  ``obj_moments`` (notifies, sets, clears, a barrier's generations and breaks).  A layer answers ``visible(t0, t1,
   pixel)``: the bars to draw exactly and the cells (lane, colour, bin) standing for the rest, and
   ``near(pid, t, tolerance)`` for hovering.  Its bars are known by ``ref``: their row in the model's span
-  or instant table, or the task's row (``TimelineData.spans``, ``tasks``, ``instants`` give the record);
+  or instant table, or the task's row (``TimelineData.spans``, ``tasks``, ``instants``, ``obj_marks`` give
+  the record).  A bar's ``pid`` column is its lane key;
+* ``obj_mholds``: the holds of managed locks and semaphores (from the calls through their proxies);
+  ``sends``: a queue's feeder thread writing a message into its pipe (a tick on the feeder's sub-lane);
+* ``counters``: lane key -> ``tracks.Counter`` series drawn on it (waiting, a semaphore's value...);
+  ``proc_counters``: pid -> its CPU% and RSS;
 * ``marks``: scenario phases (x, label).
+
+Semaphore holds have a colour of their own (not a lock's), and so do barrier waits.
 
 x values are seconds from the run's start (``t0``, ns); layers speak ns.  ``pid``/``x0``/``x1``/``color``/
 ``ref`` of a layer give all its bars as arrays (sorted by start; built on first use: for tests and small
@@ -29,21 +41,28 @@ import numpy as np
 from core.trace.columns import Columns
 from core.trace.events import Kind, Outcome
 from core.trace.lod import BarIndex, bin_width, rows_in
-from core.trace.model import NO_TIME, SPAN_COLUMNS, Span
+from core.trace.model import NO_TIME, SPAN_COLUMNS, Span, SpanEnd
 from core.trace.pooltasks import by_job
+
+from .tracks import MAX_SLOTS, WAITING_METHODS, Counter, TrackBook, event_state_points, lookup
 
 ROLE_ORDER = {"main": 0, "manager": 1, "worker": 2, "process": 3, "other": 4, "forkserver": 5,
               "resource tracker": 6}
 
 # colour keys (see TimelineItem's palette; fewer than COLOR_KEYS of them)
 C_LIFE, C_STARTING, C_RUNNING, C_OK, C_ERROR, C_TIMEOUT, C_LOST, C_HOLD, C_WAIT, C_OTHER_WAIT, C_IO, \
-    C_MANAGER, C_USED, C_MOMENT, C_SIGNAL = range(15)
-COLOR_KEYS = 16
+    C_MANAGER, C_USED, C_MOMENT, C_SIGNAL, C_SEM_HOLD, C_BARRIER_WAIT, C_GENERATION, C_BROKEN = range(19)
+#: An object track's owner slices: one colour per process, cycling (a process's pid picks it).
+C_PROC0 = 19
+PROC_COLORS = 8
+#: A queue's feeder writing a message into its pipe.
+C_SEND = C_PROC0 + PROC_COLORS
+COLOR_KEYS = 32                 # the level of detail keeps 5 bits of colour
 
 _OUTCOME_COLOR = {Outcome.OK: C_OK, Outcome.ERROR: C_ERROR, Outcome.TIMEOUT: C_TIMEOUT, Outcome.LOST: C_LOST,
                   Outcome.CANCELLED: C_LOST}
 _SPAN_COLOR = {Span.LOCK_WAIT: C_WAIT, Span.COND_WAIT: C_OTHER_WAIT, Span.EVENT_WAIT: C_OTHER_WAIT,
-               Span.BARRIER_WAIT: C_OTHER_WAIT, Span.QUEUE_PUT: C_IO, Span.QUEUE_GET: C_IO, Span.QUEUE_JOIN: C_IO,
+               Span.BARRIER_WAIT: C_BARRIER_WAIT, Span.QUEUE_PUT: C_IO, Span.QUEUE_GET: C_IO, Span.QUEUE_JOIN: C_IO,
                Span.PIPE_RECV: C_IO, Span.PIPE_SEND: C_IO, Span.MANAGER_CALL: C_MANAGER,
                Span.PROC_JOIN: C_OTHER_WAIT, Span.INITIALIZER: C_STARTING, Span.LOCK_HOLD: C_HOLD}
 #: Moments that interrupt a process (a signal, a request to end) stand out from the others.
@@ -65,14 +84,29 @@ ESTIMATE_SLACK = 1.5
 DENSE_PIDS = 1 << 22
 #: LOD keys hold the time since this long before the run's first moment (records can come a little early).
 ORIGIN_MARGIN_NS = 60 * 10 ** 9
+#: Moments drawn on an object's track (the rest stay on the process lanes only), and those that break it.
+_OBJECT_MOMENTS = (Kind.COND_NOTIFY, Kind.EVENT_SET, Kind.EVENT_CLEAR, Kind.BARRIER_ABORT, Kind.BARRIER_RESET,
+                   Kind.RELEASE_ERROR)
+_BREAKING = (Kind.BARRIER_ABORT, Kind.BARRIER_RESET, Kind.RELEASE_ERROR)
+#: What an object track's mark is, beyond the moments it copies (their kinds): a barrier generation
+#: released, a barrier broken.
+MARK_GENERATION, MARK_BROKEN = -1, -2
 
 
 @dataclass
 class Lane:
-    pid: int
+    pid: int                    # the lane's key: a process's pid, or (negative) a thread's or a track's
     label: str
     role: str
     state: str
+    kind: str = "process"       # process, thread, object (a track), slot (a semaphore's further holders)
+    uid: int = 0                # an object's; a thread's native id
+    parent: int = 0             # a thread's process
+    group: str = ""             # what the view groups it under
+
+    @property
+    def key(self):
+        return self.pid
 
 
 class Visible:
@@ -154,18 +188,146 @@ class BarSource:
 
 
 class SpanSource(BarSource):
-    def __init__(self, spans, n):
+    """The model's spans on the process lanes: a thread's on its sub-lane (``thread_codes`` -> keys), a
+    semaphore's holds in their colour."""
+
+    def __init__(self, spans, n, thread_codes=None, thread_keys=None, semaphores=None):
         self.pid = spans.view("pid")[:n]
+        self.tid = spans.view("tid")[:n]
+        self.uid = spans.view("uid")[:n]
         self.t0 = spans.view("t0")[:n]
         self.t1 = spans.view("t1")[:n]
         self.kind = spans.view("kind")[:n]
+        self.thread_codes = thread_codes if thread_codes is not None else np.zeros(0, np.int64)
+        self.thread_keys = thread_keys if thread_keys is not None else np.zeros(0, np.int64)
+        self.semaphores = semaphores if semaphores is not None else np.zeros(0, np.uint64)
 
     def cols(self, rows):
-        return (self.pid[rows].astype(np.int64), self.t0[rows], self.t1[rows], SPAN_COLOR[self.kind[rows]], rows,
-                np.ones(len(rows), bool))
+        pid = self.pid[rows].astype(np.int64)
+        key = lane_keys(pid, self.tid[rows], self.thread_codes, self.thread_keys)
+        kind = self.kind[rows]
+        color = span_colors(kind, self.uid[rows], self.semaphores)
+        return key, self.t0[rows], self.t1[rows], color, rows, np.ones(len(rows), bool)
 
     def bar_of(self, ref):
         return self._row(ref)
+
+
+class TrackSpanSource(BarSource):
+    """The model's spans on the object tracks: holds on their object's track (a semaphore's on the slot
+    they got), coloured by their process; waits on it, in their kind's colour (broken: red)."""
+
+    def __init__(self, spans, n, track_uids, track_rows, slot_table, slot_of):
+        self.pid = spans.view("pid")[:n]
+        self.uid = spans.view("uid")[:n]
+        self.t0 = spans.view("t0")[:n]
+        self.t1 = spans.view("t1")[:n]
+        self.kind = spans.view("kind")[:n]
+        self.end = spans.view("end")[:n]
+        self.track_uids, self.track_rows = track_uids, track_rows     # sorted uids -> row of ``slot_table``
+        self.slot_table = slot_table            # (tracks, slots) -> lane key
+        self.slot_of = slot_of[:n]
+
+    def cols(self, rows):
+        row = lookup(self.track_uids, self.track_rows, self.uid[rows], -1)
+        alive = row >= 0
+        slot = self.slot_of[rows].astype(np.int64)
+        key = np.where(alive, self.slot_table[np.maximum(row, 0), np.minimum(slot, self.slot_table.shape[1] - 1)], 0)
+        kind = self.kind[rows]
+        return (key, self.t0[rows], self.t1[rows], track_span_colors(kind, self.end[rows], self.pid[rows]), rows,
+                alive & (key != 0))
+
+    def bar_of(self, ref):
+        return self._row(ref)
+
+
+class HoldSource(BarSource):
+    """Holds of managed locks and semaphores (``TimelineBuilder.managed``), on their object's track."""
+
+    DTYPE = [("key", "<i8"), ("t0", "<i8"), ("t1", "<i8"), ("color", "<i1"), ("uid", "<u8"), ("pid", "<i4"),
+             ("tid", "<i4")]
+
+    def __init__(self, holds, n):
+        self.pid = holds.view("key")[:n]
+        self.t0 = holds.view("t0")[:n]
+        self.t1 = holds.view("t1")[:n]
+        self.color = holds.view("color")[:n]
+
+    def cols(self, rows):
+        return self.pid[rows], self.t0[rows], self.t1[rows], self.color[rows], rows, np.ones(len(rows), bool)
+
+    def bar_of(self, ref):
+        return self._row(ref)
+
+
+class SendSource(BarSource):
+    """The model's messages that are a feeder's writes (QUEUE_SEND), as ticks on their thread's lane."""
+
+    def __init__(self, messages, n, thread_codes, thread_keys):
+        self.pid = messages.view("pid")[:n]
+        self.tid = messages.view("tid")[:n]
+        self.t = messages.view("t")[:n]
+        self.thread_codes, self.thread_keys = thread_codes, thread_keys
+
+    def times(self, rows):
+        t = self.t[rows]
+        return t, t
+
+    def cols(self, rows):
+        t = self.t[rows]
+        key = lane_keys(self.pid[rows].astype(np.int64), self.tid[rows], self.thread_codes, self.thread_keys)
+        return key, t, t, np.full(len(rows), C_SEND, np.int8), rows, np.ones(len(rows), bool)
+
+    def bar_of(self, ref):
+        return self._row(ref)
+
+
+class MarkSource(BarSource):
+    """Marks on the object tracks (``TimelineBuilder.obj_marks``): ticks at ``t``."""
+
+    DTYPE = [("key", "<i8"), ("t", "<i8"), ("color", "<i1"), ("uid", "<u8"), ("pid", "<i4"), ("kind", "<i4"),
+             ("value", "<i8"), ("instant", "<i8")]
+
+    def __init__(self, marks, n):
+        self.pid = marks.view("key")[:n]
+        self.t = marks.view("t")[:n]
+        self.color = marks.view("color")[:n]
+
+    def times(self, rows):
+        t = self.t[rows]
+        return t, t
+
+    def cols(self, rows):
+        t = self.t[rows]
+        return self.pid[rows], t, t, self.color[rows], rows, np.ones(len(rows), bool)
+
+    def bar_of(self, ref):
+        return self._row(ref)
+
+
+def lane_keys(pid, tid, thread_codes, thread_keys):
+    """The lane key of records of (pid, tid): their thread's sub-lane if it has one, else the process's."""
+    pid = np.asarray(pid, np.int64)
+    if not len(thread_codes) or not len(pid):
+        return pid
+    codes = (pid << 32) | (np.asarray(tid, np.int64) & 0xFFFFFFFF)
+    return lookup(thread_codes, thread_keys, codes, 0) + np.where(np.isin(codes, thread_codes), 0, pid)
+
+
+def span_colors(kind, uid, semaphores):
+    color = SPAN_COLOR[kind]
+    if len(semaphores):
+        hold = np.flatnonzero(kind == Span.LOCK_HOLD)
+        if len(hold):
+            color[hold[np.isin(uid[hold], semaphores)]] = C_SEM_HOLD
+    return color
+
+
+def track_span_colors(kind, end, pid):
+    color = np.where(kind == Span.LOCK_HOLD, C_PROC0 + np.asarray(pid, np.int64) % PROC_COLORS,
+                     SPAN_COLOR[kind]).astype(np.int8)
+    color[(kind != Span.LOCK_HOLD) & (end == SpanEnd.BROKEN)] = C_BROKEN
+    return color
 
 
 class InstantSource(BarSource):
@@ -362,6 +524,15 @@ class TimelineData:
     instants: object = None         # ref -> the moment's record
     t0: int = 0                     # the run's start (ns): x = (t - t0) / 1e9
     dropping: list = field(default_factory=list)    # (x0, x1) of stretches whose detail the live view skipped
+    threads: list = field(default_factory=list)     # Lane per thread sub-lane (``parent``: its process)
+    tracks: list = field(default_factory=list)      # Lane per object track and semaphore slot, in order
+    counters: dict = field(default_factory=dict)    # lane key -> [tracks.Counter]
+    proc_counters: dict = field(default_factory=dict)   # pid -> [tracks.Counter] (CPU%, RSS)
+    obj_marks: object = None        # ref -> an object track's mark (MarkSource.DTYPE)
+    kinds: dict = field(default_factory=dict)       # uid -> what the object is (Lock, Semaphore...)
+    path: str = ""                  # the run file the model reads ("" if none)
+    managed: object = None          # ref -> a managed lock's or semaphore's hold (HoldSource.DTYPE)
+    messages: object = None         # ref -> a message (the model's MESSAGE_DTYPE): the ``sends`` layer's
 
     def lane_pids(self):
         return np.array([lane.pid for lane in self.lanes], dtype=np.int64)
@@ -385,7 +556,8 @@ class TimelineBuilder:
     """Keeps a run's layers up to date as the model grows (see the module's docstring).  One per model; used
     by one thread (the reader), under the model's lock."""
 
-    LAYERS = ("tasks", "waits", "holds", "used", "moments")
+    LAYERS = ("tasks", "waits", "holds", "used", "moments", "obj_holds", "obj_waits", "obj_moments", "obj_mholds",
+              "sends")
 
     def __init__(self, model):
         self.model = model
@@ -395,6 +567,7 @@ class TimelineBuilder:
         self.lane_pids = np.zeros(0, np.int64)
         self.spans_seen = 0
         self.instants_seen = 0
+        self.messages_seen = 0
         self.tasks_seen = 0
         # pool task bars: every version of each task's bar and of its result-used tick
         self.task_bars = Columns(VersionSource.DTYPE)
@@ -406,6 +579,38 @@ class TimelineBuilder:
         self.running: Dict[int, tuple] = {}             # task row -> (worker, start) of a task still running
         self.died: Dict[int, int] = {}                  # worker pid -> when it ended, as last derived
         self.status = None
+        # lanes beyond the processes': threads' sub-lanes and objects' tracks, keyed by negative numbers
+        self.last_key = 0
+        self.threads: Dict[tuple, int] = {}             # (pid, tid) -> its sub-lane's key
+        self.thread_codes = np.zeros(0, np.int64)       # pid << 32 | tid, sorted, and their keys
+        self.thread_keys = np.zeros(0, np.int64)
+        self.book = TrackBook(self._new_key)
+        self.obj_marks = Columns(MarkSource.DTYPE)
+        self.managed = Columns(HoldSource.DTYPE)        # holds of managed locks and semaphores
+        self.barriers_seen = -1
+        self.barrier_series: dict = {}
+
+    def _new_key(self):
+        self.last_key -= 1
+        return self.last_key
+
+    def _lane_keys(self, pid, tid):
+        """The lane keys of records of (pid, tid), giving each new thread other than a process's main one (its
+        native id is the pid) a sub-lane."""
+        pid = np.asarray(pid, np.int64)
+        tid = np.asarray(tid, np.int64)
+        other = (tid != pid) & (tid != 0)
+        if other.any():
+            codes = np.unique((pid[other] << 32) | (tid[other] & 0xFFFFFFFF))
+            new = codes[~np.isin(codes, self.thread_codes)]
+            if len(new):
+                for c in new.tolist():
+                    self.threads[(c >> 32, c & 0xFFFFFFFF)] = self._new_key()
+                allc = np.array([(p << 32) | (t & 0xFFFFFFFF) for p, t in self.threads], np.int64)
+                allk = np.array(list(self.threads.values()), np.int64)
+                order = np.argsort(allc)
+                self.thread_codes, self.thread_keys = allc[order], allk[order]
+        return lane_keys(pid, tid, self.thread_codes, self.thread_keys)
 
     def _lanes(self, pids):
         """LOD lane ids of ``pids`` (new pids get the next ids)."""
@@ -438,8 +643,12 @@ class TimelineBuilder:
             idx.trim()
         for table in (self.task_bars, self.used_bars):
             table.trim()
+        # the object tracks' tables stay as they are: the snapshot taken before shares them (a copy would
+        # keep both); only what no snapshot holds is trimmed
+        self.book.trim()
 
     def _add(self, layer, rows, pid, t0, t1, color, sign=1):
+        """Bars of ``layer`` (``pid``: their lane keys) into its index."""
         if len(rows):
             self.index[layer].add(rows, self._lanes(pid), t0, t1, color, sign)
 
@@ -452,6 +661,8 @@ class TimelineBuilder:
             m.tasks_book.track_changes = True
         self._spans()
         self._instants()
+        self._sends()
+        self._points()
         self._tasks()
         return self._data()
 
@@ -464,11 +675,85 @@ class TimelineBuilder:
         if hi == lo:
             return
         rows = np.arange(lo, hi)
-        kind, pid, t0, t1 = (sp.view(c)[lo:hi] for c in ("kind", "pid", "t0", "t1"))
+        kind, pid, tid, uid, t0, t1, end, value = (sp.view(c)[lo:hi] for c in ("kind", "pid", "tid", "uid", "t0",
+                                                                                "t1", "end", "value"))
+        objects = self.model.objects
+        self.book.cover_rows(hi)
+        track = self.book.keys_of(uid, objects)          # first: a semaphore is known before its holds
+        keys = self._lane_keys(pid, tid)
+        color = span_colors(kind, uid, self.book.semaphore_uids())
         hold = kind == Span.LOCK_HOLD
-        self._add("holds", rows[hold], pid[hold], t0[hold], t1[hold], np.full(int(hold.sum()), C_HOLD))
+        self._add("holds", rows[hold], keys[hold], t0[hold], t1[hold], color[hold])
         w = ~hold
-        self._add("waits", rows[w], pid[w], t0[w], t1[w], SPAN_COLOR[kind[w]])
+        self._add("waits", rows[w], keys[w], t0[w], t1[w], color[w])
+        self._track_spans(rows, kind, pid, uid, t0, t1, end, value, track)
+
+    def _track_spans(self, rows, kind, pid, uid, t0, t1, end, value, track):
+        """Spans on objects with a track: holds in their slot, waits (a proxy's blocking calls), generations
+        and breaks of barriers."""
+        tracked = track != 0
+        if not tracked.any():
+            return
+        objects = self.model.objects
+        h = np.flatnonzero(tracked & (kind == Span.LOCK_HOLD))
+        if len(h):
+            keys = self.book.hold_keys(rows[h], uid[h], t0[h], t1[h], objects)
+            self._add("obj_holds", rows[h], keys, t0[h], t1[h], track_span_colors(kind[h], end[h], pid[h]))
+        w = tracked & (kind != Span.LOCK_HOLD) & (kind != Span.INITIALIZER) & (kind != Span.PROC_JOIN)
+        calls = np.flatnonzero(w & (kind == Span.MANAGER_CALL))
+        if len(calls):         # through a proxy only the calls that wait for another process are its waits
+            strings = self.model.strings
+            w[calls] = [strings.get(int(v), "") in WAITING_METHODS for v in value[calls].tolist()]
+            held = self.book.managed_holds(uid[calls], pid[calls], self.model.spans.view("tid")[rows[calls]],
+                                           t0[calls], t1[calls], value[calls], strings)
+            if held:
+                first = len(self.managed)
+                key, a, b, u, p, th = (np.array(x) for x in zip(*held))
+                color = (C_PROC0 + p % PROC_COLORS).astype(np.int8)
+                self.managed.extend(key=key, t0=a, t1=b, color=color, uid=u, pid=p, tid=th)
+                self._add("obj_mholds", np.arange(first, first + len(key)), key, a, b, color)
+        w = np.flatnonzero(w)
+        if len(w):
+            self._add("obj_waits", rows[w], track[w], t0[w], t1[w], track_span_colors(kind[w], end[w], pid[w]))
+            self.book.add_waits(uid[w], t0[w], t1[w])
+        b = np.flatnonzero(tracked & (kind == Span.BARRIER_WAIT))
+        for sel, what, color in ((b[end[b] == SpanEnd.OK], MARK_GENERATION, C_GENERATION),
+                                 (b[end[b] == SpanEnd.BROKEN], MARK_BROKEN, C_BROKEN)):
+            for u in np.unique(uid[sel]).tolist():
+                # a generation's mark is its first pass (its release); a break's, the first waiter it broke
+                mine = sel[uid[sel] == u]
+                mine = mine[np.lexsort((t1[mine], value[mine]))]
+                gens = value[mine]
+                first = mine[np.concatenate(([True], gens[1:] != gens[:-1]))]
+                seen = self.book.generations.get((u, what), np.zeros(0, np.int64))
+                first = first[~np.isin(value[first], seen)]
+                if len(first):
+                    self.book.generations[(u, what)] = np.union1d(seen, value[first])
+                    self._mark(np.full(len(first), self.book.tracks[u].key), t1[first], color, u, pid[first], what,
+                               value[first], -1)
+
+    def _mark(self, key, t, color, uid, pid, kind, value, instant):
+        """Marks on object tracks (arrays, or scalars for all)."""
+        first = len(self.obj_marks)
+        n = len(t)
+        self.obj_marks.extend(key=key, t=t, color=color, uid=uid, pid=pid, kind=kind, value=value, instant=instant)
+        self._add("obj_moments", np.arange(first, first + n), np.broadcast_to(key, (n,)), t, t,
+                  np.broadcast_to(np.int64(color), (n,)) if np.ndim(color) == 0 else color)
+
+    def _sends(self):
+        """A queue's feeder thread writing a message into its pipe (QUEUE_SEND): a tick on the feeder's
+        sub-lane, so the thread shows what it does."""
+        msg = self.model.messages
+        lo, hi = self.messages_seen, len(msg)
+        if hi < lo:
+            lo = 0
+        self.messages_seen = hi
+        if hi > lo:
+            sel = np.flatnonzero(msg.view("kind")[lo:hi] == int(Kind.QUEUE_SEND))
+            if len(sel):
+                t = msg.view("t")[lo:hi][sel]
+                keys = self._lane_keys(msg.view("pid")[lo:hi][sel], msg.view("tid")[lo:hi][sel])
+                self._add("sends", lo + sel, keys, t, t, np.full(len(sel), C_SEND, np.int8))
 
     def _instants(self):
         ins = self.model.instants
@@ -476,8 +761,42 @@ class TimelineBuilder:
         self.instants_seen = hi
         if hi > lo:
             t = ins.view("t")[lo:hi]
-            self._add("moments", np.arange(lo, hi), ins.view("pid")[lo:hi], t, t,
-                      MOMENT_COLOR[np.minimum(ins.view("kind")[lo:hi], 255)])
+            kind = ins.view("kind")[lo:hi]
+            self._add("moments", np.arange(lo, hi), ins.view("pid")[lo:hi], t, t, MOMENT_COLOR[np.minimum(kind, 255)])
+            on = np.flatnonzero(np.isin(kind, [int(k) for k in _OBJECT_MOMENTS]))
+            if len(on):
+                uid = ins.view("uid")[lo:hi][on]
+                key = self.book.keys_of(uid, self.model.objects)
+                keep = key != 0
+                on, uid, key = on[keep], uid[keep], key[keep]
+                if len(on):
+                    k = kind[on]
+                    color = np.where(np.isin(k, [int(x) for x in _BREAKING]), C_BROKEN, C_MOMENT).astype(np.int8)
+                    self._mark(key, t[on], color, uid, ins.view("by")[lo:hi][on], k.astype(np.int64),
+                               ins.view("a")[lo:hi][on], lo + on)
+                    sel, state = event_state_points(k, uid)
+                    self.book.add_points("state", uid[sel], t[on][sel], state)
+
+    def _points(self):
+        """New counter points of tracked objects (semaphore values, queue depths) from the model's series."""
+        store = self.model._event_series
+        pts = store.points
+        lo, hi = self.book.points_seen, len(pts)
+        if hi < lo:
+            lo = 0
+        self.book.points_seen = hi
+        if hi > lo:
+            sid = pts.view("sid")[lo:hi]
+            for s in np.unique(sid).tolist():
+                what, which = store.keys[s]
+                if what in ("value", "depth") and self.book.track(which, self.model.objects) is not None:
+                    sel = sid == s
+                    self.book.add_points(what, np.full(int(sel.sum()), which, np.uint64), pts.view("t")[lo:hi][sel],
+                                         pts.view("v")[lo:hi][sel])
+        n = len(self.model._barriers)
+        if n != self.barriers_seen:
+            self.barriers_seen = n
+            self.barrier_series = self.model._barrier_series()
 
     # -- pool tasks ------------------------------------------------------------------------------------------
     def _tasks(self):
@@ -592,12 +911,14 @@ class TimelineBuilder:
         n_spans = len(m.spans)
         open_spans = m.open_spans_array(now=t_last, with_site=True)
         span_live = _EMPTY_BARS
+        semaphores = self.book.semaphore_uids()
         if len(open_spans):
+            kind, uid = open_spans["kind"], open_spans["uid"]
             refs = n_spans + np.arange(len(open_spans))
-            span_live = (open_spans["pid"].astype(np.int64), open_spans["t0"], open_spans["t1"],
-                         SPAN_COLOR[open_spans["kind"]], refs)
-        spans_src = SpanSource(m.spans, n_spans)
-        hold = span_live[3] == C_HOLD if len(open_spans) else np.zeros(0, bool)
+            span_live = (lane_keys(open_spans["pid"], open_spans["tid"], self.thread_codes, self.thread_keys),
+                         open_spans["t0"], open_spans["t1"], span_colors(kind, uid, semaphores), refs)
+        spans_src = SpanSource(m.spans, n_spans, self.thread_codes, self.thread_keys, semaphores)
+        hold = open_spans["kind"] == Span.LOCK_HOLD if len(open_spans) else np.zeros(0, bool)
         layers["holds"] = IndexedLayer("holds", spans_src, frozen["holds"], lane_pids,
                                        tuple(x[hold] for x in span_live), t0)
         layers["waits"] = IndexedLayer("waits", spans_src, frozen["waits"], lane_pids,
@@ -616,7 +937,12 @@ class TimelineBuilder:
                                       frozen["used"], lane_pids, _EMPTY_BARS, t0)
         layers["moments"] = IndexedLayer("moments", InstantSource(m.instants, len(m.instants)), frozen["moments"],
                                          lane_pids, _EMPTY_BARS, t0)
+        n_msg = len(m.messages)
+        layers["sends"] = IndexedLayer("sends", SendSource(m.messages, n_msg, self.thread_codes, self.thread_keys),
+                                       frozen["sends"], lane_pids, _EMPTY_BARS, t0)
         layers["life"], layers["starting"] = _lifetimes(procs, t0, t_last)
+        tracks, open_waits = self._track_layers(layers, frozen, lane_pids, n_spans, open_spans, t0)
+        threads = self._thread_lanes(pinfo)
         marks = [((t - t0) / 1e9, label) for t, pid, label, value in m.marks if value is None]
         names = {uid: o.get("name", "") for uid, o in m.objects.items()}
         tasks = TaskRecords(m.tasks, len(m.tasks), self.task_bars, self.task_version, self.running)
@@ -624,8 +950,85 @@ class TimelineBuilder:
         instants = Records({name: m.instants.view(name)[:len(m.instants)] for name in m.instants.names},
                            len(m.instants))
         dropping = [((a - t0) / 1e9, (b - t0) / 1e9) for a, b in m.skipped]
+        counters = self.book.counters(t_last, open_waits, self.barrier_series)
+        proc_counters = {}
+        for (what, pid), (t, v) in m._sample_series.arrays().items():
+            if what == "cpu" and len(t):
+                proc_counters.setdefault(pid, []).insert(0, Counter("CPU", t, v, max(100.0, float(v.max())),
+                                                                    "CPU_PROC", "%"))
+            elif what == "rss" and len(t):
+                proc_counters.setdefault(pid, []).append(Counter("RSS", t, v, max(float(v.max()), 1.0), "RSS",
+                                                                 "B", step=False))
+        nm = len(self.obj_marks)
+        obj_marks = Records({name: self.obj_marks.view(name)[:nm] for name in self.obj_marks.names}, nm)
+        nh = len(self.managed)
+        still = self.book.open_managed_holds()
+        extra = np.zeros(len(still), HoldSource.DTYPE)
+        for i, (key, a, u, p, th) in enumerate(still):
+            extra[i] = (key, a, t_last, 0, u, p, th)
+        managed = Records({name: self.managed.view(name)[:nh] for name in self.managed.names}, nh, extra)
+        kinds = {uid: tr.kind for uid, tr in self.book.tracks.items()}
+        messages = Records({name: m.messages.view(name)[:n_msg] for name in m.messages.names}, n_msg)
         return TimelineData(lanes, layers, marks, (t_last - t0) / 1e9, tasks, spans, names, dict(m.strings), pinfo,
-                            m.version, instants, t0, dropping)
+                            m.version, instants, t0, dropping, threads, tracks, counters, proc_counters, obj_marks,
+                            kinds, m.path or "", managed, messages)
+
+    def _thread_lanes(self, pinfo):
+        out = []
+        for (pid, tid), key in sorted(self.threads.items(), key=lambda kv: kv[0]):
+            p = pinfo.get(pid)
+            if p is not None:
+                out.append(Lane(key, "thread %d" % tid, p.role, p.state, "thread", tid, pid, p.role))
+        return out
+
+    def _track_layers(self, layers, frozen, lane_pids, n_spans, open_spans, t0):
+        """The object tracks' layers and lanes; returns (lanes, {uid: start times of its open waits})."""
+        ordered = self.book.ordered()
+        uids = np.array([tr.uid for tr in ordered], np.uint64)
+        order = np.argsort(uids)
+        table = np.zeros((max(len(ordered), 1), MAX_SLOTS), np.int64)
+        for i, tr in enumerate(ordered):
+            table[i, :] = tr.key
+            for s, k in enumerate(tr.slot_keys, 1):
+                table[i, s] = k
+        src = TrackSpanSource(self.model.spans, n_spans, uids[order], order.astype(np.int64), table,
+                              self.book.slot_of)
+        live_holds, live_waits = _EMPTY_BARS, _EMPTY_BARS
+        open_waits: Dict[int, list] = {}
+        if len(open_spans) and len(uids):
+            row = lookup(uids[order], order.astype(np.int64), open_spans["uid"], -1)
+            on = np.flatnonzero(row >= 0)
+            o = open_spans[on]
+            refs = n_spans + on
+            hold = o["kind"] == Span.LOCK_HOLD
+            # an open hold shows on its track's first row (its slot is decided when it ends)
+            bars = (table[row[on], 0], o["t0"], o["t1"], track_span_colors(o["kind"], o["end"], o["pid"]), refs)
+            live_holds = tuple(x[hold] for x in bars)
+            waiting = ~hold & (o["kind"] != Span.MANAGER_CALL)
+            live_waits = tuple(x[waiting] for x in bars)
+            for u, a in zip(o["uid"][waiting].tolist(), o["t0"][waiting].tolist()):
+                open_waits.setdefault(u, []).append(a)
+        layers["obj_holds"] = IndexedLayer("obj_holds", src, frozen["obj_holds"], lane_pids, live_holds, t0)
+        layers["obj_waits"] = IndexedLayer("obj_waits", src, frozen["obj_waits"], lane_pids, live_waits, t0)
+        layers["obj_moments"] = IndexedLayer("obj_moments", MarkSource(self.obj_marks, len(self.obj_marks)),
+                                             frozen["obj_moments"], lane_pids, _EMPTY_BARS, t0)
+        nm = len(self.managed)
+        live = _EMPTY_BARS
+        still = self.book.open_managed_holds()
+        if still:
+            key, a, _, p, _ = (np.array(x) for x in zip(*still))
+            t_last = self.model.t_last if self.model.t_last is not None else t0
+            live = (key.astype(np.int64), a.astype(np.int64), np.maximum(a, t_last).astype(np.int64),
+                    (C_PROC0 + p % PROC_COLORS).astype(np.int8), nm + np.arange(len(key)))
+        layers["obj_mholds"] = IndexedLayer("obj_mholds", HoldSource(self.managed, nm), frozen["obj_mholds"],
+                                            lane_pids, live, t0)
+        lanes = []
+        for tr in ordered:
+            group = "queues" if tr.kind in ("Queue", "JoinableQueue", "SimpleQueue") else "objects"
+            lanes.append(Lane(tr.key, tr.label, tr.kind, "", "object", tr.uid, 0, group))
+            for s, k in enumerate(tr.slot_keys, 2):
+                lanes.append(Lane(k, "%s · holder %d" % (tr.name, s), tr.kind, "", "slot", tr.uid, 0, group))
+        return lanes, open_waits
 
 
 class TaskRecords:

@@ -90,7 +90,7 @@ def test_every_zoom_draws_the_bars_from_the_level_of_detail_or_exactly(qtbot, vi
     view.set_follow(False)
     holds = m.spans_array()
     pid, x0, x1 = holds["pid"], (holds["t0"] - data.t0) / 1e9, (holds["t1"] - data.t0) / 1e9
-    lanes = {lane.pid: i for i, lane in enumerate(data.lanes)}
+    lanes = {lane.pid: view.item.row_of(lane.pid) for lane in data.lanes}     # rows, as the view lays them out
     y_off = dict((name, y) for name, y, _ in LAYOUT)["holds"]
     paths = set()
     centre, width = float(x1.max()) / 2, float(x1.max()) * 1.02
