@@ -123,11 +123,16 @@ class _Level:
         self.cells = 0
 
 
+#: Row numbers are 32-bit: a table of more than 2**31 bars could not be held in memory anyway, and an opened
+#: run keeps one row number per bar (4 bytes an event instead of 8).
+ROW_DTYPE = np.int32
+
+
 class _Rows:
     """A growable array of row numbers, appended in blocks with their time extents."""
 
     def __init__(self):
-        self.rows = np.zeros(64, np.int64)
+        self.rows = np.zeros(64, ROW_DTYPE)
         self.n = 0
         self.blocks = BlockIndex()
 
@@ -139,7 +144,7 @@ class _Rows:
         if not k:
             return
         if self.n + k > len(self.rows):
-            grown = np.zeros(max(self.n + k, 2 * len(self.rows)), np.int64)
+            grown = np.zeros(max(self.n + k, 2 * len(self.rows)), ROW_DTYPE)
             grown[:self.n] = self.rows[:self.n]
             self.rows = grown
         # in order of start, in blocks of a bounded number of rows: a block's time extent stays tight

@@ -346,8 +346,11 @@ class RunSource(QtCore.QObject):
             m.dropped = rf.dropped()
             m._settle()
             m.trim()
+            # the timeline's tables take the last rows and are trimmed before the snapshot shares them: trimmed
+            # after, the snapshot would keep the untrimmed ones alive beside the copies
+            self.builder.update()
+            self.builder.trim()
         self._snap()
-        self.builder.trim()
         give_back_memory()
 
     def _reread(self, rf):

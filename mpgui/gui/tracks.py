@@ -123,6 +123,8 @@ class TrackBook:
         self.new_key = new_key                      # () -> a fresh lane key
         self.tracks: Dict[int, Track] = {}          # uid -> Track
         self.untracked = set()                      # uids seen that get no track
+        self._known_uids = np.zeros(0, np.uint64)   # uids decided (a track's, or none), sorted ...
+        self._known_keys = np.zeros(0, np.int64)    # ... and their track keys (0: none)
         self.slot_of = np.zeros(1024, np.int8)      # span row -> its hold's slot
         self.waits: Dict[int, Columns] = {}         # uid -> the (t0, t1) of its finished waits
         self.waiting: Dict[int, tuple] = {}         # uid -> (waits counted, t, v) of its last waiting counter
@@ -151,17 +153,37 @@ class TrackBook:
         return t
 
     def keys_of(self, uids, objects):
-        """Each uid's track key (0: none), an array."""
+        """Each uid's track key (0: none), an array.  Uids decided before (a track's, or known to get none) are
+        looked up in a small sorted table; only new ones go through ``track``."""
         out = np.zeros(len(uids), np.int64)
         if not len(uids):
             return out
-        u, inv = np.unique(uids, return_inverse=True)
+        uids = np.asarray(uids).astype(np.uint64, copy=False)
+        known = self._known_uids
+        if len(known):
+            pos = np.minimum(np.searchsorted(known, uids), len(known) - 1)
+            hit = known[pos] == uids
+            out[hit] = self._known_keys[pos[hit]]
+            miss = np.flatnonzero(~hit)
+        else:
+            miss = np.arange(len(uids))
+        if not len(miss):
+            return out
+        u, inv = np.unique(uids[miss], return_inverse=True)
         keys = np.zeros(len(u), np.int64)
+        decided = np.zeros(len(u), bool)
         for i, uid in enumerate(u.tolist()):
             t = self.track(uid, objects)
             if t is not None:
                 keys[i] = t.key
-        return keys[inv]
+            decided[i] = t is not None or uid in self.untracked
+        out[miss] = keys[inv]
+        if decided.any():
+            all_uids = np.concatenate((known, u[decided]))
+            order = np.argsort(all_uids, kind="stable")
+            self._known_uids = all_uids[order]
+            self._known_keys = np.concatenate((self._known_keys, keys[decided]))[order]
+        return out
 
     def semaphore_uids(self):
         return np.array(sorted(u for u, t in self.tracks.items() if t.kind in SEMAPHORE_KINDS), np.uint64)
