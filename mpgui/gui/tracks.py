@@ -246,8 +246,8 @@ class TrackBook:
                 free.append(b)
                 if slot:
                     tr.slot_keys.append(self.new_key())
-            else:
-                slot = int(np.argmin(free))
+            else:                   # every slot taken: the one freed first (a list: no numpy for a few items)
+                slot = min(range(len(free)), key=free.__getitem__)
         free[slot] = max(free[slot], b)
         return slot
 
