@@ -66,7 +66,7 @@ def _cell(text, key=None, right=False):
     if key is not None:
         item.setData(QtCore.Qt.UserRole, key)
     if right:
-        item.setTextAlignment(int(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter))
+        item.setTextAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
     return item
 
 
@@ -96,6 +96,7 @@ def _fill(table, rows):
         for c, item in enumerate(cells):
             table.setItem(r, c, item)
     table.setSortingEnabled(True)
+    table.resizeColumnsToContents()
 
 
 def _who(procs, pid):
@@ -216,6 +217,7 @@ class ContentionView(QtWidgets.QWidget):
         split.addWidget(self.details)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([700, 500])
         self.pages.addTab(split, "Objects")
 
         # where it waited
