@@ -19,6 +19,8 @@ asked for when the panel is shown, when the range changes and, live, at most eve
 ``ANALYSIS_COST_FACTOR`` times what the last analysis took, if longer); the state at a cursor comes from a
 worker too.  Nothing here reads a file or takes the model's lock.
 """
+import os
+import threading
 import time
 
 import numpy as np
@@ -30,14 +32,18 @@ from core.trace.events import Kind
 from core.trace.units import fmt_bytes, fmt_ns, fmt_s
 
 from . import contention_data, theme
-from .viewparts import in_background, with_bar
+from .viewparts import BackgroundJob, with_bar
 
 #: Live, the figures are recomputed at most this often (seconds)...
 LIVE_ANALYSIS_S = 2.0
 #: ... and never more often than this many times what the last analysis took (it reads the whole file).
 ANALYSIS_COST_FACTOR = 4.0
+#: The nice value of the panel's worker thread (19: the lowest priority).
+WORKER_NICE = 19
 #: Rows the "unblocked by" table shows for an object (the latest).
 LINK_ROWS = contention_data.LINKS_SHOWN
+#: Tables of up to this many rows fit their columns to their contents (it costs a pass over every cell).
+RESIZED_ROWS = 100
 #: Bins of the histograms, labelled at their lower edge.
 _EDGE_LABELS = ["<1 µs"] + [fmt_ns(int(e)) for e in contention.HIST_EDGES_NS]
 
@@ -96,7 +102,8 @@ def _fill(table, rows):
         for c, item in enumerate(cells):
             table.setItem(r, c, item)
     table.setSortingEnabled(True)
-    table.resizeColumnsToContents()
+    if len(rows) <= RESIZED_ROWS:
+        table.resizeColumnsToContents()
 
 
 def _who(procs, pid):
@@ -126,12 +133,18 @@ class ContentionView(QtWidgets.QWidget):
         self.figures = None
         self.picture = None             # the StatePicture shown
         self._analysis = None           # (path, contention_data.Analysis) of the last analysis
+        self._reader = None             # the contention_data.RunAnalyser of the run shown
         self._analysed_at = 0.0
         self._analysis_cost = 0.0
         self._busy = self._again = False
         self._state_busy = self._state_again = False
         self._final = False             # the shown run is finished: its analysis is for good
         self._jobs = []
+        #: The panel's worker: one thread, at a low priority, so that live it never competes with the reader
+        #: and the window for the processor.
+        self._pool = QtCore.QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._drawn = set()             # the pages drawn from the figures shown
         self._state_key = None
         self._selected_uid = None
         self._pending_wait = None
@@ -167,7 +180,7 @@ class ContentionView(QtWidgets.QWidget):
         self.pages.setObjectName("contentionPages")
         self.pages.setDocumentMode(True)
         lay.addWidget(self.pages, 1)
-        self.pages.currentChanged.connect(lambda *_: self.refresh())
+        self.pages.currentChanged.connect(lambda *_: self._page_changed())
 
         # state
         self.state_tree = QtWidgets.QTreeWidget()
@@ -212,6 +225,7 @@ class ContentionView(QtWidgets.QWidget):
         self.details.addTab(links_page, "Unblocked by")
         self.details.addTab(self.gen_table, "Barrier generations")
         self.details.addTab(self.over_time, "Over time")
+        self.details.currentChanged.connect(lambda *_: self._show_object(self._selected_uid))
         split = QtWidgets.QSplitter(QtCore.Qt.Horizontal)
         split.addWidget(self.objects_table)
         split.addWidget(self.details)
@@ -241,7 +255,7 @@ class ContentionView(QtWidgets.QWidget):
     def clear(self):
         """A new run: forget the last one's figures and state."""
         self.source = self.snapshot = self.figures = self.picture = None
-        self._analysis = None
+        self._analysis = self._reader = None
         self._final = False
         self.range = self.cursor = None
         self._state_key = self._selected_uid = self._pending_wait = None
@@ -297,12 +311,19 @@ class ContentionView(QtWidgets.QWidget):
         self._select_uid(int(uid))
         self._show_pending_wait()
 
+    def _page_changed(self):
+        self._draw_page()
+        self.refresh()
+
     # -- refresh -------------------------------------------------------------------------------------------------
     def refresh(self):
         if self.snapshot is None:
             return
-        if self.cursor is None:
-            self._show_live_state()
+        if self.pages.currentIndex() == 0:
+            if self.cursor is None:
+                self._show_live_state()
+            if not self._final:
+                return                  # live, the state page needs no figures: no analysis while it shows
         self._ask_figures()
 
     def _show_live_state(self):
@@ -329,18 +350,39 @@ class ContentionView(QtWidgets.QWidget):
         analysis = None if stale else self._analysis[1]
         rng = None if self.range is None else (int(t0 + self.range[0] * 1e9), int(t0 + self.range[1] * 1e9))
         final = self._final
+        if self._reader is None or self._reader.path != path:
+            self._reader = contention_data.RunAnalyser(path)     # it reads each chunk once, live or not
+        reader = self._reader
 
         def work():
+            _lower_priority()
             started = time.perf_counter()
             an = analysis
             if an is None:
-                an = contention_data.Analysis.of(contention_data.analyse_path(path), t0)
+                an = contention_data.Analysis.of(reader.report(), t0)
             figs = an.figures(*(rng or (None, None)))
             return path, an, figs, time.perf_counter() - started, analysis is None, final
 
         self._busy = True
         self.busy_label.setText("computing…")
-        in_background(work, self._figures_done, self._figures_failed, self._jobs)
+        self._start(work, self._figures_done, self._figures_failed)
+
+    def _start(self, fn, on_done, on_failed):
+        """Run ``fn`` in the panel's own worker thread (see ``_lower_priority``)."""
+        job = BackgroundJob(fn)
+
+        def done(result, job=job):
+            self._jobs.remove(job)
+            on_done(result)
+
+        def failed(exc, job=job):
+            self._jobs.remove(job)
+            on_failed(exc)
+
+        job.signals.sigDone.connect(done)
+        job.signals.sigFailed.connect(failed)
+        self._jobs.append(job)
+        self._pool.start(job)
 
     def _figures_done(self, result):
         path, an, figs, cost, fresh, final = result
@@ -373,7 +415,7 @@ class ContentionView(QtWidgets.QWidget):
             return
         model, t = src.model, int(snap.state.t0 + self.cursor * 1e9)
         self._state_busy = True
-        in_background(lambda: contention_data.state_at(model, t), self._state_done, self._state_failed, self._jobs)
+        self._start(lambda: contention_data.state_at(model, t), self._state_done, self._state_failed)
 
     def _state_done(self, picture):
         self._state_busy = False
@@ -441,6 +483,26 @@ class ContentionView(QtWidgets.QWidget):
 
     def _show_figures(self, figs):
         self.figures = figs
+        self._drawn = set()
+        if self._selected_uid is None and len(figs.objects):
+            self._selected_uid = int(figs.objects["uid"][0])
+        self._draw_page()
+        self.sigFigures.emit(figs)
+
+    def _draw_page(self):
+        """Draw the figures on the page shown, once per new figures (the others wait until shown)."""
+        figs, page = self.figures, self.pages.currentIndex()
+        if figs is None or page in self._drawn or page == 0:
+            return
+        self._drawn.add(page)
+        if page == 1:
+            self._draw_objects(figs)
+        elif page == 2:
+            self._draw_sites(figs)
+        elif page == 3:
+            self._draw_queues(figs)
+
+    def _draw_objects(self, figs):
         rows = []
         for o in figs.objects:
             uid = int(o["uid"])
@@ -454,7 +516,11 @@ class ContentionView(QtWidgets.QWidget):
                          _ns(o["wait_p50"]), _ns(o["wait_p95"]), _ns(o["wait_max"]), _ns(o["wait_total"]),
                          _ns(o["hold_p50"]), _ns(o["hold_p95"]), _ns(o["hold_max"]),
                          _ns(o["handoff_p50"]), _ns(o["handoff_max"])])
-        self._fill_keeping_selection(self.objects_table, rows)
+        self._fill_keeping_selection(self.objects_table, rows, self._selected_uid)
+        self._show_object(self._selected_uid)
+        self._show_pending_wait()
+
+    def _draw_sites(self, figs):
         rows = []
         for s in figs.profile:
             rows.append([_cell(s.site), _cell(s.waits, s.waits, True), _ns(s.total_ns), _ns(s.p50_ns),
@@ -464,6 +530,8 @@ class ContentionView(QtWidgets.QWidget):
                          _cell(", ".join(str(p) for p in s.pids[:8]) + (" …" if len(s.pids) > 8 else ""))])
         _fill(self.sites_table, rows)
         self.sites_table.sortItems(2, QtCore.Qt.DescendingOrder)
+
+    def _draw_queues(self, figs):
         rows = []
         for q in figs.queues:
             uid = int(q["uid"])
@@ -479,17 +547,10 @@ class ContentionView(QtWidgets.QWidget):
                          _cell(int(q["get_blocked"]), int(q["get_blocked"]), True), _ns(q["get_blocked_ns"]),
                          _cell(int(q["timeouts"]), int(q["timeouts"]), True),
                          _cell("-" if depth < 0 else depth, depth, True)])
-        self._fill_keeping_selection(self.queues_table, rows)
-        if self._selected_uid is None and len(figs.objects):
-            self._select_uid(int(figs.objects["uid"][0]))
-        else:
-            self._show_object(self._selected_uid)
+        self._fill_keeping_selection(self.queues_table, rows, self._uid_of_row(self.queues_table))
         self._queue_selected()
-        self._show_pending_wait()
-        self.sigFigures.emit(figs)
 
-    def _fill_keeping_selection(self, table, rows):
-        selected = self._uid_of_row(table)
+    def _fill_keeping_selection(self, table, rows, selected):
         table.blockSignals(True)
         _fill(table, rows)
         if selected is not None:
@@ -514,9 +575,12 @@ class ContentionView(QtWidgets.QWidget):
         return False
 
     def _select_uid(self, uid):
+        """Show ``uid`` on the Objects page (as if its row were clicked)."""
         self._selected_uid = uid
-        if not self._select_row_of(self.objects_table, uid):
-            self._show_object(uid)
+        self.objects_table.blockSignals(True)
+        self._select_row_of(self.objects_table, uid)
+        self.objects_table.blockSignals(False)
+        self._show_object(uid)
 
     def _object_selected(self):
         uid = self._uid_of_row(self.objects_table)
@@ -527,15 +591,24 @@ class ContentionView(QtWidgets.QWidget):
         self.sigObjectSelected.emit(uid)
 
     def _show_object(self, uid):
+        """The selected object's details, on the detail tab shown (the others are drawn when shown)."""
         figs = self.figures
-        self.hist.clear()
-        self.over_time.clear()
-        self.links_table.setRowCount(0)
-        self.gen_table.setRowCount(0)
+        tab = self.details.currentIndex()
         if figs is None or uid is None:
             return
-        row = figs.objects[figs.objects["uid"] == np.uint64(uid)]
         name = figs.names.get(uid, "#%x" % uid)
+        if tab == 0:
+            self._draw_histogram(figs, uid, name)
+        elif tab == 1:
+            self._draw_links(figs, uid)
+        elif tab == 2:
+            self._draw_generations(figs, uid)
+        else:
+            self._draw_over_time(figs, uid, name)
+
+    def _draw_histogram(self, figs, uid, name):
+        self.hist.clear()
+        row = figs.objects[figs.objects["uid"] == np.uint64(uid)]
         if len(row):
             x = np.arange(contention.HIST_BINS)
             for field, offset, color, label in (("wait_hist", -0.2, theme.LOCK_WAIT, "wait"),
@@ -544,6 +617,8 @@ class ContentionView(QtWidgets.QWidget):
                 if h.any():
                     self.hist.addItem(pg.BarGraphItem(x=x + offset, height=h, width=0.4, brush=color, name=label))
             self.hist.setTitle("%s: waits that blocked and holds, by duration" % name)
+
+    def _draw_links(self, figs, uid):
         t0 = figs.t0
         links = figs.links.get(uid)
         rows = []
@@ -559,6 +634,9 @@ class ContentionView(QtWidgets.QWidget):
         self.links_table.blockSignals(True)
         _fill(self.links_table, rows)
         self.links_table.blockSignals(False)
+
+    def _draw_generations(self, figs, uid):
+        t0 = figs.t0
         gens = figs.generations.get(uid, [])
         rows = []
         for g in gens:
@@ -570,6 +648,10 @@ class ContentionView(QtWidgets.QWidget):
             if g.broken:
                 rows[-1][-1].setForeground(QtGui.QBrush(QtGui.QColor(theme.ERROR_TEXT)))
         _fill(self.gen_table, rows)
+
+    def _draw_over_time(self, figs, uid, name):
+        self.over_time.clear()
+        t0 = figs.t0
         held = figs.holders.get(uid)
         if held is not None and len(held):
             t = (held["t"] - t0) / 1e9
@@ -636,6 +718,16 @@ class ContentionView(QtWidgets.QWidget):
             x = (t - figs.t0) / 1e9
             self.depth_plot.plot(x, d, pen=pg.mkPen(theme.LOCK_HOLD, width=1.5))
             self.depth_plot.setTitle("%s: depth after each put and get" % figs.names.get(uid, "#%x" % uid))
+
+
+def _lower_priority():
+    """Lower the priority of the calling thread (the panel's worker: ``QThreadPool`` threads are its own) to
+    the lowest, where the system lets a thread do so (Linux: a thread's nice value is its own)."""
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+        except OSError:
+            pass
 
 
 def _kind_word(kind):

@@ -57,5 +57,5 @@ def test_the_perfetto_export_has_the_blocking_profile(lock_run, tmp_path, how):
     assert sites and sites[0].site.endswith("in increment")
     top = [name for name in counters if name.startswith("#1 ")]
     assert len(top) == 1 and sites[0].site in top[0] and "%d waits" % sites[0].waits in top[0]
-    # a counter of the threads waiting there: up to the two other workers, back to none at the end
-    assert 1 <= max(counters[top[0]]) <= 2 and counters[top[0]][-1] == 0
+    # a counter of the threads waiting there: at most the three workers, back to none at the end
+    assert 1 <= max(counters[top[0]]) <= 3 and counters[top[0]][-1] == 0

@@ -125,6 +125,8 @@ def test_a_barrier_run_shows_every_generation_and_the_broken_barriers(qtbot, win
         gens = figs.generations[uid_named(figs, name)]
         assert len(gens) == 1 and gens[0].broken and len(gens[0].arrivals) == 3 and gens[0].parties == 4
     # on screen: the generations table of the stranded barrier, and the state page
+    panel.pages.setCurrentIndex(1)
+    panel.details.setCurrentIndex(2)
     panel._select_uid(uid_named(figs, "stranded barrier"))
     table = panel.gen_table
     assert table.rowCount() == 1 and table.item(0, 4).text() == "broken"
@@ -167,13 +169,13 @@ def test_unblocked_by_links_each_contended_acquire_to_the_release_before_it(qtbo
 
 def test_the_figures_are_computed_off_the_qt_thread_and_answer_a_range(qtbot, window, monkeypatch):
     read_in = []
-    real = contention_data.analyse_path
+    real = contention_data.RunAnalyser.report
 
-    def spy(path):
+    def spy(self):
         read_in.append(threading.current_thread())
-        return real(path)
+        return real(self)
 
-    monkeypatch.setattr(contention_data, "analyse_path", spy)
+    monkeypatch.setattr(contention_data.RunAnalyser, "report", spy)
     start(qtbot, window, "lock_contention", processes="2", increments="40", hold_ms="2", mode="with lock")
     watch_until_done(qtbot, window)
     assert read_in and all(t is not threading.main_thread() for t in read_in)
