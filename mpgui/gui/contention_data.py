@@ -384,9 +384,11 @@ class Analysis:
         uids = set(objects["uid"].tolist()) | set(queues["uid"].tolist())
         names = {u: rep.name(u) for u in uids}
         kinds = {u: rep.kind(u) for u in uids}
-        for u in objects["uid"][objects["family"] == contention.Family.LOCK].tolist():
-            if not kinds[u] and (self.waits["kind"][self.waits["uid"] == u] == Kind.MANAGER_CALL).any():
-                kinds[u] = "Manager lock"
+        w = self.waits
+        managed = np.unique(w["uid"][(w["kind"] == Kind.MANAGER_CALL) & (w["family"] == contention.Family.LOCK)])
+        managed = managed.tolist()
+        for u in set(managed) & set(kinds):
+            kinds[u] = "Lock (manager)"         # registered as the proxy it is
         links = {}
         sel = contention._in_range(self.links["to_t"], t_from, t_to)
         mine = self.links[sel]
