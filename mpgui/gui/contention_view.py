@@ -231,7 +231,7 @@ class ContentionView(QtWidgets.QWidget):
         split.addWidget(self.details)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
-        split.setSizes([700, 500])
+        split.setSizes([600, 600])
         self.pages.addTab(split, "Objects")
 
         # where it waited
@@ -655,9 +655,11 @@ class ContentionView(QtWidgets.QWidget):
         held = figs.holders.get(uid)
         if held is not None and len(held):
             t = (held["t"] - t0) / 1e9
-            self.over_time.plot(t, held["holders"], stepMode=None, pen=pg.mkPen(theme.LOCK_HOLD, width=2),
+            # each figure holds until the next acquire or release: steps, not slopes
+            self.over_time.plot(t, held["holders"], stepMode="right", pen=pg.mkPen(theme.LOCK_HOLD, width=2),
                                 name="holders")
-            self.over_time.plot(t, held["value"], pen=pg.mkPen(theme.LOCK_WAIT, width=1), name="value")
+            self.over_time.plot(t, held["value"], stepMode="right", pen=pg.mkPen(theme.LOCK_WAIT, width=1),
+                                name="value")
             self.over_time.setTitle("%s: holders and value after each acquire and release" % name)
 
     def _link_selected(self):
@@ -716,7 +718,7 @@ class ContentionView(QtWidgets.QWidget):
         if got is not None and len(got[0]):
             t, d = got
             x = (t - figs.t0) / 1e9
-            self.depth_plot.plot(x, d, pen=pg.mkPen(theme.LOCK_HOLD, width=1.5))
+            self.depth_plot.plot(x, d, stepMode="right", pen=pg.mkPen(theme.LOCK_HOLD, width=1.5))
             self.depth_plot.setTitle("%s: depth after each put and get" % figs.names.get(uid, "#%x" % uid))
 
 
