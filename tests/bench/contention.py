@@ -15,9 +15,11 @@
   ingests and shows live: a writer process records them into a run file at a rate (a batch every 10 ms, as
   the collector does) for LIVE_SECONDS while the app's reader follows it (every snapshot holds every
   object's state), the timeline and the contention panel (its per-object figures, recomputed live from the
-  run file) draw every snapshot, and a LIVE_TICK_MS timer measures the event loop.  The highest of LIVE_RATES at which the event loop never stalled more than
-  LIVE_STALL_LIMIT_MS and the reader skipped no detail (goal >= 200,000); max_stall_ms: the longest stall at
-  that rate (goal <= 50).  live_trials lists every rate tried with its stall and whether it kept up.
+  run file) draw every snapshot, and a LIVE_TICK_MS timer measures the event loop.  The highest of
+  LIVE_RATES at which the event loop never stalled more than LIVE_STALL_LIMIT_MS, the reader skipped no
+  detail and the figures came (goal >= 200,000); max_stall_ms: the longest stall at that rate (goal <= 50).
+  live_trials lists every rate tried with its stall and whether it kept up.  ``contention.py live`` makes
+  only these (``stats``, ``callsite``: the others).
 
 Prints its figures as one JSON line, last.
 """
