@@ -61,7 +61,7 @@ def semaphore_over_time(win, figs):
     """The Objects page, the semaphore's holders and value over time."""
     panel = win.contention
     panel.pages.setCurrentIndex(1)
-    panel.details.setCurrentIndex(3)
+    panel.details.setCurrentIndex(4)
     panel._select_uid([u for u, n in figs.names.items() if n == "resource slots"][0])
 
 

@@ -252,6 +252,42 @@ class Generation:
     broken: bool
 
 
+#: Per process, for one object in a range: who held it and for how long, who waited and for how long (the
+#: waits that blocked); the longest holder first.
+PROCESS_DTYPE = np.dtype([("pid", "<i4"), ("holds", "<i8"), ("hold_total", "<i8"), ("hold_max", "<i8"),
+                          ("waits", "<i8"), ("wait_total", "<i8"), ("wait_max", "<i8")])
+
+
+def by_process(waits, holds, t_from=None, t_to=None):
+    """{uid: PROCESS_DTYPE rows} from the tables of waits (WAIT_DTYPE, those that blocked) and holds
+    (HOLD_DTYPE) that ended in [t_from, t_to)."""
+    h = holds[contention._in_range(holds["t1"], t_from, t_to)]
+    w = waits[contention._in_range(waits["t"], t_from, t_to) & waits["blocked"]]
+    out: Dict[int, np.ndarray] = {}
+    uid = np.concatenate((h["uid"], w["uid"])).view(np.int64)         # the same bits, as a key
+    pid = np.concatenate((h["pid"], w["pid"])).astype(np.int64)
+    if not len(uid):
+        return out
+    pairs, inverse = np.unique(np.stack((uid, pid)), axis=1, return_inverse=True)
+    inverse = inverse.ravel()
+    n = pairs.shape[1]
+    hi, wi = inverse[:len(h)], inverse[len(h):]
+    dur = h["t1"] - h["t0"]
+    rows = np.zeros(n, PROCESS_DTYPE)
+    rows["pid"] = pairs[1]
+    rows["holds"] = np.bincount(hi, minlength=n)
+    rows["hold_total"] = np.bincount(hi, weights=dur, minlength=n)
+    rows["waits"] = np.bincount(wi, minlength=n)
+    rows["wait_total"] = np.bincount(wi, weights=w["wait"], minlength=n)
+    np.maximum.at(rows["hold_max"], hi, dur)
+    np.maximum.at(rows["wait_max"], wi, w["wait"])
+    uids = pairs[0].view(np.uint64)
+    for uid in np.unique(uids).tolist():
+        mine = rows[uids == uid]
+        out[uid] = mine[np.lexsort((mine["pid"], -mine["wait_total"], -mine["hold_total"]))]
+    return out
+
+
 @dataclass
 class Figures:
     """The panel's figures for [t_from, t_to) (None: open), from one analysis of the run file."""
@@ -267,6 +303,7 @@ class Figures:
     links: Dict[int, np.ndarray]            # uid -> LINK_DTYPE rows into waits ending in the range (latest)
     generations: Dict[int, List[Generation]]
     holders: Dict[int, np.ndarray]          # semaphore uid -> contention.HOLDERS_DTYPE
+    by_process: Dict[int, np.ndarray] = field(default_factory=dict)    # uid -> PROCESS_DTYPE rows
     events_read: int = 0
 
 
@@ -400,7 +437,8 @@ class Analysis:
             if "Semaphore" in kinds.get(u, ""):
                 holders[u] = rep.holders(u)
         return Figures(self.t0, t_from, t_to, objects, names, kinds, rep.profile(t_from, t_to), queues,
-                       rep.depths(), links, self.generations, holders, len(rep.records))
+                       rep.depths(), links, self.generations, holders,
+                       by_process(self.waits, self.holds, t_from, t_to), len(rep.records))
 
 
 def barrier_generations(records):

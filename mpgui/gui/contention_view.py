@@ -9,7 +9,8 @@ Four pages:
 * Objects: per-object statistics for the whole run or the time range the user picked (acquisitions,
   contended share, wait and hold p50/p95/max, handoff latency), the most contended first; for the selected
   object its wait and hold histogram, its "unblocked by" links (who released it and how long the handoff
-  took), a barrier's generations, a semaphore's holders over time;
+  took), who held it and for how long (per process, in the range), a barrier's generations, a semaphore's
+  holders over time;
 * Where it waited: the blocking profile, call sites ranked by total wait;
 * Queues and pipes: puts and gets, bytes moved, time blocked on each side, and the selected queue's depth
   over time.
@@ -38,6 +39,8 @@ from .viewparts import BackgroundJob, with_bar
 LIVE_ANALYSIS_S = 2.0
 #: ... and never more often than this many times what the last analysis took (it reads the whole file).
 ANALYSIS_COST_FACTOR = 4.0
+#: The detail tabs of the selected object, in order.
+DETAIL_HISTOGRAM, DETAIL_LINKS, DETAIL_PROCESSES, DETAIL_GENERATIONS, DETAIL_OVER_TIME = range(5)
 #: The nice value of the panel's worker thread (19: the lowest priority).
 WORKER_NICE = 19
 #: Rows the "unblocked by" table shows for an object (the latest).
@@ -53,6 +56,7 @@ SITE_COLUMNS = ("Call site", "Waits", "Total wait", "p50", "p95", "Max", "Object
 QUEUE_COLUMNS = ("Queue / pipe", "Kind", "Puts", "Gets", "Bytes in", "Bytes out", "Blocked puts",
                  "Time blocked in put", "Blocked gets", "Time blocked in get", "Timeouts", "Max depth")
 LINK_COLUMNS = ("Waiter", "Wait began", "Waited", "Unblocked by", "By its", "At", "Handoff")
+PROCESS_COLUMNS = ("Process", "Holds", "Held in all", "Longest hold", "Waits", "Waited in all", "Longest wait")
 GEN_COLUMNS = ("Generation", "Parties", "Arrivals (pid at time)", "Released at", "Outcome")
 STATE_COLUMNS = ("Object", "Kind", "State", "Holders", "Waiting")
 
@@ -216,6 +220,7 @@ class ContentionView(QtWidgets.QWidget):
         ll.addWidget(self.handoff_label)
         ll.addWidget(self.links_table, 1)
         self.gen_table = _table(GEN_COLUMNS, "generationsTable")
+        self.process_table = _table(PROCESS_COLUMNS, "byProcessTable")
         self.over_time = pg.PlotWidget(background=theme.BACKGROUND)
         self.over_time.setObjectName("overTime")
         self.over_time.setMenuEnabled(False)
@@ -223,6 +228,7 @@ class ContentionView(QtWidgets.QWidget):
         self.over_time.addLegend(offset=(-10, 10))
         self.details.addTab(self.hist, "Wait and hold histogram")
         self.details.addTab(links_page, "Unblocked by")
+        self.details.addTab(self.process_table, "Who held it")
         self.details.addTab(self.gen_table, "Barrier generations")
         self.details.addTab(self.over_time, "Over time")
         self.details.currentChanged.connect(lambda *_: self._show_object(self._selected_uid))
@@ -307,7 +313,7 @@ class ContentionView(QtWidgets.QWidget):
         """A wait clicked on the timeline (it ended at ``t_end_ns``): show who let it go."""
         self._pending_wait = (int(uid), int(pid), int(tid), int(t_end_ns))
         self.pages.setCurrentIndex(1)
-        self.details.setCurrentIndex(1)
+        self.details.setCurrentIndex(DETAIL_LINKS)
         self._select_uid(int(uid))
         self._show_pending_wait()
 
@@ -597,14 +603,25 @@ class ContentionView(QtWidgets.QWidget):
         if figs is None or uid is None:
             return
         name = figs.names.get(uid, "#%x" % uid)
-        if tab == 0:
+        if tab == DETAIL_HISTOGRAM:
             self._draw_histogram(figs, uid, name)
-        elif tab == 1:
+        elif tab == DETAIL_LINKS:
             self._draw_links(figs, uid)
-        elif tab == 2:
+        elif tab == DETAIL_PROCESSES:
+            self._draw_processes(figs, uid)
+        elif tab == DETAIL_GENERATIONS:
             self._draw_generations(figs, uid)
         else:
             self._draw_over_time(figs, uid, name)
+
+    def _draw_processes(self, figs, uid):
+        rows = []
+        for r in figs.by_process.get(uid, ()):
+            rows.append([_cell(_who(self.procs, int(r["pid"]))), _cell(int(r["holds"]), int(r["holds"]), True),
+                         _ns(r["hold_total"]), _ns(r["hold_max"] if r["holds"] else -1),
+                         _cell(int(r["waits"]), int(r["waits"]), True), _ns(r["wait_total"]),
+                         _ns(r["wait_max"] if r["waits"] else -1)])
+        _fill(self.process_table, rows)
 
     def _draw_histogram(self, figs, uid, name):
         self.hist.clear()

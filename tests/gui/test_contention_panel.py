@@ -9,6 +9,7 @@ from PySide6 import QtCore, QtWidgets
 from core.trace.events import Kind
 from core.trace.store import RunFile
 from mpgui.gui import contention_data, theme
+from mpgui.gui.contention_view import DETAIL_GENERATIONS, DETAIL_PROCESSES
 from mpgui.gui.main_window import MainWindow
 
 RUN_TIMEOUT_MS = 120_000
@@ -126,7 +127,7 @@ def test_a_barrier_run_shows_every_generation_and_the_broken_barriers(qtbot, win
         assert len(gens) == 1 and gens[0].broken and len(gens[0].arrivals) == 3 and gens[0].parties == 4
     # on screen: the generations table of the stranded barrier, and the state page
     panel.pages.setCurrentIndex(1)
-    panel.details.setCurrentIndex(2)
+    panel.details.setCurrentIndex(DETAIL_GENERATIONS)
     panel._select_uid(uid_named(figs, "stranded barrier"))
     table = panel.gen_table
     assert table.rowCount() == 1 and table.item(0, 4).text() == "broken"
@@ -185,11 +186,21 @@ def test_the_figures_are_computed_off_the_qt_thread_and_answer_a_range(qtbot, wi
     total = int(whole["acquired"][whole["uid"] == np.uint64(uid)][0])
     # up to the middle handoff, then from it: their acquisitions add up to the whole run's
     half = (float(np.median(panel.figures.links[uid]["to_t"])) - panel.figures.t0) / 1e9
-    counts = []
+    counts, held = [], []
     for lo, hi in ((0.0, half), (half, window.source.snapshot.elapsed + 1.0)):
         with qtbot.waitSignal(panel.sigFigures, timeout=FIGURES_TIMEOUT_MS) as got:
             panel.set_range(lo, hi)
         o = got.args[0].objects
-        counts.append(int(o["acquired"][o["uid"] == np.uint64(uid_named(got.args[0], "counter lock"))].sum()))
-    assert sum(counts) == total == 80 and min(counts) > 0
+        counts.append(int(o["acquired"][o["uid"] == np.uint64(uid)].sum()))
+        # who held it in that range, and for how long: every hold released in it, by the two workers (one
+        # hold may straddle the boundary: acquired in the first range, released in the second)
+        holders = got.args[0].by_process[uid]
+        held.append(int(holders["holds"].sum()))
+        assert abs(held[-1] - counts[-1]) <= 1 and len(holders) == 2
+        assert (holders["hold_max"] <= holders["hold_total"]).all() and (holders["hold_max"] >= 2_000_000).all()
+        panel.pages.setCurrentIndex(1)
+        panel.details.setCurrentIndex(DETAIL_PROCESSES)
+        panel._select_uid(uid)
+        assert panel.process_table.rowCount() == 2
+    assert sum(counts) == sum(held) == total == 80 and min(counts) > 0
     assert panel.range_label.text().startswith("Figures for ")
