@@ -140,6 +140,7 @@ class ContentionView(QtWidgets.QWidget):
         self._reader = None             # the contention_data.RunAnalyser of the run shown
         self._analysed_at = 0.0
         self._analysis_cost = 0.0
+        self._failed_at = -1e9
         self._busy = self._again = False
         self._state_busy = self._state_again = False
         self._final = False             # the shown run is finished: its analysis is for good
@@ -265,10 +266,12 @@ class ContentionView(QtWidgets.QWidget):
         self._final = False
         self.range = self.cursor = None
         self._state_key = self._selected_uid = self._pending_wait = None
-        self._analysed_at = 0.0
+        self._analysed_at, self._failed_at = 0.0, -1e9
+        self.busy_label.setText("")
         self.range_label.setText("Figures for the whole run")
         self.cursor_label.setText("State: now")
-        for t in (self.objects_table, self.sites_table, self.queues_table, self.links_table, self.gen_table):
+        for t in (self.objects_table, self.sites_table, self.queues_table, self.links_table, self.gen_table,
+                  self.process_table):
             t.setRowCount(0)
         self.state_tree.clear()
         self.hist.clear()
@@ -346,6 +349,8 @@ class ContentionView(QtWidgets.QWidget):
             self._again = self._again or force
             return
         now = time.monotonic()
+        if now - self._failed_at < LIVE_ANALYSIS_S and not force:
+            return                          # it just failed: not again at every refresh
         stale = self._analysis is None or self._analysis[0] != src.path
         if not stale and not self._final:
             interval = max(LIVE_ANALYSIS_S, ANALYSIS_COST_FACTOR * self._analysis_cost)
@@ -395,6 +400,8 @@ class ContentionView(QtWidgets.QWidget):
         self._busy = False
         self.busy_label.setText("")
         if self.source is None or path != self.source.path:
+            self._again = False
+            self._ask_figures(force=True)   # another run is shown now: its own figures
             return
         if fresh:
             self._analysis = (path, an)
@@ -408,9 +415,15 @@ class ContentionView(QtWidgets.QWidget):
             self._ask_figures(force=True)
 
     def _figures_failed(self, exc):
-        self._busy = False
+        self._busy = self._again = False
+        self._failed_at = time.monotonic()
         reason = (str(exc).splitlines() or [exc.__class__.__name__])[0]
         self.busy_label.setText("The figures could not be computed (%s): open the run again." % reason)
+
+    def close_jobs(self, timeout_ms=10_000):
+        """Wait for the panel's worker to finish what it is doing (the window is closing)."""
+        self._pool.clear()
+        self._pool.waitForDone(timeout_ms)
 
     def _ask_state(self):
         src, snap = self.source, self.snapshot

@@ -237,6 +237,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.stop()
         if self.source is not None:
             self.source.close(wait=True)
+        self.contention.close_jobs()
         for w in list(self.compare_windows):
             w.close()
         QtCore.QThreadPool.globalInstance().waitForDone(10000)

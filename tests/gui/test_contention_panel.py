@@ -1,5 +1,8 @@
 """The contention panel, after real runs of the scenarios (pytest-qt, offscreen): what it shows live and for a
 saved run, read back from its widgets and the pictures and figures they were drawn from."""
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -12,6 +15,7 @@ from mpgui.gui import contention_data, theme
 from mpgui.gui.contention_view import DETAIL_GENERATIONS, DETAIL_PROCESSES
 from mpgui.gui.main_window import MainWindow
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_TIMEOUT_MS = 120_000
 FIGURES_TIMEOUT_MS = 60_000
 
@@ -204,3 +208,20 @@ def test_the_figures_are_computed_off_the_qt_thread_and_answer_a_range(qtbot, wi
         assert panel.process_table.rowCount() == 2
     assert sum(counts) == sum(held) == total == 80 and min(counts) > 0
     assert panel.range_label.text().startswith("Figures for ")
+
+
+def test_a_run_file_that_went_away_gets_one_sentence_not_a_traceback(qtbot, window, tmp_path):
+    out = str(tmp_path / "gone.mpgrun")
+    subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "run", "lock_contention", "--set", "processes=2",
+                    "--set", "increments=20", "--set", "mode=with lock", "--out", out, "--quiet"], check=True,
+                   timeout=120, capture_output=True, env=dict(os.environ, MPGUI_HOME=str(tmp_path / "home")))
+    window.tabs.setCurrentWidget(window.processes)         # the panel is not asked for figures yet
+    window.open_run(out)
+    qtbot.waitUntil(lambda: window.source.state in ("done", "interrupted", "error"), timeout=RUN_TIMEOUT_MS)
+    os.unlink(out)
+    window.tabs.setCurrentWidget(window.contention)
+    window.contention.pages.setCurrentIndex(1)
+    label = window.contention.busy_label
+    qtbot.waitUntil(lambda: label.text().startswith("The figures could not be computed"), timeout=30_000)
+    assert label.text().endswith("open the run again.") and "\n" not in label.text()
+    assert "Traceback" not in label.text()
