@@ -258,33 +258,47 @@ PROCESS_DTYPE = np.dtype([("pid", "<i4"), ("holds", "<i8"), ("hold_total", "<i8"
                           ("waits", "<i8"), ("wait_total", "<i8"), ("wait_max", "<i8")])
 
 
+def _group_max(group, values, n):
+    """The largest of ``values`` in each group 0..n-1 (0 for a group without values)."""
+    out = np.zeros(n, np.int64)
+    if len(values):
+        order = np.argsort(group, kind="stable")
+        g = group[order]
+        starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+        out[g[starts]] = np.maximum.reduceat(values[order], starts)
+    return out
+
+
 def by_process(waits, holds, t_from=None, t_to=None):
     """{uid: PROCESS_DTYPE rows} from the tables of waits (WAIT_DTYPE, those that blocked) and holds
     (HOLD_DTYPE) that ended in [t_from, t_to)."""
     h = holds[contention._in_range(holds["t1"], t_from, t_to)]
     w = waits[contention._in_range(waits["t"], t_from, t_to) & waits["blocked"]]
     out: Dict[int, np.ndarray] = {}
-    uid = np.concatenate((h["uid"], w["uid"])).view(np.int64)         # the same bits, as a key
-    pid = np.concatenate((h["pid"], w["pid"])).astype(np.int64)
+    uid = np.concatenate((h["uid"], w["uid"]))
+    pid = np.concatenate((h["pid"], w["pid"]))
     if not len(uid):
         return out
-    pairs, inverse = np.unique(np.stack((uid, pid)), axis=1, return_inverse=True)
+    # one integer key per (object, process): a numeric sort, not one of pairs
+    uids, ui = np.unique(uid, return_inverse=True)
+    pids, pi = np.unique(pid, return_inverse=True)
+    keys, inverse = np.unique(ui.ravel().astype(np.int64) * len(pids) + pi.ravel(), return_inverse=True)
     inverse = inverse.ravel()
-    n = pairs.shape[1]
+    n = len(keys)
     hi, wi = inverse[:len(h)], inverse[len(h):]
     dur = h["t1"] - h["t0"]
     rows = np.zeros(n, PROCESS_DTYPE)
-    rows["pid"] = pairs[1]
+    rows["pid"] = pids[keys % len(pids)]
     rows["holds"] = np.bincount(hi, minlength=n)
     rows["hold_total"] = np.bincount(hi, weights=dur, minlength=n)
     rows["waits"] = np.bincount(wi, minlength=n)
     rows["wait_total"] = np.bincount(wi, weights=w["wait"], minlength=n)
-    np.maximum.at(rows["hold_max"], hi, dur)
-    np.maximum.at(rows["wait_max"], wi, w["wait"])
-    uids = pairs[0].view(np.uint64)
-    for uid in np.unique(uids).tolist():
-        mine = rows[uids == uid]
-        out[uid] = mine[np.lexsort((mine["pid"], -mine["wait_total"], -mine["hold_total"]))]
+    rows["hold_max"] = _group_max(hi, dur, n)
+    rows["wait_max"] = _group_max(wi, w["wait"], n)
+    of_row = keys // len(pids)
+    for i, u in enumerate(uids.tolist()):
+        mine = rows[of_row == i]
+        out[u] = mine[np.lexsort((mine["pid"], -mine["wait_total"], -mine["hold_total"]))]
     return out
 
 

@@ -20,8 +20,6 @@ asked for when the panel is shown, when the range changes and, live, at most eve
 ``ANALYSIS_COST_FACTOR`` times what the last analysis took, if longer); the state at a cursor comes from a
 worker too.  Nothing here reads a file or takes the model's lock.
 """
-import os
-import threading
 import time
 
 import numpy as np
@@ -38,11 +36,9 @@ from .viewparts import BackgroundJob, with_bar
 #: Live, the figures are recomputed at most this often (seconds)...
 LIVE_ANALYSIS_S = 2.0
 #: ... and never more often than this many times what the last analysis took (it reads the whole file).
-ANALYSIS_COST_FACTOR = 4.0
+ANALYSIS_COST_FACTOR = 6.0
 #: The detail tabs of the selected object, in order.
 DETAIL_HISTOGRAM, DETAIL_LINKS, DETAIL_PROCESSES, DETAIL_GENERATIONS, DETAIL_OVER_TIME = range(5)
-#: The nice value of the panel's worker thread (19: the lowest priority).
-WORKER_NICE = 19
 #: Rows the "unblocked by" table shows for an object (the latest).
 LINK_ROWS = contention_data.LINKS_SHOWN
 #: Tables of up to this many rows fit their columns to their contents (it costs a pass over every cell).
@@ -145,8 +141,10 @@ class ContentionView(QtWidgets.QWidget):
         self._state_busy = self._state_again = False
         self._final = False             # the shown run is finished: its analysis is for good
         self._jobs = []
-        #: The panel's worker: one thread, at a low priority, so that live it never competes with the reader
-        #: and the window for the processor.
+        #: The panel's worker: one thread, so that its jobs never run side by side (the state at a cursor
+        #: waits for the figures) and never hold up the window's other work (exports) in Qt's pool.  Not at
+        #: a lower priority: a thread the system runs less often while it holds the interpreter's lock would
+        #: hold up the window more.
         self._pool = QtCore.QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._drawn = set()             # the pages drawn from the figures shown
@@ -366,7 +364,6 @@ class ContentionView(QtWidgets.QWidget):
         reader = self._reader
 
         def work():
-            _lower_priority()
             started = time.perf_counter()
             an = analysis
             if an is None:
@@ -379,7 +376,7 @@ class ContentionView(QtWidgets.QWidget):
         self._start(work, self._figures_done, self._figures_failed)
 
     def _start(self, fn, on_done, on_failed):
-        """Run ``fn`` in the panel's own worker thread (see ``_lower_priority``)."""
+        """Run ``fn`` in the panel's own worker thread."""
         job = BackgroundJob(fn)
 
         def done(result, job=job):
@@ -750,16 +747,6 @@ class ContentionView(QtWidgets.QWidget):
             x = (t - figs.t0) / 1e9
             self.depth_plot.plot(x, d, stepMode="right", pen=pg.mkPen(theme.LOCK_HOLD, width=1.5))
             self.depth_plot.setTitle("%s: depth after each put and get" % figs.names.get(uid, "#%x" % uid))
-
-
-def _lower_priority():
-    """Lower the priority of the calling thread (the panel's worker: ``QThreadPool`` threads are its own) to
-    the lowest, where the system lets a thread do so (Linux: a thread's nice value is its own)."""
-    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
-        except OSError:
-            pass
 
 
 def _kind_word(kind):

@@ -318,6 +318,7 @@ while writer.poll() is None or src.state in ("running", "loading", "starting"):
 events = src.snapshot.events if src.snapshot is not None else 0
 written = int(writer.stdout.read().split()[-1])
 src.close()
+panel.close_jobs()
 writer.wait()
 QtCore.QThreadPool.globalInstance().waitForDone(30_000)
 print(json.dumps({"max_stall_ms": max(0.0, max(gaps or [0]) * 1e3 - tick_ms), "dropping": dropping[0],
