@@ -14,7 +14,8 @@ Two kinds of picture:
 
 A manager-served lock (``Manager().Lock()``) records its calls as MANAGER_CALL on its proxy: its acquire()
 and release() calls are turned into waits and holds here (``manager_lock_tables``), so it is an object of
-the statistics like any lock.
+the statistics like any lock, and its holders are in the state pictures (``manager_events``).  A thread
+waiting in a manager's acquire() shows only once the call returns: nothing is recorded while it waits.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -23,7 +24,7 @@ import numpy as np
 
 from core.trace import contention
 from core.trace.events import BLOCKED_NS, Kind
-from core.trace.model import Span, SpanEnd
+from core.trace.model import SPAN_DTYPE, Span, SpanEnd
 from core.trace.store import RunFile
 
 #: Spans that are someone waiting on an object, and the word for it.
@@ -108,6 +109,9 @@ class LiveTracker:
         self.latest: Dict[int, Tuple[int, float]] = {}       # series id -> (t, value)
         self.event_set: Dict[int, Tuple[int, bool]] = {}     # uid -> (t, set)
         self.broken: Dict[int, int] = {}                     # barrier uid -> when it broke (first)
+        #: (uid, pid, tid) -> (time, holds): a manager lock's latest acquire() end or release() start by that
+        #: thread (``manager_events``)
+        self.managed: Dict[Tuple[int, int, int], Tuple[int, bool]] = {}
 
     def update(self, model):
         pts = model._event_series.points
@@ -145,12 +149,51 @@ class LiveTracker:
             sel = np.flatnonzero((kind == Span.BARRIER_WAIT) & (end == SpanEnd.BROKEN)) + self._spans
             for t, uid in zip(sp.view("t1")[sel].tolist(), sp.view("uid")[sel].tolist()):
                 self.broken[uid] = min(t, self.broken.get(uid, t))
+            for key, t, holds in manager_events(model, self._spans, n):
+                old = self.managed.get(key)
+                if old is None or t >= old[0]:
+                    self.managed[key] = (t, holds)
             self._spans = n
 
     def value_of(self, model, what, uid):
         sid = model._event_series._sid.get((what, uid))
         got = self.latest.get(sid) if sid is not None else None
         return None if got is None else got[1]
+
+
+def manager_events(model, lo=0, hi=None, until=None):
+    """``((uid, pid, tid), t, holds)`` for the MANAGER_CALL spans in rows [lo, hi) of the model's span table
+    that are a manager lock's acquire() (it holds from the call's end: ``holds`` True) or release() (it
+    holds no more from the call's start), at or before ``until`` if given."""
+    sp = model.spans
+    hi = len(sp) if hi is None else hi
+    if hi <= lo:
+        return []
+    methods = {i: text for i, text in model.strings.items() if text in ("acquire", "release")}
+    if not methods:
+        return []
+    kind = sp.view("kind")[lo:hi]
+    value = sp.view("value")[lo:hi]
+    rows = np.flatnonzero((kind == Span.MANAGER_CALL) & np.isin(value, list(methods))) + lo
+    out = []
+    for uid, pid, tid, t0, t1, v, end in zip(*(sp.view(name)[rows].tolist() for name in
+                                               ("uid", "pid", "tid", "t0", "t1", "value", "end"))):
+        holds = methods[v] == "acquire"
+        if holds and end != SpanEnd.OK:
+            continue                    # an acquire() that raised holds nothing
+        t = t1 if holds else t0
+        if until is None or t <= until:
+            out.append(((uid, pid, tid), t, holds))
+    return out
+
+
+def _manager_holders(latest):
+    """SPAN_DTYPE rows (LOCK_HOLD) for the threads holding a manager lock, from {key: (t, holds)}."""
+    held = [(key, t) for key, (t, holds) in latest.items() if holds]
+    out = np.zeros(len(held), SPAN_DTYPE)
+    for i, ((uid, pid, tid), t) in enumerate(held):
+        out[i] = (uid, pid, tid, Span.LOCK_HOLD, SpanEnd.OPEN, t, 0, 0)
+    return out
 
 
 def _listed(model, uids):
@@ -177,6 +220,10 @@ def _picture(model, t, spans, value_of, set_of, broken_of, live):
         o.waiters.append(Party(int(r["pid"]), int(r["tid"]), int(r["t0"]), WAIT_WORDS[Span(int(r["kind"]))]))
         if int(r["kind"]) == Span.BARRIER_WAIT:
             o.generation = int(r["value"])
+    for r in holding:
+        o = objs[int(r["uid"])]
+        if o.kind == "Proxy":
+            o.kind = "Lock (manager)"           # registered as the proxy it is
     for uid, o in objs.items():
         k = o.kind
         if "Semaphore" in k or "Lock" in k:
@@ -194,6 +241,8 @@ def live_state(model, tracker):
     held, after ``tracker.update(model)``."""
     now = model.t_last or model.t0
     spans = model.open_spans_array(now)
+    if tracker.managed:
+        spans = np.concatenate((spans, _manager_holders(tracker.managed)))
 
     def set_of(uid):
         got = tracker.event_set.get(uid)
@@ -216,7 +265,11 @@ def state_at(model, t):
         done = np.zeros(len(sp), open_.dtype)
         for name in open_.dtype.names or ():
             done[name] = sp[name]
-        spans = np.concatenate((done, open_))
+        latest: Dict[Tuple[int, int, int], Tuple[int, bool]] = {}
+        for key, when, holds in manager_events(model, until=t):
+            if key not in latest or when >= latest[key][0]:
+                latest[key] = (when, holds)
+        spans = np.concatenate((done, open_, _manager_holders(latest)))
         series = model._event_series.arrays()
         ins = model.instants_array()
         ev = ins[np.isin(ins["kind"], (Kind.EVENT_SET, Kind.EVENT_CLEAR)) & (ins["t"] <= t)]
