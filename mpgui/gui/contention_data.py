@@ -217,7 +217,11 @@ def _picture(model, t, spans, value_of, set_of, broken_of, live):
         objs[int(r["uid"])].holders.append(Party(int(r["pid"]), int(r["tid"]), int(r["t0"])))
     for r in waiting:
         o = objs[int(r["uid"])]
-        o.waiters.append(Party(int(r["pid"]), int(r["tid"]), int(r["t0"]), WAIT_WORDS[Span(int(r["kind"]))]))
+        kind = Span(int(r["kind"]))
+        what = WAIT_WORDS[kind]
+        if kind == Span.MANAGER_CALL:           # a call to the manager still going: its method
+            what = "call %s()" % model.strings.get(int(r["value"]), "?")
+        o.waiters.append(Party(int(r["pid"]), int(r["tid"]), int(r["t0"]), what))
         if int(r["kind"]) == Span.BARRIER_WAIT:
             o.generation = int(r["value"])
     for r in holding:

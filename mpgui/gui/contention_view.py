@@ -167,7 +167,8 @@ class ContentionView(QtWidgets.QWidget):
         self.cursor_label.setObjectName("contentionCursor")
         self.now_button = QtWidgets.QToolButton()
         self.now_button.setText("Now")
-        self.now_button.setToolTip("Show the state now (click the timeline to see the state at that moment)")
+        self.now_button.setToolTip("Show the state now, or at the end of a finished run (click the timeline to "
+                                   "see the state at that moment)")
         self.now_button.clicked.connect(lambda: self.set_cursor(None))
         self.busy_label = QtWidgets.QLabel("")
         self.busy_label.setObjectName("muted")
@@ -303,7 +304,8 @@ class ContentionView(QtWidgets.QWidget):
     def set_cursor(self, t):
         """Show the state at ``t`` seconds from the run's start (None: now)."""
         self.cursor = None if t is None else max(0.0, float(t))
-        self.cursor_label.setText("State: now" if t is None else "State at %s" % fmt_s(self.cursor))
+        self.cursor_label.setText("State at %s" % fmt_s(self.cursor) if t is not None else
+                                  "State at the end of the run" if self._final else "State: now")
         self._state_key = None
         if self.cursor is None:
             self._show_live_state()
@@ -337,6 +339,7 @@ class ContentionView(QtWidgets.QWidget):
         snap = self.snapshot
         picture = getattr(snap, "state", None) if snap is not None else None
         if picture is not None:
+            self.cursor_label.setText("State at the end of the run" if self._final else "State: now")
             self._show_state(picture)
 
     def _ask_figures(self, force=False):
