@@ -37,6 +37,8 @@ LISTED_KINDS = ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "
                 "JoinableQueue", "SimpleQueue")
 #: The links kept per object for the "unblocked by" list (the latest ones).
 LINKS_SHOWN = 500
+#: Semaphores whose holders over time the figures carry, at most (the most contended).
+HOLDER_SERIES = 16
 #: A manager's acquire() that took longer than this waited for the lock (the call itself, a round trip to
 #: the manager's process, takes less).
 MANAGER_BLOCKED_NS = BLOCKED_NS
@@ -504,9 +506,9 @@ class Analysis:
         for u in np.unique(mine["uid"]).tolist():
             links[u] = mine[mine["uid"] == u][-LINKS_SHOWN:]
         holders = {}
-        for u in objects["uid"].tolist():
-            if "Semaphore" in kinds.get(u, ""):
-                holders[u] = rep.holders(u)
+        semaphores = [u for u in objects["uid"].tolist() if "Semaphore" in kinds.get(u, "")]
+        for u in semaphores[:HOLDER_SERIES]:            # the most contended first (each reads every record)
+            holders[u] = rep.holders(u)
         return Figures(self.t0, t_from, t_to, objects, names, kinds, rep.profile(t_from, t_to), queues,
                        rep.depths(), links, self.generations, holders,
                        by_process(self.waits, self.holds, t_from, t_to), len(rep.records))
