@@ -82,7 +82,8 @@ def _ns(v):
     return _cell("-" if v < 0 else fmt_ns(v), v, right=True)
 
 
-def _table(columns, name):
+def _table(columns, name, sort_by=0, descending=False):
+    """A read-only table, sorted by column ``sort_by`` until the user clicks another."""
     t = QtWidgets.QTableWidget(0, len(columns))
     t.setObjectName(name)
     t.setHorizontalHeaderLabels(columns)
@@ -91,6 +92,10 @@ def _table(columns, name):
     t.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
     t.setSelectionMode(QtWidgets.QAbstractItemView.SingleSelection)
     t.horizontalHeader().setStretchLastSection(True)
+    t.setWordWrap(False)
+    t.verticalHeader().setDefaultSectionSize(t.fontMetrics().height() + 6)
+    t.setSortingEnabled(True)
+    t.sortByColumn(sort_by, QtCore.Qt.DescendingOrder if descending else QtCore.Qt.AscendingOrder)
     return t
 
 
@@ -196,7 +201,7 @@ class ContentionView(QtWidgets.QWidget):
         self.pages.addTab(self.state_tree, "State")
 
         # objects
-        self.objects_table = _table(OBJECT_COLUMNS, "objectsTable")
+        self.objects_table = _table(OBJECT_COLUMNS, "objectsTable", OBJECT_COLUMNS.index("Total wait"), True)
         self.objects_table.itemSelectionChanged.connect(self._object_selected)
         self.details = QtWidgets.QTabWidget()
         self.details.setDocumentMode(True)
@@ -208,7 +213,7 @@ class ContentionView(QtWidgets.QWidget):
         self.hist.setLabel("left", "count")
         ax = self.hist.getAxis("bottom")
         ax.setTicks([[(i, _EDGE_LABELS[i]) for i in range(0, len(_EDGE_LABELS), 3)]])
-        self.links_table = _table(LINK_COLUMNS, "linksTable")
+        self.links_table = _table(LINK_COLUMNS, "linksTable", LINK_COLUMNS.index("Wait began"), True)
         self.handoff_label = QtWidgets.QLabel("Click a wait on the timeline, or a row here, to see who let it go.")
         self.handoff_label.setObjectName("handoffText")
         self.handoff_label.setWordWrap(True)
@@ -220,16 +225,16 @@ class ContentionView(QtWidgets.QWidget):
         ll.addWidget(self.handoff_label)
         ll.addWidget(self.links_table, 1)
         self.gen_table = _table(GEN_COLUMNS, "generationsTable")
-        self.process_table = _table(PROCESS_COLUMNS, "byProcessTable")
+        self.process_table = _table(PROCESS_COLUMNS, "byProcessTable", PROCESS_COLUMNS.index("Held in all"), True)
         self.over_time = pg.PlotWidget(background=theme.BACKGROUND)
         self.over_time.setObjectName("overTime")
         self.over_time.setMenuEnabled(False)
         self.over_time.setLabel("bottom", "time", units="s")
         self.over_time.addLegend(offset=(-10, 10))
-        self.details.addTab(self.hist, "Wait and hold histogram")
+        self.details.addTab(self.hist, "Histogram")
         self.details.addTab(links_page, "Unblocked by")
         self.details.addTab(self.process_table, "Who held it")
-        self.details.addTab(self.gen_table, "Barrier generations")
+        self.details.addTab(self.gen_table, "Generations")
         self.details.addTab(self.over_time, "Over time")
         self.details.currentChanged.connect(lambda *_: self._show_object(self._selected_uid))
         split = QtWidgets.QSplitter(QtCore.Qt.Horizontal)
@@ -241,11 +246,11 @@ class ContentionView(QtWidgets.QWidget):
         self.pages.addTab(split, "Objects")
 
         # where it waited
-        self.sites_table = _table(SITE_COLUMNS, "sitesTable")
+        self.sites_table = _table(SITE_COLUMNS, "sitesTable", SITE_COLUMNS.index("Total wait"), True)
         self.pages.addTab(self.sites_table, "Where it waited")
 
         # queues and pipes
-        self.queues_table = _table(QUEUE_COLUMNS, "queuesTable")
+        self.queues_table = _table(QUEUE_COLUMNS, "queuesTable", QUEUE_COLUMNS.index("Time blocked in get"), True)
         self.queues_table.itemSelectionChanged.connect(self._queue_selected)
         self.depth_plot = pg.PlotWidget(background=theme.BACKGROUND)
         self.depth_plot.setObjectName("depthPlot")
@@ -255,6 +260,7 @@ class ContentionView(QtWidgets.QWidget):
         qsplit = QtWidgets.QSplitter(QtCore.Qt.Vertical)
         qsplit.addWidget(self.queues_table)
         qsplit.addWidget(self.depth_plot)
+        qsplit.setSizes([300, 250])
         self.pages.addTab(qsplit, "Queues && pipes")
 
     # -- inputs ------------------------------------------------------------------------------------------------
@@ -548,7 +554,6 @@ class ContentionView(QtWidgets.QWidget):
                                + (" …" if len(s.objects) > 4 else "")),
                          _cell(", ".join(str(p) for p in s.pids[:8]) + (" …" if len(s.pids) > 8 else ""))])
         _fill(self.sites_table, rows)
-        self.sites_table.sortItems(2, QtCore.Qt.DescendingOrder)
 
     def _draw_queues(self, figs):
         rows = []
