@@ -10,6 +10,8 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from core.trace.events import Kind
+from core.trace.model import Span
+from core.trace.units import fmt_ns
 from core.trace.store import RunFile
 from mpgui.gui import contention_data, theme
 from mpgui.gui.contention_view import DETAIL_GENERATIONS, DETAIL_PROCESSES
@@ -225,3 +227,23 @@ def test_a_run_file_that_went_away_gets_one_sentence_not_a_traceback(qtbot, wind
     qtbot.waitUntil(lambda: label.text().startswith("The figures could not be computed"), timeout=30_000)
     assert label.text().endswith("open the run again.") and "\n" not in label.text()
     assert "Traceback" not in label.text()
+
+
+def test_a_wait_clicked_on_the_timeline_says_who_let_it_go(qtbot, window):
+    start(qtbot, window, "lock_contention", processes="3", increments="20", hold_ms="2", mode="with lock")
+    watch_until_done(qtbot, window)
+    figs = window.contention.figures
+    uid = uid_named(figs, "counter lock")
+    link = figs.links[uid][len(figs.links[uid]) // 2]
+    # the bar of that wait on the timeline: its span ends when the wait did
+    data = window.timeline.data
+    spans = data.spans
+    ref = next(i for i in range(len(spans)) if int(spans[i]["kind"]) == Span.LOCK_WAIT
+               and int(spans[i]["pid"]) == int(link["to_pid"]) and int(spans[i]["t1"]) == int(link["to_t"]))
+    window.tabs.setCurrentWidget(window.processes)
+    window.timeline.item.selected = ("waits", ref)
+    window.timeline.sigSelected.emit(window.timeline.describe("waits", ref))
+    assert window.tabs.currentWidget() is window.contention
+    qtbot.waitUntil(lambda: "unblocked by" in window.contention.handoff_label.text(), timeout=FIGURES_TIMEOUT_MS)
+    text = window.contention.handoff_label.text()
+    assert "pid %d" % int(link["from_pid"]) in text and fmt_ns(int(link["latency"])) in text
