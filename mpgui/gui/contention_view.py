@@ -144,6 +144,7 @@ class ContentionView(QtWidgets.QWidget):
         self._failed_at = -1e9
         self._busy = self._again = False
         self._state_busy = self._state_again = False
+        self._cursor_shown = False      # the state at the cursor is on screen
         self._final = False             # the shown run is finished: its analysis is for good
         self._jobs = []
         #: The panel's worker: one thread, so that its jobs never run side by side (the state at a cursor
@@ -313,10 +314,11 @@ class ContentionView(QtWidgets.QWidget):
         self.cursor_label.setText("State at %s" % fmt_s(self.cursor) if t is not None else
                                   "State at the end of the run" if self._final else "State: now")
         self._state_key = None
+        self._cursor_shown = False
         if self.cursor is None:
             self._show_live_state()
-        else:
-            self._ask_state()
+        elif self.isVisible() and self.pages.currentIndex() == 0:
+            self._ask_state()           # else when the state page is shown (``refresh``)
 
     def show_wait(self, uid, pid, tid, t_end_ns):
         """A wait clicked on the timeline (it ended at ``t_end_ns``): show who let it go."""
@@ -337,6 +339,8 @@ class ContentionView(QtWidgets.QWidget):
         if self.pages.currentIndex() == 0:
             if self.cursor is None:
                 self._show_live_state()
+            elif not self._cursor_shown:
+                self._ask_state()
             if not self._final:
                 return                  # live, the state page needs no figures: no analysis while it shows
         self._ask_figures()
@@ -444,9 +448,14 @@ class ContentionView(QtWidgets.QWidget):
 
     def _state_done(self, picture):
         self._state_busy = False
-        if self.cursor is not None:
+        snap = self.snapshot
+        wanted = None if self.cursor is None or snap is None else int(snap.state.t0 + self.cursor * 1e9)
+        if wanted is not None and picture.t == wanted:
+            self._cursor_shown = True
             self._show_state(picture)
             self.sigState.emit(picture)
+        elif wanted is not None:
+            self._state_again = True        # the cursor moved meanwhile
         if self._state_again:
             self._state_again = False
             self._ask_state()
