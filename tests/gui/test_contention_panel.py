@@ -97,20 +97,29 @@ def test_a_live_lock_contention_run_shows_the_holder_and_the_waiters_in_order(qt
 
 
 def test_a_semaphore_run_never_shows_more_holders_than_its_value(qtbot, window):
-    start(qtbot, window, "semaphore", processes="5", slots="2", rounds="4", hold_ms="15")
+    start(qtbot, window, "semaphore", processes="5", slots="2", rounds="6", hold_ms="20")
     seen = watch_until_done(qtbot, window)
     live = [o for pic in seen if pic.live for o in of(pic, "resource slots")]
     assert live and all(len(o.holders) <= 2 for o in live)
-    assert any(len(o.holders) == 2 and o.waiters for o in live), "never saw both slots taken with a queue"
     for o in live:
         if o.value is not None:
             assert o.value >= 0 and len(o.holders) <= o.initial == 2
     figs = window.contention.figures
-    held = figs.holders[uid_named(figs, "resource slots")]
+    uid = uid_named(figs, "resource slots")
+    held = figs.holders[uid]
     assert held["holders"].max() == 2 and held["value"].min() == 0
-    # replayed at moments of the saved run too
+    # replayed at moments of the saved run: while a worker waited for a slot (before the release that let it
+    # go), both slots were taken; and never more than two holders anywhere
     panel = window.contention
-    for at in np.linspace(0.1, window.source.snapshot.elapsed, 7).tolist():
+    links = figs.links[uid]
+    assert len(links)
+    moments = [(int(ln["wait_t0"]) + int(ln["from_t"])) // 2 for ln in links[:: max(1, len(links) // 4)]]
+    for t in moments:
+        with qtbot.waitSignal(panel.sigState, timeout=10_000) as got:
+            panel.set_cursor((t - figs.t0) / 1e9)
+        slots = of(got.args[0], "resource slots")[0]
+        assert len(slots.holders) == 2 and slots.waiters and slots.value == 0
+    for at in np.linspace(0.1, window.source.snapshot.elapsed, 5).tolist():
         with qtbot.waitSignal(panel.sigState, timeout=10_000) as got:
             panel.set_cursor(at)
         slots = of(got.args[0], "resource slots")
@@ -146,7 +155,7 @@ def test_a_barrier_run_shows_every_generation_and_the_broken_barriers(qtbot, win
 
 
 def test_unblocked_by_links_each_contended_acquire_to_the_release_before_it(qtbot, window):
-    start(qtbot, window, "lock_contention", processes="3", increments="30", hold_ms="2", mode="with lock")
+    start(qtbot, window, "lock_contention", processes="3", increments="40", hold_ms="5", mode="with lock")
     watch_until_done(qtbot, window)
     figs = window.contention.figures
     uid = uid_named(figs, "counter lock")
@@ -156,7 +165,7 @@ def test_unblocked_by_links_each_contended_acquire_to_the_release_before_it(qtbo
     rel = ev[(ev["kind"] == Kind.RELEASE) & (ev["c"] <= 0)]
     rel = rel[np.argsort(rel["t"], kind="stable")]
     contended = ev[(ev["kind"] == Kind.ACQ_OK) & (ev["a"] > 0)]
-    assert len(contended) >= 5
+    assert len(contended) >= 3          # the workers overlap for most of their 200 ms each
     links = window.contention._all_links_of(uid)
     by_end = {(int(ln["to_pid"]), int(ln["to_t"])): ln for ln in links}
     for acq in contended:
@@ -183,7 +192,7 @@ def test_the_figures_are_computed_off_the_qt_thread_and_answer_a_range(qtbot, wi
         return real(self)
 
     monkeypatch.setattr(contention_data.RunAnalyser, "report", spy)
-    start(qtbot, window, "lock_contention", processes="2", increments="40", hold_ms="2", mode="with lock")
+    start(qtbot, window, "lock_contention", processes="2", increments="40", hold_ms="5", mode="with lock")
     watch_until_done(qtbot, window)
     assert read_in and all(t is not threading.main_thread() for t in read_in)
     panel = window.contention
@@ -203,7 +212,7 @@ def test_the_figures_are_computed_off_the_qt_thread_and_answer_a_range(qtbot, wi
         holders = got.args[0].by_process[uid]
         held.append(int(holders["holds"].sum()))
         assert abs(held[-1] - counts[-1]) <= 1 and len(holders) == 2
-        assert (holders["hold_max"] <= holders["hold_total"]).all() and (holders["hold_max"] >= 2_000_000).all()
+        assert (holders["hold_max"] <= holders["hold_total"]).all() and (holders["hold_max"] >= 5_000_000).all()
         panel.pages.setCurrentIndex(1)
         panel.details.setCurrentIndex(DETAIL_PROCESSES)
         panel._select_uid(uid)
@@ -230,7 +239,7 @@ def test_a_run_file_that_went_away_gets_one_sentence_not_a_traceback(qtbot, wind
 
 
 def test_a_wait_clicked_on_the_timeline_says_who_let_it_go(qtbot, window):
-    start(qtbot, window, "lock_contention", processes="3", increments="20", hold_ms="2", mode="with lock")
+    start(qtbot, window, "lock_contention", processes="3", increments="20", hold_ms="5", mode="with lock")
     watch_until_done(qtbot, window)
     figs = window.contention.figures
     uid = uid_named(figs, "counter lock")
