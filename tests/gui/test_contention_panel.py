@@ -108,13 +108,21 @@ def test_a_semaphore_run_never_shows_more_holders_than_its_value(qtbot, window):
     uid = uid_named(figs, "resource slots")
     held = figs.holders[uid]
     assert held["holders"].max() == 2 and held["value"].min() == 0
-    # replayed at moments of the saved run: while a worker waited for a slot (before the release that let it
-    # go), both slots were taken; and never more than two holders anywhere
+    # replayed at moments of the saved run: in stretches where both slots were taken while a worker waited
+    # for one, the state names two holders and the waiter; and never more than two holders anywhere
     panel = window.contention
     links = figs.links[uid]
-    assert len(links)
-    moments = [(int(ln["wait_t0"]) + int(ln["from_t"])) // 2 for ln in links[:: max(1, len(links) // 4)]]
-    for t in moments:
+    full = np.flatnonzero(held["holders"][:-1] == 2)
+    moments = []
+    for i in full.tolist():
+        lo, hi = int(held["t"][i]), int(held["t"][i + 1])
+        waiting = links[(links["wait_t0"] < hi) & (links["to_t"] > lo)]
+        if len(waiting):
+            lo, hi = max(lo, int(waiting["wait_t0"].max())), min(hi, int(waiting["to_t"].min()))
+            if hi - lo > 2:
+                moments.append((lo + hi) // 2)
+    assert moments, "no stretch with both slots taken and a worker waiting"
+    for t in moments[:: max(1, len(moments) // 4)]:
         with qtbot.waitSignal(panel.sigState, timeout=10_000) as got:
             panel.set_cursor((t - figs.t0) / 1e9)
         slots = of(got.args[0], "resource slots")[0]
