@@ -109,6 +109,7 @@ class LiveTracker:
         self._instants = 0
         self._spans = 0
         self.latest: Dict[int, Tuple[int, float]] = {}       # series id -> (t, value)
+        self.peak: Dict[int, float] = {}                     # series id -> the highest value
         self.event_set: Dict[int, Tuple[int, bool]] = {}     # uid -> (t, set)
         self.broken: Dict[int, int] = {}                     # barrier uid -> when it broke (first)
         #: (uid, pid, tid) -> (time, holds): a manager lock's latest acquire() end or release() start by that
@@ -119,7 +120,7 @@ class LiveTracker:
         pts = model._event_series.points
         n = len(pts)
         if n < self._points:                # the model forgot its points (an export's): start again
-            self._points, self.latest = 0, {}
+            self._points, self.latest, self.peak = 0, {}, {}
         if n > self._points:
             sid, t, v = (pts.view(name)[self._points:n] for name in ("sid", "t", "v"))
             order = np.lexsort((t, sid))
@@ -128,6 +129,9 @@ class LiveTracker:
                 old = self.latest.get(s)
                 if old is None or tt >= old[0]:
                     self.latest[s] = (tt, vv)
+            firsts = np.flatnonzero(np.concatenate(([True], sid[order][1:] != sid[order][:-1])))
+            for s, vv in zip(sid[order][firsts].tolist(), np.maximum.reduceat(v[order], firsts).tolist()):
+                self.peak[s] = max(vv, self.peak.get(s, vv))
             self._points = n
         ins = model.instants
         n = len(ins)
@@ -156,6 +160,10 @@ class LiveTracker:
                 if old is None or t >= old[0]:
                     self.managed[key] = (t, holds)
             self._spans = n
+
+    def peak_of(self, model, what, uid):
+        sid = model._event_series._sid.get((what, uid))
+        return self.peak.get(sid) if sid is not None else None
 
     def value_of(self, model, what, uid):
         sid = model._event_series._sid.get((what, uid))
@@ -242,6 +250,20 @@ def _picture(model, t, spans, value_of, set_of, broken_of, live):
     return StatePicture(int(t), int(model.t0), list(objs.values()), live)
 
 
+def _drop_released(o, peak):
+    """Live, a process's release can be read after another's acquisition that followed it (the collector
+    drains each process's records in turn): the model then still counts the first holder.  A lock has one
+    holder, and a semaphore at most its initial value unless it was released above it (``peak``: the highest
+    value it had): the latest acquisitions are the holders, the releases of the others are on their way."""
+    cap = None
+    if o.kind in ("Lock", "RLock"):
+        cap = 1
+    elif "Semaphore" in o.kind and o.initial and (peak is None or peak <= o.initial):
+        cap = o.initial
+    if cap is not None and len(o.holders) > cap:
+        o.holders = sorted(o.holders, key=lambda p: p.since)[-cap:]
+
+
 def live_state(model, tracker):
     """Every object's state now (the model's last time): the reader thread calls this with the model's lock
     held, after ``tracker.update(model)``."""
@@ -254,8 +276,12 @@ def live_state(model, tracker):
         got = tracker.event_set.get(uid)
         return None if got is None else got[1]
 
-    return _picture(model, now, spans, lambda what, uid: tracker.value_of(model, what, uid), set_of,
-                    lambda uid: uid in tracker.broken, live=True)
+    pic = _picture(model, now, spans, lambda what, uid: tracker.value_of(model, what, uid), set_of,
+                   lambda uid: uid in tracker.broken, live=True)
+    for o in pic.objects:
+        if o.holders:
+            _drop_released(o, tracker.peak_of(model, "value", o.uid))
+    return pic
 
 
 def state_at(model, t):
