@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import numpy as np  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
 from mpgui.gui import theme  # noqa: E402
@@ -35,8 +36,6 @@ SHOTS = (
     ("pool-recovers.png", "pool_methods", {"method": "imap_unordered", "processes": "3", "tasks": "12",
                                            "unit": "0.3", "review": "0.05", "order": "fastest first"},
      "Processes", kill_a_worker),
-    ("lock-contention.png", "lock_contention", {"processes": "3", "increments": "150", "hold_ms": "2",
-                                                 "mode": "with lock"}, "Locks && objects", None),
     ("start-methods.png", "start_methods", {}, "CPU", None),
     ("events.png", "queues", {}, "Events", None),
 )
@@ -47,6 +46,63 @@ COMPARE_SHOTS = (
     ("compare-start-methods.png", "start_methods", {}, 3),
     ("compare-pool-methods.png", "pool_methods", {"unit": "0.1", "review": "0.1"}, 2),
 )
+
+
+def cursor_in_the_thick_of_it(win, figs):
+    """The state page in the middle of a hold of the most contended object that began with a handoff half-way
+    through the run: a holder and a queue of waiters."""
+    o = figs.objects[0]
+    ends = np.sort(figs.links[int(o["uid"])]["to_t"])
+    win.contention.pages.setCurrentIndex(0)
+    win.contention.set_cursor((int(ends[len(ends) // 2]) + int(o["hold_p50"]) // 2 - figs.t0) / 1e9)
+
+
+def semaphore_over_time(win, figs):
+    """The Objects page, the semaphore's holders and value over time."""
+    panel = win.contention
+    panel.pages.setCurrentIndex(1)
+    panel.details.setCurrentIndex(4)
+    panel._select_uid([u for u, n in figs.names.items() if n == "resource slots"][0])
+
+
+def objects_page(win, figs):
+    """The Objects page: the most contended object's wait and hold histogram."""
+    win.contention.pages.setCurrentIndex(1)
+    win.contention.details.setCurrentIndex(0)
+
+
+#: Pictures of the contention panel: picture, scenario, parameters, what to show once the figures are in.
+CONTENTION_SHOTS = (
+    ("lock-contention.png", "lock_contention", {"processes": "3", "increments": "150", "hold_ms": "2",
+                                                 "mode": "with lock"}, objects_page),
+    ("contention-state.png", "lock_contention", {"processes": "4", "increments": "60", "hold_ms": "5",
+                                                  "mode": "with lock"}, cursor_in_the_thick_of_it),
+    ("contention-semaphore.png", "semaphore", {"processes": "5", "slots": "2", "rounds": "6", "hold_ms": "15"},
+     semaphore_over_time),
+)
+
+
+def contention_shot(app, win, out_dir, filename, scenario, params, show):
+    win.launcher.select(scenario)
+    for k, v in params.items():
+        win.launcher.fields[k].set_value(v)
+    win.launcher.run_button.click()
+    wait_for_end(app, win)
+    panel = win.contention
+    win.tabs.setCurrentWidget(panel)
+    panel.pages.setCurrentIndex(1)
+    win._refresh(force=True)
+    t0 = time.time()
+    while time.time() - t0 < 60 and not (panel._final and panel.figures is not None and not panel._busy):
+        app.processEvents()
+        time.sleep(0.02)
+    show(win, panel.figures)
+    for _ in range(50):
+        app.processEvents()
+        time.sleep(0.02)
+    path = os.path.join(out_dir, filename)
+    win.grab().save(path)
+    print("%s: %s (%s)" % (path, win.source.state, scenario))
 
 
 def compare_shot(app, win, out_dir, filename, scenario, params, repeat, timeout=900):
@@ -113,6 +169,9 @@ def main(out_dir, only=()):
         path = os.path.join(out_dir, filename)
         win.grab().save(path)
         print("%s: %s (%s)" % (path, win.source.state, scenario))
+    for filename, scenario, params, show in CONTENTION_SHOTS:
+        if not only or filename in only:
+            contention_shot(app, win, out_dir, filename, scenario, params, show)
     for filename, scenario, params, repeat in COMPARE_SHOTS:
         if not only or filename in only:
             compare_shot(app, win, out_dir, filename, scenario, params, repeat)

@@ -19,7 +19,11 @@ Chrome trace layout:
 * flow events (``s``/``f``) for "released -> ended the wait of" on contended locks and for
   "dispatched -> started" on pool tasks;
 * ``i`` instants: results used, and the model's moments (signals, shared-memory segments, notifies, requests
-  to end...) on a "moments" track of their lane, with the event's declared fields as args.
+  to end...) on a "moments" track of their lane, with the event's declared fields as args;
+* the blocking profile (``contention.chrome_events``): a "blocking profile" process with a counter per call
+  site where the program waited longest, how many threads wait there at each moment.  It is computed from
+  the run file, in a second pass that keeps only each call site and the wait it precedes
+  (``profile_records``), so a model that knows no run file (``model.path``) and kept no events has none.
 
 CSV: one table per model table, and ``events.csv`` with every event's fields named as the schema declares them
 (a JSON object, units in the keys: ``{"wait_ns": 1200, "value": 2}``) and its description in words.
@@ -34,10 +38,11 @@ import os
 
 import numpy as np
 
-from . import schema
+from . import contention, schema
 from .columns import group_starts
 from .events import Kind, Outcome
-from .model import NO_TIME, RunModel, Span, SpanEnd, in_time_order
+from .arrays import EVENT_DTYPE
+from .model import CALLSITE_KIND, NO_TIME, RunModel, Span, SpanEnd, in_time_order
 
 _SPAN_LABEL = {Span.LOCK_WAIT: "wait", Span.LOCK_HOLD: "hold", Span.COND_WAIT: "condition wait",
                Span.EVENT_WAIT: "event wait", Span.BARRIER_WAIT: "barrier wait", Span.QUEUE_PUT: "blocked put",
@@ -298,9 +303,10 @@ class ChromeWriter:
             self.counter(self.model._series_name(key), COUNTER_PID, t[s:e], v[s:e])
 
     # -- the end --------------------------------------------------------------------------------------------
-    def finish(self, open_spans):
+    def finish(self, open_spans, extra=()):
         """Everything that waits for the end of the run: spans still open, processes, tasks, the samples'
-        and barriers' counters, marks, thread names, and the run's metadata."""
+        and barriers' counters, marks, thread names, ``extra`` trace events (dicts: the blocking profile),
+        and the run's metadata."""
         m = self.model
         if len(open_spans):
             self.spans({name: open_spans[name] for name in open_spans.dtype.names})
@@ -327,6 +333,7 @@ class ChromeWriter:
         for (pid, stid), name in self.lanes.names.items():
             lines.append(json.dumps({"ph": "M", "name": "thread_name", "pid": pid, "tid": stid, "args": {"name": name}},
                                     separators=(",", ":")))
+        lines.extend(json.dumps(e, separators=(",", ":")) for e in extra)
         self._lines(lines)
         meta = {k: v for k, v in m.meta.items() if isinstance(v, (str, int, float, bool))}
         meta.update({"events": m.events_seen, "dropped": m.dropped})
@@ -592,10 +599,10 @@ class _Outputs:
         if events is not None and self.csv and "events.csv" in self.csv.writers:
             self.csv.events(events)
 
-    def finish(self, model):
+    def finish(self, model, run_file=None):
         open_spans = model.open_spans_array(with_site=True)
         if self.chrome:
-            self.chrome.finish(open_spans)
+            self.chrome.finish(open_spans, profile_events(model, self.chrome.t0, run_file))
         if self.csv:
             self.csv.finish(open_spans)
         self.close(keep=True)
@@ -613,6 +620,58 @@ class _Outputs:
         if self.csv is not None:
             self.written = self.csv.close(keep)
             self.csv = None
+
+
+def profile_records(chunks):
+    """Of a run's records (EVENT_DTYPE chunks in stored order), only what the blocking profile reads: each
+    call site (CALLSITE) and the wait-ending record right after it in its thread on its object.  A call site
+    whose wait ends in a later chunk is carried to it.  So the memory is that of the waits that recorded a
+    call site, not of the run's records."""
+    carried = None
+    kept = []
+    for chunk in chunks:
+        kind = np.minimum(chunk["kind"], 255)
+        cand = chunk[(kind == CALLSITE_KIND) | contention._IS_END[kind]]
+        if carried is not None:
+            cand, carried = np.concatenate((carried, cand)), None
+        is_site = cand["kind"] == CALLSITE_KIND
+        if not is_site.any():
+            continue
+        order = np.lexsort((cand["tid"], cand["pid"], cand["uid"]))      # stable: each thread's order kept
+        c, site = cand[order], is_site[order]
+        same_next = np.zeros(len(c), bool)
+        same_next[:-1] = ((c["uid"][1:] == c["uid"][:-1]) & (c["pid"][1:] == c["pid"][:-1])
+                          & (c["tid"][1:] == c["tid"][:-1]))
+        site_then_end = site & same_next & np.append(~site[1:], False)
+        kept.append(c[site_then_end | np.append(False, site_then_end[:-1])])
+        waiting = site & ~same_next             # the last record of its thread here: its wait ends later
+        if waiting.any():
+            carried = c[waiting]
+    return np.concatenate(kept) if kept else np.zeros(0, EVENT_DTYPE)
+
+
+def profile_events(model, t0, run_file=None):
+    """The blocking profile's trace events (``contention.chrome_events``) for the run of ``model``: from
+    ``run_file`` (an open ``store.RunFile``), else from the run file the model was read from, else from the
+    events it kept; none if it has neither, or if its run file can no longer be read (the rest of the export
+    does not depend on it)."""
+    from .store import RunFile, RunFileError
+    try:
+        if run_file is not None:
+            records = profile_records(run_file.iter_chunks())
+        elif model.path and os.path.isfile(model.path):
+            with RunFile(model.path) as rf:
+                records = profile_records(rf.iter_chunks())
+        elif model.events is not None:
+            records = profile_records([model.events.records()])
+        else:
+            return []
+    except (RunFileError, OSError):
+        return []
+    if not len(records):
+        return []
+    regs = [{"t": "str", "id": i, "s": text} for i, text in model.strings.items()] + list(model.objects.values())
+    return contention.chrome_events(contention.analyse(records, regs), t0)
 
 
 def run_start(run_file):
@@ -651,7 +710,7 @@ def export_run(run_file, chrome=None, csv_dir=None, events_csv=True):
             model.set_meta(run_file.meta())
             model.dropped = run_file.dropped()
             model._settle()
-            n = out.finish(model)
+            n = out.finish(model, run_file if chrome is not None else None)
     except BaseException:
         out.close(keep=False)
         raise

@@ -1,10 +1,15 @@
 """The main window: launcher and run history on the left, the timeline in the middle, CPU, processes,
-objects, events and the run's output below, and a status bar with events recorded, dropped and elapsed time.
+contention, events and the run's output below, and a status bar with events recorded, dropped and elapsed
+time.
 
 It owns at most one RunSource (a live run or a saved one) and refreshes the views from its latest snapshot
 on a timer (30 Hz at most), never per event.  Exports run in a thread pool.  The window title says what the
 shown run ran (scenario, parameters, every start method its processes used), and so does the launcher for a
 saved run.
+
+The contention panel follows the timeline: a click on the timeline shows every object's state at that
+moment, a wait clicked there shows who let it go, and its figures can be asked for the time range the
+timeline shows (or one dragged on it, when the timeline offers ``sigRangeSelected``).
 
 Comparisons open in windows of their own (``compare_view.CompareWindow``): the launcher's Compare runs the
 scenario under several start methods (one comparison runs at a time, never beside a live run: they would
@@ -21,10 +26,10 @@ from core.trace.store import RunFile
 
 from . import theme, trace_dialog
 from .compare_view import CompareWindow
+from .contention_view import ContentionView
 from .cpu_view import CpuView
 from .events_view import EventLogView
 from .launcher import LauncherPanel
-from .objects_view import ObjectsView
 from .process_view import ProcessView
 from .runs_view import RunsView
 from .runsource import RunSource
@@ -99,7 +104,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.processes = ProcessView()
         self.processes.sigMessage.connect(self.status_message)
         self.processes.sigSignal.connect(self.signal_process)
-        self.objects = ObjectsView()
+        self.contention = ContentionView()
         self.events = EventLogView()
         self.output = QtWidgets.QPlainTextEdit()
         self.output.setObjectName("runOutput")
@@ -109,7 +114,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.setObjectName("bottomTabs")
         self.tabs.addTab(self.cpu, "CPU")
         self.tabs.addTab(self.processes, "Processes")
-        self.tabs.addTab(self.objects, "Locks && objects")
+        self.tabs.addTab(self.contention, "Contention")
         self.tabs.addTab(self.events, "Events")
         self.tabs.addTab(self.output, "Output")
         self.tabs.currentChanged.connect(lambda *_: self._refresh(force=True))
@@ -120,6 +125,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.split.setStretchFactor(0, 3)
         self.split.setStretchFactor(1, 2)
         self.setCentralWidget(self.split)
+        self._wire_contention()
 
         # status bar
         sb = self.statusBar()
@@ -140,6 +146,39 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.timeout.connect(self._refresh)
         self.timer.start()
         self.runs.refresh()
+
+    # -- the contention panel and the timeline ------------------------------------------------------------------
+    def _wire_contention(self):
+        """The panel follows the timeline: its cursor, its range, the wait clicked on it.  A timeline that
+        offers ``sigCursor(seconds)`` and ``sigRangeSelected(t0, t1)`` drives them; until then a click on its
+        plot is the cursor and the panel's "Visible range" takes the range the timeline shows."""
+        tl, panel = self.timeline, self.contention
+        if hasattr(tl, "sigCursor"):
+            tl.sigCursor.connect(panel.set_cursor)
+        else:
+            tl.plot.scene().sigMouseClicked.connect(self._timeline_clicked)
+        if hasattr(tl, "sigRangeSelected"):
+            tl.sigRangeSelected.connect(panel.set_range)
+        panel.visible_button.clicked.connect(lambda: panel.set_range(*tl.vb.viewRange()[0]))
+        tl.sigSelected.connect(self._timeline_selected)
+
+    def _timeline_clicked(self, ev):
+        if self.source is None or not self.timeline.plot.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        self.contention.set_cursor(max(0.0, self.timeline.vb.mapSceneToView(ev.scenePos()).x()))
+
+    def _timeline_selected(self, *_):
+        """A bar clicked on the timeline: a wait shows, in the panel, who let it go."""
+        hit = getattr(self.timeline.item, "selected", None)
+        data = self.timeline.data
+        if not hit or data is None or hit[0] != "waits" or self.source is None:
+            return
+        try:
+            s = data.spans[int(hit[1])]
+        except (IndexError, TypeError, KeyError):
+            return
+        self.contention.show_wait(int(s["uid"]), int(s["pid"]), int(s["tid"]), int(s["t1"]))
+        self.tabs.setCurrentWidget(self.contention)
 
     # -- menus ----------------------------------------------------------------------------------------------
     def _make_menus(self):
@@ -199,6 +238,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.stop()
         if self.source is not None:
             self.source.close(wait=True)
+        self.contention.close_jobs()
         for w in list(self.compare_windows):
             w.close()
         QtCore.QThreadPool.globalInstance().waitForDone(10000)
@@ -364,8 +404,8 @@ class MainWindow(QtWidgets.QMainWindow):
             tab = self.tabs.currentWidget()
             self.processes.set_procs(snap.procs, src.controls_run)
             self.cpu.show_run(snap)
-            if tab is self.objects:
-                self.objects.set_rows(snap.contention)
+            if tab is self.contention:
+                self.contention.set_snapshot(snap, src, final=src.state in FINAL_STATES)
             if tab is self.events:
                 self.events.refresh(src.model)
             if tab is self.output:

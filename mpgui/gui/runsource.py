@@ -35,6 +35,7 @@ import numpy as np
 from core.trace.model import RunModel, in_time_order
 from core.trace.store import RunFile, RunFileError
 
+from .contention_data import LiveTracker
 from .snapshot import SNAPSHOT_INTERVAL, build as build_snapshot
 from .timeline_data import TimelineBuilder
 
@@ -124,6 +125,8 @@ class RunSource(QtCore.QObject):
         self.model = RunModel()
         self.model.path = self.path
         self.builder = TimelineBuilder(self.model)
+        #: What the contention panel's state of every object needs beyond the model (latest values...).
+        self.tracker = LiveTracker()
         self.state = "starting" if live else "loading"
         self.error = None
         self.problems = []
@@ -270,7 +273,8 @@ class RunSource(QtCore.QObject):
                 rf.close()
 
     def _snap(self):
-        self.snapshot = build_snapshot(self.model, self.builder, dropping=bool(self.model.skipped))
+        self.snapshot = build_snapshot(self.model, self.builder, dropping=bool(self.model.skipped),
+                                       tracker=self.tracker)
 
     def _tail(self, rf):
         """Read until the run is finished: a live run's runner exits; a run file opened here is read to its
@@ -359,7 +363,7 @@ class RunSource(QtCore.QObject):
         builder = TimelineBuilder(fresh)
         with fresh.lock:
             fresh.dropped = rf.dropped()
-        self.model, self.builder = fresh, builder
+        self.model, self.builder, self.tracker = fresh, builder, LiveTracker()
         self._snap()
         builder.trim()
         give_back_memory()

@@ -2,7 +2,8 @@
 
 The reader thread builds one after new data arrived (at most ``SNAPSHOT_INTERVAL`` apart), taking the
 model's lock once; the Qt thread only swaps it in.  A snapshot copies what can change (the processes, the
-counters' latest figures, the few open spans and running tasks) and shares what cannot: the model's
+counters' latest figures, the few open spans and running tasks, every sync object's holders, waiters and
+value now) and shares what cannot: the model's
 append-only columns as views of the rows it covers, the timeline's level-of-detail indexes as frozen
 pictures, the CPU samples as views.  So building one costs what arrived since the last, not the run's size,
 and views use it without locks.
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import timeline_data
+from . import contention_data, timeline_data
 
 #: At most this often (seconds) a live run's snapshot is rebuilt.
 SNAPSHOT_INTERVAL = 0.1
@@ -41,15 +42,21 @@ class Snapshot:
     taken_at: int = 0
     #: The live view is skipping detail to keep up (the whole run is read again when it ends).
     dropping: bool = False
+    #: Every sync object and queue now: holders, waiters, value (``contention_data.StatePicture``).
+    state: object = None
 
     @property
     def result(self):
         return self.meta.get("result")
 
 
-def build(model, builder=None, dropping=False):
-    """The snapshot of ``model`` now (``builder``: the run's ``TimelineBuilder``; a new one if None)."""
+def build(model, builder=None, dropping=False, tracker=None):
+    """The snapshot of ``model`` now (``builder``: the run's ``TimelineBuilder``; a new one if None;
+    ``tracker``: the run's ``contention_data.LiveTracker``, a new one if None)."""
+    tracker = tracker or contention_data.LiveTracker()
     with model.lock:
+        tracker.update(model)
+        state = contention_data.live_state(model, tracker)
         tl = (builder or timeline_data.TimelineBuilder(model)).update()
         t0 = model.t0
         procs = [copy.copy(p) for p in timeline_data.lane_order(
@@ -70,5 +77,5 @@ def build(model, builder=None, dropping=False):
         elapsed = max(0.0, ((model.t_last or t0) - t0) / 1e9)
         snap = Snapshot(model.version, tl, procs, cpu_t, core_v, total_v, model.events_seen, model.dropped, elapsed,
                         progress, dict(model.meta), model.logs[:], model.contention(), time.monotonic(),
-                        model.t_last or 0, time.perf_counter_ns(), dropping)
+                        model.t_last or 0, time.perf_counter_ns(), dropping, state)
     return snap

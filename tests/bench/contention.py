@@ -10,7 +10,16 @@
 * uncontended_callsite_ratio: the same for one process taking a lock nobody else wants, which never looks
   at its stack (goal <= 1.02);
 * callsite_us: what one call site costs the contended loop (the median difference over the sites it
-  recorded): the figure behind its ratio, which also depends on how long the loop takes per acquisition.
+  recorded): the figure behind its ratio, which also depends on how long the loop takes per acquisition;
+* live_events_per_s: sync events per second (the lock and semaphore records above, with call sites) the app
+  ingests and shows live: a writer process records them into a run file at a rate (a batch every 10 ms, as
+  the collector does) for LIVE_SECONDS while the app's reader follows it (every snapshot holds every
+  object's state), the timeline and the contention panel (its per-object figures, recomputed live from the
+  run file) draw every snapshot, and a LIVE_TICK_MS timer measures the event loop.  The highest of
+  LIVE_RATES at which the event loop never stalled more than LIVE_STALL_LIMIT_MS, the reader skipped no
+  detail and the figures came (goal >= 200,000); max_stall_ms: the longest stall at that rate (goal <= 50).
+  live_trials lists every rate tried with its stall and whether it kept up.  ``contention.py live`` makes
+  only these (``stats``, ``callsite``: the others).
 
 Prints its figures as one JSON line, last.
 """
@@ -21,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import best_of, report  # noqa: E402
+from _common import ROOT, best_of, report  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -50,6 +59,14 @@ HELD_WORK = 100             # iterations of a small computation while the lock i
 #: the machine runs (on a busy machine, short loops otherwise run one after the other).
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 REPEATS = 9
+#: Rates tried for live_events_per_s (events per second), lowest first; it stops at the first that fails.
+LIVE_RATES = (100_000, 200_000, 300_000, 400_000, 600_000, 800_000)
+LIVE_SECONDS = 5.0
+#: The event loop's heartbeat: a stall is the gap between two ticks beyond it.
+LIVE_TICK_MS = 5
+LIVE_STALL_LIMIT_MS = 50.0
+#: Ticks in the first second are not counted (start-up: the window is shown, the first snapshot built).
+LIVE_WARMUP_S = 1.0
 
 
 # -- a saved run of a million records ----------------------------------------------------------------------
@@ -215,12 +232,138 @@ def callsite_figures():
             "dropped": col.dropped_total}
 
 
-def main():
+# -- following a live run ---------------------------------------------------------------------------------
+LIVE_WRITER = """
+import os, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[4])
+import contention as bench
+from core.trace.collector import Batch
+from core.trace.store import RunWriter
+path, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+pool = bench.synthetic_records(np.random.default_rng(7))
+w = RunWriter(path, {"runner_pid": os.getpid(), "kind": "trace", "created_wall": time.time() - 1.0})
+regs = [{"t": "str", "id": pid * 100 + s, "s": "workload.py:%d in worker" % (10 * s + 10)}
+        for pid in range(10_000, 10_000 + bench.THREADS) for s in range(bench.SITES_PER_PROCESS)]
+regs += [{"t": "obj", "uid": 1000 + o, "kind": "Semaphore" if o < bench.SEMAPHORES else "Lock", "name": "object %d" % o,
+          **({"value": 1} if o < bench.SEMAPHORES else {})} for o in range(bench.OBJECTS)]
+w.add_batch(Batch(pool[:0], regs, {}))
+per = rate // 100
+print("ready", flush=True)
+start = time.perf_counter()
+k = 0
+while time.perf_counter() - start < seconds:
+    lo = (k * per) % (len(pool) - per)
+    ev = pool[lo:lo + per].copy()
+    # the records keep their order and spacing, moved to the last 10 ms
+    span = max(int(ev["t"][-1] - ev["t"][0]), 1)
+    ev["t"] = time.perf_counter_ns() - 10_000_000 + (ev["t"] - ev["t"][0]) * 10_000_000 // span
+    w.add_batch(Batch(ev[np.argsort(ev["pid"], kind="stable")], [], {}))
+    k += 1
+    time.sleep(max(0.0, start + k * 0.01 - time.perf_counter()))
+print("written", k * per, flush=True)
+w.finish(status="done")
+w.close()
+"""
+
+LIVE_CODE = """
+import json, os, subprocess, sys, time
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6 import QtCore, QtWidgets
+app = QtWidgets.QApplication([])
+from mpgui.gui.contention_view import ContentionView
+from mpgui.gui.runsource import RunSource
+from mpgui.gui.timeline import TimelineView
+path, rate, seconds, tick_ms, warmup, here = sys.argv[1:7]
+seconds, tick_ms, warmup = float(seconds), int(tick_ms), float(warmup)
+writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, path, rate, str(seconds), here], stdout=subprocess.PIPE,
+                          text=True)
+assert writer.stdout.readline().startswith("ready")
+timeline, panel = TimelineView(), ContentionView()
+timeline.resize(1400, 500)
+panel.resize(1400, 400)
+timeline.show()
+panel.show()
+panel.pages.setCurrentIndex(1)          # the per-object figures, recomputed while the run goes
+src = RunSource.open_file(path)
+gaps, dropping, figures = [], [False], [0]
+panel.sigFigures.connect(lambda *_: figures.__setitem__(0, figures[0] + 1))
+start = time.perf_counter()
+last = [start]
+shown = [None]
+def tick():
+    now = time.perf_counter()
+    if now - start > warmup and writer.poll() is None:
+        gaps.append(now - last[0])
+    last[0] = now
+def refresh():
+    snap = src.snapshot
+    if snap is not None and snap is not shown[0]:
+        shown[0] = snap
+        timeline.set_data(snap.timeline)
+        panel.set_snapshot(snap, src, final=src.state not in ("running", "loading", "starting"))
+        dropping[0] = dropping[0] or bool(snap.dropping)
+beat = QtCore.QTimer()
+beat.setInterval(tick_ms)
+beat.timeout.connect(tick)
+beat.start()
+timer = QtCore.QTimer()
+timer.setInterval(33)
+timer.timeout.connect(refresh)
+timer.start()
+while writer.poll() is None or src.state in ("running", "loading", "starting"):
+    app.processEvents(QtCore.QEventLoop.AllEvents, 5)
+    if time.perf_counter() - start > seconds + 60:
+        break
+events = src.snapshot.events if src.snapshot is not None else 0
+written = int(writer.stdout.read().split()[-1])
+src.close()
+panel.close_jobs()
+writer.wait()
+QtCore.QThreadPool.globalInstance().waitForDone(30_000)
+print(json.dumps({"max_stall_ms": max(0.0, max(gaps or [0]) * 1e3 - tick_ms), "dropping": dropping[0],
+                  "events": events, "written": written, "figures": figures[0]}))
+"""
+
+
+def live_trial(rate):
+    """Follow a run recording ``rate`` sync events per second; what the event loop and the reader did."""
+    import json
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as d:
+        code = "LIVE_WRITER = %r\n%s" % (LIVE_WRITER, LIVE_CODE)
+        p = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, %r)\n%s" % (ROOT, code),
+                            os.path.join(d, "live.mpgrun"), str(rate), str(LIVE_SECONDS), str(LIVE_TICK_MS),
+                            str(LIVE_WARMUP_S), here], capture_output=True, text=True, timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError("the live measurement failed: %s" % p.stderr[-3000:])
+        got = json.loads(p.stdout.strip().splitlines()[-1])
+    got["rate"] = got["written"] / LIVE_SECONDS
+    got["kept_up"] = got["max_stall_ms"] <= LIVE_STALL_LIMIT_MS and not got["dropping"] and got["figures"] > 0
+    return got
+
+
+def live_figures():
+    trials, best = [], None
+    for rate in LIVE_RATES:
+        got = live_trial(rate)
+        trials.append({k: (round(v, 1) if isinstance(v, float) else v) for k, v in got.items()})
+        if not got["kept_up"]:
+            break
+        best = got
+    return {"live_events_per_s": int(best["rate"]) if best else 0,
+            "max_stall_ms": best["max_stall_ms"] if best else trials[0]["max_stall_ms"], "live_trials": trials}
+
+
+def main(names=()):
     figures = {}
-    figures.update(stats_figures())
-    figures.update(callsite_figures())
+    parts = {"stats": stats_figures, "callsite": callsite_figures, "live": live_figures}
+    for name, fn in parts.items():
+        if not names or name in names:
+            figures.update(fn())
     report(figures)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
