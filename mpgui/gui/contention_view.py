@@ -607,6 +607,11 @@ class ContentionView(QtWidgets.QWidget):
                 return True
         return False
 
+    def select_object(self, uid):
+        """Select object ``uid`` (chosen elsewhere: its track on the timeline) without announcing it back."""
+        if uid != self._selected_uid:
+            self._select_uid(uid)
+
     def _select_uid(self, uid):
         """Show ``uid`` on the Objects page (as if its row were clicked)."""
         self._selected_uid = uid

@@ -149,36 +149,29 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- the contention panel and the timeline ------------------------------------------------------------------
     def _wire_contention(self):
-        """The panel follows the timeline: its cursor, its range, the wait clicked on it.  A timeline that
-        offers ``sigCursor(seconds)`` and ``sigRangeSelected(t0, t1)`` drives them; until then a click on its
-        plot is the cursor and the panel's "Visible range" takes the range the timeline shows."""
+        """The panel and the timeline follow each other: the timeline's cursor (a click) replays the state at
+        that moment, a range dragged on it (Shift) sets the figures' range, a wait clicked on it shows who let
+        it go, and an object selected in either is selected in the other (the timeline then draws its
+        "unblocked by" arrows)."""
         tl, panel = self.timeline, self.contention
-        if hasattr(tl, "sigCursor"):
-            tl.sigCursor.connect(panel.set_cursor)
-        else:
-            tl.plot.scene().sigMouseClicked.connect(self._timeline_clicked)
-        if hasattr(tl, "sigRangeSelected"):
-            tl.sigRangeSelected.connect(panel.set_range)
+        tl.sigCursor.connect(panel.set_cursor)
+        tl.sigRangeSelected.connect(panel.set_range)
         panel.visible_button.clicked.connect(lambda: panel.set_range(*tl.vb.viewRange()[0]))
-        tl.sigSelected.connect(self._timeline_selected)
+        tl.sigWaitSelected.connect(self._wait_selected)
+        tl.sigObjectSelected.connect(panel.select_object)
+        panel.sigObjectSelected.connect(self._panel_object_selected)
 
-    def _timeline_clicked(self, ev):
-        if self.source is None or not self.timeline.plot.sceneBoundingRect().contains(ev.scenePos()):
+    def _wait_selected(self, wait):
+        """A wait clicked on the timeline (a process lane's or an object track's): the panel shows who let it
+        go and how long the handoff took."""
+        if self.source is None:
             return
-        self.contention.set_cursor(max(0.0, self.timeline.vb.mapSceneToView(ev.scenePos()).x()))
-
-    def _timeline_selected(self, *_):
-        """A bar clicked on the timeline: a wait shows, in the panel, who let it go."""
-        hit = getattr(self.timeline.item, "selected", None)
-        data = self.timeline.data
-        if not hit or data is None or hit[0] != "waits" or self.source is None:
-            return
-        try:
-            s = data.spans[int(hit[1])]
-        except (IndexError, TypeError, KeyError):
-            return
-        self.contention.show_wait(int(s["uid"]), int(s["pid"]), int(s["tid"]), int(s["t1"]))
+        self.contention.show_wait(wait["uid"], wait["pid"], wait["tid"], wait["t1"])
         self.tabs.setCurrentWidget(self.contention)
+
+    def _panel_object_selected(self, uid):
+        if self.timeline.selected_object != uid:
+            self.timeline.select_object(uid)
 
     # -- menus ----------------------------------------------------------------------------------------------
     def _make_menus(self):

@@ -258,9 +258,23 @@ def test_a_wait_clicked_on_the_timeline_says_who_let_it_go(qtbot, window):
     ref = next(i for i in range(len(spans)) if int(spans[i]["kind"]) == Span.LOCK_WAIT
                and int(spans[i]["pid"]) == int(link["to_pid"]) and int(spans[i]["t1"]) == int(link["to_t"]))
     window.tabs.setCurrentWidget(window.processes)
-    window.timeline.item.selected = ("waits", ref)
-    window.timeline.sigSelected.emit(window.timeline.describe("waits", ref))
+    wait = window.timeline.wait_of("waits", ref)          # what the timeline announces when the bar is clicked
+    assert (wait["uid"], wait["t1"]) == (uid, int(link["to_t"]))
+    window.timeline.sigWaitSelected.emit(wait)
     assert window.tabs.currentWidget() is window.contention
     qtbot.waitUntil(lambda: "unblocked by" in window.contention.handoff_label.text(), timeout=FIGURES_TIMEOUT_MS)
     text = window.contention.handoff_label.text()
     assert "pid %d" % int(link["from_pid"]) in text and fmt_ns(int(link["latency"])) in text
+
+
+def test_an_object_selected_in_the_panel_or_on_the_timeline_is_selected_in_both(qtbot, window):
+    start(qtbot, window, "lock_contention", processes="3", increments="20", hold_ms="5", mode="with lock")
+    watch_until_done(qtbot, window)
+    figs = window.contention.figures
+    uid = uid_named(figs, "counter lock")
+    window.timeline.select_object(uid)                    # its track clicked: the panel shows the object
+    assert window.contention._selected_uid == uid
+    window.timeline.clear_selection()
+    assert window.timeline.selected_object is None
+    window.contention.sigObjectSelected.emit(uid)         # its row clicked: the timeline draws its arrows
+    assert window.timeline.selected_object == uid
