@@ -26,6 +26,8 @@ WINDOWS = (("Last 10 s", 10.0), ("Last 30 s", 30.0), ("Last 2 min", 120.0), ("Wh
 MAX_PROCESS_CURVES = 24
 #: The legend's columns hold this many entries each (more processes, more columns).
 LEGEND_ROWS = 8
+#: Processes the legend names, at most (the busiest): more would cover the curves they name.
+LEGEND_PROCESSES = 5
 #: While the linked timeline moves by itself (following a live run), this plot follows it this often at most.
 FOLLOW_SYNC_MS = 100
 
@@ -79,7 +81,8 @@ class CpuView(QtWidgets.QWidget):
         # no pyqtgraph grid: its translucent lines across the plot cost milliseconds a frame, and this plot
         # repaints with every pan of the timeline; a solid line per core's worth (100%, 200%...) instead
         self.core_lines = []
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=theme.LANE_TEXT)
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=theme.LANE_TEXT,
+                                          brush=pg.mkBrush(255, 255, 255, 215))
         lay.addWidget(self.plot, 1)
         self.curves = []
         self.machine_curve = self.plot.plot(pen=pg.mkPen(theme.CPU_MACHINE, width=1.5,
@@ -203,7 +206,8 @@ class CpuView(QtWidgets.QWidget):
         if not self.showing_run:
             self.showing_run = True
             self.title.setText("CPU of the run's processes")
-            self.source_label.setText("— 100% is one core; dashed: the whole machine (other programs too)")
+            self.source_label.setText("— 100%% is one core; dashed: the whole machine (other programs too); the "
+                                      "legend names the %d busiest processes" % LEGEND_PROCESSES)
             self.plot.setLabel("left", "CPU", units="% of a core")
             self.cores_box.show()
             if self.linked is not None:
@@ -279,13 +283,17 @@ class CpuView(QtWidgets.QWidget):
                 self.plot.removeItem(c)
         # a process's load cannot pass all the cores' (the monitor's first reading of a new process can)
         most = 100.0 * self._ncores
+        named = set(busiest[:LEGEND_PROCESSES])
         for pid in busiest:
             c = self.proc_curves.get(pid)
             if c is None:
                 color = theme.PROCESS_COLORS[pid % len(theme.PROCESS_COLORS)]
                 c = self.proc_curves[pid] = self.plot.plot(pen=pg.mkPen(color, width=1.2), clipToView=True,
                                                            autoDownsample=True)
-                self._legend(c, "%s · %d" % (self._names.get(pid, "process"), pid), True)
+            name = "%s · %d" % (self._names.get(pid, "process"), pid)
+            if self._in_legend.get(c) not in (None, name):
+                self._legend(c, "", False)
+            self._legend(c, name, pid in named)
             c.setData(per[pid][0], np.minimum(per[pid][1], most))
         self.legend.setColumnCount(1 + len(self._in_legend) // LEGEND_ROWS)
         top = min(max([float(total.max()) if len(total) else 0.0, float(machine.max()) if len(machine) else 0.0,

@@ -101,3 +101,22 @@ def test_the_cpu_plot_shares_the_timelines_time_axis(qtbot, views):
     # with no run, the machine's own cores again, on an axis of their own
     cpu.show_machine()
     assert cpu.window_box.isVisible() and not cpu.machine_curve.isVisible()
+
+
+def test_the_legend_names_the_busiest_processes_and_every_process_keeps_its_curve(qtbot, views):
+    from mpgui.gui.cpu_view import LEGEND_PROCESSES
+    m = RunModel()
+    m.set_meta({"created_perf": T0})
+    n = LEGEND_PROCESSES + 4
+    m.ingest(None, [{"t": "proc", "pid": 200 + i, "ppid": 1, "role": "worker", "name": "w%d" % i}
+                    for i in range(n)])
+    m.ingest(None, (), [(T0 + k * 100_000_000, {"cores": [50.0, 50.0],
+                                                "procs": [{"pid": 200 + i, "cpu": 1.0 + i, "rss": 1 << 20}
+                                                          for i in range(n)]}) for k in range(10)])
+    tl, cpu = views
+    cpu.show_run(snapshot.build(m))
+    assert len(cpu.proc_curves) == n                                  # all drawn ...
+    named = sorted(name for name in cpu._in_legend.values() if " · " in name)
+    busiest = sorted("w%d · %d" % (i, 200 + i) for i in range(n - LEGEND_PROCESSES, n))
+    assert named == busiest                                           # ... the busiest named
+    assert "the run (sum)" in cpu._in_legend.values() and "whole machine" in cpu._in_legend.values()
