@@ -143,6 +143,14 @@ def wait_for_end(app, win, during=None, timeout=180):
         time.sleep(0.02)
 
 
+def settle(app, seconds):
+    """Let the window work for ``seconds`` (background reads deliver, views redraw)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
 def main(out_dir, only=()):
     os.makedirs(out_dir, exist_ok=True)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
@@ -165,7 +173,7 @@ def main(out_dir, only=()):
             if win.tabs.tabText(i) == tab:
                 win.tabs.setCurrentIndex(i)
         win._refresh(force=True)
-        app.processEvents()
+        settle(app, 1.5)                # a tab reads in the background (the event log from the run file)
         path = os.path.join(out_dir, filename)
         win.grab().save(path)
         print("%s: %s (%s)" % (path, win.source.state, scenario))

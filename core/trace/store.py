@@ -346,7 +346,10 @@ class RunWriter:
             if self._db is None or self.failure is not None:
                 return False
             try:
-                self._db.execute("BEGIN")
+                # IMMEDIATE: the write lock first (waiting up to the busy timeout for it), not after reading.  A
+                # deferred transaction that reads, then writes, fails at once with "database is locked" when
+                # another connection (the run's other writer, a checkpoint) wrote in between: a cut-short run.
+                self._db.execute("BEGIN IMMEDIATE")
                 work(self._db)
                 self._write_cap(self._db)
                 self._db.execute("COMMIT")
@@ -510,7 +513,7 @@ class RunWriter:
                         self._release_reserve()
                     if retry:
                         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    self._db.execute("BEGIN")
+                    self._db.execute("BEGIN IMMEDIATE")
                     self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", rows)
                     self._write_cap(self._db)
                     self._db.execute("COMMIT")
@@ -906,18 +909,32 @@ class RunFile:
         return self._queries().tasks_array()
 
     def close(self):
+        live = self._written_now()
         try:
             self._db.close()
         except sqlite3.Error:
             pass
         # A read-only connection cannot remove the -wal and -shm files it found or made; the last reader of a
-        # run file whose writer is gone does it through a connection of its own.
-        if any(os.path.exists(self.path + c) for c in ("-wal", "-shm")):
+        # run file whose writer is gone does it through a connection of its own (never while a writer works:
+        # its checkpoint would hold the writer up).
+        if not live and any(os.path.exists(self.path + c) for c in ("-wal", "-shm")):
             try:
                 db = sqlite3.connect(sqlite_uri(self.path, "rw"), uri=True, timeout=0)
             except sqlite3.Error:
                 return                          # a file this process may only read: leave it as it is
             _leave_wal(db)
+
+    def _written_now(self):
+        """Whether a runner still writes this run: its status says running and its process is alive."""
+        try:
+            meta = self._read_meta()
+        except sqlite3.Error:
+            return False
+        if meta.get("status") != "running":
+            return False
+        pid = meta.get("runner_pid")
+        from .procs import pid_alive            # psutil: only for a file that says it is still being written
+        return isinstance(pid, int) and pid_alive(pid)
 
     def __enter__(self):
         return self
