@@ -31,6 +31,17 @@ def kill_a_worker(win, elapsed, state):
         state["killed"] = True
 
 
+def arrows_on_the_counter_lock(win):
+    """After the run: the counter lock selected (its "unblocked by" arrows drawn), a tenth of a second in the
+    middle of the run shown."""
+    tl, snap = win.timeline, win.source.snapshot
+    uid = [u for u, o in win.source.model.objects.items() if o.get("name") == "counter lock"][0]
+    tl.stop_following()
+    mid = snap.elapsed / 2
+    tl.vb.setXRange(mid, mid + 0.1, padding=0)
+    tl.select_object(uid)
+
+
 SHOTS = (
     ("pool-gantt.png", "pool_methods", {"unit": "0.4", "review": "0.3"}, "Processes", None),
     ("pool-recovers.png", "pool_methods", {"method": "imap_unordered", "processes": "3", "tasks": "12",
@@ -38,6 +49,9 @@ SHOTS = (
      "Processes", kill_a_worker),
     ("start-methods.png", "start_methods", {}, "CPU", None),
     ("events.png", "queues", {}, "Events", None),
+    ("timeline-tracks.png", "barrier", {}, "Processes", None),
+    ("timeline-arrows.png", "lock_contention", {"processes": "4", "increments": "100", "hold_ms": "2",
+                                                "mode": "with lock"}, "Processes", None, arrows_on_the_counter_lock),
 )
 
 
@@ -161,7 +175,7 @@ def main(out_dir, only=()):
     win = MainWindow(home=os.path.join(tmp, "home"), settings=settings)
     win.resize(1500, 950)
     win.show()
-    for filename, scenario, params, tab, during in SHOTS:
+    for filename, scenario, params, tab, during, *after in SHOTS:
         if only and filename not in only:
             continue
         win.launcher.select(scenario)
@@ -174,6 +188,9 @@ def main(out_dir, only=()):
                 win.tabs.setCurrentIndex(i)
         win._refresh(force=True)
         settle(app, 1.5)                # a tab reads in the background (the event log from the run file)
+        for step in after:
+            step(win)
+            settle(app, 1.5)            # the arrows are read in the background
         path = os.path.join(out_dir, filename)
         win.grab().save(path)
         print("%s: %s (%s)" % (path, win.source.state, scenario))

@@ -282,6 +282,7 @@ class LauncherPanel(QtWidgets.QWidget):
         """One check box per start method the scenario has here, checked as last time (all by default)."""
         for box in self.compare_checks.values():
             self.compare_methods_row.removeWidget(box)
+            box.hide()                  # gone from the window now, not when the event loop next deletes it
             box.deleteLater()
         saved = self.settings.value("launcher/compare_methods") if self.settings is not None else None
         saved = [m for m in str(saved or "").split(",") if m]
