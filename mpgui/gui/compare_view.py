@@ -338,6 +338,10 @@ class CompareView(QtWidgets.QWidget):
             self.lanes_layout.insertWidget(i, box)
             self.timelines.append((run, view))
             view.vb.sigXRangeChanged.connect(self._range_changed)
+        # one label column for all, as wide as the longest label of any needs: their time axes line up
+        width = max([view.axis.needed_width() for _, view in self.timelines] + [0])
+        for _, view in self.timelines:
+            view.axis.setWidth(width)
         self.fit()
 
     def _fill_tables(self):

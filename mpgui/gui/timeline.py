@@ -140,11 +140,15 @@ class LaneAxis(pg.AxisItem):
         else:
             super().wheelEvent(ev)
 
-    def fit_width(self):
-        """As wide as the longest label needs, within LABEL_MIN_PX..LABEL_MAX_PX."""
+    def needed_width(self):
+        """How wide the longest label needs the column, within LABEL_MIN_PX..LABEL_MAX_PX."""
         fm = QtGui.QFontMetricsF(self.style.get("tickFont") or QtWidgets.QApplication.font())
         widest = max([fm.horizontalAdvance(t) for t in self.labels] + [0.0])
-        self.setWidth(int(min(LABEL_MAX_PX, max(LABEL_MIN_PX, widest + self.style["tickTextOffset"][0] + 12))))
+        return int(min(LABEL_MAX_PX, max(LABEL_MIN_PX, widest + self.style["tickTextOffset"][0] + 12)))
+
+    def fit_width(self):
+        """As wide as the longest label needs (a comparison sets one width for all its timelines instead)."""
+        self.setWidth(self.needed_width())
 
     def tickValues(self, minVal, maxVal, size):
         n = len(self.labels)

@@ -81,6 +81,9 @@ def test_the_aligned_view_puts_each_runs_start_at_zero_and_pans_them_together(qt
     assert all(r == pytest.approx(ranges[0]) for r in ranges) and ranges[0][0] == pytest.approx(0.0, abs=1e-9)
     xs = [tl.vb.mapViewToScene(QtCore.QPointF(0.0, 0)).x() for _, tl in view.timelines]
     assert max(xs) - min(xs) < 1.0
+    # one label column for all, wide enough for every lane's whole name ("SpawnPoolWorker-1 · 4436")
+    widths = {tl.axis.width() for _, tl in view.timelines}
+    assert widths == {max(tl.axis.needed_width() for _, tl in view.timelines)}
     # pan and zoom one: the others follow
     view.timelines[2][1].vb.setXRange(0.25, 0.75, padding=0)
     for _, tl in view.timelines:
