@@ -6,6 +6,7 @@ the data directory's log.
 """
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -36,11 +37,9 @@ def xvfb():
     try:
         os.set_blocking(r, False)
         while not number.endswith(b"\n") and time.monotonic() < deadline and proc.poll() is None:
-            try:
-                chunk = os.read(r, 16)
-            except BlockingIOError:
-                time.sleep(0.05)
-                continue
+            if not select.select([r], [], [], 0.05)[0]:
+                continue                        # nothing yet: wait on the pipe, not a fixed pause
+            chunk = os.read(r, 16)
             if not chunk:
                 break
             number += chunk

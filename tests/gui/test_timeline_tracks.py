@@ -334,14 +334,14 @@ def test_cpu_and_memory_rows_under_each_process_on_demand(qtbot, tmp_path, view)
 
 
 MANAGED = '''
-import time
 import multiprocessing
+from time import sleep
 
 
 def work(lock, n):
     for _ in range(n):
         with lock:
-            time.sleep(0.005)
+            sleep(0.005)
 
 
 if __name__ == "__main__":
