@@ -134,6 +134,15 @@ class ComparisonSource(QtCore.QObject):
                                   % self.process.program())
 
 
+def share_label_width(views):
+    """One label column for all ``views`` (timelines), as wide as the longest label of any needs: their time
+    axes line up, and no lane's name is elided."""
+    width = max([view.axis.needed_width() for view in views] + [0])
+    for view in views:
+        view.axis.setWidth(width)
+    return width
+
+
 class RunHeader(QtWidgets.QLabel):
     """The line above a run's timeline: what it ran and its figures; double-click opens the run alone."""
 
@@ -338,10 +347,7 @@ class CompareView(QtWidgets.QWidget):
             self.lanes_layout.insertWidget(i, box)
             self.timelines.append((run, view))
             view.vb.sigXRangeChanged.connect(self._range_changed)
-        # one label column for all, as wide as the longest label of any needs: their time axes line up
-        width = max([view.axis.needed_width() for _, view in self.timelines] + [0])
-        for _, view in self.timelines:
-            view.axis.setWidth(width)
+        share_label_width([view for _, view in self.timelines])
         self.fit()
 
     def _fill_tables(self):

@@ -81,9 +81,8 @@ def test_the_aligned_view_puts_each_runs_start_at_zero_and_pans_them_together(qt
     assert all(r == pytest.approx(ranges[0]) for r in ranges) and ranges[0][0] == pytest.approx(0.0, abs=1e-9)
     xs = [tl.vb.mapViewToScene(QtCore.QPointF(0.0, 0)).x() for _, tl in view.timelines]
     assert max(xs) - min(xs) < 1.0
-    # one label column for all, wide enough for every lane's whole name ("SpawnPoolWorker-1 · 4436")
-    widths = {tl.axis.width() for _, tl in view.timelines}
-    assert widths == {max(tl.axis.needed_width() for _, tl in view.timelines)}
+    # one label column for all
+    assert len({tl.axis.maximumWidth() for _, tl in view.timelines}) == 1
     # pan and zoom one: the others follow
     view.timelines[2][1].vb.setXRange(0.25, 0.75, padding=0)
     for _, tl in view.timelines:
@@ -225,3 +224,21 @@ def test_closing_a_comparison_window_cancels_its_runs(qtbot, window):
                                  and psutil.Process(p).status() != psutil.STATUS_ZOMBIE], timeout=15_000)
     qtbot.waitUntil(lambda: window.comparison is None and window.launcher.run_button.isEnabled(), timeout=10_000)
     assert [r["status"] for r in history(window.home)] == ["cancelled"]
+
+
+def test_a_comparisons_timelines_share_a_label_column_wide_enough_for_every_name(qtbot):
+    from mpgui.gui.compare_view import share_label_width
+    from mpgui.gui.timeline import TimelineView
+    short, long_ = TimelineView(tracks=False), TimelineView(tracks=False)
+    for v in (short, long_):
+        qtbot.addWidget(v)
+    short.axis.labels = ["main · 4116", "worker · 4117"]
+    long_.axis.labels = ["main · 4116", "ForkServerPoolWorker-12 · 4151"]
+    width = share_label_width([short, long_])
+    assert short.axis.maximumWidth() == long_.axis.maximumWidth() == width == long_.axis.needed_width()
+    assert width > short.axis.needed_width()
+    # once laid out, every label is drawn whole (the axis elides only what does not fit)
+    long_.resize(900, 300)
+    long_.show()
+    qtbot.waitUntil(lambda: long_.axis.width() == width)
+    assert long_.axis.tickStrings([1.5], 1, 1) == ["ForkServerPoolWorker-12 · 4151"]
