@@ -84,7 +84,7 @@ EMPTY_TEXT = ("No run shown.\nPick a scenario on the left and press Run (Ctrl+R)
 #: Bars wider than this many pixels get an outline, so neighbours stay apart.
 OUTLINE_MIN_PX = 5
 #: Task bars wider than this get their index written inside.
-LABEL_MIN_PX = 28
+TASK_LABEL_MIN_PX = 28
 #: A cell of a level of detail that covers at least this share of its bin is drawn in full colour, at least
 #: SHADE_HALF lighter, less lighter still: dense stretches look dense.
 SHADE_FULL, SHADE_HALF = 0.5, 0.1
@@ -416,7 +416,7 @@ class TimelineItem(pg.GraphicsObject):
                 if framed.any():
                     self._draw(p, rects[framed], self._brushes[(int(c), 0)], self._outline)
             if layer == "tasks" and self.data.tasks is not None:
-                big = np.nonzero((rects[:, 2] >= LABEL_MIN_PX * pw) & (refs >= 0))[0]
+                big = np.nonzero((rects[:, 2] >= TASK_LABEL_MIN_PX * pw) & (refs >= 0))[0]
                 if 0 < len(big) <= 400:
                     tasks = self.data.tasks
                     labels.extend((rects[i], str(int(tasks[refs[i]]["index"]))) for i in big)
