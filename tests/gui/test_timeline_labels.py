@@ -2,8 +2,9 @@
 than its minimum, however short the lane names."""
 import pytest
 
-from mpgui.gui.timeline import LABEL_MAX_PX, LABEL_MIN_PX, TimelineView
+from mpgui.gui.timeline import TimelineView
 from mpgui.gui.timeline_data import Lane, TimelineData
+from mpgui.gui.timeline_rows import LABEL_MAX_PX, LABEL_MIN_PX
 
 
 @pytest.fixture
