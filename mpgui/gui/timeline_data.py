@@ -6,6 +6,9 @@ each layer's level-of-detail index (``core.trace.lod``), and it returns a ``Time
 model's columns (append-only: the rows a snapshot covers never change) and frozen pictures of the indexes.
 Nothing is copied per bar, so a snapshot of ten million spans costs what the new ones cost.
 
+The layers' classes (``Bars``, ``IndexedLayer`` and the sources of its bars) are in ``timeline_layers``, the
+colour keys in ``timeline_colors``.
+
 * ``lanes``: processes in display order — the main process on top, then managers, pool workers, other
   processes, and the stdlib's helpers (forkserver, resource tracker) last; ``threads``: a sub-lane for each
   thread of a process other than its main one that recorded a span or wrote a message (a queue's feeder,
@@ -34,52 +37,33 @@ x values are seconds from the run's start (``t0``, ns); layers speak ns.  ``pid`
 runs, never for drawing).
 """
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
 from core.trace.columns import Columns
-from core.trace.events import Kind, Outcome
-from core.trace.lod import BarIndex, bin_width, rows_in
+from core.trace.events import Kind
+from core.trace.lod import BarIndex
 from core.trace.model import NO_TIME, SPAN_COLUMNS, Span, SpanEnd
 from core.trace.pooltasks import by_job
 
+from .timeline_colors import (C_BROKEN, C_GENERATION, C_LIFE, C_MOMENT, C_PROC0, C_RUNNING, C_SEND, C_STARTING,
+                              C_USED, MOMENT_COLOR, OUTCOME_COLOR, PROC_COLORS, span_colors, track_span_colors)
+from .timeline_layers import (EMPTY_BARS, MARK_BROKEN, MARK_GENERATION, Bars, HoldSource, IndexedLayer,
+                              InstantSource, MarkSource, SendSource, SpanSource, TrackSpanSource, VersionSource,
+                              lane_keys)
 from .tracks import MAX_SLOTS, WAITING_METHODS, Counter, TrackBook, event_state_points, lookup
+
+# The colours and the layers have modules of their own; the names the view, the tests and the benchmark
+# import from here stay importable from here.
+from .timeline_colors import (C_BARRIER_WAIT, C_ERROR, C_HOLD, C_IO, C_LOST, C_MANAGER,  # noqa: F401
+                              C_OK, C_OTHER_WAIT, C_SEM_HOLD, C_SIGNAL, C_TIMEOUT, C_WAIT, COLOR_KEYS, SPAN_COLOR)
+from .timeline_layers import (CANDIDATE_BARS, ESTIMATE_SLACK, EXACT_BARS, BarSource,  # noqa: F401
+                              Visible, rows_overlapping)
 
 ROLE_ORDER = {"main": 0, "manager": 1, "worker": 2, "process": 3, "other": 4, "forkserver": 5,
               "resource tracker": 6}
 
-# colour keys (see TimelineItem's palette; fewer than COLOR_KEYS of them)
-C_LIFE, C_STARTING, C_RUNNING, C_OK, C_ERROR, C_TIMEOUT, C_LOST, C_HOLD, C_WAIT, C_OTHER_WAIT, C_IO, \
-    C_MANAGER, C_USED, C_MOMENT, C_SIGNAL, C_SEM_HOLD, C_BARRIER_WAIT, C_GENERATION, C_BROKEN = range(19)
-#: An object track's owner slices: one colour per process, cycling (a process's pid picks it).
-C_PROC0 = 19
-PROC_COLORS = 8
-#: A queue's feeder writing a message into its pipe.
-C_SEND = C_PROC0 + PROC_COLORS
-COLOR_KEYS = 32                 # the level of detail keeps 5 bits of colour
-
-_OUTCOME_COLOR = {Outcome.OK: C_OK, Outcome.ERROR: C_ERROR, Outcome.TIMEOUT: C_TIMEOUT, Outcome.LOST: C_LOST,
-                  Outcome.CANCELLED: C_LOST}
-_SPAN_COLOR = {Span.LOCK_WAIT: C_WAIT, Span.COND_WAIT: C_OTHER_WAIT, Span.EVENT_WAIT: C_OTHER_WAIT,
-               Span.BARRIER_WAIT: C_BARRIER_WAIT, Span.QUEUE_PUT: C_IO, Span.QUEUE_GET: C_IO, Span.QUEUE_JOIN: C_IO,
-               Span.PIPE_RECV: C_IO, Span.PIPE_SEND: C_IO, Span.MANAGER_CALL: C_MANAGER,
-               Span.PROC_JOIN: C_OTHER_WAIT, Span.INITIALIZER: C_STARTING, Span.LOCK_HOLD: C_HOLD}
-#: Moments that interrupt a process (a signal, a request to end) stand out from the others.
-_MOMENT_COLOR = {Kind.SIGNAL_SEND: C_SIGNAL, Kind.SIGNAL_RECV: C_SIGNAL, Kind.PROC_TERMINATE: C_SIGNAL,
-                 Kind.PROC_KILL: C_SIGNAL}
-SPAN_COLOR = np.zeros(max(int(k) for k in Span) + 1, np.int8)
-for _k, _c in _SPAN_COLOR.items():
-    SPAN_COLOR[int(_k)] = _c
-MOMENT_COLOR = np.full(256, C_MOMENT, np.int8)
-for _k, _c in _MOMENT_COLOR.items():
-    MOMENT_COLOR[int(_k)] = _c
-#: A layer draws every bar in view, exactly, while there are at most this many (else its level of detail).
-EXACT_BARS = 12_000
-#: ... found among the bars of the index blocks the view overlaps, while those are at most this many and,
-#: spread evenly over their blocks, would be at most ESTIMATE_SLACK times EXACT_BARS in view.
-CANDIDATE_BARS = 64_000
-ESTIMATE_SLACK = 1.5
 #: A batch's pids spread over fewer numbers than this are mapped to lanes through a table.
 DENSE_PIDS = 1 << 22
 #: LOD keys hold the time since this long before the run's first moment (records can come a little early).
@@ -88,9 +72,6 @@ ORIGIN_MARGIN_NS = 60 * 10 ** 9
 _OBJECT_MOMENTS = (Kind.COND_NOTIFY, Kind.EVENT_SET, Kind.EVENT_CLEAR, Kind.BARRIER_ABORT, Kind.BARRIER_RESET,
                    Kind.RELEASE_ERROR)
 _BREAKING = (Kind.BARRIER_ABORT, Kind.BARRIER_RESET, Kind.RELEASE_ERROR)
-#: What an object track's mark is, beyond the moments it copies (their kinds): a barrier generation
-#: released, a barrier broken.
-MARK_GENERATION, MARK_BROKEN = -1, -2
 
 
 @dataclass
@@ -107,387 +88,6 @@ class Lane:
     @property
     def key(self):
         return self.pid
-
-
-class Visible:
-    """What a layer shows in a time range: ``bars`` to draw exactly (pid, t0, t1, colour, ref: arrays, ns) and
-    ``cells`` standing for the bars too short to see (pid, t0, width, colour, cover share: arrays, ns)."""
-
-    __slots__ = ("bars", "cells", "level")
-
-    def __init__(self, bars, cells=None, level=None):
-        self.bars = bars
-        self.cells = cells
-        self.level = level
-
-
-_EMPTY_BARS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8),
-               np.zeros(0, np.int64))
-
-
-class Bars:
-    """A small layer given whole: pid, x0, x1 (seconds from the run's start), colour, ref."""
-
-    def __init__(self, pid, x0, x1, color, ref, t0=0):
-        self.pid, self.x0, self.x1, self.color, self.ref = pid, x0, x1, color, ref
-        self.t0 = t0
-
-    @classmethod
-    def empty(cls):
-        return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64))
-
-    def __len__(self):
-        return len(self.pid)
-
-    def _ns(self, x):
-        return np.round(np.asarray(x, np.float64) * 1e9).astype(np.int64) + self.t0
-
-    def visible(self, t0, t1, pixel):
-        lo, hi = (t0 - pixel - self.t0) / 1e9, (t1 + pixel - self.t0) / 1e9
-        keep = np.flatnonzero((self.x1 >= lo) & (self.x0 <= hi))
-        return Visible((self.pid[keep], self._ns(self.x0[keep]), self._ns(self.x1[keep]), self.color[keep],
-                        self.ref[keep]))
-
-    def near(self, pid, t, tol):
-        a, b = self._ns(self.x0), self._ns(self.x1)
-        cand = np.flatnonzero((self.pid == pid) & (a - tol <= t) & (b + tol >= t))
-        if not len(cand):
-            return None
-        return int(self.ref[cand[np.argmin(np.abs((a[cand] + b[cand]) / 2 - t))]])
-
-    def bar(self, ref):
-        i = np.flatnonzero(self.ref == ref)
-        if not len(i):
-            return None
-        i = int(i[0])
-        return int(self.pid[i]), float(self.x0[i]), float(self.x1[i])
-
-
-class BarSource:
-    """Where an indexed layer's bars live: columns a snapshot shares (rows up to ``n``)."""
-
-    def times(self, rows):
-        """(t0, t1) of ``rows``."""
-        return self.t0[rows], self.t1[rows]
-
-    def cols(self, rows):
-        """(pid, t0, t1, colour, ref, alive) of ``rows``."""
-        raise NotImplementedError
-
-    def bar_of(self, ref):
-        """(pid, t0, t1) of the bar ``ref``, or None."""
-        raise NotImplementedError
-
-    def _row(self, ref):
-        ref = int(ref)
-        if 0 <= ref < len(self.pid):
-            pid, a, b, _, _, alive = self.cols(np.array([ref]))
-            if alive[0]:
-                return int(pid[0]), int(a[0]), int(b[0])
-        return None
-
-
-class SpanSource(BarSource):
-    """The model's spans on the process lanes: a thread's on its sub-lane (``thread_codes`` -> keys), a
-    semaphore's holds in their colour."""
-
-    def __init__(self, spans, n, thread_codes=None, thread_keys=None, semaphores=None):
-        self.pid = spans.view("pid")[:n]
-        self.tid = spans.view("tid")[:n]
-        self.uid = spans.view("uid")[:n]
-        self.t0 = spans.view("t0")[:n]
-        self.t1 = spans.view("t1")[:n]
-        self.kind = spans.view("kind")[:n]
-        self.thread_codes = thread_codes if thread_codes is not None else np.zeros(0, np.int64)
-        self.thread_keys = thread_keys if thread_keys is not None else np.zeros(0, np.int64)
-        self.semaphores = semaphores if semaphores is not None else np.zeros(0, np.uint64)
-
-    def cols(self, rows):
-        pid = self.pid[rows].astype(np.int64)
-        key = lane_keys(pid, self.tid[rows], self.thread_codes, self.thread_keys)
-        kind = self.kind[rows]
-        color = span_colors(kind, self.uid[rows], self.semaphores)
-        return key, self.t0[rows], self.t1[rows], color, rows, np.ones(len(rows), bool)
-
-    def bar_of(self, ref):
-        return self._row(ref)
-
-
-class TrackSpanSource(BarSource):
-    """The model's spans on the object tracks: holds on their object's track (a semaphore's on the slot
-    they got), coloured by their process; waits on it, in their kind's colour (broken: red)."""
-
-    def __init__(self, spans, n, track_uids, track_rows, slot_table, slot_of):
-        self.pid = spans.view("pid")[:n]
-        self.uid = spans.view("uid")[:n]
-        self.t0 = spans.view("t0")[:n]
-        self.t1 = spans.view("t1")[:n]
-        self.kind = spans.view("kind")[:n]
-        self.end = spans.view("end")[:n]
-        self.track_uids, self.track_rows = track_uids, track_rows     # sorted uids -> row of ``slot_table``
-        self.slot_table = slot_table            # (tracks, slots) -> lane key
-        self.slot_of = slot_of[:n]
-
-    def cols(self, rows):
-        row = lookup(self.track_uids, self.track_rows, self.uid[rows], -1)
-        alive = row >= 0
-        slot = self.slot_of[rows].astype(np.int64)
-        key = np.where(alive, self.slot_table[np.maximum(row, 0), np.minimum(slot, self.slot_table.shape[1] - 1)], 0)
-        kind = self.kind[rows]
-        return (key, self.t0[rows], self.t1[rows], track_span_colors(kind, self.end[rows], self.pid[rows]), rows,
-                alive & (key != 0))
-
-    def bar_of(self, ref):
-        return self._row(ref)
-
-
-class HoldSource(BarSource):
-    """Holds of managed locks and semaphores (``TimelineBuilder.managed``), on their object's track."""
-
-    DTYPE = [("key", "<i8"), ("t0", "<i8"), ("t1", "<i8"), ("color", "<i1"), ("uid", "<u8"), ("pid", "<i4"),
-             ("tid", "<i4")]
-
-    def __init__(self, holds, n):
-        self.pid = holds.view("key")[:n]
-        self.t0 = holds.view("t0")[:n]
-        self.t1 = holds.view("t1")[:n]
-        self.color = holds.view("color")[:n]
-
-    def cols(self, rows):
-        return self.pid[rows], self.t0[rows], self.t1[rows], self.color[rows], rows, np.ones(len(rows), bool)
-
-    def bar_of(self, ref):
-        return self._row(ref)
-
-
-class SendSource(BarSource):
-    """The model's messages that are a feeder's writes (QUEUE_SEND), as ticks on their thread's lane."""
-
-    def __init__(self, messages, n, thread_codes, thread_keys):
-        self.pid = messages.view("pid")[:n]
-        self.tid = messages.view("tid")[:n]
-        self.t = messages.view("t")[:n]
-        self.thread_codes, self.thread_keys = thread_codes, thread_keys
-
-    def times(self, rows):
-        t = self.t[rows]
-        return t, t
-
-    def cols(self, rows):
-        t = self.t[rows]
-        key = lane_keys(self.pid[rows].astype(np.int64), self.tid[rows], self.thread_codes, self.thread_keys)
-        return key, t, t, np.full(len(rows), C_SEND, np.int8), rows, np.ones(len(rows), bool)
-
-    def bar_of(self, ref):
-        return self._row(ref)
-
-
-class MarkSource(BarSource):
-    """Marks on the object tracks (``TimelineBuilder.obj_marks``): ticks at ``t``."""
-
-    DTYPE = [("key", "<i8"), ("t", "<i8"), ("color", "<i1"), ("uid", "<u8"), ("pid", "<i4"), ("kind", "<i4"),
-             ("value", "<i8"), ("instant", "<i8")]
-
-    def __init__(self, marks, n):
-        self.pid = marks.view("key")[:n]
-        self.t = marks.view("t")[:n]
-        self.color = marks.view("color")[:n]
-
-    def times(self, rows):
-        t = self.t[rows]
-        return t, t
-
-    def cols(self, rows):
-        t = self.t[rows]
-        return self.pid[rows], t, t, self.color[rows], rows, np.ones(len(rows), bool)
-
-    def bar_of(self, ref):
-        return self._row(ref)
-
-
-def lane_keys(pid, tid, thread_codes, thread_keys):
-    """The lane key of records of (pid, tid): their thread's sub-lane if it has one, else the process's."""
-    pid = np.asarray(pid, np.int64)
-    if not len(thread_codes) or not len(pid):
-        return pid
-    codes = (pid << 32) | (np.asarray(tid, np.int64) & 0xFFFFFFFF)
-    return lookup(thread_codes, thread_keys, codes, 0) + np.where(np.isin(codes, thread_codes), 0, pid)
-
-
-def span_colors(kind, uid, semaphores):
-    color = SPAN_COLOR[kind]
-    if len(semaphores):
-        hold = np.flatnonzero(kind == Span.LOCK_HOLD)
-        if len(hold):
-            color[hold[np.isin(uid[hold], semaphores)]] = C_SEM_HOLD
-    return color
-
-
-def track_span_colors(kind, end, pid):
-    color = np.where(kind == Span.LOCK_HOLD, C_PROC0 + np.asarray(pid, np.int64) % PROC_COLORS,
-                     SPAN_COLOR[kind]).astype(np.int8)
-    color[(kind != Span.LOCK_HOLD) & (end == SpanEnd.BROKEN)] = C_BROKEN
-    return color
-
-
-class InstantSource(BarSource):
-    def __init__(self, instants, n):
-        self.pid = instants.view("pid")[:n]
-        self.t = instants.view("t")[:n]
-        self.kind = instants.view("kind")[:n]
-
-    def times(self, rows):
-        t = self.t[rows]
-        return t, t
-
-    def cols(self, rows):
-        t = self.t[rows]
-        return (self.pid[rows].astype(np.int64), t, t, MOMENT_COLOR[np.minimum(self.kind[rows], 255)], rows,
-                np.ones(len(rows), bool))
-
-    def bar_of(self, ref):
-        return self._row(ref)
-
-
-class VersionSource(BarSource):
-    """Bars of a table whose rows change (pool tasks): each version of a bar is a row here; a version
-    replaced by a newer one is dead."""
-
-    DTYPE = [("ref", "<i8"), ("pid", "<i4"), ("t0", "<i8"), ("t1", "<i8"), ("color", "<i1")]
-
-    def __init__(self, versions, dead, n, version_of):
-        self.version_of = version_of          # the table's row -> its bar's live version (-1: none)
-        self.ref = versions.view("ref")[:n]
-        self.pid = versions.view("pid")[:n]
-        self.t0 = versions.view("t0")[:n]
-        self.t1 = versions.view("t1")[:n]
-        self.color = versions.view("color")[:n]
-        self.dead = dead[:n]
-
-    def cols(self, rows):
-        return (self.pid[rows].astype(np.int64), self.t0[rows], self.t1[rows], self.color[rows], self.ref[rows],
-                ~self.dead[rows])
-
-    def bar_of(self, ref):
-        ref = int(ref)
-        v = int(self.version_of[ref]) if 0 <= ref < len(self.version_of) else -1
-        return self._row(v) if v >= 0 else None
-
-
-class IndexedLayer:
-    """A layer of many bars: a source, its level-of-detail index (frozen), and the few bars that change on
-    every snapshot (open spans, running tasks), drawn exactly."""
-
-    def __init__(self, name, source, index, lane_pids, live=_EMPTY_BARS, t0=0):
-        self.name = name
-        self.source = source
-        self.index = index
-        self.lane_pids = lane_pids            # LOD lane id -> pid
-        self.live = live                      # (pid, t0, t1, colour, ref)
-        self.t0 = t0
-        self._all = None
-
-    def __len__(self):
-        return int(self.index.bars) + len(self.live[0])
-
-    def visible(self, t0, t1, pixel):
-        """What to draw of [t0, t1] at ``pixel`` ns per pixel (see ``Visible``)."""
-        live = _clip_bars(self.live, t0 - pixel, t1 + pixel)
-        exact = None
-        a, b = t0 - pixel, t1 + pixel
-        if (self.index.count_between(a, b) <= CANDIDATE_BARS
-                and self.index.estimate_between(a, b) <= EXACT_BARS * ESTIMATE_SLACK):
-            exact = self._bars(self.index.rows_between(t0 - pixel, t1 + pixel), t0 - pixel, t1 + pixel)
-            if len(exact[0]) <= EXACT_BARS:
-                return Visible(_concat_bars(exact, live))
-        level = self.index.level_for(pixel)
-        if level is None:
-            if exact is None:
-                exact = self._bars(self.index.rows_between(t0 - pixel, t1 + pixel), t0 - pixel, t1 + pixel)
-            return Visible(_concat_bars(exact, live))
-        bars = self._bars(self.index.rows_between(t0 - pixel, t1 + pixel, min_class=level), t0 - pixel, t1 + pixel)
-        start, lane, color, count_, cover = self.index.cells(level, t0 - pixel, t1 + pixel)
-        width = bin_width(level)
-        keep = count_ >= 0
-        cells = (self.lane_pids[lane[keep]], start[keep], np.full(int(keep.sum()), width, np.int64),
-                 color[keep].astype(np.int8), np.clip(cover[keep] / width, 0.0, 1.0))
-        return Visible(_concat_bars(bars, live), cells, level)
-
-    def _bars(self, rows, t0, t1):
-        if not len(rows):
-            return _EMPTY_BARS
-        a, b = self.source.times(rows)            # the times first: only the bars in range are gathered whole
-        rows = rows[(a <= t1) & (b >= t0)]
-        if not len(rows):
-            return _EMPTY_BARS
-        pid, a, b, color, ref, alive = self.source.cols(rows)
-        if not alive.all():
-            pid, a, b, color, ref = pid[alive], a[alive], b[alive], color[alive], ref[alive]
-        return pid, a, b, color, ref
-
-    def near(self, pid, t, tol):
-        """The ref of the bar of ``pid``'s lane nearest ``t`` within ``tol`` ns, or None."""
-        bars = self._bars(self.index.rows_between(t - tol, t + tol), t - tol, t + tol)
-        pids, a, b, _, ref = _concat_bars(bars, _clip_bars(self.live, t - tol, t + tol))
-        cand = np.flatnonzero((pids == pid) & (a - tol <= t) & (b + tol >= t))
-        if not len(cand):
-            return None
-        return int(ref[cand[np.argmin(np.abs((a[cand] + b[cand]) / 2 - t))]])
-
-    def bar(self, ref):
-        """(pid, x0, x1) of the bar ``ref`` (x: seconds from the run's start), or None."""
-        i = np.flatnonzero(self.live[4] == ref)
-        if len(i):
-            i = int(i[0])
-            found = (int(self.live[0][i]), int(self.live[1][i]), int(self.live[2][i]))
-        else:
-            found = self.source.bar_of(ref)
-        if found is None:
-            return None
-        pid, a, b = found
-        return pid, (a - self.t0) / 1e9, (b - self.t0) / 1e9
-
-    def all_ns(self):
-        """Every bar (pid, t0, t1, colour, ref), sorted by start: built once, on demand."""
-        if self._all is None:
-            rows = np.unique(self.index.rows_between(-(1 << 62), 1 << 62))
-            bars = _concat_bars(self._bars(rows, -(1 << 62), 1 << 62), self.live)
-            order = np.lexsort((bars[4], bars[3], bars[0], bars[2], bars[1]))
-            self._all = tuple(x[order] for x in bars)
-        return self._all
-
-    @property
-    def pid(self):
-        return self.all_ns()[0]
-
-    @property
-    def x0(self):
-        return (self.all_ns()[1] - self.t0) / 1e9
-
-    @property
-    def x1(self):
-        return (self.all_ns()[2] - self.t0) / 1e9
-
-    @property
-    def color(self):
-        return self.all_ns()[3]
-
-    @property
-    def ref(self):
-        return self.all_ns()[4]
-
-
-def _clip_bars(bars, t0, t1):
-    keep = (bars[1] <= t1) & (bars[2] >= t0)
-    return tuple(x[keep] for x in bars)
-
-
-def _concat_bars(a, b):
-    if not len(b[0]):
-        return a
-    if not len(a[0]):
-        return b
-    return tuple(np.concatenate((x, y)).astype(x.dtype) for x, y in zip(a, b))
 
 
 class Records:
@@ -839,7 +439,7 @@ class TimelineBuilder:
         started = (tab["start"] != NO_TIME) & (tab["worker"] != 0)
         done = started & (tab["end"] != NO_TIME)
         color = np.full(len(tab), C_RUNNING, np.int8)
-        for outcome, c in _OUTCOME_COLOR.items():
+        for outcome, c in OUTCOME_COLOR.items():
             color[done & (tab["outcome"] == outcome)] = c
         # take back the old versions of these tasks' bars
         old = self.task_version[rows]
@@ -910,7 +510,7 @@ class TimelineBuilder:
         frozen = {name: idx.frozen() for name, idx in self.index.items()}
         n_spans = len(m.spans)
         open_spans = m.open_spans_array(now=t_last, with_site=True)
-        span_live = _EMPTY_BARS
+        span_live = EMPTY_BARS
         semaphores = self.book.semaphore_uids()
         if len(open_spans):
             kind, uid = open_spans["kind"], open_spans["uid"]
@@ -923,7 +523,7 @@ class TimelineBuilder:
                                        tuple(x[hold] for x in span_live), t0)
         layers["waits"] = IndexedLayer("waits", spans_src, frozen["waits"], lane_pids,
                                        tuple(x[~hold] for x in span_live), t0)
-        running = _EMPTY_BARS
+        running = EMPTY_BARS
         if self.running:
             r = np.array(list(self.running), np.int64)
             w = np.array([self.running[i][0] for i in r.tolist()], np.int64)
@@ -934,12 +534,12 @@ class TimelineBuilder:
                                        frozen["tasks"], lane_pids, running, t0)
         layers["used"] = IndexedLayer("used", VersionSource(self.used_bars, self.used_dead, len(self.used_bars),
                                                             self.used_version),
-                                      frozen["used"], lane_pids, _EMPTY_BARS, t0)
+                                      frozen["used"], lane_pids, EMPTY_BARS, t0)
         layers["moments"] = IndexedLayer("moments", InstantSource(m.instants, len(m.instants)), frozen["moments"],
-                                         lane_pids, _EMPTY_BARS, t0)
+                                         lane_pids, EMPTY_BARS, t0)
         n_msg = len(m.messages)
         layers["sends"] = IndexedLayer("sends", SendSource(m.messages, n_msg, self.thread_codes, self.thread_keys),
-                                       frozen["sends"], lane_pids, _EMPTY_BARS, t0)
+                                       frozen["sends"], lane_pids, EMPTY_BARS, t0)
         layers["life"], layers["starting"] = _lifetimes(procs, t0, t_last)
         tracks, open_waits = self._track_layers(layers, frozen, lane_pids, n_spans, open_spans, t0)
         threads = self._thread_lanes(pinfo)
@@ -993,7 +593,7 @@ class TimelineBuilder:
                 table[i, s] = k
         src = TrackSpanSource(self.model.spans, n_spans, uids[order], order.astype(np.int64), table,
                               self.book.slot_of)
-        live_holds, live_waits = _EMPTY_BARS, _EMPTY_BARS
+        live_holds, live_waits = EMPTY_BARS, EMPTY_BARS
         open_waits: Dict[int, list] = {}
         if len(open_spans) and len(uids):
             row = lookup(uids[order], order.astype(np.int64), open_spans["uid"], -1)
@@ -1011,9 +611,9 @@ class TimelineBuilder:
         layers["obj_holds"] = IndexedLayer("obj_holds", src, frozen["obj_holds"], lane_pids, live_holds, t0)
         layers["obj_waits"] = IndexedLayer("obj_waits", src, frozen["obj_waits"], lane_pids, live_waits, t0)
         layers["obj_moments"] = IndexedLayer("obj_moments", MarkSource(self.obj_marks, len(self.obj_marks)),
-                                             frozen["obj_moments"], lane_pids, _EMPTY_BARS, t0)
+                                             frozen["obj_moments"], lane_pids, EMPTY_BARS, t0)
         nm = len(self.managed)
-        live = _EMPTY_BARS
+        live = EMPTY_BARS
         still = self.book.open_managed_holds()
         if still:
             key, a, _, p, _ = (np.array(x) for x in zip(*still))
@@ -1099,11 +699,3 @@ def build(model):
         data = builder.update()
         builder.trim()
         return data
-
-
-def rows_overlapping(layer: IndexedLayer, t0: int, t1: int) -> Optional[np.ndarray]:
-    """Rows of an indexed layer's finished bars overlapping [t0, t1] (for queries by time)."""
-    src = layer.source
-    if not hasattr(src, "t0"):
-        return None
-    return rows_in(layer.index.rows_between(t0, t1), src.t0, src.t1, t0, t1)
