@@ -47,9 +47,11 @@ def sleeps(running, seconds):
     time.sleep(seconds)
 
 
-def waits_then_sleeps(go, seconds):
-    """Wait for the parent's go, then sleep: the children's sleeps all begin together."""
-    go.wait(DEADLINE)
+def waits_then_sleeps(start_line, seconds):
+    """Wait at the start line until every child and the parent are there, then sleep: the children's sleeps
+    all begin together, however long each took to start (a spawn child on a busy machine, much longer than a
+    unit)."""
+    start_line.wait(DEADLINE)
     time.sleep(seconds)
 
 
@@ -154,12 +156,13 @@ class Cases:
     def sentinels(self):
         from core.connection import wait
         lengths = [3 * self.u, 1 * self.u, 2 * self.u]
-        go = self.ctx.Event(name="go")
-        procs = [self.ctx.Process(target=waits_then_sleeps, args=(go, s), name="sleeps %g s" % s) for s in lengths]
+        start_line = self.ctx.Barrier(len(lengths) + 1, name="start line")
+        procs = [self.ctx.Process(target=waits_then_sleeps, args=(start_line, s), name="sleeps %g s" % s)
+                 for s in lengths]
         for pr in procs:
             pr.start()
+        start_line.wait(DEADLINE)
         t0 = time.perf_counter()
-        go.set()
         pending = {pr.sentinel: i for i, pr in enumerate(procs)}
         order, when = [], []
         deadline = time.monotonic() + DEADLINE
