@@ -132,6 +132,10 @@ def methods_in_run_file(path):
         return []
 
 
+#: How long opening the history may wait for another process that holds it (seconds).
+OPEN_TIMEOUT = 10.0
+
+
 class RunHistory:
     """The history in ``home``.  ``readonly`` (listing, looking a run up) creates nothing and works in a home
     this process cannot write; otherwise the home is created if needed and must be writable.  Either way a
@@ -176,20 +180,39 @@ class RunHistory:
         os.makedirs(self.home, mode=PRIVATE_DIR_MODE, exist_ok=True)
         os.makedirs(self.runs_dir, mode=PRIVATE_DIR_MODE, exist_ok=True)
         create_private_file(self.path)
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(self.path, timeout=OPEN_TIMEOUT, isolation_level=None, check_same_thread=False)
         self._db = db
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(_SCHEMA)
-        have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
-        for name, kind in _ADDED_COLUMNS:
-            if name not in have:
-                db.execute("ALTER TABLE runs ADD COLUMN %s %s" % (name, kind))
+        deadline = time.monotonic() + OPEN_TIMEOUT
+        while True:
+            try:
+                self._set_up(db)
+                break
+            except sqlite3.OperationalError as e:
+                # Runs started together (a comparison, two commands) open a new history at once: switching
+                # it to WAL or creating its tables can find the file locked without SQLite's busy wait.
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         # Runs are entered when they start and end: find out now, before a run starts, that it cannot be.
         db.execute("BEGIN IMMEDIATE")
         db.execute("ROLLBACK")
         if not os.access(self.runs_dir, os.W_OK):
             raise PermissionError(errno.EACCES, "%s is not writable" % self.runs_dir)
         return db
+
+    @staticmethod
+    def _set_up(db):
+        """The history's journal mode and tables (what an older history lacks added)."""
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
+        have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in have:
+                try:
+                    db.execute("ALTER TABLE runs ADD COLUMN %s %s" % (name, kind))
+                except sqlite3.OperationalError as e:
+                    if "duplicate column" not in str(e):     # another process added it meanwhile
+                        raise
 
     def _open_readonly(self):
         if not os.path.exists(self.path):

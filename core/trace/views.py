@@ -193,7 +193,11 @@ class RunViews:
             return tab
         workers = np.unique(tab["worker"][ran])
         info = [self.procs.get(pid) for pid in workers.tolist()]
-        died_of = np.array([p.exited if p is not None else NO_TIME for p in info], dtype=np.int64)
+        # once the run is over, a worker whose end nobody recorded (killed with the run's tree after the
+        # monitor's last look) ended by its last sign of life: its task does not run on for ever
+        over = self.meta.get("status") not in (None, "running")
+        died_of = np.array([NO_TIME if p is None else
+                            p.exited if p.exited != NO_TIME or not over else p.last for p in info], dtype=np.int64)
         outcome_of = np.array([self._outcome_of_open_task(p) if p is not None else OUTCOME_PENDING for p in info],
                               dtype=tab["outcome"].dtype)
         w = np.searchsorted(workers, tab["worker"][ran])         # each task's worker, as an index

@@ -113,6 +113,16 @@ def test_a_task_whose_worker_is_still_running_stays_open():
     assert task(m, 0)["end"] == NO_TIME
 
 
+def test_a_task_of_a_stopped_run_ends_with_its_workers_last_sign_of_life():
+    """Stop on a busy machine: the tree was killed after the monitor's last look, so nothing says when the
+    worker ended; the run is over, so its task ended by the worker's last sign of life, cancelled."""
+    m = model_of([{"events": events(*pool_start(1))}, {"samples": [sample(1.0, alive=(MAIN, W1))]}],
+                 {"status": "cancelled"})
+    assert m.procs[W1].exited == NO_TIME
+    t = task(m, 0)
+    assert t["end"] == m.procs[W1].last and t["outcome"] == Outcome.CANCELLED
+
+
 def test_a_process_is_first_seen_at_its_earliest_record_whatever_arrives_first():
     """Live, the monitor's first sample of the main process may reach the model before its first event; a
     saved run gives the events first.  Either way the process was first seen at the earlier of the two."""
