@@ -59,7 +59,7 @@ from .tracks import MAX_SLOTS, WAITING_METHODS, Counter, TrackBook, event_state_
 from .timeline_colors import (C_BARRIER_WAIT, C_ERROR, C_HOLD, C_IO, C_LOST, C_MANAGER,  # noqa: F401
                               C_OK, C_OTHER_WAIT, C_SEM_HOLD, C_SIGNAL, C_TIMEOUT, C_WAIT, COLOR_KEYS, SPAN_COLOR)
 from .timeline_layers import (CANDIDATE_BARS, ESTIMATE_SLACK, EXACT_BARS, BarSource,  # noqa: F401
-                              Visible, rows_overlapping)
+                              Visible)
 
 ROLE_ORDER = {"main": 0, "manager": 1, "worker": 2, "process": 3, "other": 4, "forkserver": 5,
               "resource tracker": 6}

@@ -397,11 +397,3 @@ def _concat_bars(a, b):
     if not len(a[0]):
         return b
     return tuple(np.concatenate((x, y)).astype(x.dtype) for x, y in zip(a, b))
-
-
-def rows_overlapping(layer: IndexedLayer, t0: int, t1: int) -> Optional[np.ndarray]:
-    """Rows of an indexed layer's finished bars overlapping [t0, t1] (for queries by time)."""
-    src = layer.source
-    if not hasattr(src, "t0"):
-        return None
-    return rows_in(layer.index.rows_between(t0, t1), src.t0, src.t1, t0, t1)
