@@ -10,11 +10,10 @@ process's), its times and its colour key (``timeline_colors``).
 
 ``timeline_data.TimelineBuilder`` makes the layers, in the reader thread; the view only reads them.
 """
-from typing import Optional
 
 import numpy as np
 
-from core.trace.lod import bin_width, rows_in
+from core.trace.lod import bin_width
 
 from .timeline_colors import C_SEND, MOMENT_COLOR, span_colors, track_span_colors
 from .tracks import lookup
