@@ -420,8 +420,18 @@ def test_no_ring_at_all_still_counts_every_lost_record(tmp_path, monkeypatch):
 # 3. A finished thread gives back its ring's file descriptor; every lost record is counted
 # ----------------------------------------------------------------------------------------------------------
 
-def _open_fds():
-    return len(os.listdir("/proc/self/fd"))
+def _open_fds(under=None):
+    """Open fds of this process; with ``under``, only those of files in that directory."""
+    if under is None:
+        return len(os.listdir("/proc/self/fd"))
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            continue
+        n += target.startswith(os.path.join(under, ""))
+    return n
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts file descriptors in /proc")
@@ -430,12 +440,15 @@ def test_finished_threads_keep_no_file_descriptor(trace_session):
     with lock:                                       # this thread's ring and the collector's reader exist
         pass
     trace_session.collector.poll()
-    before = _open_fds()
+    before = _open_fds(trace_session.dir)
+    assert before >= 1                               # the ring of this thread, at least
     for _ in range(100):
         t = threading.Thread(target=th.touch_lock, args=(lock,))
         t.start()
         t.join()
-    assert _settled_fds(before + 10) <= before + 10    # the collector lets a drained ring go too
+    # the collector lets a drained ring go too (only the session's own files count: the process's other fds
+    # come and go with whatever else the test worker runs)
+    assert _settled_fds(before + 10, trace_session.dir) <= before + 10
     trace_session.stop()
     ev = trace_session.events()
     acquired = ev[(ev["uid"] == lock._trace_uid) & (ev["kind"] == Kind.ACQ_OK)]
@@ -443,13 +456,13 @@ def test_finished_threads_keep_no_file_descriptor(trace_session):
     assert trace_session.collector.dropped_total == 0
 
 
-def _settled_fds(limit, seconds=30):
-    """The number of open fds, once it is at most ``limit`` (the collector retires drained rings within a
-    few polls), or after ``seconds``."""
+def _settled_fds(limit, under=None, seconds=30):
+    """The number of open fds (of files ``under`` a directory, if given), once it is at most ``limit`` (the
+    collector retires drained rings within a few polls), or after ``seconds``."""
     deadline = time.monotonic() + seconds
-    while _open_fds() > limit and time.monotonic() < deadline:
+    while _open_fds(under) > limit and time.monotonic() < deadline:
         time.sleep(0.02)
-    return _open_fds()
+    return _open_fds(under)
 
 
 def _wait_rings_of_ended_processes_retired(col, seconds=30):
