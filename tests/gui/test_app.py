@@ -2,26 +2,12 @@
 
 import numpy as np
 import psutil
-import pytest
 from PySide6 import QtCore, QtWidgets
 
-from mpgui.gui import theme
 from mpgui.gui.main_window import MainWindow
 from core.trace.store import RunFile
 
 RUN_TIMEOUT_MS = 90_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    QtWidgets.QApplication.instance().setStyleSheet(theme.STYLE)
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
-    w = MainWindow(home=str(tmp_path / "home"), settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    w.close()
 
 
 def configure(window, scenario, **params):

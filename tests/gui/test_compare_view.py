@@ -9,11 +9,9 @@ import sys
 
 import psutil
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 
-from mpgui.gui import theme
 from mpgui.gui.compare_view import ALIGN_FIRST_TASK, ALIGN_START, SHOW_ALL, SHOW_ONE, CompareWindow
-from mpgui.gui.main_window import MainWindow
 from mpgui.history import RunHistory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,18 +45,6 @@ def compared(tmp_path_factory):
     r = cli(["compare", "lock_contention", "--methods", "fork,spawn", "--repeat", "2", "--json", "--quiet"] + sets,
             home)
     return home, json.loads(r.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    QtWidgets.QApplication.instance().setStyleSheet(theme.STYLE)
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
-    w = MainWindow(home=str(tmp_path / "home"), settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    w.close()
 
 
 def open_comparison(qtbot, rows, home):
@@ -164,17 +150,24 @@ def test_compare_in_the_launcher_runs_each_checked_method_and_opens_the_comparis
     assert all(r["params"]["increments"] == 200 for r in rows)
 
 
-def test_stop_ends_the_comparison_and_leaves_nothing_running(qtbot, window):
+def start_a_long_comparison(qtbot, window, repeat):
+    """A comparison of lock_contention runs that would take minutes, started from the launcher: its window
+    and the process tree of its first run, once that run's program has its workers."""
     window.launcher.select("lock_contention")
     for k, v in {"processes": "2", "increments": "1000000", "hold_ms": "1"}.items():
         window.launcher.fields[k].set_value(v)
-    window.launcher.repeat.setValue(3)
+    window.launcher.repeat.setValue(repeat)
     qtbot.mouseClick(window.launcher.compare_button, QtCore.Qt.LeftButton)
     w = window.comparison
     qtbot.waitUntil(lambda: w.source.comparison is not None, timeout=RUN_TIMEOUT_MS)
     runner = w.source.process.processId()
     qtbot.waitUntil(lambda: len(psutil.Process(runner).children(recursive=True)) >= 4, timeout=RUN_TIMEOUT_MS)
     tree = [runner] + [c.pid for c in psutil.Process(runner).children(recursive=True)]
+    return w, tree
+
+
+def test_stop_ends_the_comparison_and_leaves_nothing_running(qtbot, window):
+    w, tree = start_a_long_comparison(qtbot, window, repeat=3)
     qtbot.mouseClick(window.launcher.stop_button, QtCore.Qt.LeftButton)
     qtbot.waitUntil(lambda: not w.running, timeout=30_000)
     qtbot.waitUntil(lambda: not [p for p in tree if psutil.pid_exists(p)
@@ -209,16 +202,7 @@ def test_a_reopened_run_says_what_it_ran_in_the_title_and_the_launcher(qtbot, wi
 
 
 def test_closing_a_comparison_window_cancels_its_runs(qtbot, window):
-    window.launcher.select("lock_contention")
-    for k, v in {"processes": "2", "increments": "1000000", "hold_ms": "1"}.items():
-        window.launcher.fields[k].set_value(v)
-    window.launcher.repeat.setValue(2)
-    qtbot.mouseClick(window.launcher.compare_button, QtCore.Qt.LeftButton)
-    w = window.comparison
-    qtbot.waitUntil(lambda: w.source.comparison is not None, timeout=RUN_TIMEOUT_MS)
-    runner = w.source.process.processId()
-    qtbot.waitUntil(lambda: len(psutil.Process(runner).children(recursive=True)) >= 4, timeout=RUN_TIMEOUT_MS)
-    tree = [runner] + [c.pid for c in psutil.Process(runner).children(recursive=True)]
+    w, tree = start_a_long_comparison(qtbot, window, repeat=2)
     w.close()
     qtbot.waitUntil(lambda: not [p for p in tree if psutil.pid_exists(p)
                                  and psutil.Process(p).status() != psutil.STATUS_ZOMBIE], timeout=15_000)

@@ -7,15 +7,14 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 
 from core.trace.events import Kind
 from core.trace.model import Span
 from core.trace.units import fmt_ns
 from core.trace.store import RunFile
-from mpgui.gui import contention_data, theme
+from mpgui.gui import contention_data
 from mpgui.gui.contention_view import DETAIL_GENERATIONS, DETAIL_PROCESSES
-from mpgui.gui.main_window import MainWindow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_TIMEOUT_MS = 120_000
@@ -23,16 +22,10 @@ FIGURES_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    QtWidgets.QApplication.instance().setStyleSheet(theme.STYLE)
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
-    w = MainWindow(home=str(tmp_path / "home"), settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    w.tabs.setCurrentWidget(w.contention)
-    yield w
-    w.close()
+def window(window):
+    """The main window (tests/gui/conftest.py) with the Contention tab shown."""
+    window.tabs.setCurrentWidget(window.contention)
+    return window
 
 
 def start(qtbot, window, scenario, **params):

@@ -8,29 +8,16 @@ import time
 import numpy as np
 import psutil
 import pytest
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtGui
 
 from core.trace.arrays import EVENT_DTYPE
 from core.trace.collector import Batch
 from core.trace.events import Kind
 from core.trace.store import RunWriter
 from mpgui.gui import theme
-from mpgui.gui.main_window import MainWindow
 from mpgui.gui.timeline_data import C_LOST, C_RUNNING
 
 RUN_TIMEOUT_MS = 90_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    QtWidgets.QApplication.instance().setStyleSheet(theme.STYLE)
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
-    w = MainWindow(home=str(tmp_path / "home"), settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    w.close()
 
 
 # -- a run file written by another runner --------------------------------------------------------------------

@@ -2,22 +2,15 @@
 again and again as the run goes (the event log, every refresh) must never stop its writers.  Found by running
 lock_contention with the Events tab shown: the run ended "cut short" ("database is locked") after a few
 hundred events, every time."""
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 
 from core.trace.store import RunFile
-from mpgui.gui import theme
-from mpgui.gui.main_window import MainWindow
 
 RUN_TIMEOUT_MS = 120_000
 
 
-def test_a_run_watched_on_the_events_tab_records_to_its_end(qtbot, tmp_path):
-    QtWidgets.QApplication.instance().setStyleSheet(theme.STYLE)
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
-    w = MainWindow(home=str(tmp_path / "home"), settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
+def test_a_run_watched_on_the_events_tab_records_to_its_end(qtbot, window):
+    w = window
     w.tabs.setCurrentWidget(w.events)
     w.launcher.select("lock_contention")
     for k, v in {"processes": "3", "increments": "150", "hold_ms": "2", "mode": "with lock"}.items():
@@ -33,4 +26,3 @@ def test_a_run_watched_on_the_events_tab_records_to_its_end(qtbot, tmp_path):
         assert meta["status"] == "done", meta.get("error")
         assert meta["events"] >= 3 * 150 * 2               # every acquisition and release of the counter lock
         assert any(line[1] == "stdout" for line in rf.iter_log())
-    w.close()

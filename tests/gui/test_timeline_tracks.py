@@ -15,7 +15,6 @@ from core.trace.events import Kind
 from core.trace.model import Span, SpanEnd
 from core.trace.store import RunFile
 from mpgui.gui import theme, timeline_data
-from mpgui.gui.main_window import MainWindow
 from mpgui.gui.timeline import LAYOUT, TimelineView
 from mpgui.gui.timeline_data import (C_BROKEN, C_GENERATION, C_PROC0, C_SEM_HOLD, MARK_BROKEN, MARK_GENERATION,
                                      PROC_COLORS)
@@ -53,18 +52,6 @@ def view(qtbot):
     v.resize(1200, 700)
     v.show()
     return v
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    QtWidgets.QApplication.instance().setStyleSheet(theme.STYLE)
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
-    w = MainWindow(home=str(tmp_path / "home"), settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    w.close()
 
 
 def test_a_live_lock_contention_run_shows_its_holders_and_waiters(qtbot, window):

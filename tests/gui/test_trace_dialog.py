@@ -8,8 +8,6 @@ from PySide6 import QtCore, QtWidgets
 
 from core.trace.events import Outcome
 from core.trace.store import RunFile
-from mpgui.gui import theme
-from mpgui.gui.main_window import MainWindow
 from mpgui.gui.timeline_data import C_OK
 from mpgui.gui.trace_dialog import RECENT_MAX, TraceDialog, TraceTarget, recent_targets
 
@@ -19,26 +17,10 @@ RUN_TIMEOUT_MS = 90_000
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
-
-
-@pytest.fixture
 def dialog(qtbot, settings):
     d = TraceDialog(settings)
     qtbot.addWidget(d)
     return d
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, settings):
-    QtWidgets.QApplication.instance().setStyleSheet(theme.STYLE)
-    w = MainWindow(home=str(tmp_path / "home"), settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    w.close()
 
 
 def test_trace_stays_disabled_until_the_program_can_run_and_says_why(dialog):
