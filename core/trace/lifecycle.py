@@ -25,7 +25,14 @@ from .events import Kind, StartMethod, WorkerExit
 from .schema import enum_text, exit_text
 
 NO_TIME = -1
-ROLE_ORDER = {"main": 0, "manager": 2, "worker": 3, "process": 4, "forkserver": 5, "resource tracker": 6}
+#: The order processes are listed in, everywhere (the process table, the summary, the timeline's lanes): the
+#: main process, managers, pool workers, other processes, then the stdlib's helpers.
+ROLE_ORDER = {"main": 0, "manager": 1, "worker": 2, "process": 3, "other": 4, "forkserver": 5, "resource tracker": 6}
+
+
+def role_rank(role):
+    """Where a process of ``role`` is listed (a role not named above with "other")."""
+    return ROLE_ORDER.get(role, ROLE_ORDER["other"])
 #: Registrations about processes (the rest name objects and strings).
 PROCESS_REGISTRATIONS = ("proc", "role", "spawned", "extproc", "exit")
 #: Records replayed in time order.
@@ -374,5 +381,5 @@ def name_the_program(procs, meta):
 
 def processes_table(procs):
     """Processes sorted main first, then by role and creation."""
-    return sorted(procs.values(), key=lambda p: (ROLE_ORDER.get(p.role, 7), p.created if p.created >= 0
+    return sorted(procs.values(), key=lambda p: (role_rank(p.role), p.created if p.created >= 0
                                                  else (p.first if p.first >= 0 else 1 << 62), p.pid))

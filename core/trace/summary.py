@@ -25,7 +25,7 @@ from typing import Dict, List
 import numpy as np
 
 from .events import Kind, StartMethod, WorkerExit
-from .lifecycle import ROLE_ORDER, ProcInfo, name_the_program
+from .lifecycle import ProcInfo, name_the_program, role_rank
 from .model import in_time_order
 from .pairing import ACQUIRE, RELEASE, LockState, pair_holds
 
@@ -62,7 +62,7 @@ class ProcessSummary(ProcInfo):
 
     def sort_key(self):
         when = self.created if self.created >= 0 else (self.first if self.first >= 0 else 1 << 62)
-        return ROLE_ORDER.get(self.role, 7), when, self.pid
+        return role_rank(self.role), when, self.pid
 
 
 @dataclass

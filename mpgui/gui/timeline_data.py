@@ -43,6 +43,7 @@ import numpy as np
 
 from core.trace.columns import Columns
 from core.trace.events import Kind
+from core.trace.lifecycle import role_rank
 from core.trace.lod import BarIndex
 from core.trace.model import NO_TIME, SPAN_COLUMNS, Span, SpanEnd
 from core.trace.pooltasks import by_job
@@ -61,8 +62,6 @@ from .timeline_colors import (C_BARRIER_WAIT, C_ERROR, C_HOLD, C_IO, C_LOST, C_M
 from .timeline_layers import (CANDIDATE_BARS, ESTIMATE_SLACK, EXACT_BARS, BarSource,  # noqa: F401
                               Visible)
 
-ROLE_ORDER = {"main": 0, "manager": 1, "worker": 2, "process": 3, "other": 4, "forkserver": 5,
-              "resource tracker": 6}
 
 #: A batch's pids spread over fewer numbers than this are mapped to lanes through a table.
 DENSE_PIDS = 1 << 22
@@ -141,7 +140,7 @@ class TimelineData:
 def lane_order(procs):
     def key(p):
         created = p.created if p.created != NO_TIME else (p.first if p.first != NO_TIME else 1 << 62)
-        return (ROLE_ORDER.get(p.role, 4), created, p.pid)
+        return (role_rank(p.role), created, p.pid)
     return sorted(procs, key=key)
 
 
