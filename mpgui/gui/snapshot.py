@@ -34,7 +34,6 @@ class Snapshot:
     progress: tuple                      # (done, total) or None
     meta: dict = field(default_factory=dict)
     logs: list = field(default_factory=list)
-    contention: list = field(default_factory=list)
     built_at: float = 0.0
     #: The newest event's time (ns, perf_counter) and when it was taken into this snapshot (perf_counter ns):
     #: how far the view trails the run.
@@ -76,6 +75,6 @@ def build(model, builder=None, dropping=False, tracker=None):
             progress = (done, total_n)
         elapsed = max(0.0, ((model.t_last or t0) - t0) / 1e9)
         snap = Snapshot(model.version, tl, procs, cpu_t, core_v, total_v, model.events_seen, model.dropped, elapsed,
-                        progress, dict(model.meta), model.logs[:], model.contention(), time.monotonic(),
+                        progress, dict(model.meta), model.logs[:], time.monotonic(),
                         model.t_last or 0, time.perf_counter_ns(), dropping, state)
     return snap
