@@ -202,22 +202,25 @@ def test_the_figures_are_computed_off_the_qt_thread_and_answer_a_range(qtbot, wi
     total = int(whole["acquired"][whole["uid"] == np.uint64(uid)][0])
     # up to the middle handoff, then from it: their acquisitions add up to the whole run's
     half = (float(np.median(panel.figures.links[uid]["to_t"])) - panel.figures.t0) / 1e9
-    counts, held = [], []
+    counts, held, pids = [], [], set()
     for lo, hi in ((0.0, half), (half, window.source.snapshot.elapsed + 1.0)):
         with qtbot.waitSignal(panel.sigFigures, timeout=FIGURES_TIMEOUT_MS) as got:
             panel.set_range(lo, hi)
         o = got.args[0].objects
         counts.append(int(o["acquired"][o["uid"] == np.uint64(uid)].sum()))
-        # who held it in that range, and for how long: every hold released in it, by the two workers (one
-        # hold may straddle the boundary: acquired in the first range, released in the second)
+        # who held it in that range, and for how long: every hold released in it, by the workers that held
+        # it then (one hold may straddle the boundary: acquired in the first range, released in the second;
+        # on a busy machine one worker may have finished its share before the second range)
         holders = got.args[0].by_process[uid]
         held.append(int(holders["holds"].sum()))
-        assert abs(held[-1] - counts[-1]) <= 1 and len(holders) == 2
+        pids |= set(holders["pid"].tolist())
+        assert abs(held[-1] - counts[-1]) <= 1 and 1 <= len(holders) <= 2
         assert (holders["hold_max"] <= holders["hold_total"]).all() and (holders["hold_max"] >= 5_000_000).all()
         panel.pages.setCurrentIndex(1)
         panel.details.setCurrentIndex(DETAIL_PROCESSES)
         panel._select_uid(uid)
-        assert panel.process_table.rowCount() == 2
+        assert panel.process_table.rowCount() == len(holders)
+    assert len(pids) == 2                                  # both workers, over the whole run
     assert sum(counts) == sum(held) == total == 80 and min(counts) > 0
     assert panel.range_label.text().startswith("Figures for ")
 
