@@ -83,6 +83,9 @@ def merge_cells(keys, count, cover):
     Cells are (keys, counts, covers): three arrays."""
     if not len(keys):
         return keys, count, cover
+    merged = _merge_dense(keys, count, cover)
+    if merged is not None:
+        return merged
     order = np.argsort(keys, kind="stable")       # keys come nearly sorted (by time): a stable sort is quick
     keys = keys[order]
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
@@ -93,6 +96,41 @@ def merge_cells(keys, count, cover):
     if not some.all():
         keys, count, cover = keys[some], count[some], cover[some]
     return keys, count, cover
+
+
+#: ``merge_cells`` counts cells in a dense table (bins x codes present) instead of sorting when the table has
+#: at most this many slots per key, and ...
+DENSE_SLOTS_PER_KEY = 4
+#: ... when the lane-colour codes are below this (their table of which are present stays small).
+DENSE_MAX_CODE = 1 << 16
+#: Sums in float64 are exact below 2**53: covers (ns) past this bound per key are merged by sorting.
+_EXACT = float(1 << 52)
+
+
+def _merge_dense(keys, count, cover):
+    """``merge_cells`` without a sort, for keys that span few bins and codes (a batch of bars at a level: a
+    slice of time on a few lanes): each cell's slot in a (bin, code) table is summed by ``bincount``.  None
+    when the table would be much larger than the keys."""
+    n = len(keys)
+    code = keys & ((1 << KEY_SHIFT) - 1)
+    top = int(code.max())
+    if top >= DENSE_MAX_CODE or top > DENSE_SLOTS_PER_KEY * n:
+        return None
+    bins = keys >> KEY_SHIFT
+    b0 = int(bins.min())
+    present = np.bincount(code, minlength=top + 1) > 0
+    codes = np.flatnonzero(present)
+    width = len(codes)
+    slots = (int(bins.max()) - b0 + 1) * width
+    if slots > DENSE_SLOTS_PER_KEY * n or float(np.abs(cover).max()) * n >= _EXACT:
+        return None
+    rank = np.cumsum(present) - 1
+    slot = (bins - b0) * width + rank[code]
+    counts = np.bincount(slot, weights=count, minlength=slots)
+    covers = np.bincount(slot, weights=cover, minlength=slots)
+    some = np.flatnonzero((counts != 0) | (covers != 0))
+    return (((some // width + b0) << KEY_SHIFT) | codes[some % width], counts[some].astype(count.dtype),
+            covers[some].astype(cover.dtype))
 
 
 class _Level:

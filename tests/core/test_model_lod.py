@@ -98,3 +98,23 @@ def test_a_level_of_dense_short_bars_summarises_many_per_cell_and_finer_ones_are
 def test_duration_classes(d, cls):
     """Class c: at least a bin of level c long, shorter than a bin of level c + 1."""
     assert duration_class(np.array([d]))[0] == min(cls, lod.LEVELS - 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), n=st.integers(1, 3000), bins=st.sampled_from([1, 5, 400, 1 << 30]),
+       codes=st.sampled_from([1, 3, 200, 1 << 17]))
+def test_merged_cells_are_the_sums_of_their_keys(seed, n, bins, codes):
+    """However the keys spread (few bins and codes: summed in a table; many: sorted), each key's counts and
+    covers are summed exactly, cells that sum to nothing are gone and the cells come sorted by key."""
+    rng = np.random.default_rng(seed)
+    keys = (rng.integers(0, bins, n) << lod.KEY_SHIFT) | rng.integers(0, codes, n)
+    count = rng.integers(-2, 3, n).astype(np.int32)
+    cover = rng.integers(-(1 << 40), 1 << 40, n) * (rng.random(n) > 0.3)
+    expected = {}
+    for k, c, v in zip(keys.tolist(), count.tolist(), cover.tolist()):
+        a, b = expected.get(k, (0, 0))
+        expected[k] = (a + c, b + v)
+    expected = sorted((k, c, v) for k, (c, v) in expected.items() if c or v)
+    got_keys, got_count, got_cover = merge_cells(keys, count, cover)
+    assert got_count.dtype.kind == got_cover.dtype.kind == "i"
+    assert list(zip(got_keys.tolist(), got_count.tolist(), got_cover.tolist())) == expected
