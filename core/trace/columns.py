@@ -106,6 +106,10 @@ class BlockIndex:
         self._table.extend(first=np.array([first]), end=np.array([end]), lo=np.array([np.min(t0)]),
                            hi=np.array([np.max(t1)]))
 
+    def add_many(self, first, end, lo, hi):
+        """Blocks at once (arrays): rows [first[i], end[i]) lie within [lo[i], hi[i]]."""
+        self._table.extend(first=first, end=end, lo=lo, hi=hi)
+
     def __len__(self):
         return len(self._table)
 

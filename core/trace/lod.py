@@ -48,13 +48,13 @@ BLOCK_ROWS = 2048
 
 
 
+#: The shortest duration of each class from 0 on: a bin of its level.
+_CLASS_STARTS = np.array([1 << (BASE_SHIFT + LEVEL_BITS * c) for c in range(LEVELS)], np.int64)
+
+
 def duration_class(d):
     """Each bar's duration class (-1: shorter than the finest bin), an array."""
-    d = np.maximum(np.asarray(d, np.int64), 1)
-    e = np.floor(np.log2(d)).astype(np.int64)               # floor(log2 d), corrected where floats round
-    e = np.where((np.int64(1) << e) > d, e - 1, e)
-    e = np.where((np.int64(1) << (e + 1)) <= d, e + 1, e)
-    return np.where(d < (1 << BASE_SHIFT), -1, np.minimum((e - BASE_SHIFT) // LEVEL_BITS, LEVELS - 1))
+    return np.searchsorted(_CLASS_STARTS, np.asarray(d, np.int64), side="right") - 1
 
 
 def bin_width(level):
@@ -188,10 +188,9 @@ class _Rows:
         # in order of start, in blocks of a bounded number of rows: a block's time extent stays tight
         order = np.argsort(t0, kind="stable")
         self.rows[self.n:self.n + k] = np.asarray(rows)[order]
-        t0, t1 = t0[order], t1[order]
-        for lo in range(0, k, BLOCK_ROWS):
-            hi = min(k, lo + BLOCK_ROWS)
-            self.blocks.add(self.n + lo, self.n + hi, t0[lo:hi], t1[lo:hi])
+        starts = np.arange(0, k, BLOCK_ROWS)
+        self.blocks.add_many(self.n + starts, self.n + np.append(starts[1:], k),
+                             np.minimum.reduceat(t0[order], starts), np.maximum.reduceat(t1[order], starts))
         self.n += k
 
 
