@@ -50,7 +50,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .arrays import EVENT_DTYPE
-from .columns import BlockIndex, Columns, group_starts
+from .columns import BlockIndex, Columns, group_starts, key_hash, thread_order
 from .counters import SampleSeries, Series, SeriesStore
 from .events import Kind
 from .lifecycle import NO_TIME, PROCESS_KINDS, ProcessTable, ProcInfo, name_the_program
@@ -115,14 +115,6 @@ def in_time_order(run_file):
         pending = buf[order[k:]] if k < len(buf) else None
     if pending is not None:
         yield pending, np.arange(len(pending))
-
-
-def _key_hash(uid, pid, tid):
-    """A 64-bit mix of (uid, pid, tid) for a quick membership test (equal keys, equal hashes)."""
-    h = uid.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    h ^= pid.astype(np.int64).astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
-    h ^= tid.astype(np.int64).astype(np.uint64) * np.uint64(0x165667B19E3779F9)
-    return h
 
 
 class _Table(Columns):
@@ -382,7 +374,7 @@ class RunModel(RunViews):
         site_u = np.concatenate((uid[is_site[rank]], np.array([k[0] for k in self._sites], np.uint64)))
         site_p = np.concatenate((pid[is_site[rank]], np.array([k[1] for k in self._sites], np.int32)))
         site_t = np.concatenate((tid[is_site[rank]], np.array([k[2] for k in self._sites], np.int32)))
-        keep = np.isin(_key_hash(uid, pid, tid), _key_hash(site_u, site_p, site_t))
+        keep = np.isin(key_hash(uid, pid, tid), key_hash(site_u, site_p, site_t))
         rank, rows, uid, pid, tid = rank[keep], rows[keep], uid[keep], pid[keep], tid[keep]
         if not len(rank):
             return
@@ -734,7 +726,7 @@ class RunModel(RunViews):
             pid = np.concatenate([p["pid"] for p in parts])
             tid = np.concatenate([p["tid"] for p in parts])
             t = np.concatenate([req["t"] if p is req else np.full(len(p["seq"]), NO_TIME, np.int64) for p in parts])
-            o = np.lexsort((seq, tid, pid, uid))
+            o = thread_order(seq, uid, pid, tid)
             if not len(o):
                 o = np.zeros(0, np.int64)
             last = np.append(group_starts(uid[o], pid[o], tid[o])[1:], len(o)) - 1 if len(o) else o

@@ -24,7 +24,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .columns import group_starts, segment_ids, segmented_running_min
+from .columns import group_starts, segment_ids, segmented_running_min, thread_order
 
 Key = Tuple[int, int, int]          # (uid, pid, tid)
 
@@ -71,7 +71,7 @@ def pair_holds(state, seq, t, uid, pid, tid, op, depth, hold):
     n = len(seq)
     if not n:
         return HoldSpans.concat([])
-    order = np.lexsort((seq, tid, pid, uid))
+    order = thread_order(seq, uid, pid, tid)
     seq, t, uid, pid, tid, op, depth, hold = (a[order] for a in (seq, t, uid, pid, tid, op, depth, hold))
     starts = group_starts(uid, pid, tid)
     seg = segment_ids(n, starts)
@@ -289,7 +289,7 @@ def pair_waits(state, seq, t, uid, pid, tid, opens, value, waited):
     n = len(seq)
     if not n:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.lexsort((seq, tid, pid, uid))
+    order = thread_order(seq, uid, pid, tid)
     starts = group_starts(uid[order], pid[order], tid[order])
     seg = segment_ids(n, starts)
     o_open = opens[order]

@@ -361,13 +361,14 @@ class PoolTasks:
         if self.track_changes:
             self._changes.append(task_rows)
         counted = counts & ((done != 0) | (failed != 0))
-        if counted.any():
-            keys = list(zip(cols["pool"][counted].tolist(), cols["job"][counted].tolist()))
-            for key, d, f in zip(keys, done[counted].tolist(), failed[counted].tolist()):
+        if counted.any():          # summed per job: a chunk holds a few jobs and many tasks
+            at = np.flatnonzero(counted)
+            done, failed = done[at], failed[at]
+            for key, sel in by_job(cols["pool"][at], cols["job"][at]):
                 jd = self.jobs.get(key)
                 if jd is not None:
-                    jd["done"] += d
-                    jd["failed"] += f
+                    jd["done"] += int(done[sel].sum())
+                    jd["failed"] += int(failed[sel].sum())
 
     def _count_from(self, pool, job):
         """Records after this order count towards the job's dict (-> no job yet: none count)."""

@@ -328,3 +328,26 @@ def test_an_open_wait_shows_where_it_blocked():
     (w,) = m.open_spans_array(with_site=True)
     assert (Span(w["kind"]), SpanEnd(w["end"]), int(w["site"]), int(w["t1"])) == (Span.LOCK_WAIT, SpanEnd.OPEN,
                                                                                    SITE_A, at(0.2))
+
+
+@pytest.mark.parametrize("n", [50, 20_000])
+@pytest.mark.parametrize("colliding", [False, True])
+def test_records_are_grouped_by_thread_each_group_in_order(monkeypatch, n, colliding):
+    """Pairing reads each thread's records of an object together and in order: ``thread_order`` groups them
+    like a sort by (uid, pid, tid, seq), also when two keys share a hash (then it sorts by the keys)."""
+    from core.trace import columns
+    if colliding:
+        monkeypatch.setattr(columns, "key_hash", lambda uid, pid, tid: uid.astype(np.uint64))
+    rng = np.random.default_rng(n)
+    uid = rng.integers(1, 4, n).astype(np.uint64) << np.uint64(40)
+    pid = rng.integers(100, 108, n).astype(np.int32)
+    tid = rng.integers(0, 3, n).astype(np.int64) * 140_000_000_000
+    seq = rng.permutation(n).astype(np.int64) * 3
+    order = columns.thread_order(seq, uid, pid, tid)
+    assert sorted(order.tolist()) == list(range(n))
+    keys = list(zip(uid[order].tolist(), pid[order].tolist(), tid[order].tolist()))
+    groups = [keys[0]] + [k for a, k in zip(keys, keys[1:]) if k != a]
+    assert len(groups) == len(set(keys)), "a thread's records are not together"
+    s = seq[order]
+    same = np.array([a == b for a, b in zip(keys, keys[1:])])
+    assert (s[1:][same] > s[:-1][same]).all(), "a thread's records are not in order"
