@@ -220,17 +220,57 @@ class TrackBook:
         is_sem = self._first_slot(is_sem, uid, t0, t1, rows, keys)
         if not len(is_sem):
             return keys
-        # one Python step per hold: the loop keeps to plain lists and locals
         slots = np.zeros(len(is_sem), np.int64)
-        place, tracks = self.place, self.tracks
-        for j, (u, a, b) in enumerate(zip(uid[is_sem].tolist(), t0[is_sem].tolist(), t1[is_sem].tolist())):
-            slots[j] = place(tracks[u], a, b)
+        tracks = self.tracks
+        u_sem, a_sem, b_sem = uid[is_sem], t0[is_sem], t1[is_sem]
+        for u in np.unique(u_sem).tolist():
+            mine = np.flatnonzero(u_sem == u)
+            a, b = a_sem[mine], b_sem[mine]
+            got = self._chain_slots(tracks[u], a, b)
+            if got is None:             # more holders than slots: one Python step per hold
+                got = [self.place(tracks[u], x, y) for x, y in zip(a.tolist(), b.tolist())]
+            slots[mine] = got
         self.slot_of[rows[is_sem]] = slots
         for u in np.unique(uid[is_sem]).tolist():
             mine = uid[is_sem] == u
             table = np.array([tracks[u].slot_key(k) for k in range(len(tracks[u].slot_free))], np.int64)
             keys[is_sem[mine]] = table[slots[mine]]
         return keys
+
+    def _chain_slots(self, tr, a, b):
+        """``place`` for a semaphore's holds [a, b] (arrays, in order of start) at once, or None (nothing
+        changed) when they need more than MAX_SLOTS slots.  The first free slot at a hold's start is slot 0 if
+        it is free: slot 0 takes a chain of holds, each the first to start once the one before ended; slot 1
+        the same chain among the others, and so on.  Following a chain is one cheap step per hold."""
+        b = np.maximum(b, a)
+        slots = np.full(len(a), -1, np.int64)
+        ends = []                   # each slot's last end, from this batch (None: none of it)
+        rest = np.arange(len(a))
+        while len(rest):
+            k = len(ends)
+            if k == MAX_SLOTS:
+                return None
+            ra, rb = a[rest], b[rest]
+            m = len(ra)
+            # after hold i, the chain goes on with the first hold that starts once it ended (and after it)
+            after = np.maximum(np.searchsorted(ra, rb, side="left"), np.arange(1, m + 1)).tolist()
+            i = int(np.searchsorted(ra, tr.slot_free[k], side="left")) if k < len(tr.slot_free) else 0
+            chain = []
+            while i < m:
+                chain.append(i)
+                i = after[i]
+            slots[rest[chain]] = k
+            ends.append(int(rb[chain[-1]]) if chain else None)
+            rest = rest[slots[rest] < 0]
+        for k, end in enumerate(ends):
+            if k < len(tr.slot_free):
+                if end is not None:
+                    tr.slot_free[k] = max(tr.slot_free[k], end)
+            else:
+                tr.slot_free.append(end)
+                if k:
+                    tr.slot_keys.append(self.new_key())
+        return slots
 
     def place(self, tr, a, b):
         """The slot of a semaphore's hold [a, b]: the first free at its start (a new one, up to MAX_SLOTS)."""

@@ -374,3 +374,31 @@ def test_a_managed_lock_shows_who_held_it(qtbot, tmp_path, view):
     hit = view.item.hit((int(t0[0] + t1[0]) // 2 - data.t0) / 1e9, row + 0.3, view.vb.viewPixelSize()[0])
     assert hit is not None and hit[0] == "obj_mholds"
     assert "through its manager" in view.describe(*hit)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_semaphore_holds_placed_in_batches_take_the_slot_placing_them_one_by_one_gives(seed):
+    """A semaphore's holders get the first slot free at their start, whether their holds are placed together
+    (a chunk of a run) or one at a time, over several batches, with more holders at once than slots too."""
+    from mpgui.gui import tracks as tracks_mod
+    rng = np.random.default_rng(seed)
+    n = 3000
+    # times in coarse steps: holds often start just as another ends
+    a = np.sort(rng.integers(0, 10 ** 4, n)) * 1000
+    b = a + rng.integers(0, 20 * (seed + 1), n) * 1000 * (rng.random(n) > 0.1)
+
+    def book():
+        keys = iter(range(100, 10 ** 6))
+        return tracks_mod.TrackBook(lambda: next(keys))
+
+    one, batched = book(), book()
+    t1 = tracks_mod.Track(1, "Semaphore", "s", 1)
+    t2 = tracks_mod.Track(1, "Semaphore", "s", 1)
+    cuts = [0] + sorted(rng.choice(np.arange(1, n), 40, replace=False).tolist()) + [n]
+    for lo, hi in zip(cuts, cuts[1:]):
+        expected = [one.place(t1, x, y) for x, y in zip(a[lo:hi].tolist(), b[lo:hi].tolist())]
+        slots = batched._chain_slots(t2, a[lo:hi], b[lo:hi])
+        if slots is None:
+            slots = [batched.place(t2, x, y) for x, y in zip(a[lo:hi].tolist(), b[lo:hi].tolist())]
+        assert list(slots) == expected
+        assert t2.slot_free == t1.slot_free and len(t2.slot_keys) == len(t1.slot_keys)
