@@ -158,6 +158,14 @@ class FrozenBlocks:
         return float(((self.end[hit] - self.first[hit]) * share).sum())
 
 
+def full(value, n):
+    """``value`` as an array of ``n`` items: itself if it is one (the usual case: no numpy call), else a
+    read-only broadcast of the scalar."""
+    if type(value) is np.ndarray and value.shape == (n,):
+        return value
+    return np.broadcast_to(value, (n,))
+
+
 def key_hash(uid, pid, tid):
     """A 64-bit mix of (uid, pid, tid) for a quick membership test or grouping (equal keys, equal hashes)."""
     h = uid.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)

@@ -50,7 +50,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .arrays import EVENT_DTYPE
-from .columns import BlockIndex, Columns, group_starts, key_hash, thread_order
+from .columns import BlockIndex, Columns, full, group_starts, key_hash, thread_order
 from .counters import SampleSeries, Series, SeriesStore
 from .events import Kind
 from .lifecycle import NO_TIME, PROCESS_KINDS, ProcessTable, ProcInfo, name_the_program
@@ -356,7 +356,7 @@ class RunModel(RunViews):
             return None
         if len(parts) == 1:
             return parts[0]
-        return {name: np.concatenate([np.broadcast_to(p[name], np.shape(p["seq"])) for p in parts])
+        return {name: np.concatenate([full(p[name], len(p["seq"])) for p in parts])
                 for name in parts[0]}
 
     # -- call sites --------------------------------------------------------------------------------------------
@@ -702,7 +702,7 @@ class RunModel(RunViews):
             self._pair_waits(kind)
         pool = {name: self._family(("pool", name)) for name in ("job", "queued", "sent", "start", "end", "lost",
                                                                    "used", "done", "group_start", "group_end")}
-        pool = {name: tuple(np.broadcast_to(f[c], np.shape(f["seq"])) for c in ("seq", "t", "pool", "job", "first",
+        pool = {name: tuple(full(f[c], len(f["seq"])) for c in ("seq", "t", "pool", "job", "first",
                                                                                    "value", "pid"))
                 for name, f in pool.items() if f is not None}
         if pool:
@@ -740,7 +740,7 @@ class RunModel(RunViews):
         if h is None or not len(h["seq"]):
             return
         n = len(h["seq"])
-        col = {name: np.broadcast_to(h[name], (n,)) for name in ("op", "depth", "hold")}
+        col = {name: full(h[name], n) for name in ("op", "depth", "hold")}
         spans = pair_holds(self._locks, h["seq"], h["t"], h["uid"], h["pid"], h["tid"], col["op"], col["depth"],
                            col["hold"])
         if len(spans.t0):
@@ -752,10 +752,10 @@ class RunModel(RunViews):
         if f is None:
             return
         n = len(f["seq"])
-        opens = np.broadcast_to(f["opens"], (n,))
-        value = np.broadcast_to(f["value"], (n,)).astype(np.int64)
-        waited = np.broadcast_to(f["waited"], (n,)).astype(np.int64)
-        end = np.broadcast_to(f["end"], (n,))
+        opens = full(f["opens"], n)
+        value = full(f["value"], n).astype(np.int64)
+        waited = full(f["waited"], n).astype(np.int64)
+        end = full(f["end"], n)
         closes, t0 = pair_waits(self._waits[kind], f["seq"], f["t"], f["uid"], f["pid"], f["tid"], opens, value,
                                 waited)
         if len(closes):
@@ -769,7 +769,7 @@ class RunModel(RunViews):
             return None
         o = np.argsort(f["seq"], kind="stable")
         n = len(o)
-        first = table.extend(**{name: np.broadcast_to(f[name], (n,))[o] for name in table.names})
+        first = table.extend(**{name: full(f[name], n)[o] for name in table.names})
         if blocks is not None:
             t = table.view("t")[first:]
             blocks.add(first, len(table), t, t)

@@ -20,7 +20,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .columns import Columns, group_starts, ranges, segment_ids
+from .columns import Columns, full, group_starts, ranges, segment_ids
 from .events import Outcome
 from .pairing import OpenWaits, pair_waits
 
@@ -462,7 +462,7 @@ class _Ops:
                                    ("job", job, np.int64), ("index", index, np.int64), ("op", op, np.int8),
                                    ("w", w, np.int64), ("o", o, np.int64), ("gs", gs, np.int64),
                                    ("ge", ge, np.int64)):
-            self.parts[name].append(np.broadcast_to(np.asarray(value, dtype), (k,)))
+            self.parts[name].append(full(np.asarray(value, dtype), k))
         self.n += k
         self._cols.clear()
 
