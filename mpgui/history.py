@@ -5,8 +5,10 @@ run files.  The home is, in order: the ``--home`` option, the ``MPGUI_HOME`` env
 user's data directory (``$XDG_DATA_HOME/mpgui`` or ``~/.local/share/mpgui`` on Linux,
 ``%LOCALAPPDATA%\\mpgui`` on Windows, ``~/Library/Application Support/mpgui`` on macOS).
 
-A run is entered when it starts (status ``running``, with the runner's pid) and updated when it ends; a run
-whose runner died without saying so is shown as ``interrupted`` and its run file still opens.
+A run is entered when it starts (status ``running``, with the runner's pid) and updated when it ends.  A run
+whose runner is gone while its entry still says ``running`` is shown as its run file's final status says
+(the history could not be updated: its disk was full), or as ``interrupted`` if the run file has none (the
+runner died); either way its run file still opens.
 
 A run's start methods are every method its processes used, not only the run's default: a scenario that runs
 spawn, fork and forkserver one after another in one run is entered with the methods its parameters name, and
@@ -28,7 +30,7 @@ import time
 
 from core.trace.procs import pid_alive
 from core.trace.runner import machine_facts
-from core.trace.store import PRIVATE_DIR_MODE, create_private_file, sqlite_uri
+from core.trace.store import PRIVATE_DIR_MODE, RunFile, RunFileError, create_private_file, sqlite_uri
 
 from .compare import ordered_methods, params_text
 
@@ -92,6 +94,23 @@ class HistoryError(Exception):
 _COLUMNS = ("id", "path", "kind", "scenario", "title", "params", "start_method", "machine", "started", "ended",
             "status", "lesson", "events", "dropped", "exit_code", "runner_pid")
 _ALL_COLUMNS = _COLUMNS + tuple(name for name, _ in _ADDED_COLUMNS)
+
+
+def _outcome_in_run_file(path):
+    """How a run whose runner is gone ended, as its run file says: its final status, exit code, events and
+    dropped events (the run was finished but the history not updated), else status ``interrupted``."""
+    try:
+        with RunFile(path) as rf:
+            meta = rf.meta()
+    except (RunFileError, sqlite3.Error, OSError):
+        meta = {}
+    status = meta.get("status")
+    if not isinstance(status, str) or status == "running":
+        return {"status": "interrupted"}
+    outcome = {"status": status, "ended": meta.get("ended_wall"), "lesson": meta.get("lesson"),
+               "exit_code": meta.get("exit_code")}
+    outcome.update((k, meta[k]) for k in ("events", "dropped") if isinstance(meta.get(k), int))
+    return outcome
 
 
 def planned_methods(scenario, params, method):
@@ -292,7 +311,7 @@ class RunHistory:
             d["methods"] = _json_list(d["methods"]) or planned_methods(d["scenario"], d["params"],
                                                                         d["start_method"])
             if d["status"] == "running" and not pid_alive(d["runner_pid"]):
-                d["status"] = "interrupted"
+                d.update(_outcome_in_run_file(d["path"]))
             out.append(d)
         return out
 

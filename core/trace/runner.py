@@ -414,9 +414,6 @@ class TracedRun:
         if not self.collector.stop():
             self._drain_here()
         # From here on the runner is the run file's only writer.
-        if self.proc is not None and code is not None:
-            self.writer.add_registrations([{"t": "exit", "pid": self.proc.pid, "exitcode": code,
-                                            "time": getattr(self, "_main_ended", time.perf_counter_ns())}])
         leaked = [name for name in self.sink.shm_created.values() if unlink_segment(name)]
         if leaked:
             self.writer.add_log("cleanup", "unlinked shared memory left by the program: %s" % ", ".join(leaked))
@@ -428,7 +425,11 @@ class TracedRun:
         lesson = result.get("lesson") if result else None
         message = self.storage_problem or (MAIN_GUARD_ADVICE if self.missing_main_guard else None) or self.error
         self._totals = self.writer.totals() or (self.sink.events, self.sink.dropped)
-        self.writer.finish(status=status.value, exit_code=code, ended_wall=time.time(),
+        # The program's exit goes in with the final status: both fit in the room the writer kept for them.
+        exits = [] if self.proc is None or code is None else \
+            [{"t": "exit", "pid": self.proc.pid, "exitcode": code,
+              "time": getattr(self, "_main_ended", time.perf_counter_ns())}]
+        self.writer.finish(exits, status=status.value, exit_code=code, ended_wall=time.time(),
                            ended_perf=time.perf_counter_ns(), dropped=self._totals[1], events=self._totals[0],
                            lesson=lesson, result=result, error=message)
         self.lesson = lesson

@@ -499,21 +499,26 @@ class RunWriter:
     def add_log(self, kind, text, t=None):
         return self.add_logs([(t if t is not None else time.perf_counter_ns(), kind, text)])
 
-    def finish(self, **items):
-        """Store the run's final metadata (its status...), also when the disk is full: the reserve is given
-        back and a checkpoint moves what the log holds into the database and empties the log, which is usually
-        room enough.  Returns whether it was stored."""
+    def finish(self, registrations=(), **items):
+        """Store the run's final metadata (its status...) and ``registrations`` (the program's exit), also when
+        the disk is full: the reserve is given back first, which leaves room for a few pages in the log; if
+        that is not enough, a checkpoint moves what the log holds into the database and empties the log.
+        Returns whether it was stored."""
         rows = self._meta_rows(items)
+        regs = [(json.dumps(m, separators=(",", ":")),) for m in registrations]
         with self._lock:
+            # The reserve goes first, whoever found the disk full: the collector process may have, while this
+            # writer wrote nothing since.  A checkpoint comes only on the second try: it fills the room the
+            # reserve gave back with the log's pages, and fails if they do not all fit.
+            self._release_reserve()
             for retry in (False, True):
                 if self._db is None:
                     return False
                 try:
-                    if retry or self.failure is not None:
-                        self._release_reserve()
                     if retry:
-                        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                        self._checkpoint()
                     self._db.execute("BEGIN IMMEDIATE")
+                    self._add_regs(self._db, regs)
                     self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", rows)
                     self._write_cap(self._db)
                     self._db.execute("COMMIT")
@@ -521,6 +526,12 @@ class RunWriter:
                 except (sqlite3.Error, OSError):
                     self._rollback()
             return False
+
+    def _checkpoint(self):
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass                            # no room for the log's pages: the write may still fit
 
     def _release_reserve(self):
         if self._reserve is not None:

@@ -577,3 +577,58 @@ def test_records_of_threads_that_got_no_ring_are_counted(tmp_path):
     assert col.dropped_total == 3000                  # no thread got a ring: all its records are counted
     assert stored_drops == 3000
     assert len(events) == 1
+
+
+FILL_RUN_FILE = '''
+import json, os, sys
+import numpy as np
+from core.trace.arrays import EVENT_DTYPE
+from core.trace.collector import Batch
+from core.trace.store import RunFile, RunWriter
+
+path = os.path.join(sys.argv[1], "run.mpgrun")
+runner = RunWriter(path, {"kind": "trace"})      # claims the file, holds the reserve for the final status
+collector = RunWriter.attach(path)               # writes the events (the collector process does)
+rng = np.random.default_rng(7)
+t = 0
+while True:      # random events compress badly; small batches leave little room behind a write that failed
+    ev = np.zeros(1000, EVENT_DTYPE)
+    for name in EVENT_DTYPE.names:
+        ev[name] = rng.integers(0, 1 << 30, len(ev)).astype(ev[name].dtype)
+    ev["t"] = np.arange(t, t + len(ev))
+    t += len(ev)
+    if not collector.add_batch(Batch(ev)):
+        break
+with open(os.path.join(sys.argv[1], "filler"), "wb", buffering=0) as f:   # others take the rest
+    try:
+        while True:
+            f.write(b"x" * 4096)
+    except OSError:
+        pass
+collector.close()                                # its checkpoint finds no room: the log stays long
+why = "the disk is full " * 6000                 # final metadata of several pages (a long error, a result)
+stored = runner.finish([{"t": "exit", "pid": 4321, "exitcode": 0, "time": t}], status="cut short", error=why)
+runner.close()
+with RunFile(path) as rf:
+    model = rf.model()
+    print(json.dumps({"stored": stored, "status": rf.meta()["status"], "events": model.events_seen,
+                      "collector_failed": collector.failure is not None, "runner_failed": runner.failure is not None,
+                      "exit": model.procs[4321].exitcode if 4321 in model.procs else None}))
+'''
+
+
+def test_final_status_is_stored_when_another_writer_filled_the_disk(tmp_path):
+    """The collector process fills the disk while the runner's own writer wrote nothing since: the runner's
+    final status and the program's exit still go into the run file, in the room its reserve kept, and the
+    events recorded before stay readable."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    prog = tmp_path / "fill_run.py"
+    prog.write_text(FILL_RUN_FILE)
+    r = run_on_small_tmpfs(tmp_path, "4m", mnt, [sys.executable, str(prog), str(mnt)])
+    assert r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr[-2000:])
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert figures["collector_failed"] and not figures["runner_failed"]
+    assert figures["stored"] and figures["status"] == "cut short"
+    assert figures["exit"] == 0
+    assert figures["events"] > 0

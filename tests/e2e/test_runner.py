@@ -113,6 +113,41 @@ def test_sigterm_to_the_cli_runner_cancels(tmp_path):
         assert rf.model().events_seen > 0
 
 
+def _dead_pid():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+@pytest.mark.parametrize("final", [None, "cut short"])
+def test_history_entry_left_running_shows_what_the_run_file_says(tmp_path, final):
+    """A runner that finished its run file but could not update the history (its disk was full), or that died
+    before finishing: the entry it left ``running`` is listed with the run file's final status and figures,
+    else as ``interrupted``."""
+    from core.trace.store import RunWriter
+    from mpgui.history import RunHistory
+    history = RunHistory(tmp_path / "home")
+    try:
+        path = history.new_run_path("trace")
+        writer = RunWriter(path, {"kind": "trace"}, replace=True)
+        if final:
+            writer.finish([], status=final, exit_code=3, events=1234, dropped=5)
+        writer.close()
+        history.begin("r1", path, "trace", title="trace flood.py")
+        history._writer.execute("UPDATE runs SET runner_pid=? WHERE id='r1'", (_dead_pid(),))
+    finally:
+        history.close()
+    reader = RunHistory(tmp_path / "home", readonly=True)
+    try:
+        (entry,) = reader.list()
+    finally:
+        reader.close()
+    if final is None:
+        assert entry["status"] == "interrupted"
+    else:
+        assert (entry["status"], entry["exit_code"], entry["events"], entry["dropped"]) == (final, 3, 1234, 5)
+
+
 def test_history_survives_a_killed_runner(tmp_path):
     out = tmp_path / "k.mpgrun"
     p, host_tree = long_cli_run(tmp_path, out)
