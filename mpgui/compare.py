@@ -33,9 +33,9 @@ import numpy as np
 from core.trace.model import NO_TIME, Span
 from core.trace.store import RunFile
 
+from .labels import DEFAULT_REPEAT, ordered_methods, param_text, params_text  # noqa: F401  (this module's API too)
+
 MIB = 1 << 20
-#: Repeats per start method when none is given (hyperfine's "runs": enough for a mean and a deviation).
-DEFAULT_REPEAT = 3
 #: Roles of processes that are the stdlib's helpers, not the program's children.
 HELPER_ROLES = ("main", "forkserver", "resource tracker")
 
@@ -233,14 +233,6 @@ def figures_of(model, samples=(), meta=None) -> Dict[str, Optional[float]]:
     return {k: out.get(k) for k in FIGURE_KEYS}
 
 
-def ordered_methods(methods):
-    """Start methods without repeats, in the platform's order (fork, spawn, forkserver on Linux)."""
-    import multiprocessing
-    order = multiprocessing.get_all_start_methods()
-    seen = [m for m in methods if m]
-    return [m for m in order if m in seen] + sorted(set(seen) - set(order))
-
-
 def methods_used(model, fallback=None):
     """The start methods of the processes a run started (in the platform's order), or ``[fallback]``."""
     return ordered_methods(p.method for p in model.procs.values()) or ([fallback] if fallback else [])
@@ -351,7 +343,7 @@ def group_by_config(runs: Sequence[RunFigures]) -> List[Group]:
     for rs in groups.values():
         r = rs[0]
         parts = [] if same_what else [r.what]
-        parts += ["%s=%s" % (k, _param_text(r.params.get(k))) for k in differ]
+        parts += ["%s=%s" % (k, param_text(r.params.get(k))) for k in differ]
         if not same_methods or not parts:
             parts.append(", ".join(r.methods) or r.method or "-")
         out.append(Group(" ".join(parts), rs))
@@ -363,23 +355,12 @@ def group_by_config(runs: Sequence[RunFigures]) -> List[Group]:
     return out
 
 
-def _param_text(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return "-" if v is None else str(v)
-
-
-def params_text(params: Dict[str, Any]) -> str:
-    """``"processes=4, order=slowest first, preload=true"``: a run's parameters on one line."""
-    return ", ".join("%s=%s" % (k, _param_text(v)) for k, v in params.items())
-
-
 def differing_params(runs: Sequence[RunFigures]) -> List[str]:
     """The parameter names whose values are not the same in every run (in the order they first appear)."""
     names: List[str] = []
     for r in runs:
         names += [k for k in r.params if k not in names]
-    return [k for k in names if len({_param_text(r.params.get(k)) for r in runs}) > 1]
+    return [k for k in names if len({param_text(r.params.get(k)) for r in runs}) > 1]
 
 
 def parameter_rows(runs: Sequence[RunFigures]) -> List[Tuple[str, List[str]]]:
@@ -390,7 +371,7 @@ def parameter_rows(runs: Sequence[RunFigures]) -> List[Tuple[str, List[str]]]:
     if len({tuple(r.methods) for r in runs}) > 1:
         rows.append(("start methods", [", ".join(r.methods) or "-" for r in runs]))
     for k in differing_params(runs):
-        rows.append((k, [_param_text(r.params.get(k)) for r in runs]))
+        rows.append((k, [param_text(r.params.get(k)) for r in runs]))
     return rows
 
 

@@ -32,7 +32,7 @@ from core.trace.procs import pid_alive
 from core.trace.runner import machine_facts
 from core.trace.store import PRIVATE_DIR_MODE, RunFile, RunFileError, create_private_file, sqlite_uri
 
-from .compare import ordered_methods, params_text
+from .labels import ordered_methods, params_text
 
 HOME_ENV = "MPGUI_HOME"
 

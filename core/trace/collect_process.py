@@ -29,9 +29,6 @@ import threading
 import time
 from typing import Any, Dict, List
 
-import numpy as np
-
-from .collector import BUSY_FILL, Batch, Collector
 from .events import Kind
 from .procs import ROOT, own_session
 from .tracedir import owner_lock_fd
@@ -88,6 +85,7 @@ class RunWatch:
                 news.setdefault("notes", []).append(m)
         ev = batch.events
         if len(ev):
+            import numpy as np
             kinds = ev["kind"]
             unlinked = ev["uid"][kinds == Kind.SHM_UNLINK]
             if len(unlinked):
@@ -293,6 +291,8 @@ class _BatchStore:
 
     def _write_batches(self, batches):
         if len(batches) > 1:
+            import numpy as np
+            from .collector import Batch
             events = [b.events for b in batches if len(b.events)]
             drops = {}
             for b in batches:
@@ -328,6 +328,7 @@ class _Collection:
         self.out = out
         self.watch = RunWatch()
         self.store = _BatchStore(writer)
+        from .collector import Collector
         self.collector = Collector(trace_dir, self._store, own_dir=False)
         self._unsent = {}
         self._last_status = 0.0
@@ -358,6 +359,7 @@ class _Collection:
         self.store.commands(*decode_commands(self.inbox.take()))
 
     def run(self):
+        from .collector import BUSY_FILL
         self.out.send({"ready": True})
         next_poll = 0.0
         while not self.inbox.ended.is_set():

@@ -28,9 +28,7 @@ import time
 import zlib
 from typing import Any, Dict, List, Optional
 
-import numpy as np
-
-from .arrays import EVENT_DTYPE
+from .events import RECORD_SIZE
 
 #: Run files hold a program's output and arguments, so only their owner may read them (SQLite creates the
 #: ``-wal`` and ``-shm`` companions with the permissions of the database file).  Directories mpgui makes
@@ -94,7 +92,8 @@ class ChunkError(ValueError):
     """An event chunk that cannot be decoded; the message says why."""
 
 
-_RECORD_SIZE = EVENT_DTYPE.itemsize
+_RECORD_SIZE = RECORD_SIZE        # EVENT_DTYPE's (numpy is imported where events are coded: a runner
+                                   # that only claims and finishes a run file starts without it)
 #: A CODEC_ZSHUFFLE chunk starts with a bit per byte position (little-endian, 6 bytes): set if that byte is
 #: the same in every record of the chunk (a pid's high bytes, an unused payload...); those bytes follow, one
 #: each, and zlib compresses only the other positions.
@@ -103,6 +102,7 @@ _MASK_BYTES = 6
 
 def encode_events(events):
     """``events`` (EVENT_DTYPE) as a CODEC_ZSHUFFLE chunk's data."""
+    import numpy as np
     n = len(events)
     rec = np.ascontiguousarray(events)
     grouped = np.empty((_RECORD_SIZE, n), dtype=np.uint8)            # byte position x record
@@ -125,6 +125,9 @@ def encode_events(events):
 
 def decode_events(data, n, codec):
     """A chunk's ``n`` events (EVENT_DTYPE, a fresh array) from its ``data``; ChunkError if they cannot be."""
+    import numpy as np
+
+    from .arrays import EVENT_DTYPE
     size = n * _RECORD_SIZE
     if codec == CODEC_RAW:
         if len(data) != size:
@@ -846,6 +849,9 @@ class RunFile:
                 chunk = self._chunk_events(cid, n, data, codec)
                 if chunk is not None:
                     parts.append(chunk)
+            import numpy as np
+
+            from .arrays import EVENT_DTYPE
             new_events = np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE)
             regs = []
             for rid, body in self._rows("regs", "body", cur["regs"]):

@@ -25,9 +25,8 @@ import sys
 import time
 import uuid
 
-from .. import compare
 from ..history import RunHistory, context_meta
-from ..scenario_run import make_run, prepare
+from ..labels import DEFAULT_REPEAT
 from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, add_max_size_option,
                      control_from_stdin, format_table, parse_size)
 from .scenarios import parse_sets
@@ -90,6 +89,8 @@ def _say(args, **event):
 def run_comparison(args, scenario_name):
     """Run the scenario under each method, ``--repeat`` times; returns (the comparison's id, the methods, the
     run files of the runs that ended done, the exit code)."""
+    from .. import compare
+    from ..scenario_run import make_run, prepare
     from core.trace.runner import install_cancel_handlers
     if not 1 <= args.repeat <= MAX_REPEAT:
         raise UsageError("--repeat takes a number of runs per start method from 1 to %d, not %d."
@@ -185,6 +186,7 @@ def _resolve(spec, history):
 
 def load(specs, home):
     """RunFigures of the runs named (ids or files), in the order given."""
+    from .. import compare
     history = RunHistory(home, readonly=True)
     try:
         found = [_resolve(s, history) for s in specs]
@@ -195,6 +197,7 @@ def load(specs, home):
 
 def figures_table(groups):
     """The figures, one row each, one column per group: mean ± sd [min..max] over its runs."""
+    from .. import compare
     headers = ["figure"] + ["%s (%d run%s)" % (g.label, len(g.runs), "" if len(g.runs) == 1 else "s")
                             for g in groups]
     rows = []
@@ -207,6 +210,7 @@ def figures_table(groups):
 
 
 def print_report(title, runs, groups, by_method, params_rows=(), as_json=False):
+    from .. import compare
     print(title)
     if params_rows:
         print()
@@ -230,13 +234,14 @@ def print_report(title, runs, groups, by_method, params_rows=(), as_json=False):
 
 
 def cmd_compare(args):
+    from .. import compare
     from ..scenarios import catalog
     targets = args.targets
     is_scenario = targets[0] in catalog()
     if is_scenario and len(targets) > 1:
         raise UsageError("compare takes one scenario (to run under every start method) or two or more runs, "
                          "not both: %s." % " ".join(targets))
-    if not is_scenario and (args.set or args.methods or args.repeat != compare.DEFAULT_REPEAT):
+    if not is_scenario and (args.set or args.methods or args.repeat != DEFAULT_REPEAT):
         raise UsageError("--set, --methods and --repeat are for comparing a scenario's runs; %r is not a "
                          "scenario (main.py scenarios lists them)." % targets[0])
     if is_scenario:
@@ -283,7 +288,7 @@ def add_commands(sub):
                    "from 'runs' (or .mpgrun files), or a comparison id")
     c.add_argument("--methods", help="start methods to compare, separated by commas (default: every one the "
                    "platform has)")
-    c.add_argument("--repeat", type=int, default=compare.DEFAULT_REPEAT, help="runs per start method "
+    c.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, help="runs per start method "
                    "(default: %(default)s)")
     c.add_argument("--set", action="append", metavar="NAME=VALUE", help="a parameter of the scenario "
                    "(repeatable), the same for every run")

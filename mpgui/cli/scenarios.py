@@ -8,8 +8,6 @@ import argparse
 import sys
 import time
 
-from ..history import context_meta
-from ..scenario_run import make_run, prepare
 from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, add_max_size_option,
                      control_from_stdin, format_table, parse_size, print_summary, size_cap_sentence)
 
@@ -28,6 +26,8 @@ def parse_sets(items):
 def cmd_run(args):
     from core.trace.runner import install_cancel_handlers
     max_size = parse_size(args.max_size)
+    from ..history import context_meta
+    from ..scenario_run import make_run, prepare
     scenario, params, method = prepare(args.scenario, args.start_method, parse_sets(args.set))
     run = make_run(scenario, params, method, out=args.out, home=args.home,
                    echo_output=() if args.quiet else ("stdout",), replace=args.force)
@@ -105,7 +105,7 @@ def cmd_runs(args):
     if not runs:
         print("No runs yet: start one with 'main.py run SCENARIO' or 'main.py trace SCRIPT'.")
         return EXIT_OK
-    from ..compare import params_text
+    from ..labels import params_text
     rows = []
     for r in runs:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])) if r["started"] else "-"

@@ -19,7 +19,7 @@ import os
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from mpgui.compare import ordered_methods, params_text
+from mpgui.labels import ordered_methods, params_text
 from mpgui.scenarios import catalog
 from core.trace.export import write_chrome, write_csv
 from core.trace.store import RunFile

@@ -7,7 +7,7 @@ import time
 
 from PySide6 import QtCore, QtWidgets
 
-from mpgui.compare import params_text
+from mpgui.labels import params_text
 from mpgui.history import RunHistory
 
 from .viewparts import in_background
