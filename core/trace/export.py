@@ -87,7 +87,8 @@ class _Lanes:
         self.ends = {}       # (pid, tid, family) -> list of lane end times
         self.names = {}      # (pid, synthetic tid) -> thread name
 
-    def _name(self, pid, tid, family, lane, label):
+    def name_lane(self, pid, tid, family, lane, label):
+        """The synthetic tid of ``lane`` (named for the trace's thread list)."""
         stid = _lane_tid(tid, family, lane)
         if (pid, stid) not in self.names:
             more = "" if lane == 0 else " %d" % (lane + 1)
@@ -99,9 +100,9 @@ class _Lanes:
         for i, end in enumerate(ends):
             if end <= t0:
                 ends[i] = max(end, t1)
-                return self._name(pid, tid, family, i, label)
+                return self.name_lane(pid, tid, family, i, label)
         ends.append(t1)
-        return self._name(pid, tid, family, len(ends) - 1, label)
+        return self.name_lane(pid, tid, family, len(ends) - 1, label)
 
     def place_many(self, pid, tid, family, t0, t1, label):
         """Synthetic tids of slices of one thread and family, in the order they end (arrays)."""
@@ -115,7 +116,7 @@ class _Lanes:
                 ends.append(int(reach[-1]))
             else:
                 ends[0] = max(ends[0], int(reach[-1]))
-            return np.full(len(t0), self._name(pid, tid, family, 0, label), np.int64)
+            return np.full(len(t0), self.name_lane(pid, tid, family, 0, label), np.int64)
         return np.array([self.place(pid, tid, family, a, b, label) for a, b in zip(t0.tolist(), t1.tolist())],
                         np.int64)
 
@@ -362,6 +363,9 @@ class ChromeWriter:
         self._lines([json.dumps(x, separators=(",", ":")) for x in lines])
 
     def _tasks(self):
+        """Pool tasks as slices on their workers' lanes, a flow from each task's dispatch (on its caller) to its
+        start, and a moment where the caller used its result: a block of tasks at a time, in start order,
+        formatted by column."""
         m = self.model
         n = len(m.tasks)
         if not n:
@@ -372,31 +376,58 @@ class ChromeWriter:
         for lo in range(0, n, BLOCK_ROWS):
             tab = m.tasks_array(order[lo:lo + BLOCK_ROWS])
             tab = tab[(tab["start"] != NO_TIME) & (tab["end"] != NO_TIME) & (tab["worker"] != 0)]
-            ts, sent, used = self._us(tab["start"]), self._us(tab["sent"]), self._us(tab["used"])
-            dur = (np.maximum(tab["end"] - tab["start"], 0) / 1000.0).tolist()
-            lines = []
-            for r, a, d, s_, u in zip(tab.tolist(), ts, dur, sent, used):
-                pool, job, index, worker, outcome, method, queued, t_sent, start, end, t_used = r
-                stid = self.lanes.place(worker, 0, 0, start, end, "worker")
-                pool_name = pools.get(pool)
-                if pool_name is None:
-                    pool_name = pools[pool] = _literal(self.text.json(m.name_of(pool)))
-                lines.append('{"ph":"X","name":"task %d","cat":"task","pid":%d,"tid":%d,"ts":%.3f,"dur":%.3f,'
-                             '"args":{"job":%d,"index":%d,"outcome":"%s","pool":%s}}'
-                             % (index, worker, stid, a, d, job, index, _OUTCOME_NAME.get(outcome, "pending"),
-                                pool_name.replace("%%", "%")))
-                caller = callers.get((pool, job), 0)
-                if t_sent != NO_TIME and caller:
-                    lines.append('{"ph":"s","id":%d,"name":"dispatch","cat":"dispatch","pid":%d,"tid":2,"ts":%.3f}'
-                                 % (self.flow_id, caller, s_))
-                    lines.append('{"ph":"f","bp":"e","id":%d,"name":"dispatch","cat":"dispatch","pid":%d,"tid":%d,'
-                                 '"ts":%.3f}' % (self.flow_id, worker, stid, a))
-                    self.flow_id += 1
-                if t_used != NO_TIME and caller:
-                    lines.append('{"ph":"i","s":"t","name":"result %d used","cat":"result","pid":%d,"tid":%d,'
-                                 '"ts":%.3f}' % (index, caller, self.lanes.place(caller, 0, 8, t_used, t_used, "main"),
-                                                 u))
+            if not len(tab):
+                continue
+            worker, start, end = tab["worker"].astype(np.int64), tab["start"], tab["end"]
+            stid = self._place_by(worker, 0, start, end, "worker")
+            pool_text = np.array([self._pool_text(pools, p) for p in tab["pool"].tolist()], dtype=object)
+            codes, which = np.unique(tab["outcome"], return_inverse=True)
+            outcome_text = np.array([_OUTCOME_NAME.get(c, "pending") for c in codes.tolist()], dtype=object)[which]
+            index, job = tab["index"].tolist(), tab["job"].tolist()
+            ts = self._us(start)
+            dur = (np.maximum(end - start, 0) / 1000.0).tolist()
+            lines = list(map(_TASK_FORMAT.__mod__, zip(index, worker.tolist(), stid.tolist(), ts, dur, job, index,
+                                                       outcome_text.tolist(), pool_text.tolist())))
+            caller = np.array([callers.get(k, 0) for k in zip(tab["pool"].tolist(), job)], dtype=np.int64)
+            sent = np.flatnonzero((tab["sent"] != NO_TIME) & (caller != 0))
+            if len(sent):
+                ids = range(self.flow_id, self.flow_id + len(sent))
+                self.flow_id += len(sent)
+                lines += map(_SENT_FORMAT.__mod__, zip(ids, caller[sent].tolist(), self._us(tab["sent"][sent])))
+                lines += map(_STARTED_FORMAT.__mod__, zip(ids, worker[sent].tolist(), stid[sent].tolist(),
+                                                          [ts[i] for i in sent.tolist()]))
+            used = np.flatnonzero((tab["used"] != NO_TIME) & (caller != 0))
+            if len(used):
+                # one row per caller: a moment lasts no time, so moments never need a second row
+                rows = {pid: self.lanes.name_lane(pid, 0, 8, 0, "main") for pid in np.unique(caller[used]).tolist()}
+                who = caller[used].tolist()
+                lines += map(_USED_FORMAT.__mod__, zip(tab["index"][used].tolist(), who, [rows[p] for p in who],
+                                                       self._us(tab["used"][used])))
             self._lines(lines)
+
+    def _pool_text(self, pools, pool):
+        text = pools.get(pool)
+        if text is None:
+            text = pools[pool] = self.text.json(self.model.name_of(pool))
+        return text
+
+    def _place_by(self, pid, family, t0, t1, label):
+        """Synthetic tids of slices (thread 0 of each ``pid``, one ``family``) given in order: placed a
+        process at a time, each process's in the order given."""
+        stid = np.zeros(len(pid), np.int64)
+        by = np.argsort(pid, kind="stable")
+        starts = group_starts(pid[by])
+        for s, e in zip(starts.tolist(), np.append(starts[1:], len(by)).tolist()):
+            rows = by[s:e]
+            stid[rows] = self.lanes.place_many(int(pid[rows[0]]), 0, family, t0[rows], t1[rows], label)
+        return stid
+
+
+_TASK_FORMAT = ('{"ph":"X","name":"task %d","cat":"task","pid":%d,"tid":%d,"ts":%.3f,"dur":%.3f,'
+                '"args":{"job":%d,"index":%d,"outcome":"%s","pool":%s}}')
+_SENT_FORMAT = '{"ph":"s","id":%d,"name":"dispatch","cat":"dispatch","pid":%d,"tid":2,"ts":%.3f}'
+_STARTED_FORMAT = '{"ph":"f","bp":"e","id":%d,"name":"dispatch","cat":"dispatch","pid":%d,"tid":%d,"ts":%.3f}'
+_USED_FORMAT = '{"ph":"i","s":"t","name":"result %d used","cat":"result","pid":%d,"tid":%d,"ts":%.3f}'
 
 
 class CsvWriter:

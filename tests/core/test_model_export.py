@@ -164,3 +164,40 @@ def test_a_failed_export_leaves_nothing_half_written(tmp_path, monkeypatch):
             raise AssertionError("the failure was not passed on")
     assert not os.path.exists(tmp_path / "t.json") and not os.path.exists(tmp_path / "t.json.tmp")
     assert os.listdir(tmp_path / "csv") == []
+
+
+def test_pool_tasks_in_the_chrome_trace_are_the_model_s(tmp_path):
+    """Every task that ran is a slice on its worker at its times, its dispatch a flow from its caller (at the
+    time it was sent) to the slice's start, and the caller's use of its result a moment on the caller."""
+    from core.trace.model import NO_TIME
+    path = synthetic_run.write_run(str(tmp_path / "run.mpgrun"), 120_000)
+    with RunFile(path) as rf:
+        export_run(rf, chrome=tmp_path / "t.json")
+        model = rf.model()
+    events = trace_of(tmp_path / "t.json")["traceEvents"]
+    t0 = model.t0
+    tab = model.tasks_array()
+    tab = tab[(tab["start"] != NO_TIME) & (tab["end"] != NO_TIME) & (tab["worker"] != 0)]
+    assert len(tab) > 1000
+    us = lambda t: round((int(t) - t0) / 1000.0, 3)  # noqa: E731
+    caller = {key: j.get("pid", 0) for key, j in model.jobs.items()}
+    want = collections.Counter((int(r["worker"]), int(r["job"]), int(r["index"]), us(r["start"]),
+                                round(max(int(r["end"]) - int(r["start"]), 0) / 1000.0, 3)) for r in tab)
+    slices = [e for e in events if e["ph"] == "X" and e["cat"] == "task"]
+    got = collections.Counter((e["pid"], e["args"]["job"], e["args"]["index"], e["ts"], e["dur"]) for e in slices)
+    assert got == want
+    assert all(e["name"] == "task %d" % e["args"]["index"] for e in slices)
+    at = {(e["pid"], e["tid"], e["ts"]) for e in slices}
+    sent = {e["id"]: e for e in events if e["ph"] == "s" and e["cat"] == "dispatch"}
+    started = {e["id"]: e for e in events if e["ph"] == "f" and e["cat"] == "dispatch"}
+    assert sent.keys() == started.keys()
+    assert all((f["pid"], f["tid"], f["ts"]) in at for f in started.values())
+    flows = collections.Counter((s["pid"], s["ts"], started[i]["pid"], started[i]["ts"]) for i, s in sent.items())
+    assert flows == collections.Counter(
+        (caller[(int(r["pool"]), int(r["job"]))], us(r["sent"]), int(r["worker"]), us(r["start"])) for r in tab
+        if r["sent"] != NO_TIME and caller.get((int(r["pool"]), int(r["job"]))))
+    used = collections.Counter((e["pid"], e["name"], e["ts"]) for e in events if e.get("cat") == "result")
+    assert used == collections.Counter(
+        (caller[(int(r["pool"]), int(r["job"]))], "result %d used" % r["index"], us(r["used"])) for r in tab
+        if r["used"] != NO_TIME and caller.get((int(r["pool"]), int(r["job"]))))
+    assert len(used) > 0 and len(flows) > 0
