@@ -285,11 +285,21 @@ class ChromeWriter:
         self._lines(lines)
 
     def counter(self, name, pid, t, v, arg="value", scale=1.0):
-        fmt = ('{"ph":"C","name":%s,"pid":%d,"ts":%%.3f,"args":{%s:%%r}}'
-               % (_literal(self.text.json(name)), pid, _literal(self.text.json(arg))))
+        """A counter's points; a block of whole numbers (a semaphore's value, a queue's depth) written as
+        integers, which is quicker and shorter."""
+        head = ('{"ph":"C","name":%s,"pid":%d,"ts":%%.3f,"args":{%s:'
+                % (_literal(self.text.json(name)), pid, _literal(self.text.json(arg))))
+        as_float, as_int = head + "%r}}", head + "%d}}"
         for lo in range(0, len(t), BLOCK_ROWS):
-            vals = (np.asarray(v[lo:lo + BLOCK_ROWS], np.float64) * scale).tolist()
-            self._lines(list(map(fmt.__mod__, zip(self._us(t[lo:lo + BLOCK_ROWS]), vals))))
+            vals = np.asarray(v[lo:lo + BLOCK_ROWS], np.float64) * scale
+            times = t[lo:lo + BLOCK_ROWS]
+            finite = np.isfinite(vals)
+            if not finite.all():                    # JSON has no NaN nor infinity: such a point is left out
+                vals, times = vals[finite], np.asarray(times)[finite]
+            whole = bool(np.all((vals == np.trunc(vals)) & (np.abs(vals) < 2.0 ** 53)))
+            form = as_int if whole else as_float
+            shown = vals.astype(np.int64).tolist() if whole else vals.tolist()
+            self._lines(list(map(form.__mod__, zip(self._us(times), shown))))
 
     def event_points(self, store, sid, t, v):
         """Counter points of the events (semaphore values, queue depths, free-form counters)."""

@@ -201,3 +201,21 @@ def test_pool_tasks_in_the_chrome_trace_are_the_model_s(tmp_path):
         (caller[(int(r["pool"]), int(r["job"]))], "result %d used" % r["index"], us(r["used"])) for r in tab
         if r["used"] != NO_TIME and caller.get((int(r["pool"]), int(r["job"]))))
     assert len(used) > 0 and len(flows) > 0
+
+
+def test_counter_points_are_valid_json_whole_numbers_as_integers(tmp_path):
+    """A queue's depth is written 3, not 3.0; a CPU share keeps its fraction; a point without a finite value
+    (JSON has no NaN) is left out rather than making the whole trace unreadable."""
+    import io
+    from core.trace.export import ChromeWriter
+    from core.trace.model import RunModel
+    f = io.StringIO()
+    w = ChromeWriter(f, RunModel(), 0)
+    w.counter("depth", 0, np.array([1000, 2000, 3000]), np.array([0, 3.0, -2]))
+    w.counter("cpu", 7, np.array([1000, 2000, 3000]), np.array([12.5, np.nan, 1e300]))
+    w.counter("gone", 7, np.array([1000]), np.array([np.inf]))
+    f.write("]}")
+    points = [(e["name"], e["pid"], e["ts"], e["args"]["value"]) for e in json.loads(f.getvalue())["traceEvents"]]
+    assert points == [("depth", 0, 1.0, 0), ("depth", 0, 2.0, 3), ("depth", 0, 3.0, -2),
+                      ("cpu", 7, 1.0, 12.5), ("cpu", 7, 3.0, 1e300)]
+    assert '"value":3}' in f.getvalue() and '"value":12.5}' in f.getvalue()
