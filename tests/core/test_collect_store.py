@@ -124,6 +124,67 @@ def test_a_damaged_compressed_chunk_is_skipped_and_reported(tmp_path):
         assert len(rf.problems) == 1 and "event chunk" in rf.problems[0]
 
 
+def test_chunks_packed_by_zlib_as_the_previous_version_did_still_read(tmp_path):
+    """A run file whose chunks the previous version packed with zlib (CODEC_ZSHUFFLE), and one that a run
+    went on writing with this version: every chunk reads back, whatever its codec."""
+    from core.trace.store import CODEC_WRITTEN, CODEC_ZSHUFFLE, CODEC_ZSTD, encode_events
+    assert CODEC_WRITTEN == CODEC_ZSTD
+    path = tmp_path / "z.mpgrun"
+    old, new = lock_events(3000, seed=5), lock_events(2000, seed=6)
+    w = RunWriter(path, {})
+    w.add_batch(Batch(new))
+    w.close()
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO chunks(n, t0, t1, data, codec) VALUES(?, ?, ?, ?, ?)",
+               (len(old), int(old["t"].min()), int(old["t"].max()), encode_events(old, CODEC_ZSHUFFLE),
+                CODEC_ZSHUFFLE))
+    db.commit()
+    codecs = [c for (c,) in db.execute("SELECT codec FROM chunks ORDER BY id")]
+    db.close()
+    assert codecs == [CODEC_ZSTD, CODEC_ZSHUFFLE]
+    with RunFile(path) as rf:
+        assert [c.tobytes() for c in rf.iter_chunks()] == [new.tobytes(), old.tobytes()]
+        assert rf.problems == []
+
+
+def test_damaged_zstandard_chunks_are_skipped_and_reported(tmp_path):
+    """Cut short, a header that claims another size, garbage: each chunk is skipped with a sentence, the
+    good chunk beside them is read, and nothing unpacks to more than the chunk says it holds."""
+    path = tmp_path / "zd.mpgrun"
+    good = lock_events(1000, seed=7)
+    w = RunWriter(path, {})
+    for seed in (8, 9, 10):
+        w.add_batch(Batch(lock_events(1000, seed=seed)))
+    w.add_batch(Batch(good))
+    w.close()
+    db = sqlite3.connect(path)
+    ids = [i for (i,) in db.execute("SELECT id FROM chunks ORDER BY id")]
+    db.execute("UPDATE chunks SET data=substr(data, 1, length(data) - 40) WHERE id=?", (ids[0],))
+    db.execute("UPDATE chunks SET n=n * 2 WHERE id=?", (ids[1],))
+    (data,) = db.execute("SELECT data FROM chunks WHERE id=?", (ids[2],)).fetchone()
+    db.execute("UPDATE chunks SET data=? WHERE id=?", (data[:12] + os.urandom(len(data) - 12), ids[2]))
+    db.commit()
+    db.close()
+    with RunFile(path) as rf:
+        assert [c.tobytes() for c in rf.iter_chunks()] == [good.tobytes()]
+        assert len(rf.problems) == 3 and all("event chunk" in p for p in rf.problems), rf.problems
+
+
+def test_a_zstandard_chunk_that_lost_its_count_is_counted_from_its_data(tmp_path):
+    path = tmp_path / "zc.mpgrun"
+    ev = lock_events(1500, seed=11)
+    w = RunWriter(path, {})
+    w.add_batch(Batch(ev))
+    w.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE chunks SET n='lost'")
+    db.commit()
+    db.close()
+    with RunFile(path) as rf:
+        assert [c.tobytes() for c in rf.iter_chunks()] == [ev.tobytes()]
+        assert len(rf.problems) == 1 and "1500 events were counted" in rf.problems[0]
+
+
 def test_a_chunk_from_a_newer_version_is_skipped_and_reported(tmp_path):
     path = tmp_path / "n.mpgrun"
     w = RunWriter(path, {})
