@@ -383,6 +383,9 @@ class TimelineView(QtWidgets.QWidget):
             self.vb.setXRange(0, end * 1.02, padding=0)
         else:
             self.vb.setXRange(max(0.0, end - self.window), end + self.window * 0.02, padding=0)
+        # The view's transform now, not when the next paint begins: changed there, it asks for a second
+        # paint of the whole timeline right after the first (twice the drawing for every new snapshot).
+        self.vb.updateMatrix()
 
     def fit(self):
         self.follow = False

@@ -233,3 +233,41 @@ def test_the_event_log_reads_the_run_file_in_a_worker_and_never_waits_for_the_mo
     table = log.model
     assert {table.data(table.index(r, 3)) for r in range(table.rowCount())} == {"acq ok"}
     assert all(table.data(table.index(r, 1)).startswith("1003") for r in range(0, 2_000, 97))
+
+
+def test_a_followed_live_view_draws_each_new_snapshot_once(qtbot, monkeypatch):
+    """Following a live run, each snapshot moves the view to the newest data and is drawn once, at the new
+    range: not a second time when the move reaches the view's transform (the whole timeline twice a
+    snapshot, competing with the reader for the interpreter)."""
+    from mpgui.gui import timeline_item
+    paints = []
+    draw = timeline_item.TimelineItem.paint
+
+    def counted(item, p, *args):
+        paints.append(view.vb.viewRange()[0][1])
+        return draw(item, p, *args)
+    # patched before the view exists: Qt's wrapper of an item finds its paint method when it is made
+    monkeypatch.setattr(timeline_item.TimelineItem, "paint", counted)
+    view = TimelineView()
+    qtbot.addWidget(view)
+    view.resize(1000, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    events = hold_events(3000, span_s=4.0)
+    events = events[np.argsort(events["t"], kind="stable")]
+    model = model_of(events[:1000])
+    builder = timeline_data.TimelineBuilder(model)
+    assert view.follow
+    for end in (2000, 4000, 8000, 16000):
+        model.ingest(events[end // 2:end])
+        view.set_data(snapshot.build(model, builder).timeline)
+        qtbot.waitUntil(lambda: len(paints) > 0, timeout=10_000)
+        qtbot.wait(300)
+        paints.clear()
+        model.ingest(events[end:end + 500])
+        snap = snapshot.build(model, builder)
+        view.set_data(snap.timeline)
+        qtbot.waitUntil(lambda: len(paints) > 0, timeout=10_000)
+        qtbot.wait(300)                                   # time for any paint the first one would ask for
+        assert len(paints) == 1, paints
+        assert paints[0] >= snap.timeline.t_end           # drawn at the range that shows the newest data
