@@ -30,7 +30,7 @@ import time
 from typing import Any, Dict, List
 
 from .events import Kind
-from .procs import ROOT, own_session
+from .procs import helper_path, helper_python, own_session
 from .tracedir import owner_lock_fd
 
 #: The hidden command that runs a collector process in the packaged app (main.py dispatches it).
@@ -434,10 +434,9 @@ def collect_command(trace_dir, run_file, max_size=None):
     args = ["--trace-dir", trace_dir, "--run-file", run_file, "--max-size", str(int(max_size or 0))]
     if getattr(sys, "frozen", False):
         return [sys.executable, COLLECT_COMMAND] + args
-    # ROOT first on the path: the current directory (first for -c) may hold another package named core.
-    code = ("import sys; sys.path.insert(0, %r); from core.trace.collect_process import collect_main; "
-            "sys.exit(collect_main(sys.argv[1:]))" % ROOT)
-    return [sys.executable, "-c", code] + args
+    code = ("import sys; sys.path[:] = %r; from core.trace.collect_process import collect_main; "
+            "sys.exit(collect_main(sys.argv[1:]))" % helper_path())
+    return helper_python() + ["-c", code] + args
 
 
 class CollectorProcess:

@@ -152,7 +152,9 @@ class RunSpec:
 
 
 class RunObserver(Protocol):
-    """Told when a run starts and when it is finalized (the app's run history is one)."""
+    """Told when a run starts and when it is finalized (the app's run history is one).  An observer may also
+    have ``program_ended(run)``: the program's main process ended, and the runner is finishing the run (the
+    stdlib's helpers end, the collector drains its last records), a moment to prepare what comes after."""
 
     def run_started(self, run: "TracedRun") -> None: ...
 
@@ -389,6 +391,10 @@ class TracedRun:
             status = None
         code = self.proc.wait()
         self._main_ended = time.perf_counter_ns()
+        for o in self.observers:
+            ended = getattr(o, "program_ended", None)
+            if ended is not None:
+                self._tell(ended)
         # Orphans (workers of a main process that died, daemon leftovers): a moment to end, then killed.
         deadline = time.monotonic() + ORPHAN_GRACE
         left = group_members(pgid)

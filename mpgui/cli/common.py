@@ -3,6 +3,7 @@ the app's control of a runner through stdin, the size cap option and the summary
 No Qt here."""
 import re
 import sys
+import threading
 import time
 
 from core.trace.units import fmt_bytes, fmt_ns
@@ -122,6 +123,25 @@ def summary_text(summary, status=None):
             [(c.name, c.kind, c.acquired, c.contended, fmt_ns(c.wait_total_ns), fmt_ns(c.wait_max_ns),
               fmt_ns(c.hold_total_ns)) for c in cont]))
     return "\n".join(lines)
+
+
+class SummaryPrep:
+    """A run observer that imports the summary's modules (numpy most of all: about 0.1 s) in a thread of its
+    own once the program ends, while the runner waits for the helpers and the collector: the summary printed
+    next does not wait for them.  Pass it to ``TracedRun(observers=...)``."""
+
+    def run_started(self, run):
+        pass
+
+    def program_ended(self, run):
+        threading.Thread(target=_import_summary, name="mpgui-summary-import", daemon=True).start()
+
+    def run_finished(self, run):
+        pass
+
+
+def _import_summary():
+    import core.trace.summary  # noqa: F401 (imported for print_summary: the import lock makes it wait for this)
 
 
 def print_summary(path, status):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, add_max_size_option, control_from_stdin,
-                     parse_size, print_summary, size_cap_sentence)
+                     SummaryPrep, parse_size, print_summary, size_cap_sentence)
 
 
 def _split_trace_args(rest):
@@ -155,7 +155,7 @@ def cmd_trace(args):
                    start_method=args.start_method, meta=what, env=env or None, cwd=what["cwd"],
                    replace=bool(args.force or trailing_force), stand_in=True,
                    stdin=subprocess.DEVNULL if args.control_stdin else None, max_size=max_size)
-    run = TracedRun(spec, observers=[history])
+    run = TracedRun(spec, observers=[history, SummaryPrep()])
     install_cancel_handlers(run)
     run.start()
     if args.control_stdin:

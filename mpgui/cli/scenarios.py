@@ -9,7 +9,7 @@ import sys
 import time
 
 from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBar, UsageError, add_max_size_option,
-                     control_from_stdin, format_table, parse_size, print_summary, size_cap_sentence)
+                     SummaryPrep, control_from_stdin, format_table, parse_size, print_summary, size_cap_sentence)
 
 
 def parse_sets(items):
@@ -32,6 +32,8 @@ def cmd_run(args):
     run = make_run(scenario, params, method, out=args.out, home=args.home,
                    echo_output=() if args.quiet else ("stdout",), replace=args.force)
     run.spec.max_size = max_size
+    if not args.quiet:
+        run.observers.append(SummaryPrep())
     run.spec.meta.update(context_meta(scenario.name, params, method))
     run.claim()
     print("%s  (start method %s)" % (scenario.title, method), file=sys.stderr)

@@ -232,3 +232,32 @@ def test_parameter_validation_fuzz(data):
 def test_unknown_scenario_suggests_close_names():
     with pytest.raises(ParamError, match="pool_methods"):
         get("pool_method")
+
+
+def test_an_observer_hears_the_program_end_before_the_run_is_finished(tmp_path):
+    """``program_ended`` comes once the program's main process has ended and before the run is finalized
+    (the CLI uses that moment to prepare its summary); observers without it (the history) are told the rest."""
+    from core.trace.runner import RunSpec, TracedRun
+    from mpgui.history import RunHistory
+    heard = []
+
+    class Observer:
+        def run_started(self, run):
+            heard.append(("started", run.proc))
+
+        def program_ended(self, run):
+            heard.append(("ended", run.proc.poll(), run.finalized))
+
+        def run_finished(self, run):
+            heard.append(("finished", run.status))
+
+    script = tmp_path / "p.py"
+    script.write_text("import core\nprint('hello')\n")
+    out = tmp_path / "p.mpgrun"
+    history = RunHistory(str(tmp_path / "home"))
+    run = TracedRun(RunSpec([sys.executable, str(script)], str(out), echo_output=()),
+                    observers=[history, Observer()])
+    run.start()
+    assert run.wait() == "done"
+    assert heard == [("started", None), ("ended", 0, False), ("finished", "done")]
+    assert [r["status"] for r in history.list()] == ["done"]
