@@ -845,6 +845,11 @@ class RunModel(RunViews):
             self._seq += n
             self.t_first = t0 if self.t_first is None else min(self.t_first, t0)
             self.t_last = t1 if self.t_last is None else max(self.t_last, t1)
+            # what was open before the gap may have closed in it: no span is paired across it
+            self._locks.skipped(t1)
+            for waits in self._waits.values():
+                waits.skipped()
+            self._lock_waits.clear()
             if self.skipped and t0 <= self.skipped[-1][1]:
                 self.skipped[-1] = (self.skipped[-1][0], max(t1, self.skipped[-1][1]))
             else:

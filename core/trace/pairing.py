@@ -20,7 +20,7 @@ and cumulative sums; what is still open at the chunk's end is carried to the nex
 
 Everything here works on plain arrays and dicts: no events, no Qt.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -40,6 +40,16 @@ class LockState:
 
     def __init__(self):
         self.holds: Dict[Key, List[Tuple[int, int]]] = {}
+        #: The end of the latest stretch of records a live reader skipped (ns), if one did: see ``skipped``.
+        self.gap_end: Optional[int] = None
+
+    def skipped(self, t1):
+        """A reader skipped the records up to ``t1`` (ns): what was open before them may have been closed
+        among them, so it is forgotten, and a release whose own measure of its hold starts before ``t1``
+        (its acquisition was skipped) closes that hold itself, not the object's oldest open one (another
+        thread's, acquired before the gap: a hold across the gap that never was)."""
+        self.holds.clear()
+        self.gap_end = int(t1) if self.gap_end is None else max(self.gap_end, int(t1))
 
     def open_holds(self):
         """(key, level, t acquired) of every acquisition still held."""
@@ -87,13 +97,21 @@ def pair_holds(state, seq, t, uid, pid, tid, op, depth, hold):
     before[1:] = after[:-1]
     before[starts] = held_before
     orphan = (op == RELEASE) & (before == 0)
+    parts = []
+    lost = None
+    if state.gap_end is not None:
+        # releases of holds acquired in a skipped stretch: closed by their own measure (see LockState.skipped)
+        lost = orphan & (hold > 0) & (t - hold <= state.gap_end)
+        if lost.any():
+            i = np.flatnonzero(lost)
+            parts.append(HoldSpans(uid[i], pid[i], tid[i], t[i] - hold[i], t[i], seq[i]))
+            orphan &= ~lost
     irregular = recursive & (before == 0)
     special = np.unique(uid[orphan | irregular])
-    parts = []
     if len(special):
         is_special = np.isin(uid, special)
         for u in special.tolist():
-            mine = np.flatnonzero(uid == np.uint64(u))
+            mine = np.flatnonzero((uid == np.uint64(u)) if lost is None else (uid == np.uint64(u)) & ~lost)
             mine = mine[np.argsort(seq[mine], kind="stable")]
             cols = tuple(a[mine] for a in (seq, t, uid, pid, tid, op, depth, hold))
             part = _fifo(state, *cols)
@@ -277,6 +295,11 @@ class OpenWaits:
 
     def __init__(self):
         self.open: Dict[Key, Tuple[int, int]] = {}
+
+    def skipped(self):
+        """A reader skipped records: the waits open before them may have closed among them (a close after
+        the gap then starts where its own record says)."""
+        self.open.clear()
 
 
 def pair_waits(state, seq, t, uid, pid, tid, opens, value, waited):

@@ -291,6 +291,27 @@ def test_a_release_by_a_thread_that_holds_nothing_closes_the_oldest_open_acquisi
     assert m.contention()[0]["acquired"] == 3
 
 
+def test_a_live_reader_that_skips_records_pairs_nothing_across_the_gap():
+    """A live reader that falls behind skips chunks (note_skipped).  W1's release of the lock fell in the gap
+    and so did W2's acquisition: W2's release after the gap closes its own hold (from its own measure, 0.1 s),
+    not W1's acquisition from before the gap (a 0.5 s hold on W1's lane that never was); W1's wait that ended
+    in the gap is not paired with a close after it either.  A semaphore released by another thread after the
+    gap still closes the oldest acquisition made after it."""
+    first = events((0.10, Kind.ACQ_OK, W1, LOCK, 0, -1, 1),
+                   (0.12, Kind.ACQ_REQUEST, W2, LOCK, -1, 0, 0))
+    after = events((0.60, Kind.RELEASE, W2, LOCK, at(0.1), -1, 0),
+                   (0.61, Kind.ACQ_OK, W1, LOCK, 0, -1, 1), (0.62, Kind.RELEASE, W1, LOCK, at(0.01), -1, 0),
+                   (0.70, Kind.ACQ_OK, W1, SEM, 0, 0, 1), (0.80, Kind.RELEASE, MAIN, SEM, -1, 1, 0))
+    m = model_of([{"events": first}])
+    m.note_skipped(40, at(0.2), at(0.55))
+    m.ingest(after)
+    spans = m.spans_array()
+    holds = spans[spans["kind"] == Span.LOCK_HOLD]
+    assert sorted((int(h["pid"]), int(h["uid"]), int(h["t0"]), int(h["t1"])) for h in holds) == [
+        (W1, SEM, at(0.70), at(0.80)), (W1, LOCK, at(0.61), at(0.62)), (W2, LOCK, at(0.50), at(0.60))]
+    assert not len(m.open_spans_array())          # W1's old hold and W2's old wait are not shown open either
+
+
 def test_a_thread_s_own_release_still_closes_its_latest_acquisition():
     m = model_of([{"events": events((0.1, Kind.ACQ_OK, W1, SEM, 0, 0, 1), (0.2, Kind.ACQ_OK, W1, SEM, 0, 0, 1),
                                     (0.3, Kind.RELEASE, W1, SEM, -1, 1, 0), (0.4, Kind.RELEASE, W2, SEM, -1, 2, 0))}])
