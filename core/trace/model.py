@@ -154,6 +154,8 @@ class RunModel(RunViews):
         self._kind_counts = np.zeros(_KIND_COUNT_SIZE, np.int64)
         #: (t0, t1) of stretches a live reader skipped (``note_skipped``).
         self.skipped: List[tuple] = []
+        #: How many events those stretches held.
+        self.skipped_events = 0
         self.version = 0
         self._processes = ProcessTable()
         self._locks = LockState()
@@ -842,6 +844,7 @@ class RunModel(RunViews):
         the stretch is listed in ``skipped`` (the run file has them; a model read from it has them all)."""
         with self.lock:
             self.events_seen += n
+            self.skipped_events += n
             self._seq += n
             self.t_first = t0 if self.t_first is None else min(self.t_first, t0)
             self.t_last = t1 if self.t_last is None else max(self.t_last, t1)

@@ -341,6 +341,7 @@ lags, gaps, dropping = [], [], False
 start = time.perf_counter()
 last = [time.perf_counter()]
 shown = [None]
+kept = [None, 0]                  # events the live model skipped, and saw, by the end of the recording
 def refresh():
     global dropping
     now = time.perf_counter()
@@ -356,13 +357,17 @@ def refresh():
             shown[0] = snap
         if now - start > warmup and writer.poll() is None:          # while the run records
             lags.append((time.perf_counter_ns() - newest) / 1e6)
+            kept[:] = [getattr(src.model, "skipped_events", None), src.model.events_seen]
         dropping = dropping or bool(getattr(snap, "dropping", False))
 timer = QtCore.QTimer()
 timer.setInterval(33)
 timer.timeout.connect(refresh)
 timer.start()
+# the app's event loop: it sleeps until an event comes (the 33 ms timer at least), as app.exec() does; a loop
+# that called processEvents without waiting would spin and take the GIL from the reader thread
+wait = QtCore.QEventLoop.ProcessEventsFlag.AllEvents | QtCore.QEventLoop.ProcessEventsFlag.WaitForMoreEvents
 while writer.poll() is None or src.state in ("running", "loading", "starting"):
-    app.processEvents(QtCore.QEventLoop.AllEvents, 5)
+    app.processEvents(wait)
     if time.perf_counter() - start > seconds + 60:
         break
 timer.stop()
@@ -370,7 +375,7 @@ events = src.snapshot.events if src.snapshot is not None else 0
 written = int(writer.stdout.read().split()[-1])
 src.close()
 writer.wait()
-print(json.dumps({"lags": lags, "max_gap_ms": max(gaps[10:] or [0]) * 1e3, "dropping": dropping, "events": events,
+print(json.dumps({"lags": lags, "skipped": kept[0], "seen": kept[1], "max_gap_ms": max(gaps[10:] or [0]) * 1e3, "dropping": dropping, "events": events,
                   "written": written}))
 """
 
@@ -383,6 +388,8 @@ def live(tmp):
     return {"live_lag_ms": float(np.percentile(lags, 95)), "live_lag_median_ms": float(np.median(lags)),
             "live_lag_worst_ms": float(lags.max()), "live_max_stall_ms": got["max_gap_ms"],
             "live_skipped_detail": got["dropping"], "live_events": got["events"],
+            # the share of the events the live view drew (the rest it skipped to keep up; all are in the file)
+            "live_drawn_share": None if got.get("skipped") is None else 1 - got["skipped"] / max(1, got["seen"]),
             "live_rate": got["written"] / LIVE_SECONDS}
 
 

@@ -310,6 +310,7 @@ def test_a_live_reader_that_skips_records_pairs_nothing_across_the_gap():
     assert sorted((int(h["pid"]), int(h["uid"]), int(h["t0"]), int(h["t1"])) for h in holds) == [
         (W1, SEM, at(0.70), at(0.80)), (W1, LOCK, at(0.61), at(0.62)), (W2, LOCK, at(0.50), at(0.60))]
     assert not len(m.open_spans_array())          # W1's old hold and W2's old wait are not shown open either
+    assert (m.skipped_events, m.events_seen) == (40, 47)
 
 
 def test_a_thread_s_own_release_still_closes_its_latest_acquisition():
