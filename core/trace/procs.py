@@ -130,6 +130,14 @@ def _stdlib_helpers(procs):
     return out
 
 
+def but_trackers(procs):
+    """``procs`` without the stdlib's resource trackers: a tracker records nothing and ends by itself once
+    every holder of its pipe is gone (after unlinking what the program leaked), so a run need not wait for
+    it before its last drain."""
+    trackers = {pid for pid, role in _stdlib_helpers(procs).items() if role == HELPER_MARKS["resource_tracker"]}
+    return [p for p in procs if p.pid not in trackers]
+
+
 def _wait_procs(procs, timeout, child=None):
     """psutil.wait_procs, except for ``child`` (this process's own subprocess.Popen of one of them): waiting
     through psutil would reap it behind the Popen's back, which then reports exit code 0 for a process that

@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from . import recorder
-from .procs import GUARD_RELEASE, SOURCE_ROOT, group_members, guard_command, kill_tree, own_session, unlink_segment
+from .procs import (GUARD_RELEASE, SOURCE_ROOT, but_trackers, group_members, guard_command, kill_tree, own_session,
+                    unlink_segment)
 from .store import DEFAULT_MAX_SIZE
 
 #: After the main process ends, how long its children get to end on their own before they are killed ...
@@ -199,6 +200,9 @@ class TracedRun:
         self.monitor: Any = None
         self.guard: Optional[subprocess.Popen] = None
         self._out_threads: List[threading.Thread] = []
+        self._collecting_stopped = False
+        #: Held while the collector process lets go of the run file (see ``_stop_collecting``).
+        self._handover = threading.Lock()
 
     # Shorthands for what observers and callers read.
     title = property(lambda self: self.spec.title)
@@ -260,7 +264,8 @@ class TracedRun:
     def _log(self, kind, text, t=None):
         t = time.perf_counter_ns() if t is None else t
         if not self.collector.log(t, kind, text):
-            self.writer.add_log(kind, text, t)
+            with self._handover:
+                self.writer.add_log(kind, text, t)
 
     def _samples(self, samples):
         if not self.collector.samples(samples):
@@ -395,14 +400,19 @@ class TracedRun:
             ended = getattr(o, "program_ended", None)
             if ended is not None:
                 self._tell(ended)
-        # Orphans (workers of a main process that died, daemon leftovers): a moment to end, then killed.
+        # Orphans (workers of a main process that died, daemon leftovers): a moment to end, then killed.  A
+        # resource tracker is waited for only after the collector's last drain, which goes on meanwhile (it
+        # records nothing, and its start-up, tens of ms, often outlasts the program's last instructions).
         deadline = time.monotonic() + ORPHAN_GRACE
-        left = group_members(pgid)
-        while left and time.monotonic() < deadline:
-            time.sleep(ORPHAN_POLL)
-            left = group_members(pgid)
-        if left:
-            kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers, child=self.proc)
+        for others in (but_trackers, list):
+            left = others(group_members(pgid))
+            while left and time.monotonic() < deadline:
+                time.sleep(ORPHAN_POLL)
+                left = others(group_members(pgid))
+            if left:
+                kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers, child=self.proc)
+            if others is but_trackers:
+                self._stop_collecting()
         self._release_guard()
         for t in self._out_threads:             # all the output read: it can change the status
             t.join(timeout=2.0)
@@ -414,11 +424,20 @@ class TracedRun:
         self._finish(status, code)
         return status
 
-    def _finish(self, status, code):
+    def _stop_collecting(self):
+        """The monitor's last samples and the collector's last drain (once): from here on the runner is the
+        run file's only writer.  Output that comes meanwhile waits for the collector to let go of the file."""
+        if self._collecting_stopped:
+            return
+        self._collecting_stopped = True
         if self.monitor is not None:
             self.monitor.stop()                 # its last samples go to the collector
-        if not self.collector.stop():
-            self._drain_here()
+        with self._handover:
+            if not self.collector.stop():
+                self._drain_here()
+
+    def _finish(self, status, code):
+        self._stop_collecting()
         # From here on the runner is the run file's only writer.
         leaked = [name for name in self.sink.shm_created.values() if unlink_segment(name)]
         if leaked:

@@ -261,3 +261,38 @@ def test_an_observer_hears_the_program_end_before_the_run_is_finished(tmp_path):
     assert run.wait() == "done"
     assert heard == [("started", None), ("ended", 0, False), ("finished", "done")]
     assert [r["status"] for r in history.list()] == ["done"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="POSIX shared memory is listed in /dev/shm")
+def test_a_segment_the_program_leaks_is_cleaned_up_and_said_in_the_run_file(tmp_path):
+    """The program ends without unlinking its SharedMemory: its resource tracker (waited for after the
+    collector's last drain) unlinks it and says so on stderr, which the run file keeps beside the program's
+    own output; nothing of the tree is left running."""
+    from core.trace.runner import RunSpec, TracedRun
+    script = tmp_path / "leak.py"
+    script.write_text("from core import shared_memory\n"
+                      "if __name__ == '__main__':\n"
+                      "    s = shared_memory.SharedMemory(create=True, size=4096)\n"
+                      "    print('made', s.name, flush=True)\n"
+                      "    s.close()\n")
+    out = tmp_path / "leak.mpgrun"
+    run = TracedRun(RunSpec([sys.executable, str(script)], str(out), echo_output=()))
+    run.start()
+    pid = run.proc.pid
+    assert run.wait() == "done"
+    with RunFile(out) as rf:
+        logs = [(kind, text) for _, kind, text in rf.iter_log()]
+        meta = rf.meta()
+    name = next(text.split()[1] for kind, text in logs if kind == "stdout" and text.startswith("made "))
+    assert not os.path.exists("/dev/shm/" + name.lstrip("/"))
+    assert any("leaked shared_memory" in text for kind, text in logs if kind == "stderr") or \
+        any(name in text for kind, text in logs if kind == "cleanup")
+    assert meta["status"] == "done" and meta["exit_code"] == 0
+    assert not [p for p in psutil.process_iter() if _in_group(p, pid)]
+
+
+def _in_group(p, pgid):
+    try:
+        return os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE
+    except (OSError, psutil.Error):
+        return False
