@@ -375,7 +375,8 @@ events = src.snapshot.events if src.snapshot is not None else 0
 written = int(writer.stdout.read().split()[-1])
 src.close()
 writer.wait()
-print(json.dumps({"lags": lags, "skipped": kept[0], "seen": kept[1], "max_gap_ms": max(gaps[10:] or [0]) * 1e3, "dropping": dropping, "events": events,
+print(json.dumps({"lags": lags, "skipped": kept[0], "seen": kept[1], "max_gap_ms": max(gaps[10:] or [0]) * 1e3,
+                  "dropping": dropping, "events": events,
                   "written": written}))
 """
 
