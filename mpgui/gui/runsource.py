@@ -44,10 +44,10 @@ POLL_INTERVAL = 0.025
 #: The most a poll spends ingesting: what would take longer is skipped (the oldest chunks), so the live view
 #: stays within a few polls of the run (see the module's docstring).  A busy reader's cycle is a pull, a
 #: snapshot and the views drawing it (they hold the GIL), and what is on screen is one to two cycles old.
-#: Measured at a million events a second on two cores, paired runs: with 50 ms the view trailed the run by
-#: 234 to 253 ms (95th percentile), with 30 ms by 184 to 225 ms; it then drew 16% to 44% of the events,
-#: by the machine's load (the rest is hatched as skipped, and all of it is shown once the run ends).
-READ_BUDGET_S = 0.03
+#: 30 ms was tried against 50 at a million events a second, in pairs on two loaded cores: the 95th percentile
+#: of the lag was lower in some pairs (184-225 ms against 234-253) and higher in others (310-324 against
+#: 246-261), while fewer events were drawn: 50 ms stays.
+READ_BUDGET_S = 0.05
 #: The reader's guess of its speed (events per second) until it has measured it.
 FIRST_RATE = 1_000_000
 #: How long to wait for a starting runner to create its run file.
