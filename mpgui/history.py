@@ -223,6 +223,9 @@ class RunHistory:
     def _set_up(db):
         """The history's journal mode and tables (what an older history lacks added)."""
         db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL cannot corrupt the history; only losing power can lose its last entries (a run's
+        # file has them too), and FULL would sync the disk at every entry (a few ms at each run's start).
+        db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
         for name, kind in _ADDED_COLUMNS:
