@@ -404,15 +404,9 @@ class TracedRun:
         # resource tracker is waited for only after the collector's last drain, which goes on meanwhile (it
         # records nothing, and its start-up, tens of ms, often outlasts the program's last instructions).
         deadline = time.monotonic() + ORPHAN_GRACE
-        for others in (but_trackers, list):
-            left = others(group_members(pgid))
-            while left and time.monotonic() < deadline:
-                time.sleep(ORPHAN_POLL)
-                left = others(group_members(pgid))
-            if left:
-                kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers, child=self.proc)
-            if others is but_trackers:
-                self._stop_collecting()
+        self._end_group(pgid, deadline, but_trackers)
+        self._stop_collecting()
+        self._end_group(pgid, deadline)
         self._release_guard()
         for t in self._out_threads:             # all the output read: it can change the status
             t.join(timeout=2.0)
@@ -423,6 +417,17 @@ class TracedRun:
                 (RunStatus.DONE if code == 0 and not self.missing_main_guard else RunStatus.FAILED)
         self._finish(status, code)
         return status
+
+    def _end_group(self, pgid, deadline, which=list):
+        """Wait until ``which`` of the program's process group (all of them by default) have ended; what is
+        left at ``deadline`` is killed."""
+        assert self.proc is not None
+        left = which(group_members(pgid))
+        while left and time.monotonic() < deadline:
+            time.sleep(ORPHAN_POLL)
+            left = which(group_members(pgid))
+        if left:
+            kill_tree(self.proc.pid, pgid, spare_roles=self.sink.helpers, child=self.proc)
 
     def _stop_collecting(self):
         """The monitor's last samples and the collector's last drain (once): from here on the runner is the
