@@ -599,9 +599,23 @@ class RunFile:
     def _fetch(self, table, cols, after, id_column):
         row_q = "SELECT {id}, {cols} FROM {table} WHERE {id} {op} ? ORDER BY {id}".format
         try:
-            return self._db.execute(row_q(id=id_column, cols=cols, table=table, op=">"), (after,)).fetchall()
+            rows = self._db.execute(row_q(id=id_column, cols=cols, table=table, op=">"), (after,)).fetchall()
         except sqlite3.DatabaseError as e:
-            return list(self._damaged_rows(table, cols, after, id_column, e))
+            rows = list(self._damaged_rows(table, cols, after, id_column, e))
+        return self._ascending(table, rows, after)
+
+    def _ascending(self, table, rows, after):
+        """Of rows asked for with an id above ``after`` in id order, those that are: a damaged table can answer
+        with rows that are not (an id of 0, the same rows again), and a reader that goes on from the last id
+        it got would then read them forever."""
+        out = []
+        for r in rows:
+            if type(r[0]) is int and r[0] > after:
+                out.append(r)
+                after = r[0]
+        if len(out) < len(rows):
+            self._problem("%s: %d row(s) out of place (damage) skipped" % (table, len(rows) - len(out)))
+        return out
 
     def _damaged_rows(self, table, cols, after, id_column, first_err):
         """Rows of ``table`` with id > after read one at a time, skipping those that cannot be read (reported,
@@ -643,9 +657,9 @@ class RunFile:
         while True:
             undecodable = self._undecodable
             try:
-                rows = self._db.execute(query, (after, batch)).fetchall()
+                rows = self._ascending(table, self._db.execute(query, (after, batch)).fetchall(), after)
             except sqlite3.DatabaseError as e:
-                yield from self._damaged_rows(table, cols, after, "id", e)
+                yield from self._ascending(table, list(self._damaged_rows(table, cols, after, "id", e)), after)
                 return
             finally:
                 if self._undecodable > undecodable:

@@ -183,3 +183,18 @@ def test_run_file_query_api(program, tmp_path):
     assert len(puts) == 40
     assert "results depth" in counters
     assert len(tasks) == 0                     # no pool in this program
+
+
+def test_export_of_a_cut_run_whose_table_answers_rows_out_of_place(tmp_path):
+    """The first half of a run file (a truncation seen beside busy processes): its chunks table answers "the
+    rows after id 0" with the row of id 0 again, and reading on from the last id got looped forever.  The
+    export ends, with what was valid and one sentence saying what was skipped."""
+    import shutil
+    cut = tmp_path / "cut.mpgrun"
+    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "cut_in_half.mpgrun"), cut)
+    js = tmp_path / "t.json"
+    r = run_cli(["export", str(cut), "--chrome", str(js)], tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("\n") == 1 and "damaged" in r.stderr and "out of place" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert json.loads(js.read_text())["traceEvents"]
