@@ -92,8 +92,11 @@ def run_contention(ctx, events, workers):
     return objects, ps
 
 
-def hammer(lock, n, hold_s=0.0):
-    """``n`` acquisitions of ``lock`` (a lock or a semaphore), each held ``hold_s`` seconds."""
+def hammer(lock, n, hold_s=0.0, start=None):
+    """``n`` acquisitions of ``lock`` (a lock or a semaphore), each held ``hold_s`` seconds; with ``start`` (a
+    barrier of all the hammering processes), once every one of them is ready."""
+    if start is not None:
+        start.wait()
     for _ in range(n):
         with lock:                              # site: hammer
             if hold_s:

@@ -17,8 +17,11 @@ def report_of(session):
     return C.analyse(session.events(), [r for b in session.batches for r in b.metas])
 
 
-def hammer(ctx, obj, workers, n, hold_s):
-    ps = [ctx.Process(target=ch.hammer, args=(obj, n, hold_s)) for _ in range(workers)]
+def hammer(ctx, obj, workers, n, hold_s, together=False):
+    """``workers`` processes doing ``ch.hammer``; ``together``: all starting at once (a barrier), so that they
+    contend even when a spawned process takes longer to start than another takes to finish."""
+    start = ctx.Barrier(workers, name="start") if together else None
+    ps = [ctx.Process(target=ch.hammer, args=(obj, n, hold_s, start)) for _ in range(workers)]
     for p in ps:
         p.start()
     for p in ps:
@@ -76,7 +79,7 @@ def test_a_semaphore_run_never_shows_more_holders_than_its_value(trace_session, 
 def test_each_contended_acquisition_is_linked_to_the_release_before_it(trace_session, start_method):
     ctx = core.get_context(start_method)
     lock = ctx.Lock(name="hot")
-    hammer(ctx, lock, WORKERS, 40, 0.001)
+    hammer(ctx, lock, WORKERS, 40, 0.001, together=True)
     trace_session.stop()
     report = report_of(trace_session)
     ev = trace_session.events()
