@@ -268,6 +268,7 @@ def test_a_segment_the_program_leaks_is_cleaned_up_and_said_in_the_run_file(tmp_
     """The program ends without unlinking its SharedMemory: its resource tracker (waited for after the
     collector's last drain) unlinks it and says so on stderr, which the run file keeps beside the program's
     own output; nothing of the tree is left running."""
+    from core.trace.procs import group_members
     from core.trace.runner import RunSpec, TracedRun
     script = tmp_path / "leak.py"
     script.write_text("from core import shared_memory\n"
@@ -288,11 +289,4 @@ def test_a_segment_the_program_leaks_is_cleaned_up_and_said_in_the_run_file(tmp_
     assert any("leaked shared_memory" in text for kind, text in logs if kind == "stderr") or \
         any(name in text for kind, text in logs if kind == "cleanup")
     assert meta["status"] == "done" and meta["exit_code"] == 0
-    assert not [p for p in psutil.process_iter() if _in_group(p, pid)]
-
-
-def _in_group(p, pgid):
-    try:
-        return os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE
-    except (OSError, psutil.Error):
-        return False
+    assert not group_members(pid)                          # the program's process group: nothing left
