@@ -7,7 +7,7 @@ Everything here is numpy over ``EVENT_DTYPE`` arrays, in three layers:
   ``queue_stats``), and series (``semaphore_holders``, ``queue_depths``);
 * ``analyse`` (an array of records) and ``analyse_run`` (a run file, one chunk at a time, keeping only the
   records these functions read) build a ``ContentionReport`` that holds the tables and answers for any time
-  range; ``chrome_events`` turns its blocking profile into Chrome trace events for the Perfetto export.
+  range; ``profile_counters`` turns its blocking profile into the Perfetto export's counters.
 
 What the records already carry is read, not rebuilt: an acquisition's wait is its ACQ_OK's ``a`` (0 when it
 did not wait), a lock's hold is its last RELEASE's ``a``, a condition's, event's or barrier's wait is in the
@@ -769,14 +769,12 @@ def _report(chunks, registrations):
 
 
 # -- the Perfetto export's blocking profile --------------------------------------------------------------------
-def chrome_events(report, t0, top=TOP_SITES):
-    """Chrome trace events (the Perfetto export's) for the blocking profile: a "blocking profile" process
-    (pid PROFILE_PID) with, for each of the ``top`` call sites where the program waited longest, a counter of
-    how many threads wait there at each moment, named by its rank, site and totals.  Times in microseconds
-    from ``t0`` (ns), as the export's.  Returns a list of event dicts."""
-    out = [{"ph": "M", "name": "process_name", "pid": PROFILE_PID, "tid": 0,
-            "args": {"name": "blocking profile: where the program waited"}},
-           {"ph": "M", "name": "process_sort_index", "pid": PROFILE_PID, "tid": 0, "args": {"sort_index": 1 << 20}}]
+def profile_counters(report, top=TOP_SITES):
+    """The blocking profile as counters (the Perfetto export's "blocking profile" process, pid PROFILE_PID):
+    for each of the ``top`` call sites where the program waited longest, (name, times, waiting): how many
+    threads wait there from each instant on (times in ns, one value per instant), named by its rank, site and
+    totals.  Arrays, not trace events: a hot run's profile has hundreds of thousands of points."""
+    out = []
     for rank, site in enumerate(report.profile()[:top], 1):
         name = "#%d %s: %d waits, %s in all, max %s" % (rank, site.site, site.waits, fmt_ns(site.total_ns),
                                                         fmt_ns(site.max_ns))
@@ -786,7 +784,5 @@ def chrome_events(report, t0, top=TOP_SITES):
         order = np.lexsort((steps, times))          # an end before a start at the same instant
         times, waiting = times[order], np.cumsum(steps[order])
         last = np.append(times[1:] != times[:-1], True)       # one value per instant: the last
-        for t, v in zip(times[last].tolist(), waiting[last].tolist()):
-            out.append({"ph": "C", "name": name, "pid": PROFILE_PID, "ts": (t - t0) / 1000.0,
-                        "args": {"waiting": v}})
+        out.append((name, times[last], waiting[last]))
     return out

@@ -20,7 +20,7 @@ Chrome trace layout:
   "dispatched -> started" on pool tasks;
 * ``i`` instants: results used, and the model's moments (signals, shared-memory segments, notifies, requests
   to end...) on a "moments" track of their lane, with the event's declared fields as args;
-* the blocking profile (``contention.chrome_events``): a "blocking profile" process with a counter per call
+* the blocking profile (``contention.profile_counters``): a "blocking profile" process with a counter per call
   site where the program waited longest, how many threads wait there at each moment.  It is computed from
   the run file, in a second pass that keeps only each call site and the wait it precedes
   (``profile_records``), so a model that knows no run file (``model.path``) and kept no events has none.
@@ -314,9 +314,9 @@ class ChromeWriter:
             self.counter(self.model._series_name(key), COUNTER_PID, t[s:e], v[s:e])
 
     # -- the end --------------------------------------------------------------------------------------------
-    def finish(self, open_spans, extra=()):
+    def finish(self, open_spans, profile=()):
         """Everything that waits for the end of the run: spans still open, processes, tasks, the samples'
-        and barriers' counters, marks, thread names, ``extra`` trace events (dicts: the blocking profile),
+        and barriers' counters, marks, thread names, the blocking profile (``contention.profile_counters``)
         and the run's metadata."""
         m = self.model
         if len(open_spans):
@@ -344,11 +344,22 @@ class ChromeWriter:
         for (pid, stid), name in self.lanes.names.items():
             lines.append(json.dumps({"ph": "M", "name": "thread_name", "pid": pid, "tid": stid, "args": {"name": name}},
                                     separators=(",", ":")))
-        lines.extend(json.dumps(e, separators=(",", ":")) for e in extra)
         self._lines(lines)
+        self._profile(profile)
         meta = {k: v for k, v in m.meta.items() if isinstance(v, (str, int, float, bool))}
         meta.update({"events": m.events_seen, "dropped": m.dropped})
         self.f.write('\n],"displayTimeUnit":"ms","otherData":%s}\n' % json.dumps(meta, separators=(",", ":")))
+
+    def _profile(self, counters):
+        if not counters:
+            return
+        pid = contention.PROFILE_PID
+        self._lines([json.dumps({"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
+                                 "args": {"name": "blocking profile: where the program waited"}}),
+                     json.dumps({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0,
+                                 "args": {"sort_index": 1 << 20}})])
+        for name, t, waiting in counters:
+            self.counter(name, pid, t, waiting, arg="waiting")
 
     def _processes(self):
         lines = []
@@ -643,7 +654,7 @@ class _Outputs:
     def finish(self, model, run_file=None):
         open_spans = model.open_spans_array(with_site=True)
         if self.chrome:
-            self.chrome.finish(open_spans, profile_events(model, self.chrome.t0, run_file))
+            self.chrome.finish(open_spans, profile_counters(model, run_file))
         if self.csv:
             self.csv.finish(open_spans)
         self.close(keep=True)
@@ -691,8 +702,8 @@ def profile_records(chunks):
     return np.concatenate(kept) if kept else np.zeros(0, EVENT_DTYPE)
 
 
-def profile_events(model, t0, run_file=None):
-    """The blocking profile's trace events (``contention.chrome_events``) for the run of ``model``: from
+def profile_counters(model, run_file=None):
+    """The blocking profile's counters (``contention.profile_counters``) for the run of ``model``: from
     ``run_file`` (an open ``store.RunFile``), else from the run file the model was read from, else from the
     events it kept; none if it has neither, or if its run file can no longer be read (the rest of the export
     does not depend on it)."""
@@ -712,7 +723,7 @@ def profile_events(model, t0, run_file=None):
     if not len(records):
         return []
     regs = [{"t": "str", "id": i, "s": text} for i, text in model.strings.items()] + list(model.objects.values())
-    return contention.chrome_events(contention.analyse(records, regs), t0)
+    return contention.profile_counters(contention.analyse(records, regs))
 
 
 def run_start(run_file):

@@ -213,26 +213,23 @@ def _check_outputs(chrome, csv_dir):
 
 
 def cmd_export(args):
-    from core.trace.export import write_chrome, write_csv
+    from core.trace.export import export_run
     from core.trace.store import RunFile
     if not args.chrome and not args.csv:
         raise UsageError("Say what to export: --chrome FILE.json and/or --csv DIR.")
     path = _resolve_run(args.runfile, args.home)
     _check_outputs(args.chrome, args.csv)         # before reading a run that may take a while
     with RunFile(path) as rf:
-        model = rf.model()
-        events = rf.read_all()[0] if args.csv else None
+        try:                                      # one pass over the chunks: memory bounded whatever the run's size
+            n, files = export_run(rf, chrome=args.chrome, csv_dir=args.csv)
+        except OSError as e:
+            raise UsageError("Cannot write %s (%s): choose a path in a directory you can write to."
+                             % (e.filename or args.chrome or args.csv, e.strerror or e)) from None
         problems = list(rf.problems)
-    try:
-        if args.chrome:
-            n = write_chrome(model, args.chrome)
-            print("wrote %s (%d trace events; open it in https://ui.perfetto.dev)" % (args.chrome, n))
-        if args.csv:
-            files = write_csv(model, args.csv, events)
-            print("wrote %d CSV files to %s" % (len(files), args.csv))
-    except OSError as e:
-        raise UsageError("Cannot write %s (%s): choose a path in a directory you can write to."
-                         % (e.filename or args.chrome or args.csv, e.strerror or e)) from None
+    if args.chrome:
+        print("wrote %s (%d trace events; open it in https://ui.perfetto.dev)" % (args.chrome, n))
+    if args.csv:
+        print("wrote %d CSV files to %s" % (len(files), args.csv))
     if problems:
         print("the run file is damaged; exported what was valid. Skipped: %s" % "; ".join(problems),
               file=sys.stderr)
