@@ -10,7 +10,9 @@ can be taken before and after a change.
 * ``hot``: 4 processes each doing ``HOT_PAIRS`` ``with lock: pass`` on one traced core.Lock, recorded by
   ``main.py trace`` with the default ring size.  ``hot_drop_ratio`` = dropped / produced (recorded +
   dropped); goal <= 0.001.  Also the command's wall time, the program's own time (it prints it), the largest
-  resident set of any process of the command's tree (the runner, before this issue), the run file's size.
+  resident set of any process of the command's tree (the runner, before this issue), the run file's size;
+  then ``main.py export --chrome`` of that run (``hot_export_*``: a real run has many more spans and
+  contended waits per event than the synthetic one, so a larger blocking profile).
 * ``end``: a program that makes and unlinks one SharedMemory segment (so the stdlib's resource tracker
   starts), traced.  ``end_overhead_s`` = the command's wall time minus the program's own wall time run
   untraced (best of ``END_REPEAT`` each); goal <= 0.3 s.
@@ -123,9 +125,12 @@ def hot(tmp):
     wall, stdout, rss = _trace(script, out, os.path.join(tmp, "home"))
     recorded, dropped = _run_figures(out)
     program = float(re.search(r"program_s (\S+)", stdout).group(1))
+    export_wall, _, export_rss = _timed_command([sys.executable, MAIN, "--home", os.path.join(tmp, "home"),
+                                                 "export", out, "--chrome", os.path.join(tmp, "hot.json")])
     return {"hot_drop_ratio": dropped / max(1, recorded + dropped), "hot_recorded": recorded,
             "hot_dropped": dropped, "hot_wall_s": wall, "hot_program_s": program, "hot_peak_rss_mb": rss,
-            "hot_run_file_mb": os.path.getsize(out) / 2 ** 20}
+            "hot_run_file_mb": os.path.getsize(out) / 2 ** 20,
+            "hot_export_us_per_event": export_wall / max(1, recorded) * 1e6, "hot_export_peak_mb": export_rss}
 
 
 def end(tmp):
