@@ -31,7 +31,7 @@ from typing import Any, Dict, List
 
 from .events import Kind
 from .procs import helper_path, helper_python, own_session
-from .tracedir import owner_lock_fd
+from .tracedir import hold_trace_dir
 
 #: The hidden command that runs a collector process in the packaged app (main.py dispatches it).
 COLLECT_COMMAND = "_run-collect"
@@ -401,21 +401,33 @@ class _Collection:
 
 
 def collect_main(argv):
-    """The collector process: ``--trace-dir D --run-file F [--max-size BYTES]``.  Drains D's rings into F
-    (which its runner claimed) until a line ``stop`` on stdin, or stdin's end (the runner is gone); its news
-    go to stdout, one JSON object a line.  It inherits the runner's descriptor of D's owner lock, so D is
-    never taken for stale while this process drains it, even after the runner died."""
+    """The collector process: ``--trace-dir D --run-file F [--max-size BYTES]``, or ``--spare`` (the same,
+    handed over later as the first line on stdin: ``A`` and a JSON object of those three).  Drains D's rings
+    into F (which its runner claimed) until a line ``stop`` on stdin, or stdin's end (the runner is gone); its
+    news go to stdout, one JSON object a line.  It shares the ownership of D (``tracedir.hold_trace_dir``),
+    so D is never taken for stale while this process drains it, even after the runner died."""
     import argparse
     from .store import RunFileError, RunWriter
     parser = argparse.ArgumentParser(prog=COLLECT_COMMAND)
-    parser.add_argument("--trace-dir", required=True)
-    parser.add_argument("--run-file", required=True)
+    parser.add_argument("--spare", action="store_true")
+    parser.add_argument("--trace-dir")
+    parser.add_argument("--run-file")
     parser.add_argument("--max-size", type=int, default=0)
     args = parser.parse_args(argv)
     # Its runner decides when collection ends (Ctrl+C in a terminal reaches the runner, which says stop).
     for sig in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
+    if args.spare:
+        from . import collector  # noqa: F401  (numpy: what makes a collector slow to start, loaded before the run)
+        line = sys.stdin.buffer.readline()
+        if not line.startswith(b"A"):
+            os._exit(0)                         # never handed a run: its starter ended or changed its mind
+        run = json.loads(line[1:])
+        args.trace_dir, args.run_file, args.max_size = run["trace_dir"], run["run_file"], run["max_size"]
+    if not args.trace_dir or not args.run_file:
+        parser.error("--trace-dir and --run-file are required")
+    hold_trace_dir(args.trace_dir)
     try:
         writer = RunWriter.attach(args.run_file, args.max_size or None)
     except RunFileError as e:
@@ -429,14 +441,70 @@ def collect_main(argv):
     os._exit(code)
 
 
-def collect_command(trace_dir, run_file, max_size=None):
-    """The command line of a collector process (see ``collect_main``)."""
-    args = ["--trace-dir", trace_dir, "--run-file", run_file, "--max-size", str(int(max_size or 0))]
+def _helper_command(args):
     if getattr(sys, "frozen", False):
         return [sys.executable, COLLECT_COMMAND] + args
     code = ("import sys; sys.path[:] = %r; from core.trace.collect_process import collect_main; "
             "sys.exit(collect_main(sys.argv[1:]))" % helper_path())
     return helper_python() + ["-c", code] + args
+
+
+def collect_command(trace_dir, run_file, max_size=None):
+    """The command line of a collector process (see ``collect_main``)."""
+    return _helper_command(["--trace-dir", trace_dir, "--run-file", run_file, "--max-size", str(int(max_size or 0))])
+
+
+def _collector_env(env=None):
+    from .recorder import TRACE_ENV
+    return {k: v for k, v in (env or os.environ).items() if k != TRACE_ENV}      # it is not traced
+
+
+def _start(argv, env):
+    # A session of its own: a Ctrl+C or a signal to the runner's group is for the runner, which then stops it.
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            **own_session())
+
+
+#: The spare collector process (``start_spare``), until a run takes it.
+_spare: Any = None
+
+
+def start_spare():
+    """Start a collector process for this process's next run now: it loads its modules (numpy above all,
+    about 0.1 s of CPU) while its starter loads its own, and the run's collector is ready sooner after the
+    program starts, so its last drain is sooner after the program ends.  The next ``CollectorProcess.start()``
+    takes it (where no other environment is asked for); unused, it is ended when this process exits."""
+    global _spare
+    if _spare is not None:
+        return
+    try:
+        _spare = _start(_helper_command(["--spare"]), _collector_env())
+    except OSError:
+        return                                  # the run will start its collector as usual
+    import atexit
+    atexit.register(_end_spare)
+
+
+def _take_spare():
+    global _spare
+    proc, _spare = _spare, None
+    return proc if proc is not None and proc.poll() is None else None
+
+
+def _end_spare():
+    proc = _take_spare()
+    if proc is not None:
+        _discard(proc)
+
+
+def _discard(proc):
+    proc.kill()
+    proc.wait()
+    for f in (proc.stdin, proc.stdout, proc.stderr):
+        try:
+            f.close()
+        except OSError:                         # a pipe to a process that died with data unread
+            pass
 
 
 class CollectorProcess:
@@ -462,24 +530,27 @@ class CollectorProcess:
         self._final = threading.Event()
 
     def start(self):
-        """Start the process (OSError if it cannot be)."""
-        owner_fd = owner_lock_fd(self.trace_dir)
-        # A session of its own: a Ctrl+C or a signal to the runner's group is for the runner, which then stops
-        # it; the trace directory's lock is shared with it.
-        kwargs: Dict[str, Any] = own_session()
-        if os.name == "posix" and owner_fd is not None:
-            kwargs["pass_fds"] = (owner_fd,)
-        from .recorder import TRACE_ENV
-        env = {k: v for k, v in (self.env or os.environ).items() if k != TRACE_ENV}      # it is not traced
-        self.proc = subprocess.Popen(collect_command(self.trace_dir, self.run_file, self.max_size),
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, **kwargs)
+        """Start the process, or hand the run to the spare one (``start_spare``); OSError if it cannot be
+        started."""
+        spare = _take_spare() if self.env is None else None
+        if spare is not None:
+            self.proc = spare
+            self.alive = True
+            if self._send(b"A" + json.dumps({"trace_dir": self.trace_dir, "run_file": self.run_file,
+                                             "max_size": int(self.max_size or 0)}).encode() + b"\n"):
+                self._read_in_threads()
+                return self
+            _discard(spare)                     # it died meanwhile: a new one
+        self.proc = _start(collect_command(self.trace_dir, self.run_file, self.max_size), _collector_env(self.env))
         self.alive = True
+        self._read_in_threads()
+        return self
+
+    def _read_in_threads(self):
         for target, name in ((self._read_news, "news"), (self._read_errors, "errors")):
             t = threading.Thread(target=target, name="mpgui-collector-" + name, daemon=True)
             t.start()
             self._threads.append(t)
-        return self
 
     def _read_news(self):
         for raw in iter(self.proc.stdout.readline, b""):
