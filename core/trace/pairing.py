@@ -20,7 +20,7 @@ and cumulative sums; what is still open at the chunk's end is carried to the nex
 
 Everything here works on plain arrays and dicts: no events, no Qt.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -42,13 +42,19 @@ class LockState:
         self.holds: Dict[Key, List[Tuple[int, int]]] = {}
         #: The end of the latest stretch of records a live reader skipped (ns), if one did: see ``skipped``.
         self.gap_end: Optional[int] = None
+        #: The threads (keys) that acquired their object since the latest skipped stretch, and ever.
+        self.fresh: Set[Key] = set()
+        self.acquirers: Set[Key] = set()
 
     def skipped(self, t1):
         """A reader skipped the records up to ``t1`` (ns): what was open before them may have been closed
-        among them, so it is forgotten, and a release whose own measure of its hold starts before ``t1``
-        (its acquisition was skipped) closes that hold itself, not the object's oldest open one (another
-        thread's, acquired before the gap: a hold across the gap that never was)."""
+        among them, so it is forgotten.  A release that finds its thread holding nothing, of a hold acquired in
+        the gap (its own measure of the hold says so, or its thread acquires the object but did not since the
+        gap), closes that hold by its own measure (or, without one, nothing), not the object's oldest open
+        acquisition (another thread's: a hold that never was, and every such object paired record by record).
+        A thread that never acquires the object (a producer signalling a semaphore) still closes the oldest."""
         self.holds.clear()
+        self.fresh.clear()
         self.gap_end = int(t1) if self.gap_end is None else max(self.gap_end, int(t1))
 
     def open_holds(self):
@@ -99,13 +105,21 @@ def pair_holds(state, seq, t, uid, pid, tid, op, depth, hold):
     orphan = (op == RELEASE) & (before == 0)
     parts = []
     lost = None
+    took = acquire.astype(np.int64)
+    took_here = np.add.reduceat(took, starts).tolist()
     if state.gap_end is not None:
-        # releases of holds acquired in a skipped stretch: closed by their own measure (see LockState.skipped)
-        lost = orphan & (hold > 0) & (t - hold <= state.gap_end)
+        # releases of holds acquired in a skipped stretch (see LockState.skipped)
+        took_before = _segmented_cumsum(took, starts, seg) - took
+        acquirer = np.array([k in state.acquirers or n > 0 for k, n in zip(keys, took_here)], bool)
+        fresh = np.array([k in state.fresh for k in keys], bool)
+        lost = orphan & (((hold > 0) & (t - hold <= state.gap_end))
+                         | (acquirer & ~fresh)[seg] & (took_before == 0))
         if lost.any():
-            i = np.flatnonzero(lost)
+            i = np.flatnonzero(lost & (hold > 0))
             parts.append(HoldSpans(uid[i], pid[i], tid[i], t[i] - hold[i], t[i], seq[i]))
             orphan &= ~lost
+        state.fresh.update(k for k, n in zip(keys, took_here) if n)
+    state.acquirers.update(k for k, n in zip(keys, took_here) if n)
     irregular = recursive & (before == 0)
     special = np.unique(uid[orphan | irregular])
     if len(special):
