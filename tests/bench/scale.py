@@ -314,10 +314,14 @@ spread = (np.arange(per) * (10_000_000 // per)).astype(np.int64)
 print("ready", flush=True)
 start = time.perf_counter()
 k = 0
+last = 0
 while time.perf_counter() - start < seconds:
     lo = (k * per) % (len(pool) - per)
     ev = pool[lo:lo + per].copy()
-    ev["t"] = time.perf_counter_ns() - 10_000_000 + spread
+    # the last 10 ms, after the previous batch's records: a batch written late (the writer catching up) must
+    # not go back in time, or a thread's release would come before its acquisition
+    ev["t"] = max(time.perf_counter_ns() - 10_000_000, last + 1000) + spread
+    last = int(ev["t"][-1])
     w.add_batch(Batch(ev, [], {}))
     k += 1
     time.sleep(max(0.0, start + k * 0.01 - time.perf_counter()))
