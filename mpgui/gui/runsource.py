@@ -8,8 +8,8 @@ A saved run is read a chunk at a time in time order (``model.in_time_order``), w
 a large run appears as it loads.  A run being recorded (started here, or another runner's that is followed
 until that runner finishes it, or dies: then the run is "interrupted") is tailed: every ``POLL_INTERVAL``
 the reader takes the chunks written since, and a snapshot follows.  The live view trails the run by a few
-polls whatever its rate: if the chunks waiting would take more than ``READ_BUDGET_S`` to ingest (at the rate
-the reader measured), the oldest of them are skipped (counted, and shown hatched on the timeline).  When
+polls whatever its rate: if the chunks waiting would take more than ``READ_BUDGET_S`` to read and show (at
+the rate the reader measured), the oldest of them are skipped (counted, and shown hatched on the timeline).  When
 the recording ends, the run is read again from its file, whole and in time order, so what a live run leaves
 on screen is exactly what opening its file shows.
 
@@ -41,14 +41,16 @@ from .timeline_data import TimelineBuilder
 
 #: How often the reader thread looks for new data in the run file.
 POLL_INTERVAL = 0.025
-#: The most a poll spends ingesting: what would take longer is skipped (the oldest chunks), so the live view
-#: stays within a few polls of the run (see the module's docstring).  A busy reader's cycle is a pull, a
-#: snapshot and the views drawing it (they hold the GIL), and what is on screen is one to two cycles old.
-#: 30 ms was tried against 50 at a million events a second, in pairs on two loaded cores: the 95th percentile
-#: of the lag was lower in some pairs (184-225 ms against 234-253) and higher in others (310-324 against
-#: 246-261), while fewer events were drawn: 50 ms stays.
+#: The most a reader cycle spends on what it pulled: what would take longer is skipped (the oldest chunks), so
+#: the live view stays within a few cycles of the run (see the module's docstring).  A busy reader's cycle is
+#: a pull, a snapshot and the views drawing it (they hold the GIL), and its speed is measured over all of it:
+#: measured over the model's ingest alone (a third of it at a million events a second) the reader took on
+#: three times what it could show in time, and the lag's 95th percentile was 300 to 670 ms.  Over the whole
+#: cycle, at a million events a second on two cores: 50 ms gives a lag of 160 ms (95th percentile; a quarter of
+#: the events drawn live, all of them once the run ends), 80 and 100 ms 200 to 220 ms (40 to 80% drawn).
 READ_BUDGET_S = 0.05
-#: The reader's guess of its speed (events per second) until it has measured it.
+#: The reader's guess of its speed (events per second, a whole cycle: pull and snapshot) until it has
+#: measured it.
 FIRST_RATE = 1_000_000
 #: How long to wait for a starting runner to create its run file.
 START_TIMEOUT = 30.0
@@ -144,6 +146,7 @@ class RunSource(QtCore.QObject):
         self._stderr_lines = []
         self._chunk_cursor = 0
         self._rate = FIRST_RATE
+        self._pulled = 0               # events ingested by the latest pull
         #: The latest Snapshot for the views (replaced whole by the reader thread).
         self.snapshot = None
         # State changes found by the reader thread are delivered on the Qt thread by this timer.
@@ -302,6 +305,7 @@ class RunSource(QtCore.QObject):
                     self._set_state("stopping" if self.state == "stopping" else "running")
             finished = self._process_done.is_set() if self.live else not recording
             pulled = time.perf_counter()
+            self._pulled = 0
             unseen = self._pull(rf) or unseen
             busy = time.perf_counter() - pulled > READ_BUDGET_S / 2      # a backlog: read on without a pause
             if finished:
@@ -317,6 +321,11 @@ class RunSource(QtCore.QObject):
                 last_snapshot = now
                 unseen = False
                 self._snap()
+            if self._pulled > 10_000:
+                # the reader's speed, what a cycle takes whole: reading, the model, the snapshot, and the GIL
+                # the views hold while they draw it (they cost as much again as the model at a high rate)
+                rate = self._pulled / max(time.perf_counter() - pulled, 1e-6)
+                self._rate = 0.7 * self._rate + 0.3 * rate
             if self._stop_reading.wait(0 if busy else POLL_INTERVAL):
                 return
 
@@ -394,11 +403,8 @@ class RunSource(QtCore.QObject):
                     self.model.note_skipped(n, t0, t1)
         parts = list(rf.iter_chunks(ids=[cid for cid, _, _, _ in keep])) if keep else []
         events = np.concatenate(parts) if parts else None
-        started = time.perf_counter()
         self.model.ingest(events, regs, samples, logs)
-        if events is not None and len(events) > 10_000:
-            rate = len(events) / max(time.perf_counter() - started, 1e-6)
-            self._rate = 0.7 * self._rate + 0.3 * rate
+        self._pulled += 0 if events is None else len(events)
         return True
 
     def _pull_meta(self, rf):
