@@ -216,22 +216,21 @@ class BarIndex:
         color = np.asarray(color, np.int64)
         cls = duration_class(t1 - t0)
         self.short += sign * np.cumsum(np.bincount(cls + 1, minlength=LEVELS + 1))[:LEVELS]
+        by_class = np.argsort(cls.astype(np.int8), kind="stable")      # small integers: a radix sort
+        sc = cls[by_class]
         if sign > 0:
             self.bars += n
-            order = np.argsort(cls.astype(np.int8), kind="stable")
-            sc = cls[order]
             starts = group_starts(sc)
             ends = np.append(starts[1:], n)
             for s, e in zip(starts.tolist(), ends.tolist()):
-                i = order[s:e]
+                i = by_class[s:e]
                 self.classes[int(sc[s]) + 1].add(np.asarray(rows)[i], t0[i], t1[i])
         else:
             self.bars -= n
         keys = np.zeros(0, np.int64)
         count = np.zeros(0, np.int32)
         cover = np.zeros(0, np.int64)
-        by_class = np.argsort(cls.astype(np.int8), kind="stable")      # small integers: a radix sort
-        bounds = np.searchsorted(cls[by_class], np.arange(-1, LEVELS))
+        bounds = np.searchsorted(sc, np.arange(-1, LEVELS))
         for level in range(LEVELS):
             if level:
                 keys = ((keys >> (KEY_SHIFT + LEVEL_BITS)) << KEY_SHIFT) | (keys & ((1 << KEY_SHIFT) - 1))
