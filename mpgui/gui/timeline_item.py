@@ -65,6 +65,11 @@ def counter_points(c, t0, vx0, vx1, pw, ncols, t_end):
         xs = np.repeat(x[starts], 4)
         vs = np.stack((v[starts], np.minimum.reduceat(v, starts), np.maximum.reduceat(v, starts), v[ends]),
                       axis=1).ravel()
+        if c.step and len(starts) > 1:
+            # each column's last value holds until the next column's first point: a flat line across columns
+            # without points (a stretch where nothing changed, or a live view skipped), not a slope
+            at = np.arange(4, 4 * len(starts), 4)
+            xs, vs = np.insert(xs, at, x[starts[1:]]), np.insert(vs, at, v[ends[:-1]])
         x, v = xs, vs
     elif c.step and len(x) > 1:
         x, v = np.repeat(x, 2)[1:], np.repeat(v, 2)[:-1]
