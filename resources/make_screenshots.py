@@ -55,6 +55,14 @@ SHOTS = (
 )
 
 
+#: Pictures taken while a run records: picture, scenario, parameters, seconds into the run (at the first
+#: snapshot after it that skipped detail, if one comes within the run).
+LIVE_SHOTS = (
+    ("live-skipping.png", "lock_contention", {"processes": "4", "increments": "300000", "hold_ms": "0",
+                                             "mode": "with lock"}, 2.0),
+)
+
+
 #: Comparisons made with the launcher's Compare: picture, scenario, parameters, runs per start method.
 COMPARE_SHOTS = (
     ("compare-start-methods.png", "start_methods", {}, 3),
@@ -142,6 +150,28 @@ def compare_shot(app, win, out_dir, filename, scenario, params, repeat, timeout=
     w.close()
 
 
+def live_shot(app, win, out_dir, filename, scenario, params, at_s):
+    """The window while a hot run records: the live view keeping up by skipping detail (hatched)."""
+    win.launcher.select(scenario)
+    for k, v in params.items():
+        win.launcher.fields[k].set_value(v)
+    win.launcher.run_button.click()
+    path = os.path.join(out_dir, filename)
+    state = {}
+
+    def during(win, elapsed, state):
+        snap = win.source.snapshot
+        if "saved" not in state and elapsed >= at_s and snap is not None and snap.dropping:
+            win._refresh(force=True)
+            settle(app, 0.1)
+            win.grab().save(path)
+            state["saved"] = True
+
+    wait_for_end(app, win, lambda w, e, s: during(w, e, state))
+    print("%s: %s (%s)" % (path, "taken while recording" if state else "not taken: the view never skipped",
+                           scenario))
+
+
 def wait_for_end(app, win, during=None, timeout=180):
     t0 = time.time()
     state = {}
@@ -197,6 +227,9 @@ def main(out_dir, only=()):
     for filename, scenario, params, show in CONTENTION_SHOTS:
         if not only or filename in only:
             contention_shot(app, win, out_dir, filename, scenario, params, show)
+    for filename, scenario, params, at_s in LIVE_SHOTS:
+        if not only or filename in only:
+            live_shot(app, win, out_dir, filename, scenario, params, at_s)
     for filename, scenario, params, repeat in COMPARE_SHOTS:
         if not only or filename in only:
             compare_shot(app, win, out_dir, filename, scenario, params, repeat)
