@@ -310,7 +310,6 @@ per = rate // 100
 # the records, made once: each batch is the next slice of them, its times the last 10 ms
 pool = np.concatenate(list(synthetic_run.chunks(2_000_000)))
 pool = pool[np.argsort(pool["t"], kind="stable")]
-spread = (np.arange(per) * (10_000_000 // per)).astype(np.int64)
 print("ready", flush=True)
 start = time.perf_counter()
 k = 0
@@ -318,9 +317,12 @@ last = 0
 while time.perf_counter() - start < seconds:
     lo = (k * per) % (len(pool) - per)
     ev = pool[lo:lo + per].copy()
-    # the last 10 ms, after the previous batch's records: a batch written late (the writer catching up) must
-    # not go back in time, or a thread's release would come before its acquisition
-    ev["t"] = max(time.perf_counter_ns() - 10_000_000, last + 1000) + spread
+    # the last 10 ms, after the previous batch's records and not after now: a batch written late (the writer
+    # catching up) must not go back in time, or a thread's release would come before its acquisition, nor
+    # ahead of the clock, or the view would seem to be ahead of the run
+    now = time.perf_counter_ns()
+    first = max(now - 10_000_000, last + 1)
+    ev["t"] = first + np.arange(per, dtype=np.int64) * max(now - first, per) // per
     last = int(ev["t"][-1])
     w.add_batch(Batch(ev, [], {}))
     k += 1
