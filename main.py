@@ -31,7 +31,7 @@ def main(argv=None):
     if argv and argv[0] == "_show-run":               # the self-test's window check, in a process of its own
         from mpgui.gui.selftest_window import show_run
         return show_run(argv[1])
-    rest = argv[2:] if argv[:1] == ["--home"] else argv
+    rest = command_words(argv)
     if rest and rest[0] in COMMANDS:
         from mpgui.cli import main as cli_main
         return cli_main(argv)
@@ -39,6 +39,11 @@ def main(argv=None):
         argv = argv[:len(argv) - len(rest)] + rest[1:]
     from mpgui.gui.app import main as gui_main
     return gui_main(argv)
+
+
+def command_words(argv):
+    """The command line's words after the options every command takes (``--home DIR``)."""
+    return argv[2:] if argv[:1] == ["--home"] else argv
 
 
 def exit_quickly(run):
@@ -71,7 +76,7 @@ def exit_quickly(run):
 if __name__ == "__main__":
     import core
     core.freeze_support()
-    _rest = sys.argv[3:] if sys.argv[1:2] == ["--home"] else sys.argv[1:]
+    _rest = command_words(sys.argv[1:])
     if _rest[:1] in (["trace"], ["run"]) and not {"-h", "--help"} & set(_rest[1:2]):
         # The run's collector process loads its modules while this one loads the command line's.
         from core.trace.collect_process import start_spare
