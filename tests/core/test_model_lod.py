@@ -118,3 +118,35 @@ def test_merged_cells_are_the_sums_of_their_keys(seed, n, bins, codes):
     got_keys, got_count, got_cover = merge_cells(keys, count, cover)
     assert got_count.dtype.kind == got_cover.dtype.kind == "i"
     assert list(zip(got_keys.tolist(), got_count.tolist(), got_cover.tolist())) == expected
+
+
+@pytest.mark.parametrize("distinct, copies", [(100_000, 1), (60_000, 3), (5_000, 40), (400_000, 2)])
+def test_the_distinct_estimate_is_close(distinct, copies):
+    """A level is dropped before its merge on this estimate: it must neither drop a level that summarises
+    (keys repeated) nor keep one that does not."""
+    rng = np.random.default_rng(distinct)
+    values = np.unique(rng.integers(0, 1 << 40, 2 * distinct))[:distinct]
+    keys = rng.permutation(np.repeat(values, copies))
+    assert abs(lod.distinct_estimate(keys) - distinct) <= 0.1 * distinct
+
+
+def test_one_large_add_keeps_the_levels_that_summarise_and_drops_the_others():
+    """A run opened whole arrives in one add: a level whose cells would be about as many as the bars is
+    dropped (on the estimate, without merging), one that summarises several bars a cell is kept, as when the
+    same bars arrive in small adds."""
+    rng = np.random.default_rng(3)
+    n = 300_000
+    start = ORIGIN + np.sort(rng.integers(0, 3 * 10 ** 9, n))   # a bar every 10 us on 2 lanes: 20 us apart
+    bars = (np.arange(n), rng.integers(0, 2, n), start, start + 2_000, np.zeros(n, np.int64))
+    whole = BarIndex(ORIGIN)
+    whole.add(*bars)
+    pieces = BarIndex(ORIGIN)
+    for lo in range(0, n, 5_000):
+        pieces.add(*(a[lo:lo + 5_000] for a in bars))
+    kept = [level for level in range(lod.LEVELS) if whole.frozen().levels[level] is not None]
+    assert kept == [level for level in range(lod.LEVELS) if pieces.frozen().levels[level] is not None]
+    assert 0 not in kept and 2 in kept       # 4 us bins: a bar each; 64 us bins: about 3 bars a cell
+    for level in kept:
+        got = as_set(*whole.frozen().cells(level, ORIGIN, ORIGIN + 3 * 10 ** 9))
+        assert got == expected_set(expected_cells(bars, np.ones(n, bool), level, ORIGIN, ORIGIN + 3 * 10 ** 9),
+                                   level)
