@@ -38,13 +38,13 @@ KEY_SHIFT = COLOR_BITS + LANE_BITS
 #: many): its bins hold too few bars to be worth summarising.
 DROP_SHARE = 0.3
 DROP_AFTER_BARS = 20_000
-#: Before merging this many keys or more at a level, their distinct count is estimated from a sample (the keys
-#: whose hash falls in one of ``2**SAMPLE_BITS`` buckets): a level sure to be dropped (the estimate past its
-#: share by ``DROP_MARGIN``) is dropped without the merge, the largest of an add.  Measured on a hot run's
-#: 576,000 lock holds (2 million events): levels 0 and 1 held 0.87 and 0.72 cells a bar, and their merges
-#: were a third of building the index.
+#: Before merging this many keys or more at a level (more than it may keep), their distinct count is estimated
+#: from a sample (those whose hash falls in one bucket of a power of two, about ``SAMPLE_KEYS`` distinct): a
+#: level sure to be dropped (the estimate past its share by ``DROP_MARGIN``) is dropped without the merge, the
+#: largest of an add.  Measured on a hot run's 576,000 lock holds (2 million events): levels 0 and 1 held
+#: 0.87 and 0.72 cells a bar, and their merges were a third of building the index.
 ESTIMATE_FROM = 50_000
-SAMPLE_BITS = 4
+SAMPLE_KEYS = 4096
 DROP_MARGIN = 1.25
 #: Blocks of cells a level keeps before merging the newest ones, and how much smaller than the one before
 #: the newest block may be and stay apart (size-tiered: every cell is merged a few times, not at every add).
@@ -141,12 +141,17 @@ def _merge_dense(keys, count, cover):
             covers[some].astype(cover.dtype))
 
 
-def distinct_estimate(keys):
-    """About how many distinct values ``keys`` (int64) holds: the distinct keys of a sample taken by hash (so a
-    key is in it with all its copies or not at all), scaled up.  Within a few percent from 100,000 keys on."""
+def distinct_estimate(keys, near):
+    """About how many distinct values ``keys`` (int64) holds, within a few percent of ``near`` for a count near
+    it: the distinct keys of a sample taken by hash (a key is in it with all its copies or not at all), scaled
+    up.  The sample keeps a key in ``2**bits``, so that about ``SAMPLE_KEYS`` distinct keys are in it when the
+    count is ``near``."""
+    bits = max(0, (int(near) // SAMPLE_KEYS).bit_length() - 1)
+    if not bits:
+        return len(np.unique(keys))
     hashed = keys.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    sample = keys[(hashed >> np.uint64(64 - SAMPLE_BITS)) == 0]
-    return len(np.unique(sample)) << SAMPLE_BITS
+    sample = np.sort(keys[hashed < np.uint64(1 << (64 - bits))])
+    return (int(np.count_nonzero(sample[1:] != sample[:-1])) + (len(sample) > 0)) << bits
 
 
 class _Level:
@@ -259,8 +264,9 @@ class BarIndex:
             if not len(keys) or lv.dropped:
                 continue           # a dropped level's cells are carried up unmerged: merging is what costs
             short = self.short[level]
-            if (short >= DROP_AFTER_BARS and len(keys) >= ESTIMATE_FROM
-                    and lv.cells + distinct_estimate(keys) > DROP_MARGIN * DROP_SHARE * short):
+            most = DROP_MARGIN * DROP_SHARE * short
+            if (short >= DROP_AFTER_BARS and len(keys) >= ESTIMATE_FROM and lv.cells + len(keys) > most
+                    and lv.cells + distinct_estimate(keys, most - lv.cells) > most):
                 lv.drop()
                 continue
             keys, count, cover = merge_cells(keys, count, cover)
