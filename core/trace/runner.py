@@ -48,7 +48,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tupl
 
 from . import recorder
 from .procs import (GUARD_RELEASE, SOURCE_ROOT, but_trackers, group_members, guard_command, kill_tree, own_session,
-                    unlink_segment)
+                    unlink_segment, yield_to_tool)
 from .store import DEFAULT_MAX_SIZE
 
 #: After the main process ends, how long its children get to end on their own before they are killed ...
@@ -249,6 +249,7 @@ class TracedRun:
             self._finish(RunStatus.FAILED, 127)
             raise
         self.status = RunStatus.RUNNING
+        yield_to_tool(self.proc.pid)
         self._start_guard()
         if not self.collector.meta(program_pid=self.proc.pid):
             self.writer.set_meta(program_pid=self.proc.pid)

@@ -165,6 +165,35 @@ def test_a_hot_program_loses_no_events_while_its_runner_is_stalled(tmp_path):
     assert meta["events"] >= 2 * 2 * HOT_PAIRS
 
 
+GROUP_PROBE = textwrap.dedent('''
+    import core as multiprocessing
+
+    def group():
+        with open("/proc/self/autogroup") as f:
+            return f.read().split()[-1]
+
+    if __name__ == "__main__":
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            print("main", group(), "worker", pool.apply(group), flush=True)
+''')
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="Linux's session scheduling groups")
+def test_a_traced_program_yields_the_cpu_to_the_tool(tmp_path):
+    """The program's processes (its own session: one scheduling group) weigh less than the tool's: when they
+    keep every CPU busy, the collector and the app still get one at once (see procs.PROGRAM_GROUP_NICE)."""
+    from core.trace.procs import PROGRAM_GROUP_NICE
+    script = tmp_path / "probe.py"
+    script.write_text(GROUP_PROBE)
+    with open("/proc/self/autogroup") as f:
+        ours = f.read()
+    p = run_cli(["trace", str(script), "--out", tmp_path / "probe.mpgrun"], tmp_path / "home")
+    assert p.returncode == 0, p.stderr
+    assert "main %d worker %d" % (PROGRAM_GROUP_NICE, PROGRAM_GROUP_NICE) in p.stdout
+    with open("/proc/self/autogroup") as f:
+        assert f.read() == ours, "the tool's own group is left as it was"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # the summary: one streaming pass, the model's figures
 # ----------------------------------------------------------------------------------------------------------
