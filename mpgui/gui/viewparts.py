@@ -21,9 +21,16 @@ class BackgroundJob(QtCore.QRunnable):
         try:
             result = self.fn()
         except Exception as e:              # reported to the caller, who says it in one sentence
-            self.signals.sigFailed.emit(e)
+            self._report(self.signals.sigFailed, e)
         else:
-            self.signals.sigDone.emit(result)
+            self._report(self.signals.sigDone, result)
+
+    @staticmethod
+    def _report(signal, value):
+        try:
+            signal.emit(value)
+        except RuntimeError:                # the caller is gone (its window closed, the app quit): nobody to tell
+            pass
 
 
 def in_background(fn, on_done, on_failed, keep):

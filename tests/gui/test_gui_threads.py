@@ -42,3 +42,23 @@ def test_an_unreadable_history_leaves_an_empty_table_that_says_why(qtbot, tmp_pa
         view.refresh()
     assert view.table.rowCount() == 0
     assert view.table.toolTip().startswith("The run history could not be read")
+
+
+def test_work_that_ends_after_its_window_closed_says_nothing(qtbot, capfd):
+    """A view's background job (say the contention figures) still running when its window closes ends quietly:
+    no traceback on the terminal the app was started from."""
+    import shiboken6
+    from mpgui.gui.viewparts import BackgroundJob
+    release = threading.Event()
+
+    def work():
+        release.wait(10)
+        return 42
+
+    job = BackgroundJob(work)
+    pool = QtCore.QThreadPool()
+    pool.start(job)
+    shiboken6.delete(job.signals)           # what closing the window does to the job's receiver
+    release.set()
+    pool.waitForDone(10_000)
+    assert "Traceback" not in capfd.readouterr().err
