@@ -30,7 +30,7 @@ import time
 from typing import Any, Dict, List
 
 from .events import Kind
-from .procs import helper_path, helper_python, own_session
+from .procs import helper_path, helper_python, own_group
 from .tracedir import hold_trace_dir
 
 #: The hidden command that runs a collector process in the packaged app (main.py dispatches it).
@@ -460,9 +460,10 @@ def _collector_env(env=None):
 
 
 def _start(argv, env):
-    # A session of its own: a Ctrl+C or a signal to the runner's group is for the runner, which then stops it.
+    # A group of its own: a Ctrl+C or a signal to the runner's group is for the runner, which then stops it.  In
+    # the runner's session, as the program: one scheduling group on Linux (see procs.own_group).
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            **own_session())
+                            **own_group())
 
 
 #: The spare collector process (``start_spare``), until a run takes it.

@@ -8,7 +8,6 @@ import errno
 import os
 import subprocess
 import sys
-import time
 from typing import List
 
 import psutil
@@ -32,39 +31,33 @@ SOURCE_ROOT = os.path.join(getattr(sys, "_MEIPASS", ROOT), "source") if getattr(
 
 def own_session():
     """``subprocess.Popen`` keywords that start a process in a session (Windows: a process group) of its own,
-    so a signal to this process's group does not reach it: the program, its guardian, the collector."""
+    so a signal to this process's group does not reach it (the guardian)."""
     if os.name == "posix":
         return {"start_new_session": True}
     return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
 
 
-#: The scheduling weight of a traced program's session, as a nice value (Linux, where the kernel groups each
-#: session's processes: "autogroups").  A group competes with the others as one: at the same weight, the
-#: collector (a session of its own, asleep most of the time) waited up to 2.6 s for a CPU beside four busy
-#: workers on two cores, and the rings overflowed (drops in 1 run in 3 of ``run lock_contention`` with 1.2
-#: million locked increments); at 10 its polls came every 10 to 20 ms and nothing was dropped, the program's
-#: own run time unchanged (3.7 to 4.3 s either way).  The program still takes every CPU the tool leaves idle.
-PROGRAM_GROUP_NICE = 10
+def own_group(stdin=subprocess.DEVNULL):
+    """``subprocess.Popen`` keywords that start a process in a process group of its own, in this process's
+    session: a Ctrl+C or a signal to this process's group does not reach it (the program, the collector).
 
-
-def yield_to_tool(pid):
-    """Let the tool (the collector, the runner, the app) go first when the program started as ``pid`` (a
-    session of its own) keeps every CPU busy: its session's scheduling group gets ``PROGRAM_GROUP_NICE``.
-    Whether it could: nothing to do off Linux, or where the kernel does not group sessions."""
-    path = "/proc/%d/autogroup" % pid
-    if not sys.platform.startswith("linux") or not os.path.exists(path):
-        return False
-    for _ in range(3):
+    Not a session of its own: on Linux the kernel schedules each session as one group ("autogroups"), and the
+    collector, mostly asleep, in a session of its own beside a program keeping every core busy in another,
+    waited up to 2.6 s for a CPU and the rings overflowed (drops in 3 of 14 runs of ``run lock_contention``
+    with 1.2 million locked increments; in the app the event loop froze up to 2 s).  In one session they share
+    its weight task by task: the collector polls every 10 to 20 ms and the program is not held back against
+    the machine's other work.  A program given this process's stdin when it is a terminal (``trace`` from a
+    shell) still gets a session of its own: in a background group of the terminal's session, reading it
+    would stop the program (SIGTTIN)."""
+    if os.name != "posix":
+        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+    if stdin is None:
         try:
-            with open(path, "w") as f:
-                f.write(str(PROGRAM_GROUP_NICE))
-            return True
-        except OSError as e:
-            # EAGAIN: unprivileged changes are rate-limited (a few a second, machine-wide)
-            if e.errno != errno.EAGAIN:
-                return False
-            time.sleep(0.1)
-    return False
+            if os.isatty(sys.stdin.fileno()):
+                return {"start_new_session": True}
+        except (AttributeError, OSError, ValueError):      # no stdin at all
+            pass
+    return {"process_group": 0}
 
 
 def pid_alive(pid):

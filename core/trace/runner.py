@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from . import recorder
-from .procs import (GUARD_RELEASE, SOURCE_ROOT, but_trackers, group_members, guard_command, kill_tree, own_session,
-                    unlink_segment, yield_to_tool)
+from .procs import (GUARD_RELEASE, SOURCE_ROOT, but_trackers, group_members, guard_command, kill_tree, own_group,
+                    own_session, unlink_segment)
 from .store import DEFAULT_MAX_SIZE
 
 #: After the main process ends, how long its children get to end on their own before they are killed ...
@@ -243,13 +243,12 @@ class TracedRun:
         try:
             self.proc = subprocess.Popen(self.argv, env=child_env(self.trace_dir, self.spec.env, self.spec.stand_in),
                                          cwd=self.spec.cwd, stdin=self.spec.stdin, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, **own_session())
+                                         stderr=subprocess.PIPE, **own_group(self.spec.stdin))
         except OSError as e:
             self._log("error", "could not start %s: %s" % (self.argv[0], e))
             self._finish(RunStatus.FAILED, 127)
             raise
         self.status = RunStatus.RUNNING
-        yield_to_tool(self.proc.pid)
         self._start_guard()
         if not self.collector.meta(program_pid=self.proc.pid):
             self.writer.set_meta(program_pid=self.proc.pid)

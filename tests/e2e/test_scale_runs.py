@@ -166,32 +166,73 @@ def test_a_hot_program_loses_no_events_while_its_runner_is_stalled(tmp_path):
 
 
 GROUP_PROBE = textwrap.dedent('''
+    import os
     import core as multiprocessing
 
-    def group():
-        with open("/proc/self/autogroup") as f:
-            return f.read().split()[-1]
+    def where():
+        return "%d,%d" % (os.getsid(0), os.getpgid(0))
 
     if __name__ == "__main__":
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            print("main", group(), "worker", pool.apply(group), flush=True)
+            print("main", where(), "worker", pool.apply(where), flush=True)
 ''')
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="Linux's session scheduling groups")
-def test_a_traced_program_yields_the_cpu_to_the_tool(tmp_path):
-    """The program's processes (its own session: one scheduling group) weigh less than the tool's: when they
-    keep every CPU busy, the collector and the app still get one at once (see procs.PROGRAM_GROUP_NICE)."""
-    from core.trace.procs import PROGRAM_GROUP_NICE
+@pytest.mark.skipif(os.name != "posix", reason="sessions and process groups are POSIX's")
+def test_a_traced_program_shares_the_session_of_its_command_in_a_group_of_its_own(tmp_path):
+    """The program's processes are in a process group of their own (a Ctrl+C at the terminal is for the
+    command, which then stops the run) but in the command's session: on Linux one scheduling group with the
+    collector, which then gets a CPU within milliseconds when the program keeps every core busy, while the
+    program competes with the machine's other work as before (see procs.own_group)."""
     script = tmp_path / "probe.py"
     script.write_text(GROUP_PROBE)
-    with open("/proc/self/autogroup") as f:
-        ours = f.read()
     p = run_cli(["trace", str(script), "--out", tmp_path / "probe.mpgrun"], tmp_path / "home")
     assert p.returncode == 0, p.stderr
-    assert "main %d worker %d" % (PROGRAM_GROUP_NICE, PROGRAM_GROUP_NICE) in p.stdout
-    with open("/proc/self/autogroup") as f:
-        assert f.read() == ours, "the tool's own group is left as it was"
+    line = next(x for x in p.stdout.splitlines() if x.startswith("main "))
+    _, main_at, _, worker_at = line.split()
+    sid, pgid = (int(x) for x in main_at.split(","))
+    assert worker_at == main_at, "the program's processes share its session and group"
+    assert sid == os.getsid(0), "the command's session"
+    assert pgid not in (os.getpgid(0), sid), "a group of its own"
+
+
+ECHO = textwrap.dedent('''
+    import core as multiprocessing
+
+    if __name__ == "__main__":
+        print("got", input(), flush=True)
+''')
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a controlling terminal made by ioctl (Linux)")
+def test_a_program_traced_from_a_terminal_reads_it(tmp_path):
+    """``trace`` from a shell hands the program the terminal: the program reads it (a program in a background
+    group of the terminal's session would be stopped by the first read)."""
+    import fcntl
+    import pty
+    import termios
+    script = tmp_path / "echo.py"
+    script.write_text(ECHO)
+    master, slave = pty.openpty()
+
+    def terminal():                     # a session whose controlling terminal is the pty, as a shell's
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen([sys.executable, MAIN, "trace", str(script), "--out", str(tmp_path / "e.mpgrun")],
+                         env=dict(os.environ, MPGUI_HOME=str(tmp_path / "home")), stdin=slave,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=terminal)
+    os.close(slave)
+    try:
+        os.write(master, b"hello\n")
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        os.close(master)
+    assert p.returncode == 0, err
+    assert "got hello" in out
 
 
 # ----------------------------------------------------------------------------------------------------------
