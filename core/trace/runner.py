@@ -1,6 +1,6 @@
 """Runs one traced program (a scenario's main process, or a user's script) and records it into a run file.
 
-    runner (this process)                            traced program: its own session / process group
+    runner (this process)                            traced program: its own process group
       monitor thread   --- psutil 10 Hz --->           main  --start method-->  workers, manager, forkserver...
       output threads   --- stdout/stderr -->           (every process writes its events into the trace dir)
            \\-> collector process: drains the rings  <- the trace dir
