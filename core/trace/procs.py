@@ -49,15 +49,16 @@ def own_group(stdin=subprocess.DEVNULL):
     the machine's other work.  A program given this process's stdin when it is a terminal (``trace`` from a
     shell) still gets a session of its own: in a background group of the terminal's session, reading it
     would stop the program (SIGTTIN)."""
-    if os.name != "posix":
-        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
-    if stdin is None:
-        try:
-            if os.isatty(sys.stdin.fileno()):
-                return {"start_new_session": True}
-        except (AttributeError, OSError, ValueError):      # no stdin at all
-            pass
-    return {"process_group": 0}
+    if os.name == "posix" and not (stdin is None and _stdin_is_a_terminal()):
+        return {"process_group": 0}
+    return own_session()
+
+
+def _stdin_is_a_terminal():
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):      # no stdin at all
+        return False
 
 
 def pid_alive(pid):
