@@ -8,14 +8,14 @@ import time
 
 import numpy as np
 import pytest
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.trace.arrays import EVENT_DTYPE
 from core.trace.collector import Batch
 from core.trace.events import Kind
 from core.trace.model import RunModel
 from core.trace.store import RunFile, RunWriter
-from mpgui.gui import runsource, snapshot, timeline_data
+from mpgui.gui import runsource, snapshot, theme, timeline_data
 from mpgui.gui.events_view import EventLogView
 from mpgui.gui.timeline import LAYOUT, TimelineView
 
@@ -126,6 +126,33 @@ def test_a_wide_view_of_many_bars_draws_few_rectangles(qtbot, view):
     view.plot.viewport().repaint()
     assert len(m.spans) == LANES * 60_000
     assert 0 < view.item.rects_drawn <= LANES * 3 * view.plot.width()
+
+
+def test_the_stretches_a_live_view_skipped_are_hatched_and_drawn_together(qtbot, view, monkeypatch):
+    """Each stretch whose detail the live view skipped is hatched, the time between them is not; the frame
+    draws them in one call however many there are (a live run skips one at almost every read)."""
+    m = model_of(hold_events(200, span_s=5.0))
+    data = timeline_data.build(m)
+    data.t_end = 5.0
+    wide = [(0.5 * k + 0.1, 0.5 * k + 0.3) for k in range(10)]           # 40 pixels each, 60 apart
+    data.dropping = wide + [(0.5 * k + 0.3, 0.5 * k + 0.3 + 1e-4) for k in range(10)] * 40
+    view.set_data(data)
+    view.fit()
+    view.vb.setXRange(0.0, 5.0, padding=0)
+    calls = []
+    draw = view.item._draw
+    monkeypatch.setattr(view.item, "_draw", lambda p, rects, brush, pen=None: (
+        calls.append(len(rects)) if brush is view.item._skipped else None, draw(p, rects, brush, pen)))
+    QtWidgets.QApplication.processEvents()
+    calls.clear()
+    image = view.plot.viewport().grab().toImage()            # one frame
+    assert calls == [len(data.dropping)], "the skipped stretches were not drawn in one call"
+    hatch = np.array([[image.pixelColor(x, y).name() == QtGui.QColor(theme.MUTED_TEXT).name()
+                       for y in range(image.height())] for x in range(image.width())]).any(axis=1)
+    at = lambda t: view.plot.mapFromScene(view.vb.mapViewToScene(QtCore.QPointF(t, 0.0))).x()     # noqa: E731
+    for a, b in wide:
+        assert hatch[at(a) + 3:at(b) - 3].any(), "a skipped stretch is not hatched"
+        assert not hatch[at(b) + 3:at(b + 0.2) - 3].any(), "time that was not skipped is hatched"
 
 
 class CountingLock:
