@@ -26,6 +26,8 @@ LAYOUT = (("life", 0.04, 0.92), ("starting", 0.04, 0.92), ("tasks", 0.14, 0.50),
           ("holds", 0.80, 0.13), ("used", 0.10, 0.58), ("moments", 0.02, 0.40),
           ("obj_holds", 0.08, 0.46), ("obj_mholds", 0.08, 0.46), ("obj_waits", 0.60, 0.30),
           ("obj_moments", 0.02, 0.96), ("sends", 0.10, 0.50))
+#: The stretches a live view skipped are hatched before this layer: over the lanes' lifetimes, under every bar.
+SKIPPED_UNDER = "tasks"
 HIT_ORDER = ("obj_moments", "moments", "sends", "used", "tasks", "obj_holds", "obj_mholds", "holds", "obj_waits",
              "waits", "starting", "life")
 #: Layers of zero-length bars, drawn as ticks this many pixels wide.
@@ -301,18 +303,12 @@ class TimelineItem(pg.GraphicsObject):
         self.rects_drawn = 0
         self.drawn = {}
         labels = []
-        if self.data.dropping:
-            # every stretch the live view skipped, in one call: a live run skips one at almost every read, and a
-            # call per stretch (hundreds a frame, each giving the reader thread the GIL) tripled a frame's time
-            x = np.array(self.data.dropping, np.float64).reshape(-1, 2)
-            x = x[(x[:, 1] >= vx0) & (x[:, 0] <= vx1)]
-            if len(x):
-                self._draw(p, np.column_stack((x[:, 0], np.full(len(x), vy0), np.maximum(x[:, 1] - x[:, 0], pw),
-                                               np.full(len(x), vy1 - vy0))), self._skipped)
         bands = [i for i, r in enumerate(self.rows) if r.kind == "header" and vy0 - 1 <= i <= vy1]
         if bands:
             self._draw(p, np.array([[vx0, i, vx1 - vx0, 1.0] for i in bands]), self._band)
         for layer, y_off, height in LAYOUT:
+            if layer == SKIPPED_UNDER:
+                self._paint_skipped(p, vx0, vx1, vy0, vy1, pw)
             got = self.visible_rects(layer, y_off, height, vx0, vx1, vy0, vy1, pw)
             if got is None:
                 continue
@@ -348,6 +344,18 @@ class TimelineItem(pg.GraphicsObject):
                 p.drawText(dev, QtCore.Qt.AlignCenter, text)
             p.restore()
         self.lanes_drawn = len(self.rows)
+
+    def _paint_skipped(self, p, vx0, vx1, vy0, vy1, pw):
+        """Hatch the stretches whose detail the live view skipped, over the lanes' backgrounds.  In one call: a
+        live run skips one at almost every read, and a call each (hundreds a frame, each handing the reader
+        thread the GIL) tripled a frame's time."""
+        if not self.data.dropping:
+            return
+        x = np.array(self.data.dropping, np.float64).reshape(-1, 2)
+        x = x[(x[:, 1] >= vx0) & (x[:, 0] <= vx1)]
+        if len(x):
+            self._draw(p, np.column_stack((x[:, 0], np.full(len(x), vy0), np.maximum(x[:, 1] - x[:, 0], pw),
+                                           np.full(len(x), vy1 - vy0))), self._skipped)
 
     def _counter_pen(self, color):
         pen = self._counter_pens.get(color)

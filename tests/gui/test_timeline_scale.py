@@ -129,8 +129,9 @@ def test_a_wide_view_of_many_bars_draws_few_rectangles(qtbot, view):
 
 
 def test_the_stretches_a_live_view_skipped_are_hatched_and_drawn_together(qtbot, view, monkeypatch):
-    """Each stretch whose detail the live view skipped is hatched, the time between them is not; the frame
-    draws them in one call however many there are (a live run skips one at almost every read)."""
+    """Each stretch whose detail the live view skipped is hatched across every lane (over the process's
+    lifetime bar, so it does not look like a time the process did nothing), the time between them is not;
+    the frame draws them in one call however many there are (a live run skips one at almost every read)."""
     m = model_of(hold_events(200, span_s=5.0))
     data = timeline_data.build(m)
     data.t_end = 5.0
@@ -147,12 +148,19 @@ def test_the_stretches_a_live_view_skipped_are_hatched_and_drawn_together(qtbot,
     calls.clear()
     image = view.plot.viewport().grab().toImage()            # one frame
     assert calls == [len(data.dropping)], "the skipped stretches were not drawn in one call"
-    hatch = np.array([[image.pixelColor(x, y).name() == QtGui.QColor(theme.MUTED_TEXT).name()
-                       for y in range(image.height())] for x in range(image.width())]).any(axis=1)
-    at = lambda t: view.plot.mapFromScene(view.vb.mapViewToScene(QtCore.QPointF(t, 0.0))).x()     # noqa: E731
-    for a, b in wide:
-        assert hatch[at(a) + 3:at(b) - 3].any(), "a skipped stretch is not hatched"
-        assert not hatch[at(b) + 3:at(b + 0.2) - 3].any(), "time that was not skipped is hatched"
+    hatch_color = QtGui.QColor(theme.MUTED_TEXT).name()
+
+    def at(t, row):
+        return view.plot.mapFromScene(view.vb.mapViewToScene(QtCore.QPointF(t, row)))
+
+    for lane in data.lanes:
+        row = view.item.row_of(lane.pid)
+        top, bottom = at(0.0, row + 0.3).y(), at(0.0, row + 0.7).y()      # the middle of the lane
+        hatch = np.array([[image.pixelColor(x, y).name() == hatch_color for y in range(top, bottom)]
+                          for x in range(image.width())]).any(axis=1)
+        for a, b in wide:
+            assert hatch[at(a, 0).x() + 3:at(b, 0).x() - 3].any(), "a skipped stretch is not hatched in a lane"
+            assert not hatch[at(b, 0).x() + 3:at(b + 0.2, 0).x() - 3].any(), "time not skipped is hatched"
 
 
 class CountingLock:
