@@ -54,7 +54,12 @@ class ResourceMonitor:
     def tree(self):
         """The root and its descendants now (psutil.Process objects, cached across samples)."""
         try:
-            root = self._procs.get(self.root_pid) or psutil.Process(self.root_pid)
+            root = self._procs.get(self.root_pid)
+            if root is not None and not root.is_running():
+                # its children were handed to another parent: none is found through it, and looking reads
+                # every process of the machine (up to 25 ms here, in the last sample a run's end waits for)
+                return []
+            root = root or psutil.Process(self.root_pid)
             found = [root] + root.children(recursive=True)
         except psutil.Error:
             return []

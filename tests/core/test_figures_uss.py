@@ -55,3 +55,18 @@ def test_nothing_is_kept_of_a_process_that_is_gone(sleeper):
     t, s = mon.sample()
     assert s["procs"] == [] and s["gone"] == [sleeper.pid]
     assert not mon._uss_at                                   # nothing kept for a process that is gone
+
+
+def test_once_the_main_process_ended_a_sample_does_not_look_through_every_process(sleeper, monkeypatch):
+    """The last sample a run's end waits for: with the main process gone its children belong to another
+    parent, so the monitor does not walk the machine's process table to look for them."""
+    mon = ResourceMonitor(sleeper.pid, lambda batch: None, clock=FakeClock())
+    assert _entry(mon.sample(), sleeper.pid)["rss"] > 0
+    sleeper.kill()
+    sleeper.wait()
+
+    def walk(*args, **kwargs):
+        raise AssertionError("the monitor walked the process table for a main process that ended")
+    monkeypatch.setattr(psutil.Process, "children", walk)
+    t, s = mon.sample()
+    assert s["procs"] == [] and s["gone"] == [sleeper.pid]
