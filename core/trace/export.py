@@ -43,6 +43,7 @@ from .columns import group_starts
 from .events import Kind, Outcome
 from .arrays import EVENT_DTYPE
 from .model import CALLSITE_KIND, NO_TIME, RunModel, Span, SpanEnd, in_time_order
+from .textfmt import format_lines
 
 _SPAN_LABEL = {Span.LOCK_WAIT: "wait", Span.LOCK_HOLD: "hold", Span.COND_WAIT: "condition wait",
                Span.EVENT_WAIT: "event wait", Span.BARRIER_WAIT: "barrier wait", Span.QUEUE_PUT: "blocked put",
@@ -151,15 +152,25 @@ class ChromeWriter:
         f.write('{"traceEvents":[')
 
     def _lines(self, lines):
-        if not lines:
+        if lines:
+            self._text(",\n".join(lines), len(lines))
+
+    def _text(self, text, count):
+        """``count`` trace events, already joined (``textfmt.format_lines``)."""
+        if not count:
             return
         if self._first:
             self.f.write("\n")
             self._first = False
         else:
             self.f.write(",\n")
-        self.f.write(",\n".join(lines))
-        self.count += len(lines)
+        self.f.write(text)
+        self.count += count
+
+    def _ns(self, t):
+        """Times as nanoseconds from the run's start (int64): ``textfmt``'s ``%.3f`` writes them in
+        microseconds."""
+        return np.asarray(t, np.int64) - self.t0
 
     def _us(self, t):
         return ((np.asarray(t, np.int64) - self.t0) / 1000.0).tolist()
@@ -197,11 +208,9 @@ class ChromeWriter:
         first = group_starts(*(x[by] for x in cols))
         inv = np.empty(n, np.int64)
         inv[by] = np.cumsum(np.isin(np.arange(n), first)) - 1
-        fmts = np.array([self._span_format(*(int(x[i]) for x in cols)) for i in by[first].tolist()], dtype=object)
-        dur = np.maximum(c["t1"] - c["t0"], 0) / 1000.0
-        lines = list(map(str.__mod__, fmts[inv.reshape(-1)].tolist(),
-                         zip(c["pid"].tolist(), stid.tolist(), self._us(c["t0"]), dur.tolist())))
-        self._lines(lines)
+        fmts = [self._span_format(*(int(x[i]) for x in cols)) for i in by[first].tolist()]
+        dur = np.maximum(c["t1"] - c["t0"], 0)
+        self._text(format_lines(fmts, inv, [c["pid"], stid, self._ns(c["t0"]), dur]), n)
         self._handoffs(c, stid)
 
     def _span_format(self, kind, uid, end, value, site):
@@ -231,7 +240,7 @@ class ChromeWriter:
         waits = np.flatnonzero((kind == Span.LOCK_WAIT) & (c["end"] == SpanEnd.OK))
         if not len(holds) and not len(waits):
             return
-        lines = []
+        texts, count = [], 0
         for uid in np.unique(c["uid"][np.concatenate((holds, waits))]).tolist():
             h = holds[c["uid"][holds] == np.uint64(uid)]
             h = h[np.argsort(c["t1"][h], kind="stable")]
@@ -249,22 +258,22 @@ class ChromeWriter:
                 htid = np.where(here, stid[hi] if len(h) else 0, last[2] if last else 0)
                 ok = (here | (last is not None)) & (h1 >= w0) & (h1 <= w1)
                 k = np.flatnonzero(ok)
-                ids = np.arange(self.flow_id, self.flow_id + len(k))
-                self.flow_id += len(k)
-                ts_s = self._us(np.maximum(h0[k], h1[k] - 1))
-                ts_f = self._us(np.maximum(w0[k], w1[k] - 1))
-                for fid, sp, st, ss, fp, ft, fs in zip(ids.tolist(), hpid[k].tolist(), htid[k].tolist(), ts_s,
-                                                       c["pid"][w][k].tolist(), stid[w][k].tolist(), ts_f):
-                    lines.append('{"ph":"s","id":%d,"name":"handoff","cat":"lock handoff","pid":%d,"tid":%d,'
-                                 '"ts":%.3f}' % (fid, sp, st, ss))
-                    lines.append('{"ph":"f","bp":"e","id":%d,"name":"handoff","cat":"lock handoff","pid":%d,'
-                                 '"tid":%d,"ts":%.3f}' % (fid, fp, ft, fs))
+                if len(k):
+                    ids = np.arange(self.flow_id, self.flow_id + len(k))
+                    self.flow_id += len(k)
+                    # a start then its finish, for each flow
+                    released, ended = self._ns(np.maximum(h0[k], h1[k] - 1)), self._ns(np.maximum(w0[k], w1[k] - 1))
+                    cols = [np.stack((ids, ids), 1), np.stack((hpid[k], c["pid"][w][k]), 1),
+                            np.stack((htid[k], stid[w][k]), 1), np.stack((released, ended), 1)]
+                    texts.append(format_lines(_HANDOFF_FORMATS, np.tile([0, 1], len(k)),
+                                              [x.reshape(-1) for x in cols]))
+                    count += 2 * len(k)
             if len(h):
                 hi = h[-1]
                 latest = (int(c["t1"][hi]), int(c["pid"][hi]), int(stid[hi]), int(c["t0"][hi]))
                 if last is None or latest[0] >= last[0]:
                     self._last_release[uid] = latest
-        self._lines(lines)
+        self._text(",\n".join(texts), count)
 
     # -- moments, counters, marks ---------------------------------------------------------------------------
     def instants(self, rows):
@@ -289,7 +298,7 @@ class ChromeWriter:
         integers, which is quicker and shorter."""
         head = ('{"ph":"C","name":%s,"pid":%d,"ts":%%.3f,"args":{%s:'
                 % (_literal(self.text.json(name)), pid, _literal(self.text.json(arg))))
-        as_float, as_int = head + "%r}}", head + "%d}}"
+        as_float, as_int = head + "%r}}", head + "%d}}"     # ``as_int``: a format of ``textfmt``
         for lo in range(0, len(t), BLOCK_ROWS):
             vals = np.asarray(v[lo:lo + BLOCK_ROWS], np.float64) * scale
             times = t[lo:lo + BLOCK_ROWS]
@@ -297,9 +306,11 @@ class ChromeWriter:
             if not finite.all():                    # JSON has no NaN nor infinity: such a point is left out
                 vals, times = vals[finite], np.asarray(times)[finite]
             whole = bool(np.all((vals == np.trunc(vals)) & (np.abs(vals) < 2.0 ** 53)))
-            form = as_int if whole else as_float
-            shown = vals.astype(np.int64).tolist() if whole else vals.tolist()
-            self._lines(list(map(form.__mod__, zip(self._us(times), shown))))
+            if whole:
+                self._text(format_lines([as_int], np.zeros(len(vals)), [self._ns(times), vals.astype(np.int64)]),
+                           len(vals))
+            else:
+                self._lines(list(map(as_float.__mod__, zip(self._us(times), vals.tolist()))))
 
     def event_points(self, store, sid, t, v):
         """Counter points of the events (semaphore values, queue depths, free-form counters)."""
@@ -401,30 +412,38 @@ class ChromeWriter:
                 continue
             worker, start, end = tab["worker"].astype(np.int64), tab["start"], tab["end"]
             stid = self._place_by(worker, 0, start, end, "worker")
-            pool_text = np.array([self._pool_text(pools, p) for p in tab["pool"].tolist()], dtype=object)
-            codes, which = np.unique(tab["outcome"], return_inverse=True)
-            outcome_text = np.array([_OUTCOME_NAME.get(c, "pending") for c in codes.tolist()], dtype=object)[which]
-            index, job = tab["index"].tolist(), tab["job"].tolist()
-            ts = self._us(start)
-            dur = (np.maximum(end - start, 0) / 1000.0).tolist()
-            lines = list(map(_TASK_FORMAT.__mod__, zip(index, worker.tolist(), stid.tolist(), ts, dur, job, index,
-                                                       outcome_text.tolist(), pool_text.tolist())))
-            caller = np.array([callers.get(k, 0) for k in zip(tab["pool"].tolist(), job)], dtype=np.int64)
+            # one format per (outcome, pool): the rows differ only in their numbers
+            pool_codes, pool_of = np.unique(tab["pool"], return_inverse=True)
+            codes, outcome_of = np.unique(tab["outcome"], return_inverse=True)
+            group = pool_of.reshape(-1) * len(codes) + outcome_of.reshape(-1)
+            used_groups, which = np.unique(group, return_inverse=True)
+            fmts = [_TASK_FORMAT % (_OUTCOME_NAME.get(int(codes[g % len(codes)]), "pending"),
+                                    _literal(self._pool_text(pools, int(pool_codes[g // len(codes)]))))
+                    for g in used_groups.tolist()]
+            index, job = tab["index"].astype(np.int64), tab["job"].astype(np.int64)
+            ts = self._ns(start)
+            texts = [format_lines(fmts, which.reshape(-1), [index, worker, stid, ts, np.maximum(end - start, 0),
+                                                             job, index])]
+            count = len(tab)
+            caller = np.array([callers.get(k, 0) for k in zip(tab["pool"].tolist(), job.tolist())], dtype=np.int64)
             sent = np.flatnonzero((tab["sent"] != NO_TIME) & (caller != 0))
             if len(sent):
-                ids = range(self.flow_id, self.flow_id + len(sent))
+                ids = np.arange(self.flow_id, self.flow_id + len(sent))
                 self.flow_id += len(sent)
-                lines += map(_SENT_FORMAT.__mod__, zip(ids, caller[sent].tolist(), self._us(tab["sent"][sent])))
-                lines += map(_STARTED_FORMAT.__mod__, zip(ids, worker[sent].tolist(), stid[sent].tolist(),
-                                                          [ts[i] for i in sent.tolist()]))
+                texts.append(format_lines([_SENT_FORMAT], np.zeros(len(sent)),
+                                          [ids, caller[sent], self._ns(tab["sent"][sent])]))
+                texts.append(format_lines([_STARTED_FORMAT], np.zeros(len(sent)),
+                                          [ids, worker[sent], stid[sent], ts[sent]]))
+                count += 2 * len(sent)
             used = np.flatnonzero((tab["used"] != NO_TIME) & (caller != 0))
             if len(used):
                 # one row per caller: a moment lasts no time, so moments never need a second row
                 rows = {pid: self.lanes.name_lane(pid, 0, 8, 0, "main") for pid in np.unique(caller[used]).tolist()}
-                who = caller[used].tolist()
-                lines += map(_USED_FORMAT.__mod__, zip(tab["index"][used].tolist(), who, [rows[p] for p in who],
-                                                       self._us(tab["used"][used])))
-            self._lines(lines)
+                lane = np.array([rows[p] for p in caller[used].tolist()], np.int64)
+                texts.append(format_lines([_USED_FORMAT], np.zeros(len(used)),
+                                          [index[used], caller[used], lane, self._ns(tab["used"][used])]))
+                count += len(used)
+            self._text(",\n".join(texts), count)
 
     def _pool_text(self, pools, pool):
         text = pools.get(pool)
@@ -444,8 +463,11 @@ class ChromeWriter:
         return stid
 
 
-_TASK_FORMAT = ('{"ph":"X","name":"task %d","cat":"task","pid":%d,"tid":%d,"ts":%.3f,"dur":%.3f,'
-                '"args":{"job":%d,"index":%d,"outcome":"%s","pool":%s}}')
+_HANDOFF_FORMATS = ['{"ph":"s","id":%d,"name":"handoff","cat":"lock handoff","pid":%d,"tid":%d,"ts":%.3f}',
+                    '{"ph":"f","bp":"e","id":%d,"name":"handoff","cat":"lock handoff","pid":%d,"tid":%d,"ts":%.3f}']
+#: A task's slice, given its outcome and its pool's name (JSON text): a format of ``textfmt.format_lines``.
+_TASK_FORMAT = ('{"ph":"X","name":"task %%d","cat":"task","pid":%%d,"tid":%%d,"ts":%%.3f,"dur":%%.3f,'
+                '"args":{"job":%%d,"index":%%d,"outcome":"%s","pool":%s}}')
 _SENT_FORMAT = '{"ph":"s","id":%d,"name":"dispatch","cat":"dispatch","pid":%d,"tid":2,"ts":%.3f}'
 _STARTED_FORMAT = '{"ph":"f","bp":"e","id":%d,"name":"dispatch","cat":"dispatch","pid":%d,"tid":%d,"ts":%.3f}'
 _USED_FORMAT = '{"ph":"i","s":"t","name":"result %d used","cat":"result","pid":%d,"tid":%d,"ts":%.3f}'
