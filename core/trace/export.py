@@ -417,7 +417,8 @@ class ChromeWriter:
             codes, outcome_of = np.unique(tab["outcome"], return_inverse=True)
             group = pool_of.reshape(-1) * len(codes) + outcome_of.reshape(-1)
             used_groups, which = np.unique(group, return_inverse=True)
-            fmts = [_TASK_FORMAT % (_OUTCOME_NAME.get(int(codes[g % len(codes)]), "pending"),
+            outcomes = [_OUTCOME_NAME.get(c, "pending") for c in codes.tolist()]
+            fmts = [_TASK_FORMAT % (outcomes[g % len(codes)],
                                     _literal(self._pool_text(pools, int(pool_codes[g // len(codes)]))))
                     for g in used_groups.tolist()]
             index, job = tab["index"].astype(np.int64), tab["job"].astype(np.int64)

@@ -8,7 +8,8 @@ out.  The result is exactly what ``fmt % values`` gives a line at a time, for th
 
 * ``%d``: a whole number (int64);
 * ``%.3f``: a number of thousandths (int64; the caller's nanoseconds, written as microseconds with three
-  decimals), so exact, as ``(value / 1000.0)`` through ``%.3f`` is for any value a run holds.
+  decimals): exact, which is what ``(value / 1000.0)`` through ``%.3f`` gives for any value below 2**53
+  (104 days of nanoseconds; past that a float cannot hold every nanosecond).
 
 A block that holds a negative value is formatted a line at a time (the same text, a little slower).  Formats
 are text without NUL characters (the JSON an export writes escapes them).  No Qt here.
@@ -20,6 +21,8 @@ import numpy as np
 _FIELD = re.compile(r"%(d|\.3f|%)")
 _PAD = 0                                      # the byte that marks an unused place (no format holds it)
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
+#: Lines laid out at a time: their grid (lines x the widest line) is what formatting holds besides the text.
+PIECE_ROWS = 4096
 
 
 def _parse(fmt):
@@ -105,16 +108,19 @@ def format_lines(formats, which, columns, sep=",\n"):
         for j, lit in enumerate(lits):
             templates[f, starts[j]:starts[j] + len(lit)] = np.frombuffer(lit, np.uint8)
     templates[:, width - len(sep_b):] = np.frombuffer(sep_b, np.uint8)
-    grid = templates.take(which, axis=0)
-    for j, (c, k) in enumerate(zip(cols, kinds)):
-        at = starts[j] + lit_widths[j]
-        if k == "d":
-            _put_number(grid, at, widths[j], c)
-        else:
-            q, r = np.divmod(c, 1000)
-            _put_number(grid, at, widths[j] - 4, q)
-            grid[:, at + widths[j] - 4] = ord(".")
-            grid[:, at + widths[j] - 3:at + widths[j]] = _TRIPLES[r]
-    flat = grid.reshape(-1)
-    kept = flat[flat != _PAD]
-    return kept[:len(kept) - len(sep_b)].tobytes().decode("utf-8")
+    text = bytearray()
+    for lo in range(0, n, PIECE_ROWS):
+        grid = templates.take(which[lo:lo + PIECE_ROWS], axis=0)
+        for j, (c, k) in enumerate(zip(cols, kinds)):
+            at, c = starts[j] + lit_widths[j], c[lo:lo + PIECE_ROWS]
+            if k == "d":
+                _put_number(grid, at, widths[j], c)
+            else:
+                q, r = np.divmod(c, 1000)
+                _put_number(grid, at, widths[j] - 4, q)
+                grid[:, at + widths[j] - 4] = ord(".")
+                grid[:, at + widths[j] - 3:at + widths[j]] = _TRIPLES[r]
+        flat = grid.reshape(-1)
+        text += memoryview(flat[flat != _PAD])
+    del text[len(text) - len(sep_b):]
+    return text.decode("utf-8")
