@@ -22,8 +22,9 @@ Chrome trace layout:
   to end...) on a "moments" track of their lane, with the event's declared fields as args;
 * the blocking profile (``contention.profile_counters``): a "blocking profile" process with a counter per call
   site where the program waited longest, how many threads wait there at each moment.  It is computed from
-  the run file, in a second pass that keeps only each call site and the wait it precedes
-  (``profile_records``), so a model that knows no run file (``model.path``) and kept no events has none.
+  the records that pass, keeping only each call site and the wait it precedes (``ProfileRecords``): in the
+  same pass for ``export_run``, from the model's run file (``model.path``) or kept events for a model in
+  memory; a model that knows no run file and kept no events has none.
 
 CSV: one table per model table, and ``events.csv`` with every event's fields named as the schema declares them
 (a JSON object, units in the keys: ``{"wait_ns": 1200, "value": 2}``) and its description in words.
@@ -674,10 +675,10 @@ class _Outputs:
         if events is not None and self.csv and "events.csv" in self.csv.writers:
             self.csv.events(events)
 
-    def finish(self, model, run_file=None):
+    def finish(self, model, records=None):
         open_spans = model.open_spans_array(with_site=True)
         if self.chrome:
-            self.chrome.finish(open_spans, profile_counters(model, run_file))
+            self.chrome.finish(open_spans, profile_counters(model, records=records))
         if self.csv:
             self.csv.finish(open_spans)
         self.close(keep=True)
@@ -697,42 +698,59 @@ class _Outputs:
             self.csv = None
 
 
-def profile_records(chunks):
-    """Of a run's records (EVENT_DTYPE chunks in stored order), only what the blocking profile reads: each
-    call site (CALLSITE) and the wait-ending record right after it in its thread on its object.  A call site
-    whose wait ends in a later chunk is carried to it.  So the memory is that of the waits that recorded a
-    call site, not of the run's records."""
-    carried = None
-    kept = []
-    for chunk in chunks:
+class ProfileRecords:
+    """Of a run's records, only what the blocking profile reads: each call site (CALLSITE) and the
+    wait-ending record right after it in its thread on its object.  Fed a chunk at a time (``feed``: EVENT_DTYPE
+    records, each thread's in the order recorded, as stored or in time order); a call site whose wait ends in
+    a later chunk is carried to it.  So the memory is that of the waits that recorded a call site, not of the
+    run's records.  ``result()``: the records kept, as one array."""
+
+    def __init__(self):
+        self._carried = None
+        self._kept = []
+
+    def feed(self, chunk):
         kind = np.minimum(chunk["kind"], 255)
         cand = chunk[(kind == CALLSITE_KIND) | contention._IS_END[kind]]
-        if carried is not None:
-            cand, carried = np.concatenate((carried, cand)), None
+        if self._carried is not None:
+            cand, self._carried = np.concatenate((self._carried, cand)), None
         is_site = cand["kind"] == CALLSITE_KIND
         if not is_site.any():
-            continue
+            return
         order = np.lexsort((cand["tid"], cand["pid"], cand["uid"]))      # stable: each thread's order kept
         c, site = cand[order], is_site[order]
         same_next = np.zeros(len(c), bool)
         same_next[:-1] = ((c["uid"][1:] == c["uid"][:-1]) & (c["pid"][1:] == c["pid"][:-1])
                           & (c["tid"][1:] == c["tid"][:-1]))
         site_then_end = site & same_next & np.append(~site[1:], False)
-        kept.append(c[site_then_end | np.append(False, site_then_end[:-1])])
+        self._kept.append(c[site_then_end | np.append(False, site_then_end[:-1])])
         waiting = site & ~same_next             # the last record of its thread here: its wait ends later
         if waiting.any():
-            carried = c[waiting]
-    return np.concatenate(kept) if kept else np.zeros(0, EVENT_DTYPE)
+            self._carried = c[waiting]
+
+    def result(self):
+        return np.concatenate(self._kept) if self._kept else np.zeros(0, EVENT_DTYPE)
 
 
-def profile_counters(model, run_file=None):
+def profile_records(chunks):
+    """``ProfileRecords`` of EVENT_DTYPE chunks (in stored or time order) read whole."""
+    acc = ProfileRecords()
+    for chunk in chunks:
+        acc.feed(chunk)
+    return acc.result()
+
+
+def profile_counters(model, run_file=None, records=None):
     """The blocking profile's counters (``contention.profile_counters``) for the run of ``model``: from
-    ``run_file`` (an open ``store.RunFile``), else from the run file the model was read from, else from the
+    ``records`` (``ProfileRecords.result()`` of its events), else from ``run_file`` (an open
+    ``store.RunFile``), else from the run file the model was read from, else from the
     events it kept; none if it has neither, or if its run file can no longer be read (the rest of the export
     does not depend on it)."""
     from .store import RunFile, RunFileError
     try:
-        if run_file is not None:
+        if records is not None:
+            pass
+        elif run_file is not None:
             records = profile_records(run_file.iter_chunks())
         elif model.path and os.path.isfile(model.path):
             with RunFile(model.path) as rf:
@@ -771,21 +789,26 @@ def export_run(run_file, chrome=None, csv_dir=None, events_csv=True):
     model = RunModel()
     t0 = run_start(run_file)
     out = _Outputs(model, t0, chrome, csv_dir, events=events_csv)
+    profile = ProfileRecords() if chrome is not None else None
     try:
         with model.lock:
             for reg in run_file.iter_registrations():
                 model._registration(reg)
             for events, order in in_time_order(run_file):
                 model._ingest_events(events, order)
-                out.block(model, events[order])
+                piece = events[order]
+                if profile is not None:
+                    profile.feed(piece)
+                out.block(model, piece)
                 model.forget_rows()
+                del events, order, piece        # not held through what follows
             for t, s in run_file.iter_samples():
                 model._sample(t, s)
             model.logs.extend(run_file.iter_log())
             model.set_meta(run_file.meta())
             model.dropped = run_file.dropped()
             model._settle()
-            n = out.finish(model, run_file if chrome is not None else None)
+            n = out.finish(model, profile.result() if profile is not None else None)
     except BaseException:
         out.close(keep=False)
         raise

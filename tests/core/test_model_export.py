@@ -14,7 +14,8 @@ import pytest
 from core.trace.arrays import EVENT_DTYPE
 from core.trace.collector import Batch
 from core.trace.events import Kind
-from core.trace.export import export_run, write_chrome, write_csv
+from core.trace.contention import PROFILE_PID
+from core.trace.export import export_run, profile_counters, write_chrome, write_csv
 from core.trace.model import Span
 from core.trace.store import RunFile, RunWriter
 
@@ -221,3 +222,53 @@ def test_counter_points_are_valid_json_whole_numbers_as_integers(tmp_path):
     assert points == [("depth", 0, 1.0, 0), ("depth", 0, 2.0, 3), ("depth", 0, 3.0, -2),
                       ("cpu", 7, 1.0, 12.5), ("cpu", 7, 3.0, 1e300)]
     assert '"value":3}' in f.getvalue() and '"value":12.5}' in f.getvalue()
+
+
+def threads_waiting_run(path, threads=6, rounds=400, chunk_rounds=50):
+    """``threads`` threads of one process take one lock ``rounds`` times each, every wait after its call site;
+    each chunk holds ``chunk_rounds`` rounds of every thread, the threads' windows shifted so that the chunks
+    overlap in time and a wait often ends in the chunk after its call site."""
+    w = RunWriter(path, {"created_perf": 1})
+    w.add_registrations([{"t": "str", "id": 100 + k, "s": "w.py:%d in work" % (10 * k)} for k in range(3)])
+    rng = np.random.default_rng(7)
+    for start in range(0, rounds, chunk_rounds):
+        rows = []
+        for tid in range(1, threads + 1):
+            t = (start * 1000 + tid * 370) * 1000
+            for r in range(start, start + chunk_rounds):
+                wait, hold = int(rng.integers(1, 400)) * 1000, int(rng.integers(1, 300)) * 1000
+                site = 100 + (tid + r) % 3
+                rows += [(t, LOCK, site, 0, int(Kind.CALLSITE), 0, 101, tid),
+                         (t, LOCK, -1, 0, int(Kind.ACQ_REQUEST), 0, 101, tid),
+                         (t + wait, LOCK, wait, -1, int(Kind.ACQ_OK), 1, 101, tid),
+                         (t + wait + hold, LOCK, hold, -1, int(Kind.RELEASE), 0, 101, tid)]
+                t += wait + hold + 1000
+        # each ring read between a request and its acquisition: every thread's last wait ends in the next chunk
+        ev = np.array(rows, dtype=EVENT_DTYPE)
+        later = np.zeros(len(ev), bool)
+        later.reshape(threads, -1)[:, -2:] = True
+        w.add_batch(Batch(ev[~later]))
+        w.add_batch(Batch(ev[later]))
+    w.close()
+
+
+def test_the_streamed_blocking_profile_is_the_one_of_the_stored_records(tmp_path):
+    """The export's blocking profile, gathered in time order during its one pass, is the one the run file's
+    records give in the order stored (the carried call sites included)."""
+    path = tmp_path / "waits.mpgrun"
+    threads_waiting_run(path)
+    with RunFile(path) as rf:
+        export_run(rf, chrome=tmp_path / "t.json")
+        expected = profile_counters(rf.model(), rf)
+    assert len(expected) == 3
+    by_name = {}
+    for e in trace_of(tmp_path / "t.json")["traceEvents"]:
+        if e["ph"] == "C" and e["pid"] == PROFILE_PID:
+            by_name.setdefault(e["name"], []).append((e["ts"], list(e["args"].values())[0]))
+    assert sorted(by_name) == sorted(name for name, _, _ in expected)
+    for name, times, waiting in expected:
+        assert [v for _, v in by_name[name]] == waiting.tolist(), name
+        ts = np.array([round(t * 1000) for t, _ in by_name[name]])      # µs from the run's start, as ns
+        assert (ts - ts[0]).tolist() == (times - times[0]).tolist(), name
+    # every wait is counted: 6 threads x 400 rounds, on three sites
+    assert sum(int(name.split(": ")[1].split()[0]) for name, _, _ in expected) == 6 * 400
