@@ -19,7 +19,9 @@ can be taken before and after a change.
 * ``open``: a synthetic run of ``OPEN_EVENTS`` events (``synthetic_run``: locks, semaphores, queues, pool
   tasks over 16 processes) opened as the app opens it (``RunSource.open_file``, offscreen, until it is read
   and its snapshot built).  ``open_s_per_mevent`` (the child's CPU seconds per million events; goal <= 0.5)
-  and ``model_bytes_per_event`` (its resident memory after, minus before, per event; goal <= 64);
+  and ``model_bytes_per_event`` (its resident memory after, minus before, per event; goal <= 64): the best
+  of ``OPEN_REPEAT`` children for the time (what the other load on the machine adds to a run is not the
+  opening's cost; ``open_s_per_mevent_median`` is the median), the median for the memory;
   ``open_model_s_per_mevent``: the same for the run model alone (``RunModel.from_run_file``), without the
   timeline's level-of-detail index and object tracks the app builds from it.
 * ``export``: ``main.py export RUN --chrome`` of a run of ``EXPORT_EVENTS`` events, as a user runs it:
@@ -58,6 +60,7 @@ MAIN = os.path.join(ROOT, "main.py")
 HOT_PROCESSES = 4
 HOT_PAIRS = 250_000
 END_REPEAT = 3
+OPEN_REPEAT = 3
 
 HOT_PROGRAM = textwrap.dedent('''
     import sys, time
@@ -200,11 +203,13 @@ print(json.dumps({"cpu_s": time.process_time() - cpu0, "events": m.events_seen})
 def open_(tmp):
     path = os.path.join(tmp, "open.mpgrun")
     synthetic_run.write_run(path, OPEN_EVENTS)
-    got = _child(OPEN_CODE, path)
-    n = got["events"]
-    model = _child(MODEL_CODE, path)
-    return {"open_s_per_mevent": got["cpu_s"] / (n / 1e6), "model_bytes_per_event": got["rss_delta"] / n,
-            "open_events": n, "open_model_s_per_mevent": model["cpu_s"] / (model["events"] / 1e6)}
+    runs = [_child(OPEN_CODE, path) for _ in range(OPEN_REPEAT)]
+    n = runs[0]["events"]
+    cpu = sorted(r["cpu_s"] for r in runs)
+    model = min((_child(MODEL_CODE, path) for _ in range(OPEN_REPEAT)), key=lambda r: r["cpu_s"])
+    return {"open_s_per_mevent": cpu[0] / (n / 1e6), "open_s_per_mevent_median": cpu[len(cpu) // 2] / (n / 1e6),
+            "model_bytes_per_event": sorted(r["rss_delta"] for r in runs)[len(runs) // 2] / n, "open_events": n,
+            "open_model_s_per_mevent": model["cpu_s"] / (model["events"] / 1e6)}
 
 
 EXPORT_RUN_CODE = """
