@@ -64,29 +64,6 @@ LOAD_SNAPSHOT_INTERVAL = 0.5
 PID_REUSE_SLACK = 1.0
 
 
-#: glibc's allocator while runs are read (``keep_freed_memory``): arrays up to 32 MB (a chunk's temporaries) from
-#: the heap rather than their own mappings, and up to 256 MB of freed heap kept, grown 16 MB at a time.  Each
-#: chunk's temporaries then reuse the pages the last chunk's freed instead of faulting in new ones: opening a
-#: 2-million-event run took about 100,000 page faults, and 55,000 with these (measured), a quarter of its CPU
-#: time spent in the kernel before.  ``give_back_memory`` returns what is kept once a run is read.
-_MALLOPT = ((-3, 32 << 20), (-1, 256 << 20), (-2, 16 << 20))     # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD
-_allocator_tuned = False
-
-
-def keep_freed_memory():
-    """Tune glibc's allocator for reading runs (``_MALLOPT``), once per process.  Linux with glibc only; a
-    no-op elsewhere.  Whether glibc took every setting (None: not glibc, or tuned before)."""
-    global _allocator_tuned
-    if _allocator_tuned:
-        return None
-    _allocator_tuned = True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return all(libc.mallopt(param, value) == 1 for param, value in _MALLOPT)
-    except (OSError, AttributeError):
-        return None
-
-
 def give_back_memory():
     """Return the memory freed while reading a run to the system (glibc keeps freed heap for reuse: after a
     large run is read a chunk at a time, that is the temporaries of every chunk).  Linux with glibc only; a
@@ -286,7 +263,6 @@ class RunSource(QtCore.QObject):
 
     def _read_loop(self):
         rf = None
-        keep_freed_memory()
         try:
             rf = self._open()
             if rf is not None:

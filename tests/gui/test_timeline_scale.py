@@ -3,9 +3,6 @@ the level of detail or exactly; snapshots share the model's columns; the live vi
 fall behind, says so, and shows the whole run once it ends; the event log reads the run file, not the model.
 """
 import os
-import platform
-import subprocess
-import sys
 import threading
 import time
 
@@ -309,37 +306,3 @@ def test_a_followed_live_view_draws_each_new_snapshot_once(qtbot, monkeypatch):
         qtbot.wait(300)                                   # time for any paint the first one would ask for
         assert len(paints) == 1, paints
         assert paints[0] >= snap.timeline.t_end           # drawn at the range that shows the newest data
-
-
-
-REUSE_CODE = """
-import resource, sys
-import numpy as np
-from mpgui.gui import runsource
-if sys.argv[1] == "tuned":
-    runsource.keep_freed_memory()
-def faults():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-a = np.ones(20 << 20, np.uint8)          # a chunk's temporaries, freed ...
-del a
-before = faults()
-a = np.ones(20 << 20, np.uint8)          # ... and the next chunk's
-print(faults() - before)
-"""
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the allocator's settings are glibc's")
-def test_a_reader_s_temporaries_reuse_the_pages_the_last_ones_freed():
-    """While a run is read, each chunk's arrays (up to 32 MB) take the pages the last chunk's freed instead of
-    faulting in fresh ones (``runsource.keep_freed_memory``); glibc's defaults give a 20 MB array back to the
-    system when it is freed."""
-    def faults(mode):
-        p = subprocess.run([sys.executable, "-c", REUSE_CODE, mode], capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
-        assert p.returncode == 0, p.stderr[-2000:]
-        return int(p.stdout.split()[-1])
-    default, tuned = faults("default"), faults("tuned")
-    # 20 MB is 5120 pages, or 10 huge pages where numpy's arrays get them (transparent huge pages "madvise"):
-    # each fault there costs as much as 512
-    assert default >= 10, default
-    assert tuned * 10 < default, (tuned, default)
