@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -260,12 +261,16 @@ FOREVER = textwrap.dedent('''
 ''')
 
 
-def alive(pids):
+def alive(pids, born_by=None):
+    """Which of ``pids`` still run.  With ``born_by`` (a time.time()), only processes started by then count:
+    once the program's processes end their pids may be given to other processes (the X server of a test
+    beside this one, say), which are not ours to wait for or kill."""
     import psutil
     out = []
     for pid in pids:
         try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            p = psutil.Process(pid)
+            if p.status() != psutil.STATUS_ZOMBIE and (born_by is None or p.create_time() <= born_by):
                 out.append(pid)
         except psutil.Error:
             pass
@@ -279,20 +284,21 @@ def test_killing_the_runner_of_trace_ends_the_program_tree(tmp_path):
     runner = subprocess.Popen([sys.executable, MAIN, "trace", "--quiet", str(script), str(pidfile), "--out",
                                str(tmp_path / "f.mpgrun")], env=dict(os.environ, MPGUI_HOME=str(tmp_path)),
                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    pids = []
+    pids, born_by = [], None
     try:
         wait_for(pidfile.exists, what="the program to start its processes")
         pids = [int(x) for x in pidfile.read_text().split()]
-        assert len(alive(pids)) == 4
+        born_by = time.time() + 1.0          # they wrote the file: started by now (start times are coarse)
+        assert len(alive(pids, born_by)) == 4
         runner.kill()
         runner.wait(timeout=10)
-        wait_for(lambda: not alive(pids), timeout=15, what="the program's tree to end")
+        wait_for(lambda: not alive(pids, born_by), timeout=15, what="the program's tree to end")
     finally:
         runner.stdin.close()
         if runner.poll() is None:
             runner.kill()
             runner.wait()
-        for pid in alive(pids):
+        for pid in alive(pids, born_by):
             os.kill(pid, 9)
 
 
@@ -733,19 +739,20 @@ def test_a_signal_cancels_a_traced_run_with_the_shells_exit_code(tmp_path, sig, 
     pidfile = tmp_path / "pids"
     out = tmp_path / "cancelled.mpgrun"
     p = start_cli(["trace", "--quiet", script, pidfile, "--out", out], tmp_path)
-    pids = []
+    pids, born_by = [], None
     try:
         with ended(p):
             wait_for(pidfile.exists, what="the program to start its processes")
             pids = [int(x) for x in pidfile.read_text().split()]
+            born_by = time.time() + 1.0      # they wrote the file: started by now (start times are coarse)
             p.send_signal(sig)
             stdout, stderr = p.communicate(timeout=60)
     finally:
-        for pid in alive(pids):
+        for pid in alive(pids, born_by):
             os.kill(pid, signal.SIGKILL)
     assert p.returncode == code, stderr
     assert "Traceback" not in stderr
-    assert not alive(pids)
+    assert not alive(pids, born_by)
     with RunFile(out) as rf:
         assert rf.meta()["status"] == "cancelled"
 

@@ -21,16 +21,32 @@ APP_TIMEOUT = 150
 XVFB_START_TIMEOUT = 30.0
 
 
+#: The X servers the fixture started, by display: (process, its log), for what a failure says of them.
+SERVERS = {}
+
+
+def server_state(display):
+    """How the X server of ``display`` is doing, in words, with the end of its log (for a failure's message)."""
+    if display not in SERVERS:
+        return ""
+    proc, log = SERVERS[display]
+    code = proc.poll()
+    with open(log, errors="replace") as f:
+        tail = f.read()[-1500:]
+    return "; Xvfb %s; its log: %s" % ("still runs" if code is None else "exited with %s" % code, tail)
+
+
 @pytest.fixture
-def xvfb():
+def xvfb(tmp_path_factory):
     """A private X server on a display number it picks itself; its number, e.g. ':3'."""
     exe = shutil.which("Xvfb")
     if exe is None:
         pytest.skip("Xvfb is not installed (bash .ci/run installs it)")
     r, w = os.pipe()
-    proc = subprocess.Popen([exe, "-displayfd", str(w), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                            pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    log = tmp_path_factory.mktemp("xvfb") / "xvfb.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([exe, "-displayfd", str(w), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                                pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     os.close(w)
     number = b""
     deadline = time.monotonic() + XVFB_START_TIMEOUT
@@ -44,8 +60,11 @@ def xvfb():
                 break
             number += chunk
         assert number.strip(), "Xvfb did not start (exit code %s)" % proc.poll()
-        yield ":" + number.decode().strip()
+        display = ":" + number.decode().strip()
+        SERVERS[display] = (proc, log)
+        yield display
     finally:
+        SERVERS.pop(":" + number.decode().strip(), None)
         os.close(r)
         proc.terminate()
         try:
@@ -66,7 +85,7 @@ def drive(tmp_path, mode, env_changes):
     proc = subprocess.run([sys.executable, DRIVER, str(report), mode, "--home", str(home)], env=env,
                           cwd=str(tmp_path), stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=APP_TIMEOUT)
-    assert report.exists(), (proc.returncode, proc.stderr[-3000:])
+    assert report.exists(), (proc.returncode, proc.stderr[-3000:] + server_state(env.get("DISPLAY")))
     return proc, json.loads(report.read_text()), home
 
 
