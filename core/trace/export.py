@@ -743,28 +743,32 @@ def profile_records(chunks):
 def profile_counters(model, run_file=None, records=None):
     """The blocking profile's counters (``contention.profile_counters``) for the run of ``model``: from
     ``records`` (``ProfileRecords.result()`` of its events), else from ``run_file`` (an open
-    ``store.RunFile``), else from the run file the model was read from, else from the
-    events it kept; none if it has neither, or if its run file can no longer be read (the rest of the export
-    does not depend on it)."""
-    from .store import RunFile, RunFileError
-    try:
-        if records is not None:
-            pass
-        elif run_file is not None:
-            records = profile_records(run_file.iter_chunks())
-        elif model.path and os.path.isfile(model.path):
-            with RunFile(model.path) as rf:
-                records = profile_records(rf.iter_chunks())
-        elif model.events is not None:
-            records = profile_records([model.events.records()])
-        else:
-            return []
-    except (RunFileError, OSError):
-        return []
-    if not len(records):
+    ``store.RunFile``), else from the run file the model was read from, else from the events it kept; none
+    if it has neither, or if its run file can no longer be read (the rest of the export does not depend on
+    it)."""
+    if records is None:
+        records = _stored_profile_records(model, run_file)
+    if records is None or not len(records):
         return []
     regs = [{"t": "str", "id": i, "s": text} for i, text in model.strings.items()] + list(model.objects.values())
     return contention.profile_counters(contention.analyse(records, regs))
+
+
+def _stored_profile_records(model, run_file):
+    """``profile_records`` of the run file or the events kept (see ``profile_counters``); None if there are
+    none to read."""
+    from .store import RunFile, RunFileError
+    try:
+        if run_file is not None:
+            return profile_records(run_file.iter_chunks())
+        if model.path and os.path.isfile(model.path):
+            with RunFile(model.path) as rf:
+                return profile_records(rf.iter_chunks())
+        if model.events is not None:
+            return profile_records([model.events.records()])
+    except (RunFileError, OSError):
+        pass
+    return None
 
 
 def run_start(run_file):
@@ -801,7 +805,6 @@ def export_run(run_file, chrome=None, csv_dir=None, events_csv=True):
                     profile.feed(piece)
                 out.block(model, piece)
                 model.forget_rows()
-                del events, order, piece        # not held through what follows
             for t, s in run_file.iter_samples():
                 model._sample(t, s)
             model.logs.extend(run_file.iter_log())
