@@ -261,6 +261,12 @@ FOREVER = textwrap.dedent('''
 ''')
 
 
+def program_pids(pidfile):
+    """The pids the program wrote, and the time by which they had started (``alive``'s ``born_by``): they
+    wrote the file, so by now, with a second's room for coarse start times."""
+    return [int(x) for x in pidfile.read_text().split()], time.time() + 1.0
+
+
 def alive(pids, born_by=None):
     """Which of ``pids`` still run.  With ``born_by`` (a time.time()), only processes started by then count:
     once the program's processes end their pids may be given to other processes (the X server of a test
@@ -287,8 +293,7 @@ def test_killing_the_runner_of_trace_ends_the_program_tree(tmp_path):
     pids, born_by = [], None
     try:
         wait_for(pidfile.exists, what="the program to start its processes")
-        pids = [int(x) for x in pidfile.read_text().split()]
-        born_by = time.time() + 1.0          # they wrote the file: started by now (start times are coarse)
+        pids, born_by = program_pids(pidfile)
         assert len(alive(pids, born_by)) == 4
         runner.kill()
         runner.wait(timeout=10)
@@ -743,8 +748,7 @@ def test_a_signal_cancels_a_traced_run_with_the_shells_exit_code(tmp_path, sig, 
     try:
         with ended(p):
             wait_for(pidfile.exists, what="the program to start its processes")
-            pids = [int(x) for x in pidfile.read_text().split()]
-            born_by = time.time() + 1.0      # they wrote the file: started by now (start times are coarse)
+            pids, born_by = program_pids(pidfile)
             p.send_signal(sig)
             stdout, stderr = p.communicate(timeout=60)
     finally:

@@ -49,6 +49,7 @@ def xvfb(tmp_path_factory):
                                 pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     os.close(w)
     number = b""
+    display = None
     deadline = time.monotonic() + XVFB_START_TIMEOUT
     try:
         os.set_blocking(r, False)
@@ -64,7 +65,7 @@ def xvfb(tmp_path_factory):
         SERVERS[display] = (proc, log)
         yield display
     finally:
-        SERVERS.pop(":" + number.decode().strip(), None)
+        SERVERS.pop(display, None)
         os.close(r)
         proc.terminate()
         try:
