@@ -152,3 +152,47 @@ def test_one_large_add_keeps_the_levels_that_summarise_and_drops_the_others():
         got = as_set(*whole.frozen().cells(level, ORIGIN, ORIGIN + 3 * 10 ** 9))
         assert got == expected_set(expected_cells(bars, np.ones(n, bool), level, ORIGIN, ORIGIN + 3 * 10 ** 9),
                                    level)
+
+
+def test_bars_of_every_duration_in_large_adds_with_fine_levels_dropped_match_at_every_kept_level():
+    """Bars short at a dropped level get their cells at the first kept level above it (not at the dropped
+    ones, carried up), and large adds are counted in batches: every kept level still says exactly what the
+    bars say, after some are taken back too."""
+    rng = np.random.default_rng(11)
+    n = 200_000
+    t0 = ORIGIN + np.sort(rng.integers(0, 10 ** 9, n))          # a bar every 5 us on 3 lanes
+    d = (10 ** rng.uniform(0, 8, n)).astype(np.int64)           # 1 ns to 0.1 s: many duration classes
+    bars = (np.arange(n), rng.integers(0, 3, n), t0, t0 + d, rng.integers(0, 4, n))
+    index = BarIndex(ORIGIN)
+    for lo, hi in [(0, 30_000), (30_000, 170_000), (170_000, n)]:      # the middle one is past a batch
+        index.add(*(a[lo:hi] for a in bars))
+    removed = np.flatnonzero(rng.random(n) < 0.1)
+    index.add(*(a[removed] for a in bars), sign=-1)
+    alive = np.ones(n, bool)
+    alive[removed] = False
+    frozen = index.frozen()
+    kept = [level for level in range(lod.LEVELS) if frozen.levels[level] is not None]
+    assert 0 not in kept and len(kept) >= 5, kept
+    for level in kept:
+        for a, b in [(ORIGIN, ORIGIN + 2 * 10 ** 9)] + [tuple(sorted(ORIGIN + rng.integers(0, 10 ** 9, 2)))
+                                                       for _ in range(2)]:
+            got = as_set(*frozen.cells(level, a, b))
+            assert got == expected_set(expected_cells(bars, alive, level, a, b), level), level
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), na=st.integers(0, 400), nb=st.integers(0, 400),
+       shift=st.integers(-300, 300))
+def test_joined_blocks_are_the_merge_of_both(seed, na, nb, shift):
+    """Two blocks of a level (each merged: sorted, one cell a key), apart, touching, overlapping or one
+    inside the other, join into what merging all their cells gives."""
+    rng = np.random.default_rng(seed)
+
+    def block(n, lo):
+        keys = ((lo + rng.integers(0, 300, n)) << lod.KEY_SHIFT) | rng.integers(0, 3, n)
+        return merge_cells(keys, rng.integers(-1, 3, n).astype(np.int32), rng.integers(0, 1000, n))
+
+    a, b = block(na, 1000), block(nb, 1000 + shift)
+    joined = lod.join_cells(a, b)
+    expected = merge_cells(*(np.concatenate((x, y)) for x, y in zip(a, b)))
+    assert all(np.array_equal(x, y) for x, y in zip(joined, expected))
