@@ -3,6 +3,7 @@ the level of detail or exactly; snapshots share the model's columns; the live vi
 fall behind, says so, and shows the whole run once it ends; the event log reads the run file, not the model.
 """
 import os
+import sys
 import threading
 import time
 
@@ -43,6 +44,8 @@ def hold_events(n, seed=1, span_s=20.0):
 
 
 def model_of(events, chunk=50_000):
+    """The model of ``events`` read as the app reads a run: in time order (``in_time_order``), in chunks."""
+    events = events[np.argsort(events["t"], kind="stable")]
     m = RunModel()
     m.set_meta({"created_perf": T0})
     m.ingest(None, [{"t": "proc", "pid": 1000 + i, "ppid": 1, "role": "worker", "name": "worker %d" % i}
@@ -306,3 +309,31 @@ def test_a_followed_live_view_draws_each_new_snapshot_once(qtbot, monkeypatch):
         qtbot.wait(300)                                   # time for any paint the first one would ask for
         assert len(paints) == 1, paints
         assert paints[0] >= snap.timeline.t_end           # drawn at the range that shows the newest data
+
+
+def test_spans_taken_in_batches_show_what_they_show_taken_whole(tmp_path, monkeypatch):
+    """The timeline takes the model's new spans a batch at a time: locks, semaphores (their slots), queues
+    and pool tasks show the same bars and cells, on the same lanes, at every zoom, whatever the batch."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+    import synthetic_run
+    path = str(tmp_path / "run.mpgrun")
+    synthetic_run.write_run(path, 60_000)
+    shown = []
+    for batch in (1 << 30, 997):
+        monkeypatch.setattr(timeline_data, "SPAN_BATCH", batch)
+        with RunFile(path) as rf:
+            data = timeline_data.build(RunModel.from_run_file(rf))
+        lanes = [(lane.pid, lane.label) for lane in data.lanes + data.threads + data.tracks]
+        seen = []
+        end = data.t0 + int(data.t_end * 1e9)
+        for name, layer in sorted(data.layers.items()):
+            for lo, hi, pixel in [(data.t0, end, (end - data.t0) // 1000), (data.t0 + (end - data.t0) // 3,
+                                                                            data.t0 + (end - data.t0) // 3 + 10 ** 6,
+                                                                            1000)]:
+                vis = layer.visible(lo, hi, max(pixel, 1))
+                bars = sorted(zip(*(a.tolist() for a in vis.bars)))
+                cells = sorted(zip(*(a.tolist() for a in vis.cells))) if vis.cells is not None else None
+                seen.append((name, lo - data.t0, vis.level, bars, cells))
+        shown.append((lanes, seen))
+    assert sum(len(s[3]) + len(s[4] or ()) for s in shown[0][1]) > 1000, "the run shows too little to compare"
+    assert shown[0] == shown[1]
