@@ -77,8 +77,15 @@ def encode_events(events, codec=CODEC_WRITTEN):
     return b"".join(head + body)
 
 
-def decode_events(data, n, codec):
-    """A chunk's ``n`` events (EVENT_DTYPE, a fresh array) from its ``data``; ChunkError if they cannot be."""
+#: Decoded records are put together this many at a time (their bytes come grouped by place in the record: a
+#: block's groups stay in the processor's cache while its records are written).
+_TRANSPOSE_BLOCK = 4096
+
+
+def decode_events(data, n, codec, scratch=None):
+    """A chunk's ``n`` events (EVENT_DTYPE, a fresh array) from its ``data``; ChunkError if they cannot be.
+    ``scratch``: a list holding a working buffer (or nothing) that a caller decoding chunk after chunk keeps
+    and passes again, so the buffer is reused instead of new memory for each chunk."""
     import numpy as np
 
     from .arrays import EVENT_DTYPE
@@ -100,10 +107,19 @@ def decode_events(data, n, codec):
         raise ChunkError("is truncated (%d bytes)" % len(data))
     expected = (_RECORD_SIZE - k) * n
     raw = _unpack(data[_MASK_BYTES + k:], codec, expected)
-    grouped = np.empty((_RECORD_SIZE, n), dtype=np.uint8)
+    if scratch is not None and scratch and len(scratch[0]) >= _RECORD_SIZE * n:
+        buf = scratch[0]
+    else:
+        buf = np.empty(_RECORD_SIZE * n, dtype=np.uint8)
+        if scratch is not None:
+            scratch[:] = [buf]
+    grouped = buf[:_RECORD_SIZE * n].reshape(_RECORD_SIZE, n)
     grouped[constant] = values[:, None]
     grouped[~constant] = np.frombuffer(raw, dtype=np.uint8).reshape(_RECORD_SIZE - k, n)
-    rec = grouped.T.copy().view(EVENT_DTYPE).reshape(n)
+    rec = np.empty(n, dtype=EVENT_DTYPE)
+    out = rec.view(np.uint8).reshape(n, _RECORD_SIZE)
+    for s in range(0, n, _TRANSPOSE_BLOCK):
+        out[s:s + _TRANSPOSE_BLOCK] = grouped[:, s:s + _TRANSPOSE_BLOCK].T
     t = rec["t"]
     np.cumsum(t, out=t)
     return rec

@@ -670,8 +670,9 @@ class RunFile:
             yield from rows
             after = rows[-1][0]
 
-    def _chunk_events(self, cid, n, data, codec):
-        """A chunk row's events (EVENT_DTYPE), or None (and a problem told) if its events cannot be had."""
+    def _chunk_events(self, cid, n, data, codec, scratch=None):
+        """A chunk row's events (EVENT_DTYPE), or None (and a problem told) if its events cannot be had
+        (``scratch``: see ``decode_events``)."""
         if not isinstance(data, bytes):
             self._problem("event chunk %d has no event data; its events are skipped" % cid)
             return None
@@ -686,7 +687,7 @@ class RunFile:
             self._problem("event chunk %d lost its event count; its %d events were counted from its data"
                           % (cid, n))
         try:
-            return decode_events(data, n, codec)
+            return decode_events(data, n, codec, scratch)
         except ChunkError as e:
             self._problem("event chunk %d %s; its events are skipped" % (cid, e))
             return None
@@ -701,8 +702,9 @@ class RunFile:
                     if r is not None)
         else:
             rows = self._iter_rows("chunks", self._chunk_cols, batch=4)
+        scratch: list = []
         for cid, n, data, codec in rows:
-            events = self._chunk_events(cid, n, data, codec)
+            events = self._chunk_events(cid, n, data, codec, scratch)
             if events is not None and len(events):
                 yield (cid, events) if with_ids else events
 
