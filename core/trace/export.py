@@ -22,9 +22,12 @@ Chrome trace layout:
   to end...) on a "moments" track of their lane, with the event's declared fields as args;
 * the blocking profile (``contention.profile_counters``): a "blocking profile" process with a counter per call
   site where the program waited longest, how many threads wait there at each moment.  It is computed from
-  the records that pass, keeping only each call site and the wait it precedes (``ProfileRecords``): in the
+  the records that pass, keeping only each wait that recorded a call site (``ProfileRecords``): in the
   same pass for ``export_run``, from the model's run file (``model.path``) or kept events for a model in
-  memory; a model that knows no run file and kept no events has none.
+  memory; a model that knows no run file and kept no events has none.  Up to ``PROFILE_EXACT_WAITS`` such
+  waits each counter is exact (a point whenever a thread starts or stops waiting); past them, so that the
+  memory stays bounded whatever the run's size, it is the mean number of threads waiting in each of
+  ``PROFILE_BINS`` equal stretches of the run, and its name says so.
 
 CSV: one table per model table, and ``events.csv`` with every event's fields named as the schema declares them
 (a JSON object, units in the keys: ``{"wait_ns": 1200, "value": 2}``) and its description in words.
@@ -42,7 +45,7 @@ import numpy as np
 from . import contention, schema
 from .columns import group_starts
 from .events import Kind, Outcome
-from .arrays import EVENT_DTYPE
+from .units import fmt_ns
 from .model import CALLSITE_KIND, NO_TIME, RunModel, Span, SpanEnd, in_time_order
 from .textfmt import format_lines
 
@@ -675,10 +678,10 @@ class _Outputs:
         if events is not None and self.csv and "events.csv" in self.csv.writers:
             self.csv.events(events)
 
-    def finish(self, model, records=None):
+    def finish(self, model, profile=None):
         open_spans = model.open_spans_array(with_site=True)
         if self.chrome:
-            self.chrome.finish(open_spans, profile_counters(model, records=records))
+            self.chrome.finish(open_spans, profile_counters(model, profile=profile))
         if self.csv:
             self.csv.finish(open_spans)
         self.close(keep=True)
@@ -698,16 +701,33 @@ class _Outputs:
             self.csv = None
 
 
-class ProfileRecords:
-    """Of a run's records, only what the blocking profile reads: each call site (CALLSITE) and the
-    wait-ending record right after it in its thread on its object.  Fed a chunk at a time (``feed``: EVENT_DTYPE
-    records, each thread's in the order recorded, as stored or in time order); a call site whose wait ends in
-    a later chunk is carried to it.  So the memory is that of the waits that recorded a call site, not of the
-    run's records.  ``result()``: the records kept, as one array."""
+#: The blocking profile keeps each wait that recorded a call site (36 bytes) up to this many, and its
+#: counters are exact; past them it keeps, per call site, its totals and its waiting time in each of
+#: ``PROFILE_BINS`` equal stretches of the run, whatever the run's size.
+PROFILE_EXACT_WAITS = 1_000_000
+PROFILE_BINS = 4096
+_PROFILE_FIELDS = (("t", "<i8"), ("wait", "<i8"), ("site", "<i8"), ("uid", "<u8"), ("pid", "<i4"))
+_PROFILE_WAIT = np.dtype(list(_PROFILE_FIELDS))
 
-    def __init__(self):
+
+class ProfileRecords:
+    """The blocking profile of a run's records fed a chunk at a time (``feed``: EVENT_DTYPE records, each
+    thread's in the order recorded, as stored or in time order).  Only each call site (CALLSITE) and the
+    wait-ending record right after it in its thread on its object count; a call site whose wait ends in a
+    later chunk is carried to it.  Each such wait is kept (36 bytes) until there are more than
+    ``PROFILE_EXACT_WAITS`` and the run's time ``span`` (ns, first and last) is known; then they are summed
+    per call site (``strings``: string id -> text; a site is its text) into ``PROFILE_BINS`` stretches of the
+    span, and the memory stays that of the bins.  ``counters()``: the counters of the Chrome export."""
+
+    def __init__(self, span=None, strings=None):
         self._carried = None
         self._kept = []
+        self._n = 0
+        self.span = span
+        self.strings = strings if strings is not None else {}
+        self._text_of: dict = {}
+        self._sites: dict = {}          # text -> [waits, total ns, max ns, covered ns per bin, bin steps]
+        self.binned = False
 
     def feed(self, chunk):
         kind = np.minimum(chunk["kind"], 255)
@@ -723,52 +743,143 @@ class ProfileRecords:
         same_next[:-1] = ((c["uid"][1:] == c["uid"][:-1]) & (c["pid"][1:] == c["pid"][:-1])
                           & (c["tid"][1:] == c["tid"][:-1]))
         site_then_end = site & same_next & np.append(~site[1:], False)
-        self._kept.append(c[site_then_end | np.append(False, site_then_end[:-1])])
         waiting = site & ~same_next             # the last record of its thread here: its wait ends later
         if waiting.any():
             self._carried = c[waiting]
+        pairs = c[site_then_end | np.append(False, site_then_end[:-1])]
+        if not len(pairs):
+            return
+        w = contention.waits(pairs)
+        w = w[w["site"] != 0]
+        rows = np.zeros(len(w), _PROFILE_WAIT)
+        for name, _ in _PROFILE_FIELDS:
+            rows[name] = w[name]
+        if self.binned:
+            self._add_bins(rows)
+            return
+        self._kept.append(rows)
+        self._n += len(rows)
+        if self._n > PROFILE_EXACT_WAITS and self.span is not None:
+            self.binned = True
+            kept, self._kept = self._kept, []
+            for part in kept:
+                self._add_bins(part)
+
+    def _bin_width(self):
+        lo, hi = self.span
+        return max(1, -(-(int(hi) - int(lo) + 1) // PROFILE_BINS))
+
+    def _add_bins(self, rows):
+        lo = int(self.span[0])
+        width = self._bin_width()
+        top = lo + width * PROFILE_BINS
+        end = np.clip(rows["t"], lo, top)
+        start = np.clip(rows["t"] - rows["wait"], lo, end)
+        b0 = np.minimum((start - lo) // width, PROFILE_BINS - 1)
+        b1 = np.minimum((end - lo) // width, PROFILE_BINS - 1)
+        texts = [self._text(int(i)) for i in rows["site"].tolist()]
+        distinct = sorted(set(texts))
+        group = np.array([distinct.index(x) for x in texts]) if len(distinct) > 1 else np.zeros(len(texts), int)
+        for g, text in enumerate(distinct):
+            mine = group == g
+            acc = self._sites.get(text)
+            if acc is None:
+                acc = self._sites[text] = [0, 0, 0, np.zeros(PROFILE_BINS), np.zeros(PROFILE_BINS + 1, np.int64)]
+            wait = rows["wait"][mine]
+            acc[0] += len(wait)
+            acc[1] += int(wait.sum())
+            acc[2] = max(acc[2], int(wait.max()))
+            s, e, a, b = start[mine], end[mine], b0[mine], b1[mine]
+            one = a == b
+            # a wait within one bin covers it for its length; one across bins covers the rest of its first,
+            # the start of its last and the whole of those between (steps, summed at the end)
+            acc[3] += np.bincount(a, weights=np.where(one, e - s, (a + 1) * width + lo - s), minlength=PROFILE_BINS)
+            acc[3] += np.bincount(b[~one], weights=(e - (b * width + lo))[~one], minlength=PROFILE_BINS)
+            acc[4] += np.bincount(a[~one] + 1, minlength=PROFILE_BINS + 1)
+            acc[4] -= np.bincount(b[~one], minlength=PROFILE_BINS + 1)
+
+    def _text(self, sid):
+        text = self._text_of.get(sid)
+        if text is None:
+            text = self._text_of[sid] = self.strings.get(sid, "#%x" % sid)
+        return text
 
     def result(self):
-        return np.concatenate(self._kept) if self._kept else np.zeros(0, EVENT_DTYPE)
+        """The waits kept (exact): t, wait, site, uid, pid."""
+        return np.concatenate(self._kept) if self._kept else np.zeros(0, _PROFILE_WAIT)
+
+    def counters(self):
+        """``contention.profile_counters`` of the waits fed: (name, times ns, threads waiting) per call site."""
+        if not self.binned:
+            waits = self.result()
+            if not len(waits):
+                return []
+            return contention.profile_counters(_ProfileReport(waits, self.strings))
+        width = self._bin_width()
+        lo = int(self.span[0])
+        out = []
+        ranked = sorted(self._sites.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
+        for rank, (text, (n, total, top, covered, steps)) in enumerate(ranked[:contention.TOP_SITES], 1):
+            mean = (covered + np.cumsum(steps)[:PROFILE_BINS] * float(width)) / width
+            change = np.flatnonzero(np.append(True, mean[1:] != mean[:-1]))
+            name = "#%d %s: %d waits, %s in all, max %s (mean waiting per %s)" % (
+                rank, text, n, fmt_ns(total), fmt_ns(top), fmt_ns(width))
+            out.append((name, lo + change * width, mean[change]))
+        return out
 
 
-def profile_records(chunks):
+class _ProfileReport:
+    """What ``contention.profile_counters`` reads of a report: the waits with a call site and the profile."""
+
+    def __init__(self, waits, strings):
+        self.waits, self.strings = waits, strings
+
+    def profile(self):
+        return contention.blocking_profile(self.waits, self.strings)
+
+
+def profile_records(chunks, span=None, strings=None):
     """``ProfileRecords`` of EVENT_DTYPE chunks (in stored or time order) read whole."""
-    acc = ProfileRecords()
+    acc = ProfileRecords(span, strings)
     for chunk in chunks:
         acc.feed(chunk)
-    return acc.result()
+    return acc
 
 
-def profile_counters(model, run_file=None, records=None):
+def profile_counters(model, run_file=None, profile=None):
     """The blocking profile's counters (``contention.profile_counters``) for the run of ``model``: from
-    ``records`` (``ProfileRecords.result()`` of its events), else from ``run_file`` (an open
-    ``store.RunFile``), else from the run file the model was read from, else from the events it kept; none
-    if it has neither, or if its run file can no longer be read (the rest of the export does not depend on
-    it)."""
-    if records is None:
-        records = _stored_profile_records(model, run_file)
-    if records is None or not len(records):
-        return []
-    regs = [{"t": "str", "id": i, "s": text} for i, text in model.strings.items()] + list(model.objects.values())
-    return contention.profile_counters(contention.analyse(records, regs))
+    ``profile`` (a ``ProfileRecords`` fed its events), else from ``run_file`` (an open ``store.RunFile``), else
+    from the run file the model was read from, else from the events it kept; none if it has neither, or if its
+    run file can no longer be read (the rest of the export does not depend on it)."""
+    if profile is None:
+        profile = _stored_profile(model, run_file)
+    return profile.counters() if profile is not None else []
 
 
-def _stored_profile_records(model, run_file):
+def _stored_profile(model, run_file):
     """``profile_records`` of the run file or the events kept (see ``profile_counters``); None if there are
     none to read."""
     from .store import RunFile, RunFileError
+    strings = dict(model.strings)
     try:
         if run_file is not None:
-            return profile_records(run_file.iter_chunks())
+            return profile_records(run_file.iter_chunks(), run_span(run_file), strings)
         if model.path and os.path.isfile(model.path):
             with RunFile(model.path) as rf:
-                return profile_records(rf.iter_chunks())
+                return profile_records(rf.iter_chunks(), run_span(rf), strings)
         if model.events is not None:
-            return profile_records([model.events.records()])
+            return profile_records([model.events.records()], None, strings)
     except (RunFileError, OSError):
         pass
     return None
+
+
+def run_span(run_file):
+    """(first, last) time of a run file's records (ns), from its chunks' index; None if it has none."""
+    index = run_file.chunk_index()
+    if not index:
+        return None
+    return min(r[2] for r in index), max(r[3] for r in index)
 
 
 def run_start(run_file):
@@ -793,11 +904,13 @@ def export_run(run_file, chrome=None, csv_dir=None, events_csv=True):
     model = RunModel()
     t0 = run_start(run_file)
     out = _Outputs(model, t0, chrome, csv_dir, events=events_csv)
-    profile = ProfileRecords() if chrome is not None else None
+    profile = None
     try:
         with model.lock:
             for reg in run_file.iter_registrations():
                 model._registration(reg)
+            if chrome is not None:
+                profile = ProfileRecords(run_span(run_file), dict(model.strings))
             for events, order in in_time_order(run_file):
                 model._ingest_events(events, order)
                 piece = events[order]
@@ -811,7 +924,7 @@ def export_run(run_file, chrome=None, csv_dir=None, events_csv=True):
             model.set_meta(run_file.meta())
             model.dropped = run_file.dropped()
             model._settle()
-            n = out.finish(model, profile.result() if profile is not None else None)
+            n = out.finish(model, profile)
     except BaseException:
         out.close(keep=False)
         raise

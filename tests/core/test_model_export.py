@@ -15,6 +15,7 @@ from core.trace.arrays import EVENT_DTYPE
 from core.trace.collector import Batch
 from core.trace.events import Kind
 from core.trace.contention import PROFILE_PID
+from core.trace import export
 from core.trace.export import export_run, profile_counters, write_chrome, write_csv
 from core.trace.model import Span
 from core.trace.store import RunFile, RunWriter
@@ -272,3 +273,44 @@ def test_the_streamed_blocking_profile_is_the_one_of_the_stored_records(tmp_path
         assert (ts - ts[0]).tolist() == (times - times[0]).tolist(), name
     # every wait is counted: 6 threads x 400 rounds, on three sites
     assert sum(int(name.split(": ")[1].split()[0]) for name, _, _ in expected) == 6 * 400
+
+
+def test_past_its_bound_the_blocking_profile_is_the_mean_waiting_per_stretch_of_the_run(tmp_path, monkeypatch):
+    """A run with more waits at call sites than the profile keeps (its memory stays bounded whatever the run's
+    size): each site's counter becomes the mean number of threads waiting in each stretch of the run, which
+    is what the waits give, ranked and totalled as the exact profile, and its name says so."""
+    path = tmp_path / "waits.mpgrun"
+    threads_waiting_run(path)
+    with RunFile(path) as rf:
+        model = rf.model()
+        exact = profile_counters(model, rf)
+        strings = dict(model.strings)
+        waits = export.profile_records(rf.iter_chunks(), None, strings).result()
+        span = export.run_span(rf)
+        monkeypatch.setattr(export, "PROFILE_EXACT_WAITS", 100)
+        monkeypatch.setattr(export, "PROFILE_BINS", 512)
+        acc = export.profile_records(rf.iter_chunks(), span, strings)
+        export_run(rf, chrome=tmp_path / "t.json")
+    assert acc.binned and not len(acc.result()), "the waits are still kept one by one"
+    binned = acc.counters()
+    assert [name.split(" (mean waiting per ")[0] for name, _, _ in binned] == [name for name, _, _ in exact]
+    width = acc._bin_width()
+    edges = span[0] + np.arange(513) * width
+    for name, times, mean in binned:
+        site = name.split(" ", 1)[1].split(": ")[0]
+        mine = waits[np.array([strings[int(i)] == site for i in waits["site"].tolist()])]
+        start, end = mine["t"] - mine["wait"], mine["t"]
+        # the time threads waited there in each stretch, one wait at a time
+        covered = np.array([np.clip(np.minimum(end, b) - np.maximum(start, a), 0, None).sum()
+                            for a, b in zip(edges[:-1], edges[1:])])
+        assert covered.sum() == mine["wait"].sum()
+        first = (times - span[0]) // width
+        held = np.repeat(mean, np.diff(np.append(first, 512)))      # each point holds until the next
+        assert first[0] == 0 and np.allclose(held, covered / width), site
+    written = collections.defaultdict(list)
+    for e in trace_of(tmp_path / "t.json")["traceEvents"]:
+        if e["ph"] == "C" and e["pid"] == PROFILE_PID:
+            written[e["name"]].append(list(e["args"].values())[0])
+    assert sorted(written) == sorted(name for name, _, _ in binned)
+    for name, _, mean in binned:
+        assert np.allclose(written[name], mean), name
