@@ -279,7 +279,7 @@ class TimelineBuilder:
         if held:
             # holds in their slots all at once: a semaphore's holds are placed in order of start, and a batch
             # of rows (in order of end) can hold one that started before the last batch's
-            self._obj_holds(np.concatenate(held))
+            self._obj_holds(*(np.concatenate(x) for x in zip(*held)))
 
     def _span_rows(self, lo, hi):
         sp = self.model.spans
@@ -296,15 +296,17 @@ class TimelineBuilder:
         w = ~hold
         self._add("waits", rows[w], keys[w], t0[w], t1[w], color[w])
         self._track_spans(rows, kind, pid, uid, t0, t1, end, value, track)
-        return rows[hold & (track != 0)]
+        held = hold & (track != 0)
+        return rows[held], track[held]
 
-    def _obj_holds(self, rows):
-        """Holds (span ``rows``) of objects with a track, in their track or their semaphore's slot."""
+    def _obj_holds(self, rows, tracks):
+        """Holds (span ``rows``) of objects with a track (their keys: ``tracks``), in their track or their
+        semaphore's slot."""
         if not len(rows):
             return
         sp = self.model.spans
         kind, pid, uid, t0, t1, end = (sp.view(c)[rows] for c in ("kind", "pid", "uid", "t0", "t1", "end"))
-        keys = self.book.hold_keys(rows, uid, t0, t1, self.model.objects)
+        keys = self.book.hold_keys(rows, uid, t0, t1, self.model.objects, tracks)
         self._add("obj_holds", rows, keys, t0, t1, track_span_colors(kind, end, pid))
 
     def _track_spans(self, rows, kind, pid, uid, t0, t1, end, value, track):

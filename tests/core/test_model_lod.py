@@ -100,6 +100,15 @@ def test_duration_classes(d, cls):
     assert duration_class(np.array([d]))[0] == min(cls, lod.LEVELS - 1)
 
 
+def test_every_duration_near_every_power_of_two_is_in_its_class():
+    """Class c holds the durations from a bin of level c to just below one of level c + 1: checked at, just
+    below and just above every power of two a duration can be, and over random ones."""
+    powers = np.array([1 << k for k in range(63)], np.int64)
+    d = np.concatenate(([0], powers - 1, powers, powers + 1, np.random.default_rng(1).integers(0, 1 << 62, 10_000)))
+    starts = np.array([bin_width(c) for c in range(lod.LEVELS)], np.int64)
+    assert duration_class(d).tolist() == (np.searchsorted(starts, d, side="right") - 1).tolist()
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2 ** 32 - 1), n=st.integers(1, 3000), bins=st.sampled_from([1, 5, 400, 1 << 30]),
        codes=st.sampled_from([1, 3, 200, 1 << 17]))
