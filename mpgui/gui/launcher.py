@@ -370,9 +370,11 @@ class LauncherPanel(QtWidgets.QWidget):
             if meta.get("start_method") and self.method.findText(meta["start_method"]) >= 0:
                 self.method.setCurrentText(meta["start_method"])
             where = " Its scenario and parameters are set above: Run runs it again."
-        self.context.setText("Showing run %s: %s, start method%s %s.%s" % (
-            (meta.get("run_id") or "")[:12], said, "s" if len(methods) > 1 else "",
-            ", ".join(methods) or meta.get("start_method") or "-", where))
+        used = ", ".join(methods) or meta.get("start_method")
+        self.context.setText("Showing run%s: %s, %s.%s" % (
+            " " + meta["run_id"][:12] if meta.get("run_id") else "", said,
+            ("start method%s %s" % ("s" if len(methods) > 1 else "", used)) if used else "no start method recorded",
+            where))
         self.context.show()
 
     def clear_run(self):

@@ -158,3 +158,16 @@ def test_settings_remember_the_last_choices(qtbot, tmp_path, window):
     assert again.launcher.scenario.name == "pool_methods"
     assert again.launcher.fields["tasks"].raw() == "7"
     again.close()
+
+
+def test_the_line_about_a_shown_run_names_what_it_knows_of_it(qtbot, window):
+    """A scenario's run names its id, scenario and start method; a run file that recorded neither an id nor a
+    start method (written by another tool) says so instead of leaving blanks."""
+    window.launcher.show_run({"run_id": "0123456789abcdef", "scenario": "lock_contention",
+                              "start_method": "spawn"}, ["spawn"])
+    assert window.launcher.context.text().startswith("Showing run 0123456789ab: lock_contention, start method "
+                                                     "spawn. Its scenario and parameters are set above")
+    window.launcher.show_run({"title": "synthetic"}, [])
+    assert window.launcher.context.text() == "Showing run: synthetic, no start method recorded."
+    window.launcher.show_run({"title": "my program"}, ["fork", "spawn"])
+    assert window.launcher.context.text() == "Showing run: my program, start methods fork, spawn."
