@@ -290,18 +290,24 @@ class TimelineBuilder:
         self.book.cover_rows(hi)
         track = self.book.keys_of(uid, objects)          # first: a semaphore is known before its holds
         keys = self._lane_keys(pid, tid)
-        color = span_colors(kind, uid, self.book.semaphore_uids())
+        sems = self.book.semaphore_uids()
+        color = span_colors(kind, uid, sems)
         hold = kind == Span.LOCK_HOLD
         self._add("holds", rows[hold], keys[hold], t0[hold], t1[hold], color[hold])
         w = ~hold
         self._add("waits", rows[w], keys[w], t0[w], t1[w], color[w])
         self._track_spans(rows, kind, pid, uid, t0, t1, end, value, track)
+        # holds on their object's track now, but a semaphore's: they are placed in its slots all at once (``_spans``)
         held = hold & (track != 0)
-        return rows[held], track[held]
+        slotted = held & np.isin(uid, sems) if len(sems) else np.zeros(len(held), bool)
+        plain = np.flatnonzero(held & ~slotted)
+        if len(plain):
+            self._add("obj_holds", rows[plain], track[plain], t0[plain], t1[plain],
+                      track_span_colors(kind[plain], end[plain], pid[plain]))
+        return rows[slotted], track[slotted]
 
     def _obj_holds(self, rows, tracks):
-        """Holds (span ``rows``) of objects with a track (their keys: ``tracks``), in their track or their
-        semaphore's slot."""
+        """Holds (span ``rows``) of semaphores with a track (their keys: ``tracks``), in their slots."""
         if not len(rows):
             return
         sp = self.model.spans
