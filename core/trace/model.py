@@ -117,6 +117,24 @@ def in_time_order(run_file):
         yield pending, np.arange(len(pending))
 
 
+def seq_order(seq):
+    """``np.argsort(seq, kind="stable")`` for a chunk's rows of one family: their record numbers are mostly
+    distinct and close together, so each is put in its place in a table of the numbers' range (a pass, not a
+    sort); numbers spread too far, or repeated (a record that closes two spans), are sorted."""
+    n = len(seq)
+    if n < 2:
+        return np.arange(n)
+    lo = int(seq.min())
+    span = int(seq.max()) - lo + 1
+    if span <= 8 * n:
+        slot = np.full(span, -1, np.int64)
+        slot[seq - lo] = np.arange(n)
+        order = slot[slot >= 0]
+        if len(order) == n:
+            return order
+    return np.argsort(seq, kind="stable")
+
+
 class _Table(Columns):
     """An append-only table: the old name and ``view()`` of all rows as records, for callers that want them."""
 
@@ -769,7 +787,7 @@ class RunModel(RunViews):
         f = self._family(family)
         if f is None:
             return None
-        o = np.argsort(f["seq"], kind="stable")
+        o = seq_order(f["seq"])
         n = len(o)
         first = table.extend(**{name: full(f[name], n)[o] for name in table.names})
         if blocks is not None:

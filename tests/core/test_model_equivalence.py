@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from core.trace.arrays import EVENT_DTYPE
 from core.trace.collector import Batch
 from core.trace.events import JobMethod, Kind, Outcome, StartMethod, WorkerExit
-from core.trace.model import RunModel
+from core.trace.model import RunModel, seq_order
 from core.trace.store import RunFile, RunWriter
 
 from model_checks import FixedReference, differences
@@ -241,3 +241,13 @@ def test_a_run_file_read_a_chunk_at_a_time_gives_version_one_s_tables(tmp_path_f
     ref.set_meta(new.meta)
     ref.dropped = new.dropped
     assert differences(ref, new) == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 200), max_size=300), st.integers(0, 10 ** 12), st.sampled_from([1, 3, 1000]))
+def test_a_familys_rows_are_put_in_record_order_as_a_stable_sort_puts_them(values, base, spread):
+    """Rows of one family (spans, messages...) are appended in the order of their records: close, distinct
+    record numbers by their place in a table, spread or repeated ones (a record closing two spans) sorted;
+    either way what a stable sort gives."""
+    seq = base + np.array(values, np.int64) * spread
+    assert seq_order(seq).tolist() == np.argsort(seq, kind="stable").tolist()
