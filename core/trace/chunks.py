@@ -107,7 +107,7 @@ def decode_events(data, n, codec, scratch=None):
         raise ChunkError("is truncated (%d bytes)" % len(data))
     expected = (_RECORD_SIZE - k) * n
     raw = _unpack(data[_MASK_BYTES + k:], codec, expected)
-    if scratch is not None and scratch and len(scratch[0]) >= _RECORD_SIZE * n:
+    if scratch and len(scratch[0]) >= _RECORD_SIZE * n:
         buf = scratch[0]
     else:
         buf = np.empty(_RECORD_SIZE * n, dtype=np.uint8)

@@ -777,11 +777,10 @@ class ProfileRecords:
         start = np.clip(rows["t"] - rows["wait"], lo, end)
         b0 = np.minimum((start - lo) // width, PROFILE_BINS - 1)
         b1 = np.minimum((end - lo) // width, PROFILE_BINS - 1)
-        texts = [self._text(int(i)) for i in rows["site"].tolist()]
-        distinct = sorted(set(texts))
-        group = np.array([distinct.index(x) for x in texts]) if len(distinct) > 1 else np.zeros(len(texts), int)
-        for g, text in enumerate(distinct):
-            mine = group == g
+        ids, which = np.unique(rows["site"], return_inverse=True)
+        texts = [self._text(i) for i in ids.tolist()]        # a site is its text (several ids may share one)
+        for text in sorted(set(texts)):
+            mine = np.isin(which, [k for k, x in enumerate(texts) if x == text])
             acc = self._sites.get(text)
             if acc is None:
                 acc = self._sites[text] = [0, 0, 0, np.zeros(PROFILE_BINS), np.zeros(PROFILE_BINS + 1, np.int64)]
