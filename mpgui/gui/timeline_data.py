@@ -312,7 +312,7 @@ class TimelineBuilder:
             return
         sp = self.model.spans
         kind, pid, uid, t0, t1, end = (sp.view(c)[rows] for c in ("kind", "pid", "uid", "t0", "t1", "end"))
-        keys = self.book.hold_keys(rows, uid, t0, t1, self.model.objects, tracks)
+        keys = self.book.hold_keys(rows, uid, t0, t1, tracks)
         self._add("obj_holds", rows, keys, t0, t1, track_span_colors(kind, end, pid))
 
     def _track_spans(self, rows, kind, pid, uid, t0, t1, end, value, track):

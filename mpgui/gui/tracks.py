@@ -206,11 +206,11 @@ class TrackBook:
             grown[:len(self.slot_of)] = self.slot_of
             self.slot_of = grown
 
-    def hold_keys(self, rows, uid, t0, t1, objects, tracks=None):
-        """The lane key of each hold (span ``rows``, of objects ``uid``): its track's (``tracks``, if the caller
-        has them from ``keys_of``), or its slot's for a semaphore, the first slot free at its start (holds
-        taken in order of start)."""
-        keys = self.keys_of(uid, objects) if tracks is None else np.array(tracks, np.int64)
+    def hold_keys(self, rows, uid, t0, t1, track_keys):
+        """The lane key of each hold (span ``rows``, of objects ``uid``): its track's (``track_keys``, from
+        ``keys_of``), or its slot's for a semaphore, the first slot free at its start (holds taken in order of
+        start)."""
+        keys = np.array(track_keys, np.int64)
         if len(rows):
             self.cover_rows(int(rows.max()) + 1)
         sem = self.semaphore_uids()
